@@ -1,0 +1,3 @@
+from multihot.cli import main
+
+main()

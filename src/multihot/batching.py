@@ -1,0 +1,121 @@
+"""Tokenized datasets, length-grouped batches and dynamic padding.
+
+Batches hold texts of similar length and are padded only to their own longest text (rounded up to
+a multiple of 8 for efficient kernels), never to ``max_length``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids per text, with special tokens, truncated to ``max_length``; no padding."""
+    if not texts:
+        return []
+    out = tokenizer(
+        list(texts), truncation=True, max_length=max_length, return_attention_mask=False
+    )
+    return out["input_ids"]
+
+
+class TokenizedDataset(Dataset):
+    """Token ids and (optionally) multi-hot targets; item ``i`` is ``(i, ids, targets_i)``."""
+
+    def __init__(self, input_ids: list[list[int]], targets: np.ndarray | None = None):
+        self.input_ids = input_ids
+        self.targets = targets
+        self.lengths = np.fromiter(
+            (len(x) for x in input_ids), dtype=np.int64, count=len(input_ids)
+        )
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, i: int):
+        return i, self.input_ids[i], None if self.targets is None else self.targets[i]
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Shuffled batches of texts of similar length.
+
+    Indices are shuffled, cut into mega-batches of ``batch_size * group`` texts, each mega-batch
+    sorted by length and cut into batches, and the batches shuffled again: batches stay random,
+    padding stays small. Deterministic for a seed and epoch (call :meth:`set_epoch`).
+    """
+
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        seed: int = 0,
+        group: int = 50,
+        shuffle: bool = True,
+    ):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.group = group
+        self.shuffle = shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if not self.shuffle:
+            yield from sorted_batches(self.lengths, self.batch_size)
+            return
+        rng = np.random.default_rng((self.seed, self.epoch))
+        order = rng.permutation(len(self.lengths))
+        mega = self.batch_size * self.group
+        batches = []
+        for start in range(0, len(order), mega):
+            chunk = order[start : start + mega]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches.extend(
+                chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
+            )
+        for b in rng.permutation(len(batches)):
+            yield batches[b].tolist()
+
+
+def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[list[int]]:
+    """Batches of indices in order of decreasing length (for inference; restore order after)."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
+class Collator:
+    """Pads a list of ``(index, ids, targets)`` items to the batch's longest text."""
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = 8):
+        self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, items) -> dict[str, torch.Tensor]:
+        longest = max(len(ids) for _, ids, _ in items)
+        if self.pad_to_multiple_of:
+            longest = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        input_ids = torch.full((len(items), longest), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(items), longest), dtype=torch.long)
+        for row, (_, ids, _) in enumerate(items):
+            input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+            attention_mask[row, : len(ids)] = 1
+        batch = {
+            "index": torch.as_tensor([i for i, _, _ in items], dtype=torch.long),
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+        }
+        if items[0][2] is not None:
+            batch["targets"] = torch.as_tensor(
+                np.stack([t for _, _, t in items]), dtype=torch.float32
+            )
+        return batch

@@ -1,0 +1,398 @@
+"""The library's front door: :class:`Classifier` trains, predicts, evaluates, tunes, saves, loads."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from multihot.batching import TokenizedDataset, tokenize
+from multihot.config import RunConfig
+from multihot.data import Dataset, read_dataset
+from multihot.encoders import build_encoder, encoder_from_config
+from multihot.errors import DataError, MultihotError, RunDirError
+from multihot.inference import predict_logits, sigmoid
+from multihot.labels import LabelSet
+from multihot.losses import build_loss, compute_pos_weight
+from multihot.metrics import compute_metrics
+from multihot.model import MultiLabelModel
+from multihot.precision import default_device, resolve_precision
+from multihot.run import (
+    check_run_dir,
+    dumps,
+    history_text,
+    library_versions,
+    read_history,
+    read_json,
+    write_atomic,
+    write_dir_atomic,
+)
+from multihot.splits import stratified_split
+from multihot.thresholds import Thresholds, tune_thresholds
+from multihot.training import TrainCallback, fit
+
+logger = logging.getLogger(__name__)
+
+DataLike = str | Path | Dataset
+
+
+class Classifier:
+    """A trained multi-label text classifier with its per-label thresholds.
+
+    Example:
+        >>> clf = Classifier.train("train.jsonl", val="dev.jsonl", encoder="scratch-mini", epochs=3)  # doctest: +SKIP
+        >>> clf.predict_proba(["so happy for you!"]).shape  # doctest: +SKIP
+        (1, 28)
+        >>> clf.predict(["so happy for you!"])  # doctest: +SKIP
+        [['joy']]
+        >>> clf.save("runs/emotions"); clf = Classifier.load("runs/emotions")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: MultiLabelModel,
+        tokenizer,
+        labels: LabelSet,
+        thresholds: Thresholds,
+        config: RunConfig,
+        encoder_config: dict[str, Any],
+        metrics: dict[str, Any] | None = None,
+        history: list[dict[str, Any]] | None = None,
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.labels = labels
+        self.thresholds = thresholds
+        self.config = config
+        self.encoder_config = encoder_config
+        self.metrics = metrics or {}
+        self.history = history or []
+        self.device = default_device()
+        self.model.to(self.device).eval()
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.labels.names
+
+    # ----------------------------------------------------------------------------------- training
+    @classmethod
+    def train(
+        cls,
+        train: DataLike,
+        val: DataLike | None = None,
+        *,
+        config: RunConfig | None = None,
+        output: str | Path | None = None,
+        callback: TrainCallback | None = None,
+        **overrides: Any,
+    ) -> Classifier:
+        """Train on ``train``, select and tune thresholds on ``val`` (or a stratified hold-out).
+
+        Args:
+            train: a data file (csv, tsv, jsonl, json, parquet) or a :class:`Dataset`.
+            val: the same for validation; without it ``val_fraction`` of train is held out.
+            config: the full configuration; ``overrides`` (flat keys such as ``encoder="scratch-mini"``,
+                ``epochs=3``) replace its values.
+            output: a run directory to save to when training is done.
+            callback: receives progress (see :class:`multihot.training.TrainCallback`).
+        """
+        from accelerate.utils import set_seed
+
+        config = (config or RunConfig()).override(**overrides)
+        train_data = _read(train, config)
+        val_data = _read(val, config) if val is not None else None
+
+        names: set[str] = {n for labels in train_data.labels for n in labels}
+        names.update(train_data.label_names or [])
+        if val_data is not None:
+            names.update(n for labels in val_data.labels for n in labels)
+            names.update(val_data.label_names or [])
+        if not names:
+            raise DataError(f"{train_data.source}: no labels: expected at least one label name")
+        labels = LabelSet(
+            train_data.label_names if _same_names(train_data, names) else sorted(names)
+        )
+        train_targets = labels.encode(train_data.labels, train_data.source)
+        for name, count in zip(labels.names, train_targets.sum(axis=0), strict=True):
+            if count == 0:
+                logger.warning(
+                    "%s: label %r has no positive example in training", train_data.source, name
+                )
+
+        if val_data is None:
+            train_idx, val_idx = stratified_split(
+                train_targets, config.train.val_fraction, config.train.seed
+            )
+            val_data, train_data = train_data.subset(val_idx), train_data.subset(train_idx)
+            val_targets, train_targets = train_targets[val_idx], train_targets[train_idx]
+            logger.info(
+                "no validation data: held out %d of %d training texts",
+                len(val_idx),
+                len(train_idx) + len(val_idx),
+            )
+        else:
+            val_targets = labels.encode(val_data.labels, val_data.source)
+
+        set_seed(config.train.seed)
+        m = config.model
+        encoder, tokenizer, encoder_config = build_encoder(
+            m.encoder, train_data.texts, m.vocab_size, m.max_length, m.dropout
+        )
+        model = MultiLabelModel(encoder, len(labels), m)
+        train_set = TokenizedDataset(
+            tokenize(tokenizer, train_data.texts, m.max_length), train_targets
+        )
+        val_set = TokenizedDataset(tokenize(tokenizer, val_data.texts, m.max_length), val_targets)
+        loss_fn = build_loss(
+            config.train.loss, compute_pos_weight(train_targets, config.train.pos_weight)
+        )
+
+        result = fit(
+            model,
+            loss_fn,
+            train_set,
+            val_set,
+            config.train,
+            pad_token_id=tokenizer.pad_token_id,
+            label_names=labels.names,
+            callback=callback,
+        )
+        model.load_state_dict(result.state_dict)
+        t = config.train
+        thresholds = tune_thresholds(
+            val_targets,
+            result.val_probs,
+            strategy=t.thresholds,
+            fixed_value=t.fixed_threshold,
+            min_support=t.min_support,
+            top1_fallback=t.top1_fallback,
+        )
+        metrics = {
+            "validation": compute_metrics(
+                val_targets,
+                result.val_probs,
+                thresholds.values,
+                labels.names,
+                decisions=thresholds.apply(result.val_probs),
+            ),
+            "best": {
+                "step": result.best["step"],
+                "epoch": result.best["epoch"],
+                "metric": t.metric,
+            },
+            "precision": result.precision,
+            "stopped_early": result.stopped_early,
+        }
+        clf = cls(
+            model, tokenizer, labels, thresholds, config, encoder_config, metrics, result.history
+        )
+        if output is not None:
+            clf.save(output)
+        return clf
+
+    # --------------------------------------------------------------------------------- prediction
+    def predict_logits(
+        self, texts: Sequence[str], batch_size: int = 64, precision: str = "auto"
+    ) -> np.ndarray:
+        """Logits of shape ``(n_texts, num_labels)``, rows in input order."""
+        texts = _check_texts(texts)
+        ids = tokenize(self.tokenizer, texts, self.config.model.max_length)
+        return predict_logits(
+            self.model,
+            ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            batch_size=batch_size,
+            device=self.device,
+            precision=resolve_precision(precision, self.device),
+        )
+
+    def predict_proba(
+        self, texts: Sequence[str], batch_size: int = 64, precision: str = "auto"
+    ) -> np.ndarray:
+        """Probabilities of shape ``(n_texts, num_labels)``; column ``j`` is ``label_names[j]``.
+
+        ``precision="auto"`` uses bf16 where the processor supports it (about 1e-2 from fp32);
+        pass ``"fp32"`` for exact reference values.
+        """
+        return sigmoid(self.predict_logits(texts, batch_size, precision))
+
+    def predict(
+        self, texts: Sequence[str], batch_size: int = 64, precision: str = "auto"
+    ) -> list[list[str]]:
+        """Label names per text, with the saved thresholds applied."""
+        return self.labels.decode(
+            self.thresholds.apply(self.predict_proba(texts, batch_size, precision))
+        )
+
+    def iter_predict(
+        self, batches: Iterable[Sequence[str]], batch_size: int = 64, precision: str = "auto"
+    ) -> Iterator[tuple[list[str], np.ndarray, list[list[str]]]]:
+        """Stream ``(texts, probs, labels)`` per input batch, so inputs of any size keep memory flat."""
+        for texts in batches:
+            probs = self.predict_proba(texts, batch_size, precision)
+            yield list(texts), probs, self.labels.decode(self.thresholds.apply(probs))
+
+    # --------------------------------------------------------------------------------- evaluation
+    def _targets(self, data: DataLike) -> tuple[Dataset, np.ndarray]:
+        dataset = _read(data, self.config)
+        for name in dataset.label_names or []:
+            if name not in self.labels:
+                raise DataError(
+                    f"{dataset.source}: column {name!r}: label {name!r} is not one of the model's labels"
+                )
+        return dataset, self.labels.encode(dataset.labels, dataset.source)
+
+    def evaluate(
+        self, data: DataLike, batch_size: int = 64, precision: str = "auto"
+    ) -> dict[str, Any]:
+        """Overall and per-label metrics on labelled data, with the saved thresholds."""
+        dataset, targets = self._targets(data)
+        probs = self.predict_proba(dataset.texts, batch_size, precision)
+        return compute_metrics(
+            targets,
+            probs,
+            self.thresholds.values,
+            self.labels.names,
+            decisions=self.thresholds.apply(probs),
+        )
+
+    def tune_thresholds(
+        self,
+        data: DataLike,
+        strategy: str | None = None,
+        min_support: int | None = None,
+        top1_fallback: bool | None = None,
+        batch_size: int = 64,
+        precision: str = "auto",
+    ) -> dict[str, Any]:
+        """Tune thresholds on labelled data (defaults: the run's settings); returns the metrics there."""
+        t = self.config.train
+        dataset, targets = self._targets(data)
+        probs = self.predict_proba(dataset.texts, batch_size, precision)
+        self.thresholds = tune_thresholds(
+            targets,
+            probs,
+            strategy=strategy or t.thresholds,
+            fixed_value=t.fixed_threshold,
+            min_support=t.min_support if min_support is None else min_support,
+            top1_fallback=t.top1_fallback if top1_fallback is None else top1_fallback,
+        )
+        metrics = compute_metrics(
+            targets,
+            probs,
+            self.thresholds.values,
+            self.labels.names,
+            decisions=self.thresholds.apply(probs),
+        )
+        self.metrics["thresholds_tuned_on"] = {"data": dataset.source, **metrics}
+        return metrics
+
+    # ---------------------------------------------------------------------------------- artifacts
+    def save(self, path: str | Path) -> Path:
+        """Write the run directory (all or nothing; an existing one is replaced)."""
+        from safetensors.torch import save_model
+
+        path = Path(path)
+
+        def fill(tmp: Path) -> None:
+            config = {
+                **self.config.to_dict(),
+                "encoder_config": self.encoder_config,
+                "num_labels": len(self.labels),
+                "versions": library_versions(),
+            }
+            write_atomic(tmp / "config.json", dumps(config))
+            save_model(self.model, str(tmp / "model.safetensors"))
+            self.tokenizer.save_pretrained(str(tmp / "tokenizer"))
+            write_atomic(tmp / "labels.json", dumps(self.labels.names))
+            write_atomic(tmp / "thresholds.json", dumps(self.thresholds.to_dict(self.labels.names)))
+            write_atomic(tmp / "metrics.json", dumps(self.metrics))
+            write_atomic(tmp / "history.jsonl", history_text(self.history))
+
+        write_dir_atomic(path, fill)
+        return path
+
+    def save_thresholds(self, path: str | Path) -> None:
+        """Replace only thresholds.json and metrics.json of an existing run directory."""
+        path = check_run_dir(Path(path))
+        write_atomic(path / "thresholds.json", dumps(self.thresholds.to_dict(self.labels.names)))
+        write_atomic(path / "metrics.json", dumps(self.metrics))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Classifier:
+        """Load a run directory written by :meth:`save` (weights from safetensors only)."""
+        from safetensors.torch import load_model
+        from transformers import AutoTokenizer
+
+        path = check_run_dir(Path(path))
+        raw = read_json(path / "config.json")
+        try:
+            encoder_config = raw.pop("encoder_config")
+            raw.pop("num_labels", None)
+            raw.pop("versions", None)
+            config = RunConfig.from_dict(raw, source=str(path / "config.json"))
+        except KeyError:
+            raise RunDirError(f"{path / 'config.json'}: missing 'encoder_config'") from None
+        except MultihotError as err:
+            raise RunDirError(str(err)) from None
+        names = read_json(path / "labels.json", list)
+        try:
+            labels = LabelSet(names)
+            thresholds = Thresholds.from_dict(read_json(path / "thresholds.json"), labels.names)
+        except MultihotError as err:
+            raise RunDirError(f"{path}: labels.json / thresholds.json: {err}") from None
+        model = MultiLabelModel(encoder_from_config(encoder_config), len(labels), config.model)
+        try:
+            load_model(model, str(path / "model.safetensors"), strict=True)
+        except Exception as err:  # safetensors raises several types for truncated or foreign files
+            raise RunDirError(
+                f"{path / 'model.safetensors'}: cannot load weights ({str(err).splitlines()[0][:200]})"
+            ) from None
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
+        except Exception as err:
+            raise RunDirError(
+                f"{path / 'tokenizer'}: cannot load tokenizer ({str(err).splitlines()[0][:200]})"
+            ) from None
+        metrics = read_json(path / "metrics.json") if (path / "metrics.json").exists() else {}
+        return cls(
+            model,
+            tokenizer,
+            labels,
+            thresholds,
+            config,
+            encoder_config,
+            metrics,
+            read_history(path / "history.jsonl"),
+        )
+
+
+def _read(data: DataLike, config: RunConfig) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    d = config.data
+    return read_dataset(
+        data,
+        text_col=d.text_col,
+        labels_col=d.labels_col,
+        label_cols=d.label_cols,
+        label_sep=d.label_sep,
+    )
+
+
+def _same_names(data: Dataset, names: set[str]) -> bool:
+    """Keep the column order of 0/1 label columns when they name every label."""
+    return data.label_names is not None and set(data.label_names) == names
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise MultihotError("expected a list of texts, got a single string; wrap it in a list")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise MultihotError(f"text {i + 1}: expected a string, got {type(text).__name__}")
+    return texts

@@ -1,0 +1,399 @@
+"""The ``multihot`` command: one thin verb per library function.
+
+Every verb checks its arguments, calls the library and prints with rich. A :class:`MultihotError`
+(bad file, column, row, run directory) becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from multihot.errors import MultihotError
+
+app = typer.Typer(
+    name="multihot",
+    help="Multi-label text classification: train, evaluate, tune thresholds, predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
+    root = logging.getLogger("multihot")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+    # Libraries underneath are chatty at INFO; keep their warnings only.
+    for name in ("transformers", "accelerate", "tokenizers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _friendly(fn):
+    """Turn user errors into one line and exit 2, whatever the verb."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MultihotError as e:
+            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    _setup_logging(verbose)
+
+
+def _split_cols(value: str | None) -> list[str] | None:
+    return None if value is None else [c.strip() for c in value.split(",") if c.strip()]
+
+
+def _data_overrides(text_col, labels_col, label_cols, label_sep) -> dict[str, Any]:
+    return {
+        "text_col": text_col,
+        "labels_col": labels_col,
+        "label_cols": _split_cols(label_cols),
+        "label_sep": label_sep,
+    }
+
+
+TextCol = Annotated[str | None, typer.Option("--text-col", help="Text column (default: text).")]
+LabelsCol = Annotated[
+    str | None, typer.Option("--labels-col", help="Column of label-name lists (default: labels).")
+]
+LabelCols = Annotated[
+    str | None, typer.Option("--label-cols", help="Comma-separated 0/1 label columns.")
+]
+LabelSep = Annotated[
+    str | None, typer.Option("--label-sep", help="Delimiter inside the labels column.")
+]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass.")]
+Precision = Annotated[
+    str, typer.Option("--precision", help="auto (bf16 where supported), fp32, bf16, fp16.")
+]
+
+
+# --------------------------------------------------------------------------------------- train
+@app.command()
+@_friendly
+def train(
+    train_file: Annotated[
+        Path, typer.Argument(help="Training data (.csv .tsv .jsonl .json .parquet).")
+    ],
+    val: Annotated[
+        Path | None, typer.Option("--val", help="Validation data; default: a stratified hold-out.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Run directory (default: runs/<train name>)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML or JSON file with the same keys as the flags."),
+    ] = None,
+    encoder: Annotated[
+        str | None,
+        typer.Option(help="HF checkpoint name/directory or scratch-tiny|mini|small|base."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the training data.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Texts per step.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Encoder learning rate.")] = None,
+    head_lr: Annotated[
+        float | None, typer.Option(help="Pooling/head learning rate (default: lr).")
+    ] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay.")] = None,
+    warmup_ratio: Annotated[
+        float | None, typer.Option(help="Fraction of steps of linear warmup.")
+    ] = None,
+    grad_clip: Annotated[float | None, typer.Option(help="Max gradient norm (0: off).")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="Batches per optimiser step.")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Max tokens per text.")] = None,
+    pooling: Annotated[
+        str | None, typer.Option(help="cls, pooler, mean, max, attention, label-attention.")
+    ] = None,
+    head: Annotated[str | None, typer.Option(help="linear or mlp.")] = None,
+    head_hidden: Annotated[int | None, typer.Option(help="Hidden size of the mlp head.")] = None,
+    dropout: Annotated[
+        float | None, typer.Option(help="Dropout in encoder (scratch) and head.")
+    ] = None,
+    vocab_size: Annotated[
+        int | None, typer.Option(help="WordPiece vocabulary of scratch encoders.")
+    ] = None,
+    precision: Annotated[str | None, typer.Option(help="auto, fp32, bf16, fp16.")] = None,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Evaluate every N steps (0: every epoch).")
+    ] = None,
+    metric: Annotated[str | None, typer.Option(help="Selection / early-stopping metric.")] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Early stopping patience in evaluations (0: off).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    loss: Annotated[str | None, typer.Option(help="Loss: bce.")] = None,
+    pos_weight: Annotated[str | None, typer.Option(help="none, auto or sqrt.")] = None,
+    thresholds: Annotated[str | None, typer.Option(help="fixed, global or per-label.")] = None,
+    fixed_threshold: Annotated[
+        float | None, typer.Option(help="Threshold of the fixed strategy.")
+    ] = None,
+    min_support: Annotated[
+        int | None, typer.Option(help="Fewer validation positives: global threshold.")
+    ] = None,
+    top1_fallback: Annotated[
+        bool | None,
+        typer.Option("--top1-fallback/--no-top1-fallback", help="Always give the top label."),
+    ] = None,
+    val_fraction: Annotated[
+        float | None, typer.Option(help="Hold-out fraction without --val.")
+    ] = None,
+    text_col: TextCol = None,
+    labels_col: LabelsCol = None,
+    label_cols: LabelCols = None,
+    label_sep: LabelSep = None,
+) -> None:
+    """Train a model and tune its thresholds; leaves a run directory."""
+    from multihot.classifier import Classifier
+    from multihot.config import RunConfig, load_config_file
+    from multihot.progress import RichProgress
+
+    base = (
+        RunConfig.from_dict(load_config_file(config), source=str(config)) if config else RunConfig()
+    )
+    flags = dict(
+        encoder=encoder,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        head_lr=head_lr,
+        weight_decay=weight_decay,
+        warmup_ratio=warmup_ratio,
+        grad_clip=grad_clip,
+        grad_accum=grad_accum,
+        max_length=max_length,
+        pooling=pooling,
+        head=head,
+        head_hidden=head_hidden,
+        dropout=dropout,
+        vocab_size=vocab_size,
+        precision=precision,
+        eval_every=eval_every,
+        metric=metric,
+        patience=patience,
+        seed=seed,
+        loss=loss,
+        pos_weight=pos_weight,
+        thresholds=thresholds,
+        fixed_threshold=fixed_threshold,
+        min_support=min_support,
+        top1_fallback=top1_fallback,
+        val_fraction=val_fraction,
+    )
+    flags.update(_data_overrides(text_col, labels_col, label_cols, label_sep))
+    run_config = base.override(**flags)
+    output = output or Path("runs") / train_file.stem
+    callback = RichProgress(err, metric=run_config.train.metric)
+    clf = Classifier.train(train_file, val, config=run_config, output=output, callback=callback)
+    _print_report(
+        clf.metrics["validation"],
+        title=f"validation ({clf.metrics['best']['metric']} best at epoch {clf.metrics['best']['epoch']})",
+    )
+    out.print(f"saved {output}")
+
+
+# ------------------------------------------------------------------------------------ evaluate
+@app.command()
+@_friendly
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    data: Annotated[Path, typer.Argument(help="Labelled data file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    batch_size: BatchSize = 64,
+    precision: Precision = "auto",
+    text_col: TextCol = None,
+    labels_col: LabelsCol = None,
+    label_cols: LabelCols = None,
+    label_sep: LabelSep = None,
+) -> None:
+    """Overall and per-label metrics of a run on labelled data, with its saved thresholds."""
+    clf = _load(run, text_col, labels_col, label_cols, label_sep)
+    metrics = clf.evaluate(data, batch_size=batch_size, precision=precision)
+    if as_json:
+        from multihot.run import dumps
+
+        sys.stdout.write(dumps(metrics))
+    else:
+        _print_report(metrics, title=str(data))
+
+
+# ------------------------------------------------------------------------------------- predict
+@app.command()
+@_friendly
+def predict(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    input_file: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="INPUT",
+            help="Texts: a data file, a .txt file (one per line) or '-' for stdin lines.",
+        ),
+    ] = None,
+    text: Annotated[
+        list[str] | None, typer.Option("--text", help="A text to label (repeatable).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Output .jsonl or .csv (default: JSONL on stdout)."),
+    ] = None,
+    batch_size: BatchSize = 64,
+    precision: Precision = "auto",
+    chunk_size: Annotated[
+        int, typer.Option(help="Texts read at a time (memory stays flat).", min=1)
+    ] = 8192,
+    text_col: TextCol = None,
+) -> None:
+    """Label new texts with the run's thresholds; streams files of any size."""
+    from multihot.data import iter_text_batches
+    from multihot.writers import open_writer
+
+    if (input_file is None) == (not text):
+        raise MultihotError("give either an INPUT file (or '-') or --text, not both or neither")
+    clf = _load(run, text_col, None, None, None)
+    if text:
+        batches = iter([list(text)])
+    else:
+        if input_file != "-" and not Path(input_file).exists():
+            raise MultihotError(f"{input_file}: no such file")
+        batches = iter_text_batches(
+            input_file, text_col=clf.config.data.text_col, batch_size=chunk_size
+        )
+    with open_writer(output, clf.label_names) as writer:
+        for texts, probs, labels in clf.iter_predict(
+            batches, batch_size=batch_size, precision=precision
+        ):
+            writer.write(texts, probs, labels)
+    if output is not None:
+        err.print(f"wrote {writer.count} predictions to {output}")
+
+
+# ----------------------------------------------------------------------------- tune-thresholds
+@app.command("tune-thresholds")
+@_friendly
+def tune_thresholds(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    data: Annotated[Path, typer.Argument(help="Labelled data to tune on (not the test set).")],
+    strategy: Annotated[
+        str | None, typer.Option(help="fixed, global or per-label (default: the run's).")
+    ] = None,
+    min_support: Annotated[
+        int | None, typer.Option(help="Fewer positives: global threshold.")
+    ] = None,
+    top1_fallback: Annotated[
+        bool | None, typer.Option("--top1-fallback/--no-top1-fallback")
+    ] = None,
+    batch_size: BatchSize = 64,
+    precision: Precision = "auto",
+    text_col: TextCol = None,
+    labels_col: LabelsCol = None,
+    label_cols: LabelCols = None,
+    label_sep: LabelSep = None,
+) -> None:
+    """Re-tune the run's thresholds on other labelled data and save them into the run."""
+    clf = _load(run, text_col, labels_col, label_cols, label_sep)
+    metrics = clf.tune_thresholds(
+        data,
+        strategy=strategy,
+        min_support=min_support,
+        top1_fallback=top1_fallback,
+        batch_size=batch_size,
+        precision=precision,
+    )
+    clf.save_thresholds(run)
+    _print_report(metrics, title=f"{data} (tuned here)")
+    out.print(f"saved {run / 'thresholds.json'}")
+
+
+# ------------------------------------------------------------------------------------- helpers
+def _load(run: Path, text_col, labels_col, label_cols, label_sep):
+    """Load a run; data-column flags override the columns it was trained with."""
+    from multihot.classifier import Classifier
+
+    clf = Classifier.load(run)
+    clf.config = clf.config.override(**_data_overrides(text_col, labels_col, label_cols, label_sep))
+    return clf
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _print_report(metrics: dict[str, Any], title: str) -> None:
+    from rich.table import Table
+
+    overall = Table(title=f"overall: {title}", show_header=True, title_justify="left")
+    for col in ("", "micro", "macro", "weighted", "samples"):
+        overall.add_column(col, justify="right" if col else "left")
+    for name in ("f1", "precision", "recall"):
+        overall.add_row(
+            name,
+            *(
+                _fmt(metrics.get(f"{avg}_{name}"))
+                for avg in ("micro", "macro", "weighted", "samples")
+            ),
+        )
+    overall.add_row(
+        "roc_auc", _fmt(metrics.get("micro_roc_auc")), _fmt(metrics.get("macro_roc_auc")), "", ""
+    )
+    overall.add_row(
+        "avg precision", _fmt(metrics.get("micro_ap")), _fmt(metrics.get("macro_ap")), "", ""
+    )
+    out.print(overall)
+    out.print(
+        f"hamming loss {_fmt(metrics.get('hamming_loss'))}   subset accuracy {_fmt(metrics.get('subset_accuracy'))}   "
+        f"texts {metrics.get('num_texts')}   labels {metrics.get('num_labels')}"
+    )
+    per_label = Table(title="per label", title_justify="left")
+    for col in ("label", "precision", "recall", "f1", "support", "auc", "threshold"):
+        per_label.add_column(col, justify="left" if col == "label" else "right")
+    for name, m in metrics.get("per_label", {}).items():
+        per_label.add_row(
+            name,
+            _fmt(m["precision"], 3),
+            _fmt(m["recall"], 3),
+            _fmt(m["f1"], 3),
+            str(m["support"]),
+            _fmt(m["roc_auc"], 3),
+            _fmt(m["threshold"], 3),
+        )
+    out.print(per_label)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,451 @@
+"""Reading data files into texts and label-name lists.
+
+Supported files: ``.csv``, ``.tsv`` (header row), ``.jsonl`` (one object per line), ``.json`` (a
+list of objects, or an object of column lists) and ``.parquet``. Labels come either from one column
+holding a list of label names per text, or from one 0/1 column per label.
+
+A labels cell may be a real list (json, jsonl, parquet), a JSON list string (``'["joy", "love"]'``)
+or a delimited string. A string that starts with ``[`` is parsed as JSON. Other strings are split
+on ``label_sep`` when it is given; otherwise on ``","`` if the cell contains a comma, else on
+``";"``, else on ``"|"`` (the first of these the cell contains; the rule is per cell), else the
+whole cell is one label. Names are stripped, empty names dropped and repeats kept once; an empty
+cell, a null or ``"[]"`` means no labels; a number becomes its ``str``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from multihot.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+_SEPARATORS = (",", ";", "|")
+# Keys that compare equal share a slot, so 0 also matches 0.0, False and numpy zeros.
+_BINARY: dict[Any, bool] = {0: False, 1: True, "0": False, "1": True, "0.0": False, "1.0": True}
+_BINARY.update({"false": False, "true": True})
+
+PathLike = str | os.PathLike
+
+
+@dataclass
+class Dataset:
+    """Texts and the label names of each text, as read from one file.
+
+    Example:
+        >>> data = Dataset(["so happy!", "ugh"], [["joy"], []], source="mem.jsonl")
+        >>> len(data), data.subset([1]).texts
+        (2, ['ugh'])
+    """
+
+    texts: list[str]
+    """One non-empty string per example."""
+    labels: list[list[str]]
+    """The label names of each text (possibly none)."""
+    source: str
+    """Where the data came from (a path), for messages."""
+    label_names: list[str] | None = None
+    """The label order the file defines (0/1 columns, GoEmotions ids); ``None`` for label lists."""
+
+    def __post_init__(self):
+        if len(self.texts) != len(self.labels):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} label lists")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: Iterable[int]) -> Dataset:
+        """The rows at these integer positions, in the order given."""
+        idx = [int(i) for i in indices]
+        texts, labels = [self.texts[i] for i in idx], [self.labels[i] for i in idx]
+        return Dataset(texts, labels, self.source, self.label_names)
+
+
+def read_dataset(
+    path: PathLike,
+    *,
+    text_col: str = "text",
+    labels_col: str = "labels",
+    label_cols: Sequence[str] | None = None,
+    label_sep: str | None = None,
+) -> Dataset:
+    """Read a data file of texts and labels.
+
+    Labels come from ``label_cols`` (0/1 columns) when given, else from the list column
+    ``labels_col``; when neither exists and every column but the text is a 0/1 column, those
+    columns are the labels (with a warning).
+
+    Args:
+        path: a ``.csv``, ``.tsv``, ``.jsonl``, ``.json`` or ``.parquet`` file.
+        text_col: the column holding the texts.
+        labels_col: the column holding a list of label names per text.
+        label_cols: one 0/1 column per label; their order becomes ``label_names``.
+        label_sep: the separator of delimited label strings (default: see the module docstring).
+
+    Raises:
+        DataError: a missing or unreadable file, a missing column, or a bad cell (naming the row).
+
+    Example:
+        >>> data = read_dataset("examples/goemotions/train.jsonl")
+        >>> len(data), data.labels[0]
+        (4000, ['desire', 'optimism'])
+    """
+    source = str(path)
+    columns = _read_columns(path, _format(path, SUFFIXES))
+    if not len(next(iter(columns.values()), [])):
+        raise DataError(f"{source}: no rows")
+    if text_col not in columns:
+        raise _no_column(source, text_col, columns, "--text-col")
+    texts = [_check_text(v, source, r, text_col) for r, v in enumerate(columns[text_col], 1)]
+
+    if label_cols is not None:
+        label_cols = [str(c) for c in label_cols]
+        if not label_cols:
+            raise ConfigError("label_cols is empty: give at least one 0/1 column")
+        for col in label_cols:
+            if col not in columns:
+                raise _no_column(source, col, columns, "--label-cols")
+        return _from_binary(texts, columns, label_cols, source)
+    if labels_col in columns:
+        cells = columns[labels_col]
+        labels = [
+            _parse_labels(c, label_sep, source, r, labels_col) for r, c in enumerate(cells, 1)
+        ]
+        return Dataset(texts, labels, source)
+
+    others = [c for c in columns if c != text_col]
+    if others and all(_binary_column(columns[c])[0] is not None for c in others):
+        logger.warning(
+            "%s: no '%s' column; using the %d 0/1 columns as labels: %s",
+            source, labels_col, len(others), ", ".join(others),
+        )  # fmt: skip
+        return _from_binary(texts, columns, others, source)
+    raise DataError(
+        f"{source}: no label column '{labels_col}'; available columns: {_available(columns)}; "
+        "pass --labels-col or --label-cols"
+    )
+
+
+def iter_text_batches(
+    path: PathLike, *, text_col: str = "text", batch_size: int = 8192
+) -> Iterator[list[str]]:
+    """Stream the texts of a file in batches, without loading the whole file.
+
+    Besides the :data:`SUFFIXES`, a ``.txt`` file or ``"-"`` (standard input) holds one text per
+    line; blank lines are skipped. The file, its format and its text column are checked when this
+    function is called, before the first batch is asked for (``.json`` is loaded whole then).
+
+    Args:
+        path: a data file, a ``.txt`` file, or ``"-"`` for standard input.
+        text_col: the column holding the texts (unused for ``.txt`` and stdin).
+        batch_size: texts per batch; every batch but the last has exactly this many.
+
+    Returns:
+        An iterator of lists of texts, in file order.
+
+    Raises:
+        DataError: as :func:`read_dataset` (row numbers count across batches), or ``no rows``.
+
+    Example:
+        >>> batches = iter_text_batches("examples/goemotions/test.jsonl", batch_size=128)
+        >>> [len(b) for b in batches][:2]
+        [128, 128]
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    if str(path) == "-":
+        return _batched(_lines("-", "<stdin>"), batch_size, "<stdin>")
+    source = str(path)
+    fmt = _format(path, (*SUFFIXES, ".txt"))
+    if fmt == ".txt":
+        return _batched(_lines(path, source), batch_size, source)
+    values: Iterator[Any]
+    with _reading(source):  # the column names, read now so that a wrong text_col fails now
+        if fmt in (".csv", ".tsv"):
+            names = list(pd.read_csv(path, nrows=0, **_csv_kwargs(fmt)).columns)
+            values = _csv_values(path, fmt, text_col, batch_size)
+        elif fmt == ".parquet":
+            names = pq.read_schema(path).names
+            values = _parquet_values(path, text_col, batch_size)
+        elif fmt == ".jsonl":
+            with closing(_jsonl_records(path)) as records:
+                names = list(next(records, (0, {text_col: None}))[1])  # empty: "no rows" later
+            values = (obj.get(text_col) for _, obj in _jsonl_records(path))
+        else:  # .json cannot be streamed
+            columns = _read_columns(path, fmt)
+            names = list(columns) or [text_col]
+            values = iter(columns.get(text_col, []))
+    if text_col not in names:
+        raise _no_column(source, text_col, names, "--text-col")
+    checked = (_check_text(v, source, r, text_col) for r, v in enumerate(values, 1))
+    return _batched(checked, batch_size, source)
+
+
+def read_goemotions(path: PathLike, label_names: Sequence[str]) -> Dataset:
+    """Read a GoEmotions TSV: no header, ``text<TAB>comma-separated label ids<TAB>comment id``.
+
+    Args:
+        path: ``train.tsv``, ``dev.tsv`` or ``test.tsv`` of the GoEmotions release.
+        label_names: the names of ``labels.txt``; label id ``k`` is ``label_names[k]``.
+
+    Returns:
+        A :class:`Dataset` whose ``label_names`` are ``label_names``, in that order.
+
+    Example:
+        >>> names = Path("goemotions/labels.txt").read_text().split()  # the official release
+        >>> read_goemotions("goemotions/train.tsv", names).labels[0]
+        ['neutral']
+    """
+    source, names = str(path), list(label_names)
+    _format(path, (".tsv",))
+    texts: list[str] = []
+    labels: list[list[str]] = []
+    with _reading(source), open(path, encoding="utf-8-sig", newline="") as f:
+        # QUOTE_NONE: the texts hold bare double quotes that are not CSV quoting.
+        for r, fields in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+            if len(fields) < 2:
+                raise DataError(f"{source}: row {r}: expected text<TAB>label ids<TAB>comment id")
+            texts.append(_check_text(fields[0], source, r, "text"))
+            ids = fields[1].split(",")
+            if not all(i.isdecimal() and int(i) < len(names) for i in ids):
+                raise DataError(
+                    f"{source}: row {r}: label ids {fields[1]!r}: expected comma-separated "
+                    f"integers from 0 to {len(names) - 1}"
+                )
+            labels.append(list(dict.fromkeys(names[int(i)] for i in ids)))
+    if not texts:
+        raise DataError(f"{source}: no rows")
+    return Dataset(texts, labels, source, names)
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def _format(path: PathLike, allowed: Sequence[str]) -> str:
+    """The file's lower-case suffix, once the file is known to exist and the suffix is allowed."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: " + ("is a directory" if Path(path).is_dir() else "no such file"))
+    suffix = Path(path).suffix.lower()
+    if suffix not in allowed:
+        raise DataError(
+            f"{path}: unsupported file type {suffix or '(none)'!r}; expected one of "
+            + ", ".join(allowed)
+        )
+    return suffix
+
+
+@contextmanager
+def _reading(source: str):
+    """Turn the parsers' own errors into one-line DataErrors that name the file."""
+    try:
+        yield
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{source}: no rows") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{source}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except (pd.errors.ParserError, pa.ArrowException, json.JSONDecodeError, csv.Error) as e:
+        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DataError(f"{source}: cannot parse: {message}") from None
+
+
+def _csv_kwargs(fmt: str) -> dict[str, Any]:
+    # Everything as str and no NA guessing, so a text "NA" or "null" stays text.
+    sep = "\t" if fmt == ".tsv" else ","
+    return {"sep": sep, "dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
+
+
+def _read_columns(path: PathLike, fmt: str) -> dict[str, list]:
+    """The whole file as ``{column: values}``, all columns of equal length."""
+    source = str(path)
+    with _reading(source):
+        if fmt in (".csv", ".tsv"):
+            df = pd.read_csv(path, **_csv_kwargs(fmt))
+            return {str(c): df[c].tolist() for c in df.columns}
+        if fmt == ".parquet":
+            return pq.read_table(path).to_pydict()
+        if fmt == ".jsonl":
+            return _records_to_columns(_jsonl_records(path), source)
+        with open(path, encoding="utf-8-sig") as f:
+            data = json.load(f)
+    if isinstance(data, list):
+        return _records_to_columns(enumerate(data, 1), source)
+    if isinstance(data, dict) and all(isinstance(v, list) for v in data.values()):
+        lengths = sorted({len(v) for v in data.values()})
+        if len(lengths) > 1:
+            raise DataError(f"{source}: the column lists have different lengths: {lengths}")
+        return data
+    raise DataError(f"{source}: expected a JSON list of objects or an object of column lists")
+
+
+def _records_to_columns(records: Iterable[tuple[int, Any]], source: str) -> dict[str, list]:
+    columns: dict[str, list] = {}
+    for r, rec in records:
+        if not isinstance(rec, dict):
+            raise DataError(f"{source}: row {r}: expected a JSON object, got {type(rec).__name__}")
+        for key in rec:
+            if key not in columns:
+                columns[key] = [None] * (r - 1)  # absent from the earlier rows
+        for key, values in columns.items():
+            values.append(rec.get(key))
+    return columns
+
+
+def _jsonl_records(path: PathLike) -> Iterator[tuple[int, dict]]:
+    """``(row, object)`` per non-blank line; a line that is not a JSON object is an error."""
+    row = 0
+    with _reading(str(path)), open(path, encoding="utf-8-sig") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: line {line_no}: invalid JSON: {e.msg}") from None
+            if not isinstance(obj, dict):
+                kind = type(obj).__name__
+                raise DataError(f"{path}: line {line_no}: expected a JSON object, got {kind}")
+            row += 1
+            yield row, obj
+
+
+def _csv_values(path: PathLike, fmt: str, col: str, batch_size: int) -> Iterator[Any]:
+    kwargs = _csv_kwargs(fmt)
+    with _reading(str(path)), pd.read_csv(path, usecols=[col], chunksize=batch_size, **kwargs) as r:
+        for chunk in r:
+            yield from chunk[col].tolist()
+
+
+def _parquet_values(path: PathLike, col: str, batch_size: int) -> Iterator[Any]:
+    with _reading(str(path)), pq.ParquetFile(path) as pf:
+        for batch in pf.iter_batches(batch_size=batch_size, columns=[col]):
+            yield from batch.column(0).to_pylist()
+
+
+def _lines(path: PathLike, source: str) -> Iterator[str]:
+    """Non-blank lines without their line ending, from a file or (``"-"``) stdin."""
+    stdin = str(path) == "-"
+    with _reading(source), nullcontext(sys.stdin) if stdin else open(path, encoding="utf-8") as f:
+        for line in f:
+            text = line.rstrip("\r\n").removeprefix("\ufeff")
+            if text.strip():
+                yield text
+
+
+def _batched(texts: Iterator[str], batch_size: int, source: str) -> Iterator[list[str]]:
+    batch: list[str] = []
+    any_rows = False
+    for text in texts:
+        batch.append(text)
+        any_rows = True
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+    if not any_rows:
+        raise DataError(f"{source}: no rows")
+
+
+# --- columns and cells -----------------------------------------------------------------------
+
+
+def _available(columns: Iterable[Any]) -> str:
+    names = [str(c) for c in columns]
+    shown = ", ".join(repr(c) for c in names[:20]) or "(none)"
+    return shown + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+
+
+def _no_column(source: str, col: str, columns: Iterable[Any], flag: str) -> DataError:
+    return DataError(
+        f"{source}: no column '{col}'; available columns: {_available(columns)}; pass {flag}"
+    )
+
+
+def _check_text(value: Any, source: str, row: int, col: str) -> str:
+    if isinstance(value, str):
+        if value.strip():
+            return value
+        raise DataError(f"{source}: row {row}: column '{col}': empty text")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        raise DataError(f"{source}: row {row}: column '{col}': missing text")
+    raise DataError(f"{source}: row {row}: column '{col}': expected a string, got {value!r}")
+
+
+def _binary_column(values: Sequence[Any]) -> tuple[np.ndarray | None, int | None]:
+    """``(bools, None)`` for a 0/1 column, else ``(None, index of the first other value)``."""
+    bools = []
+    for v in values:
+        try:
+            b = _BINARY.get(v.strip().lower() if isinstance(v, str) else v)
+        except TypeError:  # unhashable, e.g. a list
+            b = None
+        if b is None:
+            return None, len(bools)
+        bools.append(b)
+    return np.array(bools, dtype=bool), None
+
+
+def _from_binary(texts: list[str], columns: dict, names: list[str], source: str) -> Dataset:
+    if len(set(names)) != len(names):
+        raise DataError(f"{source}: the label columns repeat a name: {names}")
+    targets = np.zeros((len(texts), len(names)), dtype=bool)
+    for j, col in enumerate(names):
+        bools, bad = _binary_column(columns[col])
+        if bools is None:
+            value = columns[col][bad]
+            raise DataError(
+                f"{source}: row {bad + 1}: column '{col}': expected 0 or 1, got {value!r}"
+            )
+        targets[:, j] = bools
+    labels = [[names[j] for j in np.flatnonzero(row)] for row in targets]
+    return Dataset(texts, labels, source, list(names))
+
+
+def _parse_labels(cell: Any, sep: str | None, source: str, row: int, col: str) -> list[str]:
+    """One labels cell to a list of label names (the rule is in the module docstring)."""
+    where = f"{source}: row {row}: column '{col}'"
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+        return []
+    if isinstance(cell, str):
+        text = cell.strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise DataError(
+                    f"{where}: malformed JSON list {text[:60]!r}: {e.msg} "
+                    "(a cell that starts with '[' is read as JSON)"
+                ) from None
+        else:
+            sep = sep if sep is not None else next((s for s in _SEPARATORS if s in text), None)
+            items = text.split(sep) if sep else [text]
+    elif isinstance(cell, (list, tuple, np.ndarray)):
+        items = list(cell)
+    elif isinstance(cell, (int, float, np.number)) and not isinstance(cell, bool):
+        items = [cell]  # one label given as a number
+    else:
+        raise DataError(f"{where}: expected a list of label names, got {cell!r}")
+    names = []
+    for item in items:
+        if isinstance(item, (list, dict)):
+            raise DataError(f"{where}: expected a label name, got {item!r}")
+        name = "" if item is None else str(item).strip()
+        if name:
+            names.append(name)
+    return list(dict.fromkeys(names))

@@ -1,0 +1,40 @@
+"""Batched inference: token ids in, probabilities out, in input order."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from multihot.batching import Collator, TokenizedDataset, sorted_batches
+from multihot.precision import autocast
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: torch.nn.Module,
+    input_ids: list[list[int]],
+    *,
+    pad_token_id: int,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+) -> np.ndarray:
+    """Logits of shape ``(n_texts, num_labels)`` as float32, rows in the order of ``input_ids``.
+
+    Texts are batched in order of length (so padding is small) and put back in input order.
+    """
+    dataset = TokenizedDataset(input_ids)
+    collate = Collator(pad_token_id)
+    out = np.empty((len(dataset), model.num_labels), dtype=np.float32)
+    model.eval()
+    for batch_indices in sorted_batches(dataset.lengths, batch_size):
+        batch = collate([dataset[i] for i in batch_indices])
+        with autocast(device, precision):
+            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        out[batch_indices] = logits.float().cpu().numpy()
+    return out
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from logits, computed in float64 and returned as float32."""
+    return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)

@@ -1,0 +1,252 @@
+"""The training loop, on Hugging Face Accelerate.
+
+Accelerate places the model and batches, applies mixed precision and, launched with
+``accelerate launch``, shards the data over processes; the loop itself stays a plain PyTorch loop.
+It knows nothing about files or the CLI: progress goes to an optional callback, and the best
+weights, the history and the validation probabilities at the best evaluation come back in a
+:class:`TrainResult`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from multihot.batching import Collator, LengthGroupedBatchSampler, TokenizedDataset, sorted_batches
+from multihot.config import TrainConfig
+from multihot.inference import sigmoid
+from multihot.metrics import compute_metrics, metric_is_better
+from multihot.precision import accelerate_mixed_precision, resolve_precision
+from multihot.thresholds import tune_thresholds
+
+logger = logging.getLogger(__name__)
+
+
+class TrainCallback(Protocol):
+    """What the loop reports; the CLI draws a progress bar from it, tests can record it."""
+
+    def on_train_start(self, total_steps: int, steps_per_epoch: int) -> None: ...
+
+    def on_step(self, step: int, loss: float, samples_per_second: float) -> None: ...
+
+    def on_evaluate(self, record: dict[str, Any]) -> None: ...
+
+    def on_train_end(self) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    """What training leaves: the best weights and how they were found."""
+
+    state_dict: dict[str, torch.Tensor]
+    """The weights of the best evaluation, on CPU."""
+    best: dict[str, Any]
+    """The history record of the best evaluation."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """One record per evaluation: step, epoch, losses, metrics, seconds."""
+    val_probs: np.ndarray | None = None
+    """Validation probabilities ``(n_val, num_labels)`` at the best evaluation."""
+    stopped_early: bool = False
+    precision: str = "fp32"
+
+
+def _param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """Encoder and head get their own learning rates; biases and norms get no weight decay."""
+    head_lr = config.head_lr or config.lr
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        is_head = not name.startswith("encoder.")
+        no_decay = param.ndim < 2 or "norm" in name.lower()
+        groups.setdefault((is_head, no_decay), []).append(param)
+    return [
+        {
+            "params": params,
+            "lr": head_lr if is_head else config.lr,
+            "weight_decay": 0.0 if no_decay else config.weight_decay,
+        }
+        for (is_head, no_decay), params in groups.items()
+    ]
+
+
+def _linear_warmup_decay(optimizer, warmup_steps: int, total_steps: int):
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def fit(
+    model: torch.nn.Module,
+    loss_fn: torch.nn.Module,
+    train: TokenizedDataset,
+    val: TokenizedDataset,
+    config: TrainConfig,
+    *,
+    pad_token_id: int,
+    label_names: list[str],
+    callback: TrainCallback | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``train``, evaluate on ``val``, keep the best weights by ``config.metric``.
+
+    The model and loss should be built after seeding (``accelerate.utils.set_seed``) so a run
+    repeats exactly. Evaluation tunes thresholds on ``val`` with ``config.thresholds`` before
+    computing the selection metric, the same way the final thresholds are chosen.
+    """
+    from accelerate import Accelerator
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = resolve_precision(config.precision, device)
+    accelerator = Accelerator(
+        mixed_precision=accelerate_mixed_precision(precision),
+        gradient_accumulation_steps=config.grad_accum,
+    )
+    collate = Collator(pad_token_id)
+    sampler = LengthGroupedBatchSampler(train.lengths, config.batch_size, seed=config.seed)
+    train_loader = DataLoader(
+        train, batch_sampler=sampler, collate_fn=collate, num_workers=config.num_workers
+    )
+    val_loader = DataLoader(
+        val,
+        batch_sampler=sorted_batches(val.lengths, config.batch_size * 2),
+        collate_fn=collate,
+        num_workers=config.num_workers,
+    )
+    optimizer = torch.optim.AdamW(_param_groups(model, config), lr=config.lr)
+    model, optimizer, train_loader, val_loader = accelerator.prepare(
+        model, optimizer, train_loader, val_loader
+    )
+    loss_fn = loss_fn.to(accelerator.device)
+
+    # The schedule counts this process's optimiser steps, so it is built after sharding.
+    steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = _linear_warmup_decay(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+
+    if callback:
+        callback.on_train_start(total_steps, steps_per_epoch)
+    result = TrainResult(state_dict={}, best={}, precision=precision)
+    stale = 0
+    step = 0
+    started = time.perf_counter()
+    running_loss, running_count, seen = 0.0, 0, 0
+
+    def evaluate(epoch: float) -> bool:
+        """Evaluate, keep the weights if best; True when early stopping says stop."""
+        nonlocal stale, running_loss, running_count
+        logits = _gather_logits(model, val_loader, accelerator, len(val), len(label_names))
+        targets = val.targets
+        on_device = accelerator.device
+        val_loss = loss_fn(
+            torch.from_numpy(logits).to(on_device), torch.from_numpy(targets).to(on_device)
+        ).item()
+        probs = sigmoid(logits)
+        thresholds = tune_thresholds(
+            targets,
+            probs,
+            strategy=config.thresholds,
+            fixed_value=config.fixed_threshold,
+            min_support=config.min_support,
+            top1_fallback=config.top1_fallback,
+        )
+        metrics = compute_metrics(
+            targets, probs, thresholds.values, label_names, decisions=thresholds.apply(probs)
+        )
+        metrics.pop("per_label")
+        record = {
+            "step": step,
+            "epoch": round(epoch, 4),
+            "train_loss": running_loss / max(1, running_count),
+            "val_loss": val_loss,
+            **metrics,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        running_loss, running_count = 0.0, 0
+        result.history.append(record)
+        if not result.best or metric_is_better(
+            config.metric, record[config.metric], result.best[config.metric]
+        ):
+            result.best = record
+            result.val_probs = probs
+            result.state_dict = {
+                k: v.detach().to("cpu", copy=True)
+                for k, v in accelerator.unwrap_model(model).state_dict().items()
+            }
+            stale = 0
+        else:
+            stale += 1
+        if callback:
+            callback.on_evaluate(record)
+        logger.info(
+            "step %d: %s %.4f (best %.4f)",
+            step,
+            config.metric,
+            record[config.metric],
+            result.best[config.metric],
+        )
+        return bool(config.patience) and stale >= config.patience
+
+    stop = False
+    for epoch in range(config.epochs):
+        sampler.set_epoch(epoch)
+        model.train()
+        for batch_index, batch in enumerate(train_loader):
+            with accelerator.accumulate(model):
+                logits = model(batch["input_ids"], batch["attention_mask"])
+                loss = loss_fn(logits, batch["targets"])
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.grad_clip:
+                    accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            running_loss += loss.item()
+            running_count += 1
+            seen += batch["input_ids"].shape[0] * accelerator.num_processes
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            step += 1
+            if callback:
+                callback.on_step(step, loss.item(), seen / (time.perf_counter() - started))
+            if config.eval_every and step % config.eval_every == 0:
+                stop = evaluate(epoch + (batch_index + 1) / len(train_loader))
+                model.train()
+                if stop:
+                    break
+        if stop:
+            break
+        # Every epoch without --eval-every; with it, once more at the end unless the last step was.
+        last_epoch = epoch == config.epochs - 1
+        if not config.eval_every or (last_epoch and step % config.eval_every):
+            stop = evaluate(epoch + 1.0)
+            if stop:
+                break
+    if stop:
+        result.stopped_early = True
+        logger.info("early stopping after %d evaluations without improvement", config.patience)
+    if callback:
+        callback.on_train_end()
+    accelerator.free_memory()
+    return result
+
+
+@torch.no_grad()
+def _gather_logits(model, loader, accelerator, num_rows: int, num_labels: int) -> np.ndarray:
+    """Logits ``(num_rows, num_labels)`` in dataset order, gathered from every process."""
+    model.eval()
+    out = np.zeros((num_rows, num_labels), dtype=np.float32)
+    for batch in loader:
+        logits = model(batch["input_ids"], batch["attention_mask"])
+        index, logits = accelerator.gather_for_metrics((batch["index"], logits.float()))
+        out[index.cpu().numpy()] = logits.cpu().numpy()
+    return out

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import numpy as np
+
+from multihot.batching import Collator, LengthGroupedBatchSampler, sorted_batches
+
+
+def test_length_grouped_batches_cover_every_index_once_and_are_deterministic():
+    lengths = np.random.default_rng(0).integers(3, 60, size=1000)
+    sampler = LengthGroupedBatchSampler(lengths, batch_size=16, seed=1, group=10)
+    batches = list(sampler)
+    assert len(batches) == len(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert batches == list(LengthGroupedBatchSampler(lengths, batch_size=16, seed=1, group=10))
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    # Grouping keeps padding small: far less than in random batches.
+    waste = sum(lengths[b].max() - lengths[b].mean() for b in batches)
+    rng = np.random.default_rng(0).permutation(1000)
+    random_waste = sum(
+        lengths[rng[i : i + 16]].max() - lengths[rng[i : i + 16]].mean() for i in range(0, 1000, 16)
+    )
+    assert waste < random_waste / 3
+
+
+def test_sorted_batches_longest_first():
+    batches = sorted_batches(np.array([3, 9, 1, 7]), 2)
+    assert batches == [[1, 3], [0, 2]]
+
+
+def test_collator_pads_to_the_batch_not_max_length():
+    batch = Collator(pad_token_id=0)([(0, [2, 5, 3], np.ones(2)), (1, [2, 3], np.zeros(2))])
+    assert batch["input_ids"].shape == (2, 8)  # longest 3, rounded up to a multiple of 8
+    assert batch["attention_mask"].sum().item() == 5
+    assert batch["targets"].tolist() == [[1.0, 1.0], [0.0, 0.0]]
+    assert batch["index"].tolist() == [0, 1]

@@ -1,0 +1,125 @@
+"""The overfit test and the Python API end to end (spaCy's textcat overfit test, for multi-label)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import TINY, TOY_LABELS, TOY_TEXTS
+from multihot import Classifier
+from multihot.data import Dataset
+from multihot.errors import DataError, MultihotError
+
+
+def test_overfit_reaches_f1_one(toy_run):
+    clf, _ = toy_run
+    assert clf.metrics["validation"]["macro_f1"] == 1.0
+    assert clf.predict(TOY_TEXTS, precision="fp32") == [sorted(x) for x in TOY_LABELS]
+    assert (
+        clf.evaluate(Dataset(TOY_TEXTS, TOY_LABELS, "toy", None), precision="fp32")["micro_f1"]
+        == 1.0
+    )
+
+
+def test_save_load_gives_identical_probabilities(toy_run):
+    clf, path = toy_run
+    loaded = Classifier.load(path)
+    assert loaded.label_names == clf.label_names
+    np.testing.assert_array_equal(loaded.thresholds.values, clf.thresholds.values)
+    np.testing.assert_array_equal(
+        loaded.predict_proba(TOY_TEXTS, precision="fp32"),
+        clf.predict_proba(TOY_TEXTS, precision="fp32"),
+    )
+
+
+def test_batched_equals_one_by_one(toy_run):
+    clf, _ = toy_run
+    batched = clf.predict_proba(TOY_TEXTS, batch_size=8, precision="fp32")
+    single = np.stack([clf.predict_proba([t], precision="fp32")[0] for t in TOY_TEXTS])
+    # Not bit-exact: a batch pads short texts to its longest, and the BLAS kernels sum the (zero)
+    # padded positions in a different order, which moves the last bit or two of float32.
+    np.testing.assert_allclose(batched, single, rtol=0, atol=1e-6)
+    batched_bf16 = clf.predict_proba(TOY_TEXTS, batch_size=8, precision="bf16")
+    single_bf16 = np.stack([clf.predict_proba([t], precision="bf16")[0] for t in TOY_TEXTS])
+    # bf16 keeps 8 bits of mantissa: probabilities agree to about 1e-2.
+    np.testing.assert_allclose(batched_bf16, single_bf16, rtol=0, atol=2e-2)
+    np.testing.assert_allclose(batched_bf16, batched, rtol=0, atol=2e-2)
+
+
+def test_predictions_come_back_in_input_order(toy_run):
+    clf, _ = toy_run
+    # Lengths vary, so the length-sorted batches differ from the input order.
+    order = [3, 0, 7, 1, 6, 2, 5, 4]
+    texts = [TOY_TEXTS[i] for i in order]
+    probs = clf.predict_proba(texts, batch_size=3, precision="fp32")
+    reference = clf.predict_proba(TOY_TEXTS, batch_size=3, precision="fp32")
+    np.testing.assert_allclose(probs, reference[order], atol=1e-6)
+    assert clf.predict(texts, precision="fp32") == [sorted(TOY_LABELS[i]) for i in order]
+
+
+def test_predict_proba_shape_and_columns(toy_run):
+    clf, _ = toy_run
+    probs = clf.predict_proba(["a new text", "another"])
+    assert probs.shape == (2, 4) and probs.dtype == np.float32
+    assert ((probs >= 0) & (probs <= 1)).all()
+    assert clf.label_names == ["anger", "joy", "love", "sadness"]
+    assert clf.predict_proba([]).shape == (0, 4)
+
+
+def test_single_string_is_refused(toy_run):
+    clf, _ = toy_run
+    with pytest.raises(MultihotError, match="single string"):
+        clf.predict_proba("just one text")
+
+
+def test_unknown_label_at_evaluation(toy_run):
+    clf, _ = toy_run
+    with pytest.raises(DataError, match="unknown label 'surprise'"):
+        clf.evaluate(Dataset(["wow"], [["surprise"]], "eval.jsonl", None))
+
+
+def test_training_without_val_holds_out_a_stratified_split(toy_file):
+    texts = TOY_TEXTS * 4
+    labels = TOY_LABELS * 4
+    clf = Classifier.train(Dataset(texts, labels, "x", None), epochs=1, val_fraction=0.25, **TINY)
+    assert clf.metrics["validation"]["num_texts"] == 8
+    assert len(clf.history) == 1
+
+
+def test_same_seed_same_model(toy_file):
+    a = Classifier.train(toy_file, toy_file, epochs=2, **TINY)
+    b = Classifier.train(toy_file, toy_file, epochs=2, **TINY)
+    np.testing.assert_array_equal(
+        a.predict_proba(TOY_TEXTS, precision="fp32"), b.predict_proba(TOY_TEXTS, precision="fp32")
+    )
+
+
+def test_label_without_positives_warns_and_trains(tmp_path, caplog):
+    texts = TOY_TEXTS
+    data = Dataset(texts, TOY_LABELS, "zeros.csv", None)
+    val = Dataset(["a surprise"], [["surprise"]], "val.csv", None)
+    with caplog.at_level("WARNING"):
+        clf = Classifier.train(data, val, epochs=1, **TINY)
+    assert "surprise" in clf.label_names
+    assert any(
+        "'surprise' has no positive example in training" in r.message for r in caplog.records
+    )
+
+
+def test_eval_every_steps_and_early_stopping(toy_file):
+    clf = Classifier.train(
+        toy_file, toy_file, epochs=6, batch_size=4, eval_every=1, patience=2, lr=1e-6, **TINY
+    )
+    steps = [r["step"] for r in clf.history]
+    assert steps[:3] == [1, 2, 3]
+    # lr this small cannot improve macro F1 for long: early stopping ends well before 12 steps.
+    assert clf.metrics["stopped_early"] and len(steps) < 12
+
+
+def test_tune_thresholds_changes_and_reports(toy_run):
+    clf = Classifier.load(toy_run[1])  # a copy: the session fixture stays as trained
+    metrics = clf.tune_thresholds(Dataset(TOY_TEXTS, TOY_LABELS, "toy", None), strategy="fixed")
+    assert clf.thresholds.strategy == "fixed"
+    assert metrics["macro_f1"] == pytest.approx(
+        clf.evaluate(Dataset(TOY_TEXTS, TOY_LABELS, "toy", None))["macro_f1"]
+    )

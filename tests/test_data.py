@@ -1,0 +1,317 @@
+import io
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from multihot.data import Dataset, iter_text_batches, read_dataset, read_goemotions
+from multihot.errors import DataError
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "goemotions"
+
+TEXTS = ["so happy for you!", "NA", 'he said "no", twice', "ugh", "héllo wörld ✨"]
+LABELS = [["joy", "love"], [], ["anger"], ["annoyance", "anger"], ["joy"]]
+
+
+def write(path: Path, fmt: str, texts=TEXTS, labels=LABELS) -> Path:
+    """The same records in each supported format, labels as real lists where the format has them."""
+    records = [{"text": t, "labels": ls} for t, ls in zip(texts, labels, strict=True)]
+    if fmt in ("csv", "tsv"):
+        df = pd.DataFrame({"text": texts, "labels": [json.dumps(ls) for ls in labels]})
+        df.to_csv(path, sep="\t" if fmt == "tsv" else ",", index=False)
+    elif fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    elif fmt == "json":
+        path.write_text(json.dumps(records), encoding="utf-8")
+    elif fmt == "json-columns":
+        path.write_text(json.dumps({"text": texts, "labels": labels}), encoding="utf-8")
+    elif fmt == "parquet":
+        pd.DataFrame({"text": texts, "labels": labels}).to_parquet(path)
+    return path
+
+
+FORMATS = {
+    "csv": "d.csv",
+    "tsv": "d.tsv",
+    "jsonl": "d.jsonl",
+    "json": "d.json",
+    "json-columns": "d.json",
+    "parquet": "d.parquet",
+}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_format_reads_texts_and_label_lists(tmp_path, fmt):
+    data = read_dataset(write(tmp_path / FORMATS[fmt], fmt))
+    assert data.texts == TEXTS
+    assert data.labels == LABELS
+    assert data.label_names is None
+    assert data.source == str(tmp_path / FORMATS[fmt])
+
+
+def test_suffix_is_case_insensitive_and_bom_is_accepted(tmp_path):
+    path = tmp_path / "D.CSV"
+    path.write_bytes("\ufefftext,labels\nhi,joy\n".encode())
+    data = read_dataset(path)
+    assert data.texts == ["hi"] and data.labels == [["joy"]]
+
+
+def test_delimited_and_json_string_labels(tmp_path):
+    cells = ['["joy", "love"]', "joy, love", "joy;love", "joy | love", "joy", "", "[]", "a,b;c"]
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"text": [f"t{i}" for i in range(len(cells))], "labels": cells}).to_csv(
+        path, index=False
+    )
+    data = read_dataset(path)
+    both = ["joy", "love"]
+    assert data.labels == [both, both, both, both, ["joy"], [], [], ["a", "b;c"]]
+
+
+def test_label_sep_overrides_the_automatic_rule(tmp_path):
+    path = tmp_path / "d.tsv"
+    path.write_text("text\tlabels\nhi\tsci-fi, drama/comedy\n", encoding="utf-8")
+    assert read_dataset(path, label_sep="/").labels == [["sci-fi, drama", "comedy"]]
+    assert read_dataset(path).labels == [["sci-fi", "drama/comedy"]]
+
+
+def test_label_names_are_stripped_deduplicated_and_made_strings(tmp_path):
+    path = tmp_path / "d.jsonl"
+    rows = [{"text": "a", "labels": [" joy ", "joy", "", 3, None]}, {"text": "b", "labels": None}]
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    assert read_dataset(path).labels == [["joy", "3"], []]
+
+
+def test_custom_text_and_labels_columns(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("body,tags,id\nhello,a|b,1\n", encoding="utf-8")
+    data = read_dataset(path, text_col="body", labels_col="tags")
+    assert data.texts == ["hello"] and data.labels == [["a", "b"]]
+
+
+def test_label_cols_accept_every_spelling_of_zero_and_one(tmp_path):
+    path = tmp_path / "d.jsonl"
+    rows = [
+        {"text": "a", "x": 1, "y": 0.0, "z": "true"},
+        {"text": "b", "x": False, "y": "1.0", "z": " 0 "},
+        {"text": "c", "x": "1", "y": True, "z": "FALSE"},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    data = read_dataset(path, label_cols=["z", "x", "y"])
+    assert data.label_names == ["z", "x", "y"]
+    assert data.labels == [["z", "x"], ["y"], ["x", "y"]]
+
+
+def test_label_cols_from_csv_and_parquet(tmp_path):
+    df = pd.DataFrame({"text": ["a", "b"], "spam": [1, 0], "urgent": [1, 1], "id": [7, 8]})
+    df.to_csv(tmp_path / "d.csv", index=False)
+    df.to_parquet(tmp_path / "d.parquet")
+    for name in ("d.csv", "d.parquet"):
+        data = read_dataset(tmp_path / name, label_cols=["spam", "urgent"])
+        assert data.labels == [["spam", "urgent"], ["urgent"]]
+
+
+def test_binary_columns_are_detected_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "d.csv"
+    path.write_text("text,billing,bug\nrefund please,1,0\ncrash,0,1\nhi,0,0\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="multihot.data"):
+        data = read_dataset(path)
+    assert data.label_names == ["billing", "bug"]
+    assert data.labels == [["billing"], ["bug"], []]
+    assert "no 'labels' column" in caplog.text and "billing, bug" in caplog.text
+
+
+def test_dataset_subset_and_len():
+    data = Dataset(["a", "b", "c"], [["x"], [], ["y"]], "mem", ["x", "y"])
+    part = data.subset([2, 0])
+    assert len(data) == 3 and len(part) == 2
+    assert part.texts == ["c", "a"] and part.labels == [["y"], ["x"]]
+    assert part.label_names == ["x", "y"] and part.source == "mem"
+
+
+# --- errors: each names the file and the row and/or column ------------------------------------
+
+
+def error_of(call, *args, **kwargs) -> str:
+    with pytest.raises(DataError) as info:
+        result = call(*args, **kwargs)
+        if not isinstance(result, Dataset):
+            list(result)  # an iterator of batches: read it to the end
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.csv"
+    assert error_of(read_dataset, path) == f"{path}: no such file"
+    assert error_of(iter_text_batches, path) == f"{path}: no such file"
+
+
+def test_unknown_suffix_lists_the_supported_ones(tmp_path):
+    path = tmp_path / "d.xlsx"
+    path.write_text("x", encoding="utf-8")
+    message = error_of(read_dataset, path)
+    assert str(path) in message and "'.xlsx'" in message
+    assert all(s in message for s in (".csv", ".tsv", ".jsonl", ".json", ".parquet"))
+
+
+def test_missing_text_column(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("body,labels\nhi,joy\n", encoding="utf-8")
+    message = error_of(read_dataset, path)
+    assert str(path) in message and "'text'" in message and "'body'" in message
+    assert "--text-col" in message
+
+
+def test_missing_label_column(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,tags,id\nhi,joy,x1\n", encoding="utf-8")
+    message = error_of(read_dataset, path)
+    assert str(path) in message and "'labels'" in message and "'tags'" in message
+    assert "--labels-col" in message and "--label-cols" in message
+    message = error_of(read_dataset, path, label_cols=["tags", "spam"])
+    assert "'spam'" in message and str(path) in message
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content", "expected"),
+    [
+        ("csv", "text,labels\nhi,joy\n  ,joy\n", "row 2: column 'text': empty text"),
+        ("csv", "text,labels\nhi,joy\n,joy\n", "row 2: column 'text': empty text"),
+        (
+            "jsonl",
+            '{"text": "hi"}\n{"text": 3.5}\n',
+            "row 2: column 'text': expected a string, got 3.5",
+        ),
+        ("jsonl", '{"text": "hi"}\n{"text": null}\n', "row 2: column 'text': missing text"),
+        ("jsonl", '{"text": "hi"}\n{"t": "x"}\n', "row 2: column 'text': missing text"),
+    ],
+)
+def test_bad_text(tmp_path, fmt, content, expected):
+    path = tmp_path / f"d.{fmt}"
+    path.write_text(content, encoding="utf-8")
+    assert error_of(read_dataset, path) == f"{path}: {expected}"
+    assert error_of(iter_text_batches, path) == f"{path}: {expected}"
+
+
+@pytest.mark.parametrize("value", ["2", "yes", ""])
+def test_bad_binary_value(tmp_path, value):
+    path = tmp_path / "d.csv"
+    path.write_text(f"text,spam\na,1\nb,{value}\n", encoding="utf-8")
+    message = error_of(read_dataset, path, label_cols=["spam"])
+    assert message == f"{path}: row 2: column 'spam': expected 0 or 1, got {value!r}"
+
+
+def test_bad_binary_value_in_parquet_names_the_number(tmp_path):
+    path = tmp_path / "d.parquet"
+    pd.DataFrame({"text": ["a", "b"], "spam": [1.0, float("nan")]}).to_parquet(path)
+    message = error_of(read_dataset, path, label_cols=["spam"])
+    assert message.startswith(f"{path}: row 2: column 'spam': expected 0 or 1, got ")
+
+
+def test_malformed_json_label_list(tmp_path):
+    path = tmp_path / "d.tsv"
+    path.write_text('text\tlabels\nhi\t["joy"]\nho\t["joy", love]\n', encoding="utf-8")
+    message = error_of(read_dataset, path)
+    assert message.startswith(f"{path}: row 2: column 'labels': malformed JSON list")
+
+
+def test_bad_jsonl_line_names_the_line(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "labels": []}\n{"text": "b", \n', encoding="utf-8")
+    assert error_of(read_dataset, path).startswith(f"{path}: line 2: invalid JSON")
+    assert error_of(iter_text_batches, path).startswith(f"{path}: line 2: invalid JSON")
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("d.csv", "text,labels\n"), ("d.jsonl", ""), ("d.jsonl", "\n\n"), ("d.json", "[]")],
+)
+def test_no_rows(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    assert error_of(read_dataset, path) == f"{path}: no rows"
+    assert error_of(iter_text_batches, path) == f"{path}: no rows"
+
+
+def test_no_rows_in_parquet(tmp_path):
+    path = tmp_path / "d.parquet"
+    pd.DataFrame({"text": pd.Series([], dtype=str), "labels": []}).to_parquet(path)
+    assert error_of(read_dataset, path) == f"{path}: no rows"
+
+
+def test_unparsable_csv_is_a_one_line_error(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,labels\na,b\nc,d,e,f\n", encoding="utf-8")
+    assert error_of(read_dataset, path).startswith(f"{path}: cannot parse")
+    path.write_bytes(b"text,labels\n\xff\xfe,x\n")
+    assert error_of(read_dataset, path).startswith(f"{path}: not UTF-8 text")
+
+
+# --- streaming ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_iter_text_batches_on_each_format(tmp_path, fmt):
+    path = write(tmp_path / FORMATS[fmt], fmt)
+    batches = list(iter_text_batches(path, batch_size=2))
+    assert [len(b) for b in batches] == [2, 2, 1]
+    assert [t for b in batches for t in b] == TEXTS
+
+
+def test_iter_text_batches_on_txt_and_stdin(tmp_path, monkeypatch):
+    content = "first line\n\nsecond, with comma\r\n  \nthird\n"
+    path = tmp_path / "d.txt"
+    path.write_text(content, encoding="utf-8")
+    expected = [["first line", "second, with comma"], ["third"]]
+    assert list(iter_text_batches(path, batch_size=2)) == expected
+    monkeypatch.setattr("sys.stdin", io.StringIO(content))
+    assert list(iter_text_batches("-", batch_size=2)) == expected
+
+
+def test_iter_text_batches_checks_the_text_column_before_reading(tmp_path):
+    for fmt in ("csv", "jsonl", "parquet"):
+        path = write(tmp_path / f"d.{fmt}", fmt)
+        with pytest.raises(DataError, match="no column 'body'"):
+            iter_text_batches(path, text_col="body")  # raised on the call, not on iteration
+
+
+def test_iter_text_batches_counts_rows_across_batches(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('text\na\nb\nc\n""\n', encoding="utf-8")
+    batches = iter_text_batches(path, batch_size=2)
+    assert next(batches) == ["a", "b"]
+    with pytest.raises(DataError, match=r"row 4: column 'text': empty text"):
+        next(batches)
+
+
+# --- GoEmotions ----------------------------------------------------------------------------------
+
+
+def test_read_goemotions(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text('He said "wow" and left\t0,2\teeabc1\nmeh\t1\teeabc2\n', encoding="utf-8")
+    data = read_goemotions(path, ["joy", "anger", "neutral"])
+    assert data.texts == ['He said "wow" and left', "meh"]
+    assert data.labels == [["joy", "neutral"], ["anger"]]
+    assert data.label_names == ["joy", "anger", "neutral"]
+
+
+@pytest.mark.parametrize("ids", ["3", "x", "", "-1", "0,,1"])
+def test_read_goemotions_bad_id_names_the_row(tmp_path, ids):
+    path = tmp_path / "dev.tsv"
+    path.write_text(f"ok\t0\tid1\nbad\t{ids}\tid2\n", encoding="utf-8")
+    message = error_of(read_goemotions, path, ["joy", "anger", "neutral"])
+    assert message.startswith(f"{path}: row 2: label ids")
+
+
+def test_bundled_sample_loads_with_28_labels():
+    names = set()
+    for split, rows in (("train", 4000), ("dev", 500), ("test", 500)):
+        data = read_dataset(EXAMPLES / f"{split}.jsonl")
+        assert len(data) == rows
+        names.update(n for labels in data.labels for n in labels)
+    assert len(names) == 28
+    assert {"admiration", "neutral", "grief"} <= names

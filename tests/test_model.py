@@ -1,0 +1,70 @@
+"""Poolings, heads and the model: masking, shapes, and every combination trains and round-trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY, TOY_TEXTS
+from multihot import Classifier
+from multihot.config import HEADS, POOLINGS, ModelConfig
+from multihot.encoders import encoder_from_config, scratch_config
+from multihot.pooling import build_pooling
+
+
+@pytest.mark.parametrize("name", ["cls", "mean", "max", "attention", "label-attention"])
+def test_padding_gets_no_weight(name):
+    torch.manual_seed(0)
+    pooling = build_pooling(name, hidden_size=8, num_labels=3)
+    hidden = torch.randn(1, 4, 8)
+    mask = torch.ones(1, 4, dtype=torch.long)
+    # The same text padded with 3 positions of garbage: the pooled vector must not change.
+    padded = torch.cat([hidden, 100 * torch.randn(1, 3, 8)], dim=1)
+    padded_mask = torch.cat([mask, torch.zeros(1, 3, dtype=torch.long)], dim=1)
+    torch.testing.assert_close(pooling(hidden, mask, None), pooling(padded, padded_mask, None))
+
+
+def test_label_attention_weights_sum_to_one_over_real_tokens():
+    pooling = build_pooling("label-attention", hidden_size=8, num_labels=3)
+    mask = torch.tensor([[1, 1, 0, 0]])
+    weights = pooling.attention(torch.randn(1, 4, 8), mask)
+    assert weights.shape == (1, 3, 4)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(1, 3))
+    assert (weights[..., 2:] == 0).all()
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("head", HEADS)
+def test_forward_returns_logits(pooling, head):
+    from multihot.model import MultiLabelModel
+
+    encoder = encoder_from_config(scratch_config("scratch-tiny", vocab_size=50, max_length=16))
+    model = MultiLabelModel(
+        encoder, num_labels=3, config=ModelConfig(pooling=pooling, head=head, head_hidden=16)
+    )
+    ids = torch.tensor([[2, 7, 8, 3, 0, 0], [2, 9, 3, 0, 0, 0]])
+    logits = model(ids, (ids != 0).long())
+    assert logits.shape == (2, 3) and logits.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("pooling", "head"),
+    [(p, "linear") for p in POOLINGS] + [(p, "mlp") for p in ("cls", "label-attention")],
+)
+def test_every_pooling_and_head_trains_and_round_trips(toy_file, tmp_path, pooling, head):
+    clf = Classifier.train(
+        toy_file,
+        toy_file,
+        output=tmp_path / "run",
+        epochs=1,
+        batch_size=4,
+        pooling=pooling,
+        head=head,
+        head_hidden=16,
+        **TINY,
+    )
+    assert np.isfinite(clf.history[-1]["train_loss"])
+    before = clf.predict_proba(TOY_TEXTS, precision="fp32")
+    after = Classifier.load(tmp_path / "run").predict_proba(TOY_TEXTS, precision="fp32")
+    np.testing.assert_array_equal(before, after)
