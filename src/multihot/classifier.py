@@ -12,7 +12,7 @@ import numpy as np
 from multihot.batching import TokenizedDataset, tokenize
 from multihot.config import RunConfig
 from multihot.data import Dataset, read_dataset
-from multihot.encoders import build_encoder, encoder_from_config
+from multihot.encoders import build_encoder, encoder_from_config, is_scratch
 from multihot.errors import DataError, MultihotError, RunDirError
 from multihot.inference import predict_logits, sigmoid
 from multihot.labels import LabelSet
@@ -102,6 +102,9 @@ class Classifier:
         from accelerate.utils import set_seed
 
         config = (config or RunConfig()).override(**overrides)
+        if config.train.lr is None:
+            # Random weights need far larger steps than fine-tuning a pretrained encoder.
+            config = config.override(lr=1e-3 if is_scratch(config.model.encoder) else 5e-5)
         train_data = _read(train, config)
         val_data = _read(val, config) if val is not None else None
 

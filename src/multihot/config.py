@@ -75,8 +75,8 @@ class TrainConfig:
     """Passes over the training data."""
     batch_size: int = 32
     """Texts per optimisation step (per process) before gradient accumulation."""
-    lr: float = 5e-5
-    """Peak learning rate of the encoder."""
+    lr: float | None = None
+    """Peak learning rate of the encoder (default: 1e-3 for scratch encoders, 5e-5 for pretrained)."""
     head_lr: float | None = None
     """Peak learning rate of pooling and head (default: the same as lr)."""
     weight_decay: float = 0.01
@@ -120,7 +120,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "grad_accum"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: expected at least 1, got {getattr(self, name)}")
-        _check_positive("lr", self.lr)
+        if self.lr is not None:
+            _check_positive("lr", self.lr)
         if self.head_lr is not None:
             _check_positive("head_lr", self.head_lr)
         _check_positive("weight_decay", self.weight_decay, allow_zero=True)
@@ -218,7 +219,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             import yaml
 
             data = yaml.safe_load(text)
-    except (ValueError, Exception) as err:  # yaml.YAMLError is not a ValueError
+    except Exception as err:  # json.JSONDecodeError or yaml.YAMLError
         raise ConfigError(
             f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}"
         ) from None

@@ -50,6 +50,7 @@ class RichProgress:
             f"val_loss {record['val_loss']:.4f}  {self.metric} {value if value is None else f'{value:.4f}'}  "
             f"({record['seconds']:.0f}s)",
             highlight=False,
+            soft_wrap=True,
         )
 
     def on_train_end(self) -> None:

@@ -193,7 +193,7 @@ def _best_global_value(targets: np.ndarray, probs: np.ndarray, metric: str) -> f
     # Among equally good grid values prefer the one nearest 0.5, the untuned default.
     best = np.flatnonzero(grid_f1 == grid_f1.max())
     value = float(GRID[best[np.argmin(np.abs(GRID[best] - 0.5))]])
-    logger.info("global threshold %.2f (%s %.4f)", value, metric, grid_f1.max())
+    logger.debug("global threshold %.2f (%s %.4f)", value, metric, grid_f1.max())
     return value
 
 
@@ -245,5 +245,5 @@ def tune_thresholds(
         for j in np.flatnonzero(support >= min_support):
             values[j], _ = best_f1_threshold(targets[:, j], probs[:, j])
         msg = "%d of %d labels have < %d positives and use the global threshold"
-        logger.info(msg, len(fallback), num_labels, min_support)
+        logger.debug(msg, len(fallback), num_labels, min_support)
     return Thresholds(values, strategy, global_value, fallback, top1_fallback)
