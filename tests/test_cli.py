@@ -106,6 +106,17 @@ def test_evaluate_table_and_json(toy_run, toy_file):
     assert set(metrics["per_label"]) == {"anger", "joy", "love", "sadness"}
 
 
+def test_evaluate_save_records_metrics(toy_run, toy_file, tmp_path):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(toy_run[1], run)
+    assert invoke("evaluate", run, toy_file, "--save").exit_code == 0
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["evaluations"][str(toy_file)]["num_texts"] == len(TOY_TEXTS)
+    assert "validation" in saved
+
+
 def test_predict_text_stdout(toy_run):
     _, run = toy_run
     result = invoke(

@@ -104,7 +104,7 @@ class Classifier:
         config = (config or RunConfig()).override(**overrides)
         if config.train.lr is None:
             # Random weights need far larger steps than fine-tuning a pretrained encoder.
-            config = config.override(lr=1e-3 if is_scratch(config.model.encoder) else 5e-5)
+            config = config.override(lr=3e-4 if is_scratch(config.model.encoder) else 5e-5)
         train_data = _read(train, config)
         val_data = _read(val, config) if val is not None else None
 
@@ -322,7 +322,11 @@ class Classifier:
         """Replace only thresholds.json and metrics.json of an existing run directory."""
         path = check_run_dir(Path(path))
         write_atomic(path / "thresholds.json", dumps(self.thresholds.to_dict(self.labels.names)))
-        write_atomic(path / "metrics.json", dumps(self.metrics))
+        self.save_metrics(path)
+
+    def save_metrics(self, path: str | Path) -> None:
+        """Replace only metrics.json of an existing run directory."""
+        write_atomic(check_run_dir(Path(path)) / "metrics.json", dumps(self.metrics))
 
     @classmethod
     def load(cls, path: str | Path) -> Classifier:

@@ -227,6 +227,9 @@ def evaluate(
     run: Annotated[Path, typer.Argument(help="Run directory.")],
     data: Annotated[Path, typer.Argument(help="Labelled data file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    save: Annotated[
+        bool, typer.Option("--save", help="Also record them in the run's metrics.json.")
+    ] = False,
     batch_size: BatchSize = 64,
     precision: Precision = "auto",
     text_col: TextCol = None,
@@ -237,6 +240,9 @@ def evaluate(
     """Overall and per-label metrics of a run on labelled data, with its saved thresholds."""
     clf = _load(run, text_col, labels_col, label_cols, label_sep)
     metrics = clf.evaluate(data, batch_size=batch_size, precision=precision)
+    if save:
+        clf.metrics.setdefault("evaluations", {})[str(data)] = metrics
+        clf.save_metrics(run)
     if as_json:
         from multihot.run import dumps
 

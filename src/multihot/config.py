@@ -76,7 +76,7 @@ class TrainConfig:
     batch_size: int = 32
     """Texts per optimisation step (per process) before gradient accumulation."""
     lr: float | None = None
-    """Peak learning rate of the encoder (default: 1e-3 for scratch encoders, 5e-5 for pretrained)."""
+    """Peak learning rate of the encoder (default: 3e-4 for scratch encoders, 5e-5 for pretrained)."""
     head_lr: float | None = None
     """Peak learning rate of pooling and head (default: the same as lr)."""
     weight_decay: float = 0.01
