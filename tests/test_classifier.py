@@ -123,3 +123,10 @@ def test_tune_thresholds_changes_and_reports(toy_run):
     assert metrics["macro_f1"] == pytest.approx(
         clf.evaluate(Dataset(TOY_TEXTS, TOY_LABELS, "toy", None))["macro_f1"]
     )
+
+
+def test_runs_with_different_precisions_in_one_process(toy_file):
+    # Regression: Accelerate's process-wide state refused a bf16 run after an fp32 one.
+    Classifier.train(toy_file, toy_file, epochs=1, **TINY)
+    clf = Classifier.train(toy_file, toy_file, epochs=1, **{**TINY, "precision": "bf16"})
+    assert clf.metrics["precision"] == "bf16"

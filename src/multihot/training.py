@@ -104,9 +104,13 @@ def fit(
     computing the selection metric, the same way the final thresholds are chosen.
     """
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = resolve_precision(config.precision, device)
+    # AcceleratorState is a process-wide singleton that refuses a second Accelerator with another
+    # precision; each run sets its own. The distributed state (PartialState) is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(
         mixed_precision=accelerate_mixed_precision(precision),
         gradient_accumulation_steps=config.grad_accum,
