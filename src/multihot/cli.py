@@ -287,8 +287,7 @@ def predict(
     if text:
         batches = iter([list(text)])
     else:
-        if input_file != "-" and not Path(input_file).exists():
-            raise MultihotError(f"{input_file}: no such file")
+        # Checks the file and its text column now, before an output file is opened.
         batches = iter_text_batches(
             input_file, text_col=clf.config.data.text_col, batch_size=chunk_size
         )
