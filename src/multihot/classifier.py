@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from multihot.batching import TokenizedDataset, tokenize
-from multihot.config import RunConfig
+from multihot.config import RunConfig, TrainConfig
 from multihot.data import Dataset, read_dataset
 from multihot.encoders import build_encoder, encoder_from_config, is_scratch
 from multihot.errors import DataError, MultihotError, RunDirError
@@ -31,8 +32,8 @@ from multihot.run import (
     write_dir_atomic,
 )
 from multihot.splits import stratified_split
-from multihot.thresholds import Thresholds, tune_thresholds
-from multihot.training import TrainCallback, fit
+from multihot.thresholds import Thresholds
+from multihot.training import TrainCallback, fit, tune_for_config
 
 logger = logging.getLogger(__name__)
 
@@ -105,52 +106,28 @@ class Classifier:
         if config.train.lr is None:
             # Random weights need far larger steps than fine-tuning a pretrained encoder.
             config = config.override(lr=3e-4 if is_scratch(config.model.encoder) else 5e-5)
-        train_data = _read(train, config)
-        val_data = _read(val, config) if val is not None else None
-
-        names: set[str] = {n for labels in train_data.labels for n in labels}
-        names.update(train_data.label_names or [])
-        if val_data is not None:
-            names.update(n for labels in val_data.labels for n in labels)
-            names.update(val_data.label_names or [])
-        if not names:
-            raise DataError(f"{train_data.source}: no labels: expected at least one label name")
-        labels = LabelSet(
-            train_data.label_names if _same_names(train_data, names) else sorted(names)
-        )
-        train_targets = labels.encode(train_data.labels, train_data.source)
-        for name, count in zip(labels.names, train_targets.sum(axis=0), strict=True):
-            if count == 0:
-                logger.warning(
-                    "%s: label %r has no positive example in training", train_data.source, name
-                )
-
-        if val_data is None:
-            train_idx, val_idx = stratified_split(
-                train_targets, config.train.val_fraction, config.train.seed
-            )
-            val_data, train_data = train_data.subset(val_idx), train_data.subset(train_idx)
-            val_targets, train_targets = train_targets[val_idx], train_targets[train_idx]
-            logger.info(
-                "no validation data: held out %d of %d training texts",
-                len(val_idx),
-                len(train_idx) + len(val_idx),
-            )
-        else:
-            val_targets = labels.encode(val_data.labels, val_data.source)
+        data = prepare_data(train, val, config)
+        labels, train_targets, val_targets = data.labels, data.train_targets, data.val_targets
 
         set_seed(config.train.seed)
         m = config.model
         encoder, tokenizer, encoder_config = build_encoder(
-            m.encoder, train_data.texts, m.vocab_size, m.max_length, m.dropout
+            m.encoder, data.train.texts, m.vocab_size, m.max_length, m.dropout
         )
         model = MultiLabelModel(encoder, len(labels), m)
         train_set = TokenizedDataset(
-            tokenize(tokenizer, train_data.texts, m.max_length), train_targets
+            tokenize(tokenizer, data.train.texts, m.max_length), train_targets
         )
-        val_set = TokenizedDataset(tokenize(tokenizer, val_data.texts, m.max_length), val_targets)
+        val_set = TokenizedDataset(tokenize(tokenizer, data.val.texts, m.max_length), val_targets)
+        t = config.train
         loss_fn = build_loss(
-            config.train.loss, compute_pos_weight(train_targets, config.train.pos_weight)
+            t.loss,
+            compute_pos_weight(train_targets, t.pos_weight, labels.names),
+            label_smoothing=t.label_smoothing,
+            focal_gamma=t.focal_gamma,
+            asl_gamma_neg=t.asl_gamma_neg,
+            asl_gamma_pos=t.asl_gamma_pos,
+            asl_clip=t.asl_clip,
         )
 
         result = fit(
@@ -164,31 +141,12 @@ class Classifier:
             callback=callback,
         )
         model.load_state_dict(result.state_dict)
-        t = config.train
-        thresholds = tune_thresholds(
-            val_targets,
-            result.val_probs,
-            strategy=t.thresholds,
-            fixed_value=t.fixed_threshold,
-            min_support=t.min_support,
-            top1_fallback=t.top1_fallback,
+        thresholds, metrics = finish_validation(labels, val_targets, result.val_probs, t)
+        metrics.update(
+            best={"step": result.best["step"], "epoch": result.best["epoch"], "metric": t.metric},
+            precision=result.precision,
+            stopped_early=result.stopped_early,
         )
-        metrics = {
-            "validation": compute_metrics(
-                val_targets,
-                result.val_probs,
-                thresholds.values,
-                labels.names,
-                decisions=thresholds.apply(result.val_probs),
-            ),
-            "best": {
-                "step": result.best["step"],
-                "epoch": result.best["epoch"],
-                "metric": t.metric,
-            },
-            "precision": result.precision,
-            "stopped_early": result.stopped_early,
-        }
         clf = cls(
             model, tokenizer, labels, thresholds, config, encoder_config, metrics, result.history
         )
@@ -201,7 +159,7 @@ class Classifier:
         self, texts: Sequence[str], batch_size: int = 64, precision: str = "auto"
     ) -> np.ndarray:
         """Logits of shape ``(n_texts, num_labels)``, rows in input order."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         ids = tokenize(self.tokenizer, texts, self.config.model.max_length)
         return predict_logits(
             self.model,
@@ -272,17 +230,12 @@ class Classifier:
         precision: str = "auto",
     ) -> dict[str, Any]:
         """Tune thresholds on labelled data (defaults: the run's settings); returns the metrics there."""
-        t = self.config.train
         dataset, targets = self._targets(data)
         probs = self.predict_proba(dataset.texts, batch_size, precision)
-        self.thresholds = tune_thresholds(
-            targets,
-            probs,
-            strategy=strategy or t.thresholds,
-            fixed_value=t.fixed_threshold,
-            min_support=t.min_support if min_support is None else min_support,
-            top1_fallback=t.top1_fallback if top1_fallback is None else top1_fallback,
-        )
+        self.thresholds = tune_for_config(
+            targets, probs, self.config.train,
+            strategy=strategy, min_support=min_support, top1_fallback=top1_fallback,
+        )  # fmt: skip
         metrics = compute_metrics(
             targets,
             probs,
@@ -302,6 +255,7 @@ class Classifier:
 
         def fill(tmp: Path) -> None:
             config = {
+                "kind": "transformer",
                 **self.config.to_dict(),
                 "encoder_config": self.encoder_config,
                 "num_labels": len(self.labels),
@@ -310,47 +264,43 @@ class Classifier:
             write_atomic(tmp / "config.json", dumps(config))
             save_model(self.model, str(tmp / "model.safetensors"))
             self.tokenizer.save_pretrained(str(tmp / "tokenizer"))
-            write_atomic(tmp / "labels.json", dumps(self.labels.names))
-            write_atomic(tmp / "thresholds.json", dumps(self.thresholds.to_dict(self.labels.names)))
-            write_atomic(tmp / "metrics.json", dumps(self.metrics))
-            write_atomic(tmp / "history.jsonl", history_text(self.history))
+            self._write_outcome(tmp)
 
         write_dir_atomic(path, fill)
         return path
 
     def save_thresholds(self, path: str | Path) -> None:
         """Replace only thresholds.json and metrics.json of an existing run directory."""
-        path = check_run_dir(Path(path))
+        path = check_run_dir(Path(path), required=("config.json",))
         write_atomic(path / "thresholds.json", dumps(self.thresholds.to_dict(self.labels.names)))
         self.save_metrics(path)
 
     def save_metrics(self, path: str | Path) -> None:
         """Replace only metrics.json of an existing run directory."""
-        write_atomic(check_run_dir(Path(path)) / "metrics.json", dumps(self.metrics))
+        path = check_run_dir(Path(path), required=("config.json",))
+        write_atomic(path / "metrics.json", dumps(self.metrics))
 
     @classmethod
     def load(cls, path: str | Path) -> Classifier:
-        """Load a run directory written by :meth:`save` (weights from safetensors only)."""
+        """Load a run directory written by :meth:`save` (weights from safetensors only).
+
+        A run of ``multihot baseline`` loads as a :class:`multihot.baseline.BaselineClassifier`.
+        """
         from safetensors.torch import load_model
         from transformers import AutoTokenizer
 
-        path = check_run_dir(Path(path))
+        path = check_run_dir(Path(path), required=("config.json",))
         raw = read_json(path / "config.json")
-        try:
-            encoder_config = raw.pop("encoder_config")
-            raw.pop("num_labels", None)
-            raw.pop("versions", None)
-            config = RunConfig.from_dict(raw, source=str(path / "config.json"))
-        except KeyError:
-            raise RunDirError(f"{path / 'config.json'}: missing 'encoder_config'") from None
-        except MultihotError as err:
-            raise RunDirError(str(err)) from None
-        names = read_json(path / "labels.json", list)
-        try:
-            labels = LabelSet(names)
-            thresholds = Thresholds.from_dict(read_json(path / "thresholds.json"), labels.names)
-        except MultihotError as err:
-            raise RunDirError(f"{path}: labels.json / thresholds.json: {err}") from None
+        if raw.get("kind") == "tfidf-logreg":
+            from multihot.baseline import BaselineClassifier
+
+            return BaselineClassifier.load_run(path, raw)
+        check_run_dir(path)
+        if "encoder_config" not in raw:
+            raise RunDirError(f"{path / 'config.json'}: missing 'encoder_config'")
+        encoder_config = raw["encoder_config"]
+        config = parse_run_config(raw, path)
+        labels, thresholds = load_labels_and_thresholds(path)
         model = MultiLabelModel(encoder_from_config(encoder_config), len(labels), config.model)
         try:
             load_model(model, str(path / "model.safetensors"), strict=True)
@@ -364,17 +314,111 @@ class Classifier:
             raise RunDirError(
                 f"{path / 'tokenizer'}: cannot load tokenizer ({str(err).splitlines()[0][:200]})"
             ) from None
-        metrics = read_json(path / "metrics.json") if (path / "metrics.json").exists() else {}
-        return cls(
-            model,
-            tokenizer,
-            labels,
-            thresholds,
-            config,
-            encoder_config,
-            metrics,
-            read_history(path / "history.jsonl"),
+        metrics, history = load_metrics_and_history(path)
+        return cls(model, tokenizer, labels, thresholds, config, encoder_config, metrics, history)
+
+    def _write_outcome(self, directory: Path) -> None:
+        """The files every kind of run has: labels, thresholds, metrics, history."""
+        write_atomic(directory / "labels.json", dumps(self.labels.names))
+        write_atomic(
+            directory / "thresholds.json", dumps(self.thresholds.to_dict(self.labels.names))
         )
+        write_atomic(directory / "metrics.json", dumps(self.metrics))
+        write_atomic(directory / "history.jsonl", history_text(self.history))
+
+
+# Keys of config.json that describe the run rather than configure it.
+RUN_INFO_KEYS = ("kind", "encoder_config", "baseline", "num_labels", "versions")
+
+
+def parse_run_config(raw: dict[str, Any], path: Path) -> RunConfig:
+    """The :class:`RunConfig` stored in a run's config.json."""
+    try:
+        return RunConfig.from_dict(
+            {k: v for k, v in raw.items() if k not in RUN_INFO_KEYS},
+            source=str(path / "config.json"),
+        )
+    except MultihotError as err:
+        raise RunDirError(str(err)) from None
+
+
+def load_labels_and_thresholds(path: Path) -> tuple[LabelSet, Thresholds]:
+    names = read_json(path / "labels.json", list)
+    try:
+        labels = LabelSet(names)
+        return labels, Thresholds.from_dict(read_json(path / "thresholds.json"), labels.names)
+    except RunDirError:
+        raise
+    except MultihotError as err:
+        raise RunDirError(f"{path}: labels.json / thresholds.json: {err}") from None
+
+
+def load_metrics_and_history(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    metrics = read_json(path / "metrics.json") if (path / "metrics.json").exists() else {}
+    return metrics, read_history(path / "history.jsonl")
+
+
+@dataclass
+class PreparedData:
+    """Training and validation data with their targets over one label set."""
+
+    labels: LabelSet
+    train: Dataset
+    train_targets: np.ndarray
+    val: Dataset
+    val_targets: np.ndarray
+
+
+def prepare_data(train: DataLike, val: DataLike | None, config: RunConfig) -> PreparedData:
+    """Read the data, fix the label set (train and val together), and hold out val if there is none."""
+    train_data = _read(train, config)
+    val_data = _read(val, config) if val is not None else None
+    names: set[str] = {n for labels in train_data.labels for n in labels}
+    names.update(train_data.label_names or [])
+    if val_data is not None:
+        names.update(n for labels in val_data.labels for n in labels)
+        names.update(val_data.label_names or [])
+    if not names:
+        raise DataError(f"{train_data.source}: no labels: expected at least one label name")
+    labels = LabelSet(train_data.label_names if _same_names(train_data, names) else sorted(names))
+    train_targets = labels.encode(train_data.labels, train_data.source)
+    for name, count in zip(labels.names, train_targets.sum(axis=0), strict=True):
+        if count == 0:
+            logger.warning(
+                "%s: label %r has no positive example in training", train_data.source, name
+            )
+    if val_data is not None:
+        return PreparedData(
+            labels,
+            train_data,
+            train_targets,
+            val_data,
+            labels.encode(val_data.labels, val_data.source),
+        )
+    train_idx, val_idx = stratified_split(
+        train_targets, config.train.val_fraction, config.train.seed
+    )
+    logger.info(
+        "no validation data: held out %d of %d training texts", len(val_idx), len(train_targets)
+    )
+    return PreparedData(
+        labels,
+        train_data.subset(train_idx),
+        train_targets[train_idx],
+        train_data.subset(val_idx),
+        train_targets[val_idx],
+    )
+
+
+def finish_validation(
+    labels: LabelSet, targets: np.ndarray, probs: np.ndarray, config: TrainConfig
+):
+    """Thresholds tuned on validation, and the validation metrics with them."""
+    thresholds = tune_for_config(targets, probs, config)
+    metrics = compute_metrics(
+        targets, probs, thresholds.values, labels.names, decisions=thresholds.apply(probs)
+    )
+    return thresholds, {"validation": metrics}
 
 
 def _read(data: DataLike, config: RunConfig) -> Dataset:
@@ -395,7 +439,7 @@ def _same_names(data: Dataset, names: set[str]) -> bool:
     return data.label_names is not None and set(data.label_names) == names
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def check_texts(texts: Sequence[str]) -> list[str]:
     if isinstance(texts, str):
         raise MultihotError("expected a list of texts, got a single string; wrap it in a list")
     texts = list(texts)

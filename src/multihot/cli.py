@@ -150,8 +150,15 @@ def train(
         int | None, typer.Option(help="Early stopping patience in evaluations (0: off).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    loss: Annotated[str | None, typer.Option(help="Loss: bce.")] = None,
-    pos_weight: Annotated[str | None, typer.Option(help="none, auto or sqrt.")] = None,
+    loss: Annotated[str | None, typer.Option(help="bce, focal or asl (asymmetric).")] = None,
+    pos_weight: Annotated[
+        str | None, typer.Option(help="none, auto, sqrt, or a JSON file of weights.")
+    ] = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Target smoothing e.")] = None,
+    focal_gamma: Annotated[float | None, typer.Option(help="Focal loss gamma.")] = None,
+    asl_gamma_neg: Annotated[float | None, typer.Option(help="ASL gamma of negatives.")] = None,
+    asl_gamma_pos: Annotated[float | None, typer.Option(help="ASL gamma of positives.")] = None,
+    asl_clip: Annotated[float | None, typer.Option(help="ASL probability clip.")] = None,
     thresholds: Annotated[str | None, typer.Option(help="fixed, global or per-label.")] = None,
     fixed_threshold: Annotated[
         float | None, typer.Option(help="Threshold of the fixed strategy.")
@@ -202,6 +209,11 @@ def train(
         seed=seed,
         loss=loss,
         pos_weight=pos_weight,
+        label_smoothing=label_smoothing,
+        focal_gamma=focal_gamma,
+        asl_gamma_neg=asl_gamma_neg,
+        asl_gamma_pos=asl_gamma_pos,
+        asl_clip=asl_clip,
         thresholds=thresholds,
         fixed_threshold=fixed_threshold,
         min_support=min_support,
@@ -216,6 +228,61 @@ def train(
     _print_report(
         clf.metrics["validation"],
         title=f"validation ({clf.metrics['best']['metric']} best at epoch {clf.metrics['best']['epoch']})",
+    )
+    out.print(f"saved {output}")
+
+
+# ------------------------------------------------------------------------------------ baseline
+@app.command()
+@_friendly
+def baseline(
+    train_file: Annotated[
+        Path, typer.Argument(help="Training data (.csv .tsv .jsonl .json .parquet).")
+    ],
+    val: Annotated[
+        Path | None, typer.Option("--val", help="Validation data; default: a stratified hold-out.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Run directory (default: runs/<train name>-baseline)."),
+    ] = None,
+    c: Annotated[
+        float, typer.Option("--C", help="Inverse regularisation of each logistic regression.")
+    ] = 4.0,
+    ngram_max: Annotated[int, typer.Option(help="Word n-grams from 1 to this length.")] = 2,
+    min_df: Annotated[int, typer.Option(help="Ignore n-grams in fewer texts.")] = 2,
+    max_features: Annotated[int, typer.Option(help="Keep at most this many n-grams.")] = 200_000,
+    thresholds: Annotated[str | None, typer.Option(help="fixed, global or per-label.")] = None,
+    min_support: Annotated[
+        int | None, typer.Option(help="Fewer validation positives: global threshold.")
+    ] = None,
+    top1_fallback: Annotated[
+        bool | None, typer.Option("--top1-fallback/--no-top1-fallback")
+    ] = None,
+    val_fraction: Annotated[
+        float | None, typer.Option(help="Hold-out fraction without --val.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    text_col: TextCol = None,
+    labels_col: LabelsCol = None,
+    label_cols: LabelCols = None,
+    label_sep: LabelSep = None,
+) -> None:
+    """TF-IDF (word 1-2 grams) + one logistic regression per label, with the same thresholds and report."""
+    from multihot.baseline import BaselineClassifier, BaselineConfig
+
+    output = output or Path("runs") / f"{train_file.stem}-baseline"
+    clf = BaselineClassifier.train(
+        train_file, val, output=output,
+        baseline=BaselineConfig(ngram_max=ngram_max, min_df=min_df, max_features=max_features, C=c),
+        thresholds=thresholds, min_support=min_support, top1_fallback=top1_fallback,
+        val_fraction=val_fraction, seed=seed,
+        **_data_overrides(text_col, labels_col, label_cols, label_sep),
+    )  # fmt: skip
+    info = clf.metrics["baseline"]
+    _print_report(
+        clf.metrics["validation"],
+        title=f"validation (baseline, {info['num_features']} n-grams, {info['seconds']:.1f}s)",
     )
     out.print(f"saved {output}")
 

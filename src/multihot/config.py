@@ -19,8 +19,7 @@ from multihot.errors import ConfigError
 POOLINGS = ("cls", "pooler", "mean", "max", "attention", "label-attention")
 HEADS = ("linear", "mlp")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-POS_WEIGHTS = ("none", "auto", "sqrt")
-LOSSES = ("bce",)
+LOSSES = ("bce", "focal", "asl")
 THRESHOLD_STRATEGIES = ("fixed", "global", "per-label")
 
 
@@ -98,9 +97,19 @@ class TrainConfig:
     seed: int = 42
     """Seeds python, numpy and torch, the split and the batch order."""
     loss: str = "bce"
-    """Loss function (bce)."""
+    """Loss function: bce, focal or asl (asymmetric)."""
     pos_weight: str = "none"
-    """Per-label positive weight for bce: none, auto (negatives/positives) or sqrt (its root)."""
+    """Per-label positive weight: none, auto (negatives/positives), sqrt (its root), or a JSON file."""
+    label_smoothing: float = 0.0
+    """Targets y become y * (1 - e) + e / 2."""
+    focal_gamma: float = 2.0
+    """Focusing exponent of the focal loss (0 is BCE)."""
+    asl_gamma_neg: float = 4.0
+    """Focusing exponent of negatives in the asymmetric loss."""
+    asl_gamma_pos: float = 0.0
+    """Focusing exponent of positives in the asymmetric loss."""
+    asl_clip: float = 0.05
+    """Probability margin below which negatives cost nothing in the asymmetric loss."""
     thresholds: str = "per-label"
     """fixed, global or per-label (labels with few validation positives fall back to global)."""
     fixed_threshold: float = 0.5
@@ -139,7 +148,14 @@ class TrainConfig:
         _check_positive("min_support", self.min_support, allow_zero=True)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("loss", self.loss, LOSSES)
-        _check_choice("pos_weight", self.pos_weight, POS_WEIGHTS)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(
+                f"label_smoothing: expected a value in [0, 1), got {self.label_smoothing}"
+            )
+        for name in ("focal_gamma", "asl_gamma_neg", "asl_gamma_pos"):
+            _check_positive(name, getattr(self, name), allow_zero=True)
+        if not 0.0 <= self.asl_clip < 1.0:
+            raise ConfigError(f"asl_clip: expected a value in [0, 1), got {self.asl_clip}")
         _check_choice("thresholds", self.thresholds, THRESHOLD_STRATEGIES)
         _check_choice("metric", self.metric, tuple(PRIMARY_METRICS))
 

@@ -77,12 +77,12 @@ def write_dir_atomic(path: Path, fill: Callable[[Path], None]) -> None:
         raise
 
 
-def check_run_dir(path: Path) -> Path:
+def check_run_dir(path: Path, required: tuple[str, ...] = REQUIRED) -> Path:
     """The run directory as a Path, after checking that every required file is there."""
     path = Path(path)
     if not path.is_dir():
         raise RunDirError(f"{path}: no such run directory")
-    for name in REQUIRED:
+    for name in required:
         if not (path / name).exists():
             raise RunDirError(
                 f"{path}: missing {name}; expected a run directory written by 'multihot train'"

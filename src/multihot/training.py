@@ -57,6 +57,18 @@ class TrainResult:
     precision: str = "fp32"
 
 
+def tune_for_config(targets: np.ndarray, probs: np.ndarray, config: TrainConfig, **overrides: Any):
+    """Thresholds tuned the way ``config`` says (``overrides`` replace its threshold settings)."""
+    settings = {
+        "strategy": config.thresholds,
+        "fixed_value": config.fixed_threshold,
+        "min_support": config.min_support,
+        "top1_fallback": config.top1_fallback,
+    }
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return tune_thresholds(targets, probs, **settings)
+
+
 def _param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
     """Encoder and head get their own learning rates; biases and norms get no weight decay."""
     head_lr = config.head_lr or config.lr
@@ -155,14 +167,7 @@ def fit(
             torch.from_numpy(logits).to(on_device), torch.from_numpy(targets).to(on_device)
         ).item()
         probs = sigmoid(logits)
-        thresholds = tune_thresholds(
-            targets,
-            probs,
-            strategy=config.thresholds,
-            fixed_value=config.fixed_threshold,
-            min_support=config.min_support,
-            top1_fallback=config.top1_fallback,
-        )
+        thresholds = tune_for_config(targets, probs, config)
         metrics = compute_metrics(
             targets, probs, thresholds.values, label_names, decisions=thresholds.apply(probs)
         )

@@ -1,0 +1,81 @@
+"""The TF-IDF + logistic regression baseline: same run directory, same predict, no pickles."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import TOY_LABELS, TOY_TEXTS
+from multihot import Classifier
+from multihot.baseline import BaselineClassifier, BaselineConfig, TfidfLogistic
+from test_cli import assert_clean_error, invoke
+
+
+@pytest.fixture(scope="module")
+def baseline_run(tmp_path_factory, toy_file):
+    out = tmp_path_factory.mktemp("runs") / "baseline"
+    result = invoke("baseline", toy_file, "--val", toy_file, "-o", out, "--min-df", 1, "--C", 100)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_baseline_logits_match_sklearn_pipeline():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    targets = np.array([[1.0 if "joy" in ls else 0.0] for ls in TOY_LABELS])
+    model = TfidfLogistic.fit(TOY_TEXTS, targets, BaselineConfig(min_df=1))
+    # Our vectorizer is rebuilt from the vocabulary and IDF: it must equal sklearn's own transform.
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit(TOY_TEXTS)
+    reference = LogisticRegression(C=4.0, solver="liblinear", random_state=0).fit(
+        vectorizer.transform(TOY_TEXTS), targets[:, 0]
+    )
+    new = ["what a lovely joy", "so sad and angry"]
+    np.testing.assert_allclose(
+        model.features(new).toarray(), vectorizer.transform(new).toarray(), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        model.logits(new)[:, 0], reference.decision_function(vectorizer.transform(new)), atol=1e-5
+    )
+
+
+def test_baseline_run_directory_and_reload(baseline_run):
+    assert {p.name for p in baseline_run.iterdir()} >= {
+        "config.json", "model.safetensors", "vocabulary.json", "labels.json", "thresholds.json", "metrics.json",
+    }  # fmt: skip
+    assert not list(baseline_run.glob("*.pkl")) and not list(baseline_run.glob("*.bin"))
+    config = json.loads((baseline_run / "config.json").read_text())
+    assert config["kind"] == "tfidf-logreg" and config["baseline"]["C"] == 100
+    clf = Classifier.load(baseline_run)
+    assert isinstance(clf, BaselineClassifier)
+    assert clf.metrics["validation"]["macro_f1"] == 1.0
+    assert clf.predict(TOY_TEXTS) == [sorted(x) for x in TOY_LABELS]
+
+
+def test_baseline_predicts_and_evaluates_through_the_cli(baseline_run, toy_file, tmp_path):
+    out = tmp_path / "out.csv"
+    assert invoke("predict", baseline_run, toy_file, "-o", out).exit_code == 0
+    assert out.read_text().splitlines()[0] == "text,labels,anger,joy,love,sadness"
+    metrics = json.loads(invoke("evaluate", baseline_run, toy_file, "--json").stdout)
+    assert metrics["macro_f1"] == 1.0
+
+
+def test_baseline_python_api_round_trip(tmp_path, toy_file):
+    clf = BaselineClassifier.train(
+        toy_file, toy_file, baseline=BaselineConfig(min_df=1), output=tmp_path / "run"
+    )
+    again = Classifier.load(tmp_path / "run")
+    np.testing.assert_array_equal(clf.predict_proba(TOY_TEXTS), again.predict_proba(TOY_TEXTS))
+
+
+def test_broken_baseline_run(baseline_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "broken"
+    shutil.copytree(baseline_run, run)
+    (run / "vocabulary.json").write_text("{}")
+    assert_clean_error(invoke("predict", run, "--text", "hello"), "do not match")
+    (run / "vocabulary.json").unlink()
+    assert_clean_error(invoke("predict", run, "--text", "hello"), "missing vocabulary.json")
