@@ -130,3 +130,16 @@ def test_runs_with_different_precisions_in_one_process(toy_file):
     Classifier.train(toy_file, toy_file, epochs=1, **TINY)
     clf = Classifier.train(toy_file, toy_file, epochs=1, **{**TINY, "precision": "bf16"})
     assert clf.metrics["precision"] == "bf16"
+
+
+def test_weight_averaging_keeps_the_averaged_weights(toy_file, tmp_path):
+    plain = Classifier.train(toy_file, toy_file, epochs=2, batch_size=4, **TINY)
+    averaged = Classifier.train(
+        toy_file, toy_file, epochs=2, batch_size=4, ema_decay=0.5, output=tmp_path / "run", **TINY
+    )
+    probs = averaged.predict_proba(TOY_TEXTS, precision="fp32")
+    # Same seed and data: only the averaging differs, so the kept weights differ.
+    assert not np.array_equal(probs, plain.predict_proba(TOY_TEXTS, precision="fp32"))
+    np.testing.assert_array_equal(
+        probs, Classifier.load(tmp_path / "run").predict_proba(TOY_TEXTS, precision="fp32")
+    )

@@ -146,6 +146,10 @@ def train(
         int | None, typer.Option(help="Evaluate every N steps (0: every epoch).")
     ] = None,
     metric: Annotated[str | None, typer.Option(help="Selection / early-stopping metric.")] = None,
+    ema_decay: Annotated[
+        float | None,
+        typer.Option(help="Keep an exponential moving average of the weights (0: off)."),
+    ] = None,
     patience: Annotated[
         int | None, typer.Option(help="Early stopping patience in evaluations (0: off).")
     ] = None,
@@ -206,6 +210,7 @@ def train(
         eval_every=eval_every,
         metric=metric,
         patience=patience,
+        ema_decay=ema_decay,
         seed=seed,
         loss=loss,
         pos_weight=pos_weight,

@@ -92,6 +92,8 @@ class TrainConfig:
     """Evaluate every N optimiser steps; 0 means once per epoch."""
     metric: str = "macro_f1"
     """Validation metric that selects the best weights and drives early stopping."""
+    ema_decay: float = 0.0
+    """Evaluate and keep an exponential moving average of the weights with this decay (0: off)."""
     patience: int = 0
     """Stop after this many evaluations without improvement; 0 disables early stopping."""
     seed: int = 42
@@ -145,6 +147,8 @@ class TrainConfig:
             )
         _check_positive("eval_every", self.eval_every, allow_zero=True)
         _check_positive("patience", self.patience, allow_zero=True)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay: expected a value in [0, 1), got {self.ema_decay}")
         _check_positive("min_support", self.min_support, allow_zero=True)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("loss", self.loss, LOSSES)

@@ -144,6 +144,17 @@ def fit(
     )
     loss_fn = loss_fn.to(accelerator.device)
 
+    # Evaluate (and keep) an exponential moving average of the weights: smoother than any single step.
+    ema = None
+    if config.ema_decay:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(
+            accelerator.unwrap_model(model),
+            multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
+            use_buffers=True,
+        )
+
     # The schedule counts this process's optimiser steps, so it is built after sharding.
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
@@ -160,7 +171,8 @@ def fit(
     def evaluate(epoch: float) -> bool:
         """Evaluate, keep the weights if best; True when early stopping says stop."""
         nonlocal stale, running_loss, running_count
-        logits = _gather_logits(model, val_loader, accelerator, len(val), len(label_names))
+        evaluated = model if ema is None else ema.module
+        logits = _gather_logits(evaluated, val_loader, accelerator, len(val), len(label_names))
         targets = val.targets
         on_device = accelerator.device
         val_loss = loss_fn(
@@ -189,7 +201,7 @@ def fit(
             result.val_probs = probs
             result.state_dict = {
                 k: v.detach().to("cpu", copy=True)
-                for k, v in accelerator.unwrap_model(model).state_dict().items()
+                for k, v in accelerator.unwrap_model(evaluated).state_dict().items()
             }
             stale = 0
         else:
@@ -224,6 +236,8 @@ def fit(
             if not accelerator.sync_gradients:
                 continue
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(accelerator.unwrap_model(model))
             step += 1
             if callback:
                 callback.on_step(step, loss.item(), seen / (time.perf_counter() - started))
@@ -255,7 +269,8 @@ def _gather_logits(model, loader, accelerator, num_rows: int, num_labels: int) -
     model.eval()
     out = np.zeros((num_rows, num_labels), dtype=np.float32)
     for batch in loader:
-        logits = model(batch["input_ids"], batch["attention_mask"])
+        with accelerator.autocast():  # a prepared model autocasts itself; an EMA copy does not
+            logits = model(batch["input_ids"], batch["attention_mask"])
         # Rows are placed by their dataset index, so the duplicates that padding the last shard adds
         # land on rows already filled with the same values: a plain gather is exact.
         index, logits = accelerator.gather((batch["index"], logits.float()))
