@@ -98,9 +98,9 @@ class TrainConfig:
     """Stop after this many evaluations without improvement; 0 disables early stopping."""
     seed: int = 42
     """Seeds python, numpy and torch, the split and the batch order."""
-    loss: str = "bce"
+    loss: str = "asl"
     """Loss function: bce, focal or asl (asymmetric)."""
-    pos_weight: str = "none"
+    pos_weight: str = "sqrt"
     """Per-label positive weight: none, auto (negatives/positives), sqrt (its root), or a JSON file."""
     label_smoothing: float = 0.0
     """Targets y become y * (1 - e) + e / 2."""
