@@ -150,6 +150,10 @@ def main() -> None:
         "--runs", type=Path, help="keep run directories here (default: a temporary directory)"
     )
     args = parser.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("multihot.training").setLevel(logging.INFO)  # one line per evaluation
 
     flags = dict(MULTIHOT_FLAGS, **({"epochs": 2} if args.quick else {}))
     import torch
