@@ -89,6 +89,20 @@ LabelCols = Annotated[
 LabelSep = Annotated[
     str | None, typer.Option("--label-sep", help="Delimiter inside the labels column.")
 ]
+TrainFile = Annotated[Path, typer.Argument(help="Training data (.csv .tsv .jsonl .json .parquet).")]
+ValFile = Annotated[
+    Path | None, typer.Option("--val", help="Validation data; default: a stratified hold-out.")
+]
+ThresholdStrategy = Annotated[str | None, typer.Option(help="fixed, global or per-label.")]
+MinSupport = Annotated[
+    int | None, typer.Option(help="Fewer validation positives: global threshold.")
+]
+Top1Fallback = Annotated[
+    bool | None,
+    typer.Option("--top1-fallback/--no-top1-fallback", help="Always give the top label."),
+]
+ValFraction = Annotated[float | None, typer.Option(help="Hold-out fraction without --val.")]
+Seed = Annotated[int | None, typer.Option(help="Random seed.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass.")]
 Precision = Annotated[
     str, typer.Option("--precision", help="auto (bf16 where supported), fp32, bf16, fp16.")
@@ -99,12 +113,8 @@ Precision = Annotated[
 @app.command()
 @_friendly
 def train(
-    train_file: Annotated[
-        Path, typer.Argument(help="Training data (.csv .tsv .jsonl .json .parquet).")
-    ],
-    val: Annotated[
-        Path | None, typer.Option("--val", help="Validation data; default: a stratified hold-out.")
-    ] = None,
+    train_file: TrainFile,
+    val: ValFile = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Run directory (default: runs/<train name>)."),
@@ -153,7 +163,7 @@ def train(
     patience: Annotated[
         int | None, typer.Option(help="Early stopping patience in evaluations (0: off).")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    seed: Seed = None,
     loss: Annotated[str | None, typer.Option(help="bce, focal or asl (asymmetric).")] = None,
     pos_weight: Annotated[
         str | None, typer.Option(help="none, auto, sqrt, or a JSON file of weights.")
@@ -163,20 +173,13 @@ def train(
     asl_gamma_neg: Annotated[float | None, typer.Option(help="ASL gamma of negatives.")] = None,
     asl_gamma_pos: Annotated[float | None, typer.Option(help="ASL gamma of positives.")] = None,
     asl_clip: Annotated[float | None, typer.Option(help="ASL probability clip.")] = None,
-    thresholds: Annotated[str | None, typer.Option(help="fixed, global or per-label.")] = None,
+    thresholds: ThresholdStrategy = None,
     fixed_threshold: Annotated[
         float | None, typer.Option(help="Threshold of the fixed strategy.")
     ] = None,
-    min_support: Annotated[
-        int | None, typer.Option(help="Fewer validation positives: global threshold.")
-    ] = None,
-    top1_fallback: Annotated[
-        bool | None,
-        typer.Option("--top1-fallback/--no-top1-fallback", help="Always give the top label."),
-    ] = None,
-    val_fraction: Annotated[
-        float | None, typer.Option(help="Hold-out fraction without --val.")
-    ] = None,
+    min_support: MinSupport = None,
+    top1_fallback: Top1Fallback = None,
+    val_fraction: ValFraction = None,
     text_col: TextCol = None,
     labels_col: LabelsCol = None,
     label_cols: LabelCols = None,
@@ -241,12 +244,8 @@ def train(
 @app.command()
 @_friendly
 def baseline(
-    train_file: Annotated[
-        Path, typer.Argument(help="Training data (.csv .tsv .jsonl .json .parquet).")
-    ],
-    val: Annotated[
-        Path | None, typer.Option("--val", help="Validation data; default: a stratified hold-out.")
-    ] = None,
+    train_file: TrainFile,
+    val: ValFile = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Run directory (default: runs/<train name>-baseline)."),
@@ -257,17 +256,11 @@ def baseline(
     ngram_max: Annotated[int, typer.Option(help="Word n-grams from 1 to this length.")] = 2,
     min_df: Annotated[int, typer.Option(help="Ignore n-grams in fewer texts.")] = 2,
     max_features: Annotated[int, typer.Option(help="Keep at most this many n-grams.")] = 200_000,
-    thresholds: Annotated[str | None, typer.Option(help="fixed, global or per-label.")] = None,
-    min_support: Annotated[
-        int | None, typer.Option(help="Fewer validation positives: global threshold.")
-    ] = None,
-    top1_fallback: Annotated[
-        bool | None, typer.Option("--top1-fallback/--no-top1-fallback")
-    ] = None,
-    val_fraction: Annotated[
-        float | None, typer.Option(help="Hold-out fraction without --val.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    thresholds: ThresholdStrategy = None,
+    min_support: MinSupport = None,
+    top1_fallback: Top1Fallback = None,
+    val_fraction: ValFraction = None,
+    seed: Seed = None,
     text_col: TextCol = None,
     labels_col: LabelsCol = None,
     label_cols: LabelCols = None,
@@ -381,12 +374,8 @@ def tune_thresholds(
     strategy: Annotated[
         str | None, typer.Option(help="fixed, global or per-label (default: the run's).")
     ] = None,
-    min_support: Annotated[
-        int | None, typer.Option(help="Fewer positives: global threshold.")
-    ] = None,
-    top1_fallback: Annotated[
-        bool | None, typer.Option("--top1-fallback/--no-top1-fallback")
-    ] = None,
+    min_support: MinSupport = None,
+    top1_fallback: Top1Fallback = None,
     batch_size: BatchSize = 64,
     precision: Precision = "auto",
     text_col: TextCol = None,
