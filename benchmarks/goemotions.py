@@ -69,9 +69,7 @@ def run_multihot(train: Dataset, dev: Dataset, flags: dict, out: Path) -> tuple[
     return clf, time.perf_counter() - started
 
 
-def run_hf_recipe(
-    clf: Classifier, train: Dataset, dev: Dataset, test: Dataset, epochs: int, out: Path
-):
+def run_hf_recipe(clf: Classifier, train: Dataset, test: Dataset, epochs: int, out: Path):
     """AutoModelForSequenceClassification on the same encoder config and vocabulary; plain BCE; 0.5."""
     import torch
     from accelerate.state import AcceleratorState
@@ -186,19 +184,13 @@ def main() -> None:
 
     hf_probs = None
     if not args.skip_hf:
-        hf_probs, hf_seconds = run_hf_recipe(clf, train, dev, test, flags["epochs"], runs / "hf")
+        hf_probs, hf_seconds = run_hf_recipe(clf, train, test, flags["epochs"], runs / "hf")
         print(f"HF recipe: trained in {hf_seconds:.0f}s")
 
     # ---- the test split, read once, from here on
     test_targets = clf.labels.encode(test.labels)
     test_probs = clf.predict_proba(test.texts, batch_size=128)
-    ours = compute_metrics(
-        test_targets,
-        test_probs,
-        clf.thresholds.values,
-        clf.label_names,
-        decisions=clf.thresholds.apply(test_probs),
-    )
+    ours = clf.thresholds.metrics(test_targets, test_probs, clf.label_names)
     results = {"multihot " + flags["encoder"]: {**summary(ours), "seconds": seconds}, **results}
     per_label = {"multihot": ours["per_label"]}
     if baseline is not None:
@@ -229,9 +221,7 @@ def main() -> None:
         ),
     }
     ablation = {
-        name: compute_metrics(
-            test_targets, test_probs, t.values, clf.label_names, decisions=t.apply(test_probs)
-        )["macro_f1"]
+        name: t.metrics(test_targets, test_probs, clf.label_names)["macro_f1"]
         for name, t in strategies.items()
     }
 

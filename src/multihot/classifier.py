@@ -18,7 +18,6 @@ from multihot.errors import DataError, MultihotError, RunDirError
 from multihot.inference import predict_logits, sigmoid
 from multihot.labels import LabelSet
 from multihot.losses import build_loss, compute_pos_weight
-from multihot.metrics import compute_metrics
 from multihot.model import MultiLabelModel
 from multihot.precision import default_device, resolve_precision
 from multihot.run import (
@@ -212,13 +211,7 @@ class Classifier:
         """Overall and per-label metrics on labelled data, with the saved thresholds."""
         dataset, targets = self._targets(data)
         probs = self.predict_proba(dataset.texts, batch_size, precision)
-        return compute_metrics(
-            targets,
-            probs,
-            self.thresholds.values,
-            self.labels.names,
-            decisions=self.thresholds.apply(probs),
-        )
+        return self.thresholds.metrics(targets, probs, self.labels.names)
 
     def tune_thresholds(
         self,
@@ -236,13 +229,7 @@ class Classifier:
             targets, probs, self.config.train,
             strategy=strategy, min_support=min_support, top1_fallback=top1_fallback,
         )  # fmt: skip
-        metrics = compute_metrics(
-            targets,
-            probs,
-            self.thresholds.values,
-            self.labels.names,
-            decisions=self.thresholds.apply(probs),
-        )
+        metrics = self.thresholds.metrics(targets, probs, self.labels.names)
         self.metrics["thresholds_tuned_on"] = {"data": dataset.source, **metrics}
         return metrics
 
@@ -415,10 +402,7 @@ def finish_validation(
 ):
     """Thresholds tuned on validation, and the validation metrics with them."""
     thresholds = tune_for_config(targets, probs, config)
-    metrics = compute_metrics(
-        targets, probs, thresholds.values, labels.names, decisions=thresholds.apply(probs)
-    )
-    return thresholds, {"validation": metrics}
+    return thresholds, {"validation": thresholds.metrics(targets, probs, labels.names)}
 
 
 def _read(data: DataLike, config: RunConfig) -> Dataset:

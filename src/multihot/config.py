@@ -28,6 +28,12 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
 
 
+def _check_below_one(name: str, value: float) -> None:
+    """A rate or fraction in [0, 1)."""
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{name}: expected a value in [0, 1), got {value}")
+
+
 def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(
@@ -58,8 +64,7 @@ class ModelConfig:
         _check_choice("pooling", self.pooling, POOLINGS)
         _check_choice("head", self.head, HEADS)
         _check_positive("head_hidden", self.head_hidden)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout: expected a value in [0, 1), got {self.dropout}")
+        _check_below_one("dropout", self.dropout)
         if self.max_length < 8:
             raise ConfigError(f"max_length: expected at least 8, got {self.max_length}")
         if self.vocab_size < 100:
@@ -137,8 +142,7 @@ class TrainConfig:
             _check_positive("head_lr", self.head_lr)
         _check_positive("weight_decay", self.weight_decay, allow_zero=True)
         _check_positive("grad_clip", self.grad_clip, allow_zero=True)
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ConfigError(f"warmup_ratio: expected a value in [0, 1), got {self.warmup_ratio}")
+        _check_below_one("warmup_ratio", self.warmup_ratio)
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction: expected a value in (0, 1), got {self.val_fraction}")
         if not 0.0 <= self.fixed_threshold <= 1.0:
@@ -147,19 +151,14 @@ class TrainConfig:
             )
         _check_positive("eval_every", self.eval_every, allow_zero=True)
         _check_positive("patience", self.patience, allow_zero=True)
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"ema_decay: expected a value in [0, 1), got {self.ema_decay}")
+        _check_below_one("ema_decay", self.ema_decay)
         _check_positive("min_support", self.min_support, allow_zero=True)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("loss", self.loss, LOSSES)
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(
-                f"label_smoothing: expected a value in [0, 1), got {self.label_smoothing}"
-            )
+        _check_below_one("label_smoothing", self.label_smoothing)
         for name in ("focal_gamma", "asl_gamma_neg", "asl_gamma_pos"):
             _check_positive(name, getattr(self, name), allow_zero=True)
-        if not 0.0 <= self.asl_clip < 1.0:
-            raise ConfigError(f"asl_clip: expected a value in [0, 1), got {self.asl_clip}")
+        _check_below_one("asl_clip", self.asl_clip)
         _check_choice("thresholds", self.thresholds, THRESHOLD_STRATEGIES)
         _check_choice("metric", self.metric, tuple(PRIMARY_METRICS))
 

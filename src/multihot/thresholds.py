@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from multihot.errors import ConfigError, MultihotError
+from multihot.metrics import compute_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,12 @@ class Thresholds:
             empty = ~decisions.any(axis=1)
             decisions[empty, probs[empty].argmax(axis=1)] = True
         return decisions
+
+    def metrics(self, targets: np.ndarray, probs: np.ndarray, label_names: Sequence[str]) -> dict:
+        """:func:`multihot.metrics.compute_metrics` of the decisions these thresholds make on ``probs``."""
+        return compute_metrics(
+            targets, probs, self.values, label_names, decisions=self.apply(probs)
+        )
 
     def to_dict(self, label_names: Sequence[str]) -> dict:
         """JSON form keyed by label name (so a reordered label file cannot misalign values)."""

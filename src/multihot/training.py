@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from multihot.batching import Collator, LengthGroupedBatchSampler, TokenizedDataset, sorted_batches
 from multihot.config import TrainConfig
 from multihot.inference import sigmoid
-from multihot.metrics import compute_metrics, metric_is_better
+from multihot.metrics import metric_is_better
 from multihot.precision import accelerate_mixed_precision, resolve_precision
 from multihot.thresholds import tune_thresholds
 
@@ -180,9 +180,7 @@ def fit(
         ).item()
         probs = sigmoid(logits)
         thresholds = tune_for_config(targets, probs, config)
-        metrics = compute_metrics(
-            targets, probs, thresholds.values, label_names, decisions=thresholds.apply(probs)
-        )
+        metrics = thresholds.metrics(targets, probs, label_names)
         metrics.pop("per_label")
         record = {
             "step": step,
