@@ -167,8 +167,9 @@ def main() -> None:
     results: dict[str, dict] = {}
 
     clf, seconds = run_multihot(train, dev, flags, runs / "multihot")
+    best = [m["epoch"] for m in clf.metrics.get("members", [clf.metrics.get("best")])]
     print(
-        f"multihot: trained and tuned in {seconds:.0f}s (best epoch {clf.metrics['best']['epoch']}, dev macro F1 {clf.metrics['validation']['macro_f1']:.4f})"
+        f"multihot: trained and tuned in {seconds:.0f}s (best epoch {', '.join(map(str, best))}, dev macro F1 {clf.metrics['validation']['macro_f1']:.4f})"
     )
     dev_probs = clf.predict_proba(dev.texts, batch_size=128)
     dev_targets = clf.labels.encode(dev.labels)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from multihot.batching import TokenizedDataset, tokenize
-from multihot.config import RunConfig, TrainConfig
+from multihot.config import ModelConfig, RunConfig, TrainConfig
 from multihot.data import Dataset, read_dataset
-from multihot.encoders import build_encoder, encoder_from_config, is_scratch
+from multihot.encoders import build_encoder, encoder_from_config, is_scratch, load_pretrained
+from multihot.ensemble import SeedEnsemble
 from multihot.errors import DataError, MultihotError, RunDirError
 from multihot.inference import predict_logits, sigmoid
 from multihot.labels import LabelSet
@@ -32,7 +33,7 @@ from multihot.run import (
 )
 from multihot.splits import stratified_split
 from multihot.thresholds import Thresholds
-from multihot.training import TrainCallback, fit, tune_for_config
+from multihot.training import TrainCallback, TrainResult, fit, tune_for_config
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Classifier:
 
     def __init__(
         self,
-        model: MultiLabelModel,
+        model: MultiLabelModel | SeedEnsemble,
         tokenizer,
         labels: LabelSet,
         thresholds: Thresholds,
@@ -113,7 +114,6 @@ class Classifier:
         encoder, tokenizer, encoder_config = build_encoder(
             m.encoder, data.train.texts, m.vocab_size, m.max_length, m.dropout
         )
-        model = MultiLabelModel(encoder, len(labels), m)
         train_set = TokenizedDataset(
             tokenize(tokenizer, data.train.texts, m.max_length), train_targets
         )
@@ -129,26 +129,54 @@ class Classifier:
             asl_clip=t.asl_clip,
         )
 
-        result = fit(
-            model,
-            loss_fn,
-            train_set,
-            val_set,
-            config.train,
-            pad_token_id=tokenizer.pad_token_id,
-            label_names=labels.names,
-            callback=callback,
-        )
-        model.load_state_dict(result.state_dict)
-        thresholds, metrics = finish_validation(labels, val_targets, result.val_probs, t)
+        members, results = [], []
+        for member in range(m.ensemble):
+            seed = t.seed + member
+            if member:  # the first member keeps the encoder built above, as a single model does
+                set_seed(seed)
+                encoder = (
+                    encoder_from_config(encoder_config)
+                    if is_scratch(m.encoder)
+                    else load_pretrained(m.encoder)[0]
+                )
+            model = MultiLabelModel(encoder, len(labels), m)
+            result = fit(
+                model,
+                loss_fn,
+                train_set,
+                val_set,
+                replace(t, seed=seed),
+                pad_token_id=tokenizer.pad_token_id,
+                label_names=labels.names,
+                callback=callback,
+            )
+            model.load_state_dict(result.state_dict)
+            result.state_dict = {}
+            members.append(model.cpu())
+            results.append(result)
+        if len(members) == 1:
+            model, result = members[0], results[0]
+            val_probs, history = result.val_probs, result.history
+            best = {"best": _best_record(result, t.metric)}
+        else:
+            model = SeedEnsemble(members)
+            val_probs = np.mean([r.val_probs for r in results], axis=0)
+            history = [
+                {"member": i, **record} for i, r in enumerate(results) for record in r.history
+            ]
+            best = {
+                "members": [
+                    {"member": i, "seed": t.seed + i, **_best_record(r, t.metric)}
+                    for i, r in enumerate(results)
+                ]
+            }
+        thresholds, metrics = finish_validation(labels, val_targets, val_probs, t)
         metrics.update(
-            best={"step": result.best["step"], "epoch": result.best["epoch"], "metric": t.metric},
-            precision=result.precision,
-            stopped_early=result.stopped_early,
+            best,
+            precision=results[0].precision,
+            stopped_early=any(r.stopped_early for r in results),
         )
-        clf = cls(
-            model, tokenizer, labels, thresholds, config, encoder_config, metrics, result.history
-        )
+        clf = cls(model, tokenizer, labels, thresholds, config, encoder_config, metrics, history)
         if output is not None:
             clf.save(output)
         return clf
@@ -288,7 +316,7 @@ class Classifier:
         encoder_config = raw["encoder_config"]
         config = parse_run_config(raw, path)
         labels, thresholds = load_labels_and_thresholds(path)
-        model = MultiLabelModel(encoder_from_config(encoder_config), len(labels), config.model)
+        model = build_model(encoder_config, len(labels), config.model)
         try:
             load_model(model, str(path / "model.safetensors"), strict=True)
         except Exception as err:  # safetensors raises several types for truncated or foreign files
@@ -312,6 +340,21 @@ class Classifier:
         )
         write_atomic(directory / "metrics.json", dumps(self.metrics))
         write_atomic(directory / "history.jsonl", history_text(self.history))
+
+
+def build_model(
+    encoder_config: dict[str, Any], num_labels: int, config: ModelConfig
+) -> MultiLabelModel | SeedEnsemble:
+    """A randomly initialised model of the shape ``config`` describes, ready for saved weights."""
+    members = [
+        MultiLabelModel(encoder_from_config(encoder_config), num_labels, config)
+        for _ in range(config.ensemble)
+    ]
+    return members[0] if len(members) == 1 else SeedEnsemble(members)
+
+
+def _best_record(result: TrainResult, metric: str) -> dict[str, Any]:
+    return {"step": result.best["step"], "epoch": result.best["epoch"], "metric": metric}
 
 
 # Keys of config.json that describe the run rather than configure it.

@@ -164,6 +164,10 @@ def train(
         int | None, typer.Option(help="Early stopping patience in evaluations (0: off).")
     ] = None,
     seed: Seed = None,
+    ensemble: Annotated[
+        int | None,
+        typer.Option(help="Train N models (seeds seed..seed+N-1) and average them."),
+    ] = None,
     loss: Annotated[str | None, typer.Option(help="bce, focal or asl (asymmetric).")] = None,
     pos_weight: Annotated[
         str | None, typer.Option(help="none, auto, sqrt, or a JSON file of weights.")
@@ -215,6 +219,7 @@ def train(
         patience=patience,
         ema_decay=ema_decay,
         seed=seed,
+        ensemble=ensemble,
         loss=loss,
         pos_weight=pos_weight,
         label_smoothing=label_smoothing,

@@ -59,6 +59,9 @@ class ModelConfig:
     """Texts are truncated to this many tokens (including special tokens)."""
     vocab_size: int = 8000
     """WordPiece vocabulary size for scratch encoders (capped by what the data supports)."""
+    ensemble: int = 1
+    """Members of a seed ensemble: models trained with seeds seed, seed+1, ... whose probabilities
+    are averaged (training takes this many times as long)."""
 
     def __post_init__(self) -> None:
         _check_choice("pooling", self.pooling, POOLINGS)
@@ -67,6 +70,8 @@ class ModelConfig:
         _check_below_one("dropout", self.dropout)
         if self.max_length < 8:
             raise ConfigError(f"max_length: expected at least 8, got {self.max_length}")
+        if self.ensemble < 1:
+            raise ConfigError(f"ensemble: expected at least 1, got {self.ensemble}")
         if self.vocab_size < 100:
             raise ConfigError(f"vocab_size: expected at least 100, got {self.vocab_size}")
 
