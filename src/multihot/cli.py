@@ -21,7 +21,7 @@ from multihot.errors import MultihotError
 
 app = typer.Typer(
     name="multihot",
-    help="Multi-label text classification: train, evaluate, tune thresholds, predict.",
+    help="Multi-label text classification: train, evaluate, tune thresholds, predict, export.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -341,30 +341,45 @@ def predict(
         typer.Option("--output", "-o", help="Output .jsonl or .csv (default: JSONL on stdout)."),
     ] = None,
     batch_size: BatchSize = 64,
-    precision: Precision = "auto",
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision", help="auto (bf16 where supported), fp32, bf16, fp16; torch backend."
+        ),
+    ] = "auto",
     chunk_size: Annotated[
         int, typer.Option(help="Texts read at a time (memory stays flat).", min=1)
     ] = 8192,
     text_col: TextCol = None,
+    backend: Annotated[
+        str, typer.Option(help="torch, or onnx (a graph written by 'multihot export').")
+    ] = "torch",
+    onnx_model: Annotated[
+        Path | None,
+        typer.Option(
+            "--onnx-model", help="ONNX graph for --backend onnx (default: RUN/model.onnx)."
+        ),
+    ] = None,
 ) -> None:
     """Label new texts with the run's thresholds; streams files of any size."""
     from multihot.data import iter_text_batches
+    from multihot.predictor import Predictor
     from multihot.writers import open_writer
 
     if (input_file is None) == (not text):
         raise MultihotError("give either an INPUT file (or '-') or --text, not both or neither")
-    clf = _load(run, text_col, None, None, None)
+    if onnx_model is not None and backend != "onnx":
+        raise MultihotError("--onnx-model needs --backend onnx")
+    predictor = Predictor.load(run, backend=backend, onnx_path=onnx_model, precision=precision)
     if text:
         batches = iter([list(text)])
     else:
         # Checks the file and its text column now, before an output file is opened.
         batches = iter_text_batches(
-            input_file, text_col=clf.config.data.text_col, batch_size=chunk_size
+            input_file, text_col=text_col or predictor.config.data.text_col, batch_size=chunk_size
         )
-    with open_writer(output, clf.label_names) as writer:
-        for texts, probs, labels in clf.iter_predict(
-            batches, batch_size=batch_size, precision=precision
-        ):
+    with open_writer(output, predictor.label_names) as writer:
+        for texts, probs, labels in predictor.iter_predict(batches, batch_size=batch_size):
             writer.write(texts, probs, labels)
     if output is not None:
         err.print(f"wrote {writer.count} predictions to {output}")
@@ -403,6 +418,52 @@ def tune_thresholds(
     out.print(f"saved {run / 'thresholds.json'}")
 
 
+# -------------------------------------------------------------------------------------- export
+@app.command()
+@_friendly
+def export(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="onnx (any transformer run) or hf (pooler + linear BERT)."),
+    ] = "onnx",
+    quantize: Annotated[
+        str | None, typer.Option(help="int8: dynamic quantization of an ONNX graph.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Default: RUN/model.onnx, RUN/model.int8.onnx (--quantize int8) or RUN/hf.",
+        ),
+    ] = None,
+    check_data: Annotated[
+        Path | None,
+        typer.Option("--check-data", help="Also check parity on every text of this file."),
+    ] = None,
+    text_col: TextCol = None,
+) -> None:
+    """Export a run to ONNX or a Hugging Face directory; checks parity with PyTorch before writing."""
+    from multihot import export as exporting
+
+    if fmt not in exporting.FORMATS:
+        raise MultihotError(
+            f"--format: expected one of {', '.join(exporting.FORMATS)}, got {fmt!r}"
+        )
+    if quantize is not None and fmt != "onnx":
+        raise MultihotError("--quantize applies to --format onnx only")
+    texts = None
+    if check_data is not None:
+        texts = exporting.read_check_texts(check_data, text_col or _run_text_col(run))
+    if fmt == "onnx":
+        result = exporting.export_onnx(run, output, quantize=quantize, check_texts=texts)
+    else:
+        result = exporting.export_hf(run, output, check_texts=texts)
+    out.print(f"parity: {result.parity.summary()}", soft_wrap=True)
+    out.print(f"saved {result.path}")
+
+
 # ------------------------------------------------------------------------------------- helpers
 def _load(run: Path, text_col, labels_col, label_cols, label_sep):
     """Load a run; data-column flags override the columns it was trained with."""
@@ -411,6 +472,14 @@ def _load(run: Path, text_col, labels_col, label_cols, label_sep):
     clf = Classifier.load(run)
     clf.config = clf.config.override(**_data_overrides(text_col, labels_col, label_cols, label_sep))
     return clf
+
+
+def _run_text_col(run: Path) -> str:
+    """The text column a run was trained with (``text`` when its config says nothing)."""
+    from multihot.run import check_run_dir, read_json
+
+    data = read_json(check_run_dir(run, required=("config.json",)) / "config.json").get("data", {})
+    return data.get("text_col") or "text"
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

@@ -26,3 +26,7 @@ class ConfigError(MultihotError):
 
 class EncoderError(MultihotError):
     """An encoder that cannot be loaded (unknown name, no network, bad directory)."""
+
+
+class ExportError(MultihotError):
+    """A run that cannot be exported, or an export that fails its parity check."""

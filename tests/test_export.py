@@ -1,0 +1,257 @@
+"""Exports (ONNX fp32 and int8, Hugging Face) against PyTorch, the onnx backend of predict, refusals,
+and exports that drift: an error with the figures, and nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import TINY, TOY_TEXTS
+from multihot import Classifier, Predictor
+from multihot import export as exporting
+from multihot.errors import ExportError
+from test_cli import assert_clean_error, invoke
+
+
+def _copy_run(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def onnx_run(toy_run, tmp_path_factory):
+    """A copy of the toy run (so the session's run stays as it was) with model.onnx exported."""
+    clf, src = toy_run
+    run = _copy_run(src, tmp_path_factory.mktemp("export") / "toy")
+    return clf, run, exporting.export_onnx(run)
+
+
+@pytest.fixture(scope="module")
+def pooler_run(toy_file, tmp_path_factory):
+    """A tiny BERT with pooling 'pooler' and a linear head: exactly BertForSequenceClassification."""
+    out = tmp_path_factory.mktemp("runs") / "pooler"
+    clf = Classifier.train(
+        toy_file, toy_file, output=out, epochs=3, lr=2e-3, batch_size=4, pooling="pooler", **TINY
+    )
+    return clf, out
+
+
+@pytest.fixture(scope="module")
+def baseline_run(toy_file, tmp_path_factory):
+    from multihot.baseline import BaselineClassifier, BaselineConfig
+
+    out = tmp_path_factory.mktemp("runs") / "baseline"
+    BaselineClassifier.train(toy_file, toy_file, baseline=BaselineConfig(min_df=1), output=out)
+    return out
+
+
+def _leftovers(directory):
+    """Temporary files or directories an export may have left (their names start with a dot)."""
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+# ------------------------------------------------------------------------------------------ ONNX
+def test_onnx_export_matches_torch_and_carries_its_metadata(onnx_run):
+    import onnx
+
+    clf, run, result = onnx_run
+    assert result.path == run / "model.onnx" and result.path.is_file()
+    parity = result.parity
+    assert parity.max_abs_diff <= 1e-4 and parity.decision_agreement == 1.0
+    assert parity.num_texts == exporting.NUM_CHECK_TEXTS and parity.num_labels == 4
+    assert _leftovers(run) == []
+
+    model = onnx.load(str(result.path))
+    meta = {p.key: json.loads(p.value) for p in model.metadata_props}
+    assert meta["labels"] == ["anger", "joy", "love", "sadness"]
+    assert meta["thresholds"] == json.loads((run / "thresholds.json").read_text())
+    assert meta["max_length"] == TINY["max_length"]
+    assert meta["multihot_version"] == __import__("multihot").__version__
+    inputs = {i.name: i.type.tensor_type for i in model.graph.input}
+    assert set(inputs) == {"input_ids", "attention_mask"}
+    for tensor_type in inputs.values():
+        assert tensor_type.elem_type == onnx.TensorProto.INT64
+        assert [d.dim_param for d in tensor_type.shape.dim] == ["batch", "sequence"]
+    assert [o.name for o in model.graph.output] == ["probabilities"]
+
+    predictor = Predictor.load(run, backend="onnx")
+    texts = TOY_TEXTS + ["a much longer text " * 20, "x"]  # padding and truncation in one batch
+    np.testing.assert_allclose(
+        predictor.predict_proba(texts, batch_size=3),
+        clf.predict_proba(texts, precision="fp32"),
+        atol=1e-4,
+    )
+    assert predictor.predict(texts) == clf.predict(texts, precision="fp32")
+    assert predictor.label_names == clf.label_names
+    np.testing.assert_array_equal(predictor.thresholds.values, clf.thresholds.values)
+
+
+def test_int8_export_through_the_cli_with_check_data(onnx_run, toy_file):
+    import onnx
+
+    clf, run, _ = onnx_run
+    result = invoke("export", run, "--quantize", "int8", "--check-data", toy_file)
+    assert result.exit_code == 0, result.output
+    path = run / "model.int8.onnx"
+    assert path.is_file() and f"saved {path}" in result.stdout
+    # The parity line gives the figures, on the built-in texts and the 8 of --check-data.
+    assert "onnx int8 vs torch fp32" in result.stdout
+    assert f"on {exporting.NUM_CHECK_TEXTS + len(TOY_TEXTS)} texts x 4 labels" in result.stdout
+    assert "decisions agree" in result.stdout
+    meta = {p.key: json.loads(p.value) for p in onnx.load(str(path)).metadata_props}
+    assert meta["precision"] == "int8"
+    predictor = Predictor.load(run, backend="onnx", onnx_path=path)
+    probs = predictor.predict_proba(TOY_TEXTS)
+    expected = clf.predict_proba(TOY_TEXTS, precision="fp32")
+    assert np.abs(probs - expected).max() <= exporting.INT8_TOLERANCE
+    assert predictor.predict(TOY_TEXTS) == clf.predict(TOY_TEXTS, precision="fp32")
+
+
+def test_predict_backend_onnx_gives_the_torch_output(onnx_run, toy_file, tmp_path):
+    _, run, _ = onnx_run
+    rows = {}
+    for backend, flags in (("torch", ["--precision", "fp32"]), ("onnx", [])):
+        out = tmp_path / f"{backend}.jsonl"
+        args = ("predict", run, toy_file, "-o", out, "--batch-size", 3, "--chunk-size", 5)
+        result = invoke(*args, "--backend", backend, *flags)
+        assert result.exit_code == 0, result.output
+        rows[backend] = [json.loads(line) for line in out.read_text().splitlines()]
+    torch_rows, onnx_rows = rows["torch"], rows["onnx"]
+    assert [r["text"] for r in onnx_rows] == [r["text"] for r in torch_rows] == TOY_TEXTS
+    assert [r["labels"] for r in onnx_rows] == [r["labels"] for r in torch_rows]
+    for a, b in zip(onnx_rows, torch_rows, strict=True):
+        assert a["probs"] == pytest.approx(b["probs"], abs=1e-4)
+
+    # An explicit graph path, and texts on the command line.
+    result = invoke(
+        "predict", run, "--text", TOY_TEXTS[0], "--backend", "onnx",
+        "--onnx-model", run / "model.onnx",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["labels"] == torch_rows[0]["labels"]
+
+
+def test_seed_ensemble_exports(toy_file, tmp_path):
+    clf = Classifier.train(
+        toy_file, toy_file, epochs=1, batch_size=4, ensemble=2, output=tmp_path / "ens", **TINY
+    )
+    result = exporting.export_onnx(tmp_path / "ens", tmp_path / "out" / "ens.onnx")
+    assert result.path == tmp_path / "out" / "ens.onnx" and result.parity.max_abs_diff <= 1e-4
+    predictor = Predictor.load(tmp_path / "ens", backend="onnx", onnx_path=result.path)
+    np.testing.assert_allclose(
+        predictor.predict_proba(TOY_TEXTS),
+        clf.predict_proba(TOY_TEXTS, precision="fp32"),
+        atol=1e-4,
+    )
+
+
+# ---------------------------------------------------------------------------------- Hugging Face
+def test_hf_export_loads_with_auto_model_and_pipeline(pooler_run, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    clf, run = pooler_run
+    out = tmp_path / "hf"
+    result = invoke("export", run, "--format", "hf", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "hf vs torch fp32" in result.stdout and f"saved {out}" in result.stdout
+    assert _leftovers(tmp_path) == []
+
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    config = model.config
+    assert type(model).__name__ == "BertForSequenceClassification"
+    assert config.problem_type == "multi_label_classification"
+    assert config.id2label == dict(enumerate(clf.label_names))
+    assert config.label2id == {name: i for i, name in enumerate(clf.label_names)}
+    assert config.multihot_thresholds == json.loads((run / "thresholds.json").read_text())
+
+    expected = clf.predict_proba(TOY_TEXTS, precision="fp32")
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    batch = tokenizer(TOY_TEXTS, padding=True, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        probs = torch.sigmoid(model(**batch).logits).numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+
+    classify = pipeline(
+        "text-classification", model=str(out), function_to_apply="sigmoid", top_k=None
+    )
+    for scores, row in zip(classify(TOY_TEXTS), expected, strict=True):
+        by_label = {s["label"]: s["score"] for s in scores}
+        assert [by_label[name] for name in clf.label_names] == pytest.approx(row, abs=1e-5)
+
+    # Exporting again replaces an earlier export of ours.
+    assert invoke("export", run, "--format", "hf", "-o", out).exit_code == 0
+
+
+# ------------------------------------------------------------------------------------- refusals
+def test_baseline_runs_cannot_export(baseline_run):
+    for fmt in ("onnx", "hf"):
+        assert_clean_error(invoke("export", baseline_run, "--format", fmt), "baseline")
+    assert not (baseline_run / "model.onnx").exists()
+    assert_clean_error(
+        invoke("predict", baseline_run, "--text", "hi", "--backend", "onnx"), "baseline"
+    )
+
+
+def test_hf_export_needs_pooler_and_linear(toy_run, tmp_path):
+    # The toy run pools with cls.
+    result = invoke("export", toy_run[1], "--format", "hf", "-o", tmp_path / "hf")
+    assert_clean_error(
+        result, "pooling 'pooler'", "head 'linear'", "pooling 'cls'", "--format onnx"
+    )
+    assert not (tmp_path / "hf").exists()
+
+
+def test_hf_export_never_replaces_other_directories(pooler_run, tmp_path):
+    _, run = pooler_run
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    assert_clean_error(
+        invoke("export", run, "--format", "hf", "-o", tmp_path / "mine"), "refusing to replace"
+    )
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert_clean_error(
+        invoke("export", run, "--format", "hf", "-o", run), "would replace the run directory"
+    )
+
+
+def test_predict_onnx_without_an_export(toy_run, tmp_path):
+    _, run = toy_run
+    assert_clean_error(
+        invoke("predict", run, "--text", "hi", "--backend", "onnx"),
+        "model.onnx: no such ONNX model",
+        f"multihot export {run} --format onnx",
+    )
+    assert_clean_error(
+        invoke("predict", run, "--text", "hi", "--onnx-model", tmp_path / "m.onnx"),
+        "--onnx-model needs --backend onnx",
+    )
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a graph")
+    assert_clean_error(
+        invoke("predict", run, "--text", "hi", "--backend", "onnx", "--onnx-model", broken),
+        "broken.onnx: cannot load ONNX model",
+    )
+
+
+# ------------------------------------------------------------------------------ parity failures
+def test_an_onnx_export_that_drifts_leaves_nothing(toy_run, tmp_path, monkeypatch):
+    run = _copy_run(toy_run[1], tmp_path / "run")
+    before = sorted(p.name for p in run.iterdir())
+    monkeypatch.setattr(exporting, "FP32_TOLERANCE", -1.0)  # any difference, even 0, is drift
+    with pytest.raises(ExportError, match=r"parity check failed: onnx fp32 .* max \|prob diff\|"):
+        exporting.export_onnx(run)
+    monkeypatch.setattr(exporting, "INT8_MIN_AGREEMENT", 1.01)
+    result = invoke("export", run, "--quantize", "int8")
+    assert_clean_error(result, "parity check failed", "onnx int8", "decisions agree on")
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_an_hf_export_that_drifts_leaves_nothing(pooler_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(exporting, "FP32_TOLERANCE", -1.0)
+    result = invoke("export", pooler_run[1], "--format", "hf", "-o", tmp_path / "hf")
+    assert_clean_error(result, "parity check failed", "hf vs torch fp32")
+    assert list(tmp_path.iterdir()) == []
