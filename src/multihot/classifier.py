@@ -149,6 +149,8 @@ class Classifier:
                 pad_token_id=tokenizer.pad_token_id,
                 label_names=labels.names,
                 callback=callback,
+                mask_token_id=tokenizer.mask_token_id,
+                special_ids=tokenizer.all_special_ids,
             )
             model.load_state_dict(result.state_dict)
             result.state_dict = {}

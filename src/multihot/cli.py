@@ -160,6 +160,14 @@ def train(
         float | None,
         typer.Option(help="Keep an exponential moving average of the weights (0: off)."),
     ] = None,
+    mask_prob: Annotated[
+        float | None,
+        typer.Option(help="Corrupt this fraction of training tokens ([MASK]/random/kept)."),
+    ] = None,
+    mlm_weight: Annotated[
+        float | None,
+        typer.Option(help="Weight of a masked-token prediction loss (needs --mask-prob)."),
+    ] = None,
     patience: Annotated[
         int | None, typer.Option(help="Early stopping patience in evaluations (0: off).")
     ] = None,
@@ -218,6 +226,8 @@ def train(
         metric=metric,
         patience=patience,
         ema_decay=ema_decay,
+        mask_prob=mask_prob,
+        mlm_weight=mlm_weight,
         seed=seed,
         ensemble=ensemble,
         loss=loss,

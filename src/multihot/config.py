@@ -102,6 +102,10 @@ class TrainConfig:
     """Evaluate every N optimiser steps; 0 means once per epoch."""
     metric: str = "macro_f1"
     """Validation metric that selects the best weights and drives early stopping."""
+    mask_prob: float = 0.0
+    """Corrupt this fraction of training tokens BERT-style ([MASK] 80%, random 10%, kept 10%)."""
+    mlm_weight: float = 0.0
+    """Weight of a masked-token prediction loss on the corrupted tokens (needs mask_prob > 0)."""
     ema_decay: float = 0.0
     """Evaluate and keep an exponential moving average of the weights with this decay (0: off)."""
     patience: int = 0
@@ -157,6 +161,10 @@ class TrainConfig:
         _check_positive("eval_every", self.eval_every, allow_zero=True)
         _check_positive("patience", self.patience, allow_zero=True)
         _check_below_one("ema_decay", self.ema_decay)
+        _check_below_one("mask_prob", self.mask_prob)
+        _check_positive("mlm_weight", self.mlm_weight, allow_zero=True)
+        if self.mlm_weight and not self.mask_prob:
+            raise ConfigError("mlm_weight: needs mask_prob > 0 (there is nothing to predict)")
         _check_positive("min_support", self.min_support, allow_zero=True)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("loss", self.loss, LOSSES)

@@ -37,7 +37,9 @@ class MultiLabelModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        return_hidden: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits; with ``return_hidden`` also the encoder's token states ``(batch, seq, hidden)``."""
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
@@ -45,4 +47,5 @@ class MultiLabelModel(nn.Module):
         pooled = self.pooling(
             out.last_hidden_state, attention_mask, getattr(out, "pooler_output", None)
         )
-        return self.head(pooled)
+        logits = self.head(pooled)
+        return (logits, out.last_hidden_state) if return_hidden else logits

@@ -12,16 +12,20 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from multihot.batching import Collator, LengthGroupedBatchSampler, TokenizedDataset, sorted_batches
 from multihot.config import TrainConfig
+from multihot.errors import ConfigError
 from multihot.inference import sigmoid
+from multihot.masking import MaskedLMTraining, mask_tokens
 from multihot.metrics import metric_is_better
 from multihot.precision import accelerate_mixed_precision, resolve_precision
 from multihot.thresholds import tune_thresholds
@@ -76,7 +80,7 @@ def _param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str,
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        is_head = not name.startswith("encoder.")
+        is_head = not name.startswith(("encoder.", "model.encoder."))
         no_decay = param.ndim < 2 or "norm" in name.lower()
         groups.setdefault((is_head, no_decay), []).append(param)
     return [
@@ -108,11 +112,14 @@ def fit(
     pad_token_id: int,
     label_names: list[str],
     callback: TrainCallback | None = None,
+    mask_token_id: int | None = None,
+    special_ids: Sequence[int] = (),
 ) -> TrainResult:
     """Train ``model`` on ``train``, evaluate on ``val``, keep the best weights by ``config.metric``.
 
     The model and loss should be built after seeding (``accelerate.utils.set_seed``) so a run
-    repeats exactly. Evaluation tunes thresholds on ``val`` with ``config.thresholds`` before
+    repeats exactly. ``mask_token_id`` and ``special_ids`` (tokens never masked) are needed with
+    ``config.mask_prob`` (see :mod:`multihot.masking`). Evaluation tunes thresholds on ``val`` with ``config.thresholds`` before
     computing the selection metric, the same way the final thresholds are chosen.
     """
     from accelerate import Accelerator
@@ -138,10 +145,24 @@ def fit(
         collate_fn=collate,
         num_workers=config.num_workers,
     )
-    optimizer = torch.optim.AdamW(_param_groups(model, config), lr=config.lr)
-    model, optimizer, train_loader, val_loader = accelerator.prepare(
-        model, optimizer, train_loader, val_loader
+    masking = None
+    if config.mask_prob:
+        if mask_token_id is None:
+            raise ConfigError("mask_prob: the tokenizer has no mask token to corrupt texts with")
+        masking = {
+            "prob": config.mask_prob,
+            "mask_token_id": mask_token_id,
+            "special_ids": sorted(set(special_ids) | {pad_token_id, mask_token_id}),
+            "vocab_size": model.encoder.get_input_embeddings().weight.shape[0],
+            "generator": torch.Generator().manual_seed(config.seed),
+        }
+    # With an MLM loss the module trained carries a prediction head that the saved model does not.
+    net = MaskedLMTraining(model) if config.mlm_weight else model
+    optimizer = torch.optim.AdamW(_param_groups(net, config), lr=config.lr)
+    net, optimizer, train_loader, val_loader = accelerator.prepare(
+        net, optimizer, train_loader, val_loader
     )
+    model = accelerator.unwrap_model(net).model if config.mlm_weight else net
     loss_fn = loss_fn.to(accelerator.device)
 
     # Evaluate (and keep) an exponential moving average of the weights: smoother than any single step.
@@ -218,14 +239,13 @@ def fit(
     stop = False
     for epoch in range(config.epochs):
         sampler.set_epoch(epoch)
-        model.train()
+        net.train()
         for batch_index, batch in enumerate(train_loader):
-            with accelerator.accumulate(model):
-                logits = model(batch["input_ids"], batch["attention_mask"])
-                loss = loss_fn(logits, batch["targets"])
+            with accelerator.accumulate(net):
+                loss = _training_loss(net, loss_fn, batch, masking, config.mlm_weight)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.grad_clip:
-                    accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    accelerator.clip_grad_norm_(net.parameters(), config.grad_clip)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             running_loss += loss.item()
@@ -241,7 +261,7 @@ def fit(
                 callback.on_step(step, loss.item(), seen / (time.perf_counter() - started))
             if config.eval_every and step % config.eval_every == 0:
                 stop = evaluate(epoch + (batch_index + 1) / len(train_loader))
-                model.train()
+                net.train()
                 if stop:
                     break
         if stop:
@@ -259,6 +279,23 @@ def fit(
         callback.on_train_end()
     accelerator.free_memory()
     return result
+
+
+def _training_loss(
+    net, loss_fn, batch: dict[str, torch.Tensor], masking: dict | None, mlm_weight: float
+) -> torch.Tensor:
+    """The label loss on the (possibly corrupted) batch, plus the weighted MLM loss if any."""
+    input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
+    if masking is None:
+        return loss_fn(net(input_ids, attention_mask), batch["targets"])
+    corrupted, chosen = mask_tokens(input_ids, attention_mask, **masking)
+    if not mlm_weight:
+        return loss_fn(net(corrupted, attention_mask), batch["targets"])
+    logits, vocab_logits = net(corrupted, attention_mask, chosen)
+    loss = loss_fn(logits, batch["targets"])
+    if chosen.any():
+        loss = loss + mlm_weight * F.cross_entropy(vocab_logits.float(), input_ids[chosen])
+    return loss
 
 
 @torch.no_grad()
