@@ -59,3 +59,26 @@ def test_ensemble_averages_its_members_and_round_trips(toy_file, tmp_path):
 def test_ensemble_size_is_checked():
     with pytest.raises(ConfigError, match="ensemble: expected at least 1, got 0"):
         Classifier.train("unused.jsonl", ensemble=0)
+
+
+def test_members_can_pool_differently_and_round_trip(toy_file, tmp_path):
+    from multihot.pooling import ClsPooling, MeanPooling
+
+    clf = Classifier.train(
+        toy_file, toy_file, epochs=1, batch_size=4, ensemble=3, ensemble_pooling="mean,cls",
+        output=tmp_path / "run", **TINY,
+    )  # fmt: skip
+    kinds = [type(m.pooling) for m in clf.model.members]
+    assert kinds == [MeanPooling, ClsPooling, MeanPooling]  # in turn
+    assert clf.config.model.ensemble_pooling == ["mean", "cls"]
+    loaded = Classifier.load(tmp_path / "run")
+    assert [type(m.pooling) for m in loaded.model.members] == kinds
+    np.testing.assert_array_equal(
+        clf.predict_proba(TOY_TEXTS, precision="fp32"),
+        loaded.predict_proba(TOY_TEXTS, precision="fp32"),
+    )
+
+
+def test_ensemble_pooling_names_are_checked():
+    with pytest.raises(ConfigError, match="ensemble_pooling: expected one of"):
+        Classifier.train("unused.jsonl", ensemble=2, ensemble_pooling=["mean", "sum"])

@@ -197,10 +197,11 @@ def test_baseline_runs_cannot_export(baseline_run):
 
 
 def test_hf_export_needs_pooler_and_linear(toy_run, tmp_path):
-    # The toy run pools with cls.
+    pooling = toy_run[0].config.model.pooling
+    assert pooling != "pooler"
     result = invoke("export", toy_run[1], "--format", "hf", "-o", tmp_path / "hf")
     assert_clean_error(
-        result, "pooling 'pooler'", "head 'linear'", "pooling 'cls'", "--format onnx"
+        result, "pooling 'pooler'", "head 'linear'", f"pooling '{pooling}'", "--format onnx"
     )
     assert not (tmp_path / "hf").exists()
 

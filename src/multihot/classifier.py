@@ -105,7 +105,7 @@ class Classifier:
         config = (config or RunConfig()).override(**overrides)
         if config.train.lr is None:
             # Random weights need far larger steps than fine-tuning a pretrained encoder.
-            config = config.override(lr=3e-4 if is_scratch(config.model.encoder) else 5e-5)
+            config = config.override(lr=4e-4 if is_scratch(config.model.encoder) else 5e-5)
         data = prepare_data(train, val, config)
         labels, train_targets, val_targets = data.labels, data.train_targets, data.val_targets
 
@@ -139,7 +139,9 @@ class Classifier:
                     if is_scratch(m.encoder)
                     else load_pretrained(m.encoder)[0]
                 )
-            model = MultiLabelModel(encoder, len(labels), m)
+            model = MultiLabelModel(
+                encoder, len(labels), replace(m, pooling=m.member_pooling(member))
+            )
             result = fit(
                 model,
                 loss_fn,
@@ -349,8 +351,12 @@ def build_model(
 ) -> MultiLabelModel | SeedEnsemble:
     """A randomly initialised model of the shape ``config`` describes, ready for saved weights."""
     members = [
-        MultiLabelModel(encoder_from_config(encoder_config), num_labels, config)
-        for _ in range(config.ensemble)
+        MultiLabelModel(
+            encoder_from_config(encoder_config),
+            num_labels,
+            replace(config, pooling=config.member_pooling(i)),
+        )
+        for i in range(config.ensemble)
     ]
     return members[0] if len(members) == 1 else SeedEnsemble(members)
 

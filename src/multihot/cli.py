@@ -176,6 +176,10 @@ def train(
         int | None,
         typer.Option(help="Train N models (seeds seed..seed+N-1) and average them."),
     ] = None,
+    ensemble_pooling: Annotated[
+        str | None,
+        typer.Option(help="Pooling of each ensemble member in turn, e.g. mean,cls."),
+    ] = None,
     loss: Annotated[str | None, typer.Option(help="bce, focal or asl (asymmetric).")] = None,
     pos_weight: Annotated[
         str | None, typer.Option(help="none, auto, sqrt, or a JSON file of weights.")
@@ -230,6 +234,7 @@ def train(
         mlm_weight=mlm_weight,
         seed=seed,
         ensemble=ensemble,
+        ensemble_pooling=ensemble_pooling,
         loss=loss,
         pos_weight=pos_weight,
         label_smoothing=label_smoothing,

@@ -47,7 +47,7 @@ class ModelConfig:
 
     encoder: str = "scratch-mini"
     """A Hugging Face checkpoint (hub name or local directory) or scratch-tiny|mini|small|base."""
-    pooling: str = "cls"
+    pooling: str = "mean"
     """How token states become one vector: cls, pooler, mean, max, attention, label-attention."""
     head: str = "linear"
     """linear (dropout + one layer) or mlp (layer, GELU, dropout, layer)."""
@@ -62,9 +62,23 @@ class ModelConfig:
     ensemble: int = 1
     """Members of a seed ensemble: models trained with seeds seed, seed+1, ... whose probabilities
     are averaged (training takes this many times as long)."""
+    ensemble_pooling: list[str] | None = None
+    """Pooling of each ensemble member in turn, e.g. ["mean", "cls"] (default: pooling for all).
+    Members that read the text differently disagree more, so their average gains more."""
+
+    def member_pooling(self, member: int) -> str:
+        """The pooling of ensemble member ``member`` (0-based)."""
+        poolings = self.ensemble_pooling or [self.pooling]
+        return poolings[member % len(poolings)]
 
     def __post_init__(self) -> None:
         _check_choice("pooling", self.pooling, POOLINGS)
+        if isinstance(self.ensemble_pooling, str):
+            self.ensemble_pooling = [
+                p.strip() for p in self.ensemble_pooling.split(",") if p.strip()
+            ]
+        for pooling in self.ensemble_pooling or []:
+            _check_choice("ensemble_pooling", pooling, POOLINGS)
         _check_choice("head", self.head, HEADS)
         _check_positive("head_hidden", self.head_hidden)
         _check_below_one("dropout", self.dropout)
@@ -82,10 +96,10 @@ class TrainConfig:
 
     epochs: int = 3
     """Passes over the training data."""
-    batch_size: int = 32
+    batch_size: int = 64
     """Texts per optimisation step (per process) before gradient accumulation."""
     lr: float | None = None
-    """Peak learning rate of the encoder (default: 3e-4 for scratch encoders, 5e-5 for pretrained)."""
+    """Peak learning rate of the encoder (default: 4e-4 for scratch encoders, 5e-5 for pretrained)."""
     head_lr: float | None = None
     """Peak learning rate of pooling and head (default: the same as lr)."""
     weight_decay: float = 0.01
