@@ -95,6 +95,20 @@ def test_train_config_file_and_flags_override(tmp_path, toy_file):
     assert config["model"]["pooling"] == "mean" and config["model"]["head"] == "mlp"
 
 
+def test_train_ensemble_flags(tmp_path, toy_file):
+    out = tmp_path / "run"
+    result = invoke(
+        "train", toy_file, "--val", toy_file, "-o", out, "--epochs", 1, "--ensemble", 2,
+        "--ensemble-pooling", "mean,cls", "--mask-prob", 0.1, *tiny_flags(),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["ensemble"] == 2
+    assert config["model"]["ensemble_pooling"] == ["mean", "cls"]
+    assert config["train"]["mask_prob"] == 0.1
+    assert invoke("predict", out, "--text", "so happy").exit_code == 0
+
+
 def test_evaluate_table_and_json(toy_run, toy_file):
     _, run = toy_run
     table = invoke("evaluate", run, toy_file)

@@ -253,9 +253,13 @@ def train(
     output = output or Path("runs") / train_file.stem
     callback = RichProgress(err, metric=run_config.train.metric)
     clf = Classifier.train(train_file, val, config=run_config, output=output, callback=callback)
+    # A single model has one best evaluation; each member of an ensemble has its own.
+    best = clf.metrics.get("members") or [clf.metrics["best"]]
+    epochs = ", ".join(f"{b['epoch']:g}" for b in best)
+    members = f" of its {len(best)} members" if len(best) > 1 else ""
     _print_report(
         clf.metrics["validation"],
-        title=f"validation ({clf.metrics['best']['metric']} best at epoch {clf.metrics['best']['epoch']})",
+        title=f"validation ({best[0]['metric']} best at epoch {epochs}{members})",
     )
     out.print(f"saved {output}")
 
