@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -154,6 +155,23 @@ def peak_line(peaks: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------- FLOPs
+def start_report() -> tuple[Callable[[str], None], dict[str, Any], dict[str, Any]]:
+    """Print the machine and its measured matmul peaks; return a timestamped stderr logger, both.
+
+    Every speed benchmark opens the same way, so its table can be read against the machine it ran on.
+    """
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - started:5.0f}s] {message}", file=sys.stderr, flush=True)
+
+    machine = describe_machine()
+    print("\n".join(machine_lines(machine)))
+    peaks = matmul_peaks()
+    print(peak_line(peaks))
+    return log, machine, peaks
+
+
 def forward_flops(encoder_config: dict[str, Any], lengths: Iterable[int], num_labels: int) -> float:
     """FLOPs of one forward pass of a BERT-style encoder + pooler + linear head over texts of these
     token lengths (special tokens included, no padding).

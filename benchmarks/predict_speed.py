@@ -46,15 +46,12 @@ import torch  # noqa: E402
 from _common import (  # noqa: E402
     DEFAULT_DATA,
     best_time,
-    describe_machine,
     forward_flops,
     fraction,
     gflops,
     load_goemotions,
-    machine_lines,
-    matmul_peaks,
     padded_tokens,
-    peak_line,
+    start_report,
     subset,
     table,
     write_json,
@@ -545,14 +542,7 @@ def main() -> None:
     stream_rows = args.stream_rows or sizes.stream_rows
 
     started = time.perf_counter()
-
-    def log(message: str) -> None:
-        print(f"[{time.perf_counter() - started:5.0f}s] {message}", file=sys.stderr, flush=True)
-
-    machine = describe_machine()
-    print("\n".join(machine_lines(machine)))
-    peaks = matmul_peaks()
-    print(peak_line(peaks))
+    log, machine, peaks = start_report()
     results: dict[str, Any] = {"machine": machine, "matmul_peak_flops": peaks, "quick": args.quick}
 
     test, _ = load_goemotions(args.data, "test")

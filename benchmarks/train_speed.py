@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -48,14 +47,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import (  # noqa: E402
     DEFAULT_DATA,
-    describe_machine,
     forward_flops,
     fraction,
     gflops,
     load_goemotions,
-    machine_lines,
-    matmul_peaks,
-    peak_line,
+    start_report,
     subset,
     table,
     training_flops,
@@ -378,14 +374,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", module="transformers")
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()
-
-    def log(message: str) -> None:
-        print(f"[{time.perf_counter() - started:5.0f}s] {message}", file=sys.stderr, flush=True)
-
-    machine = describe_machine()
-    print("\n".join(machine_lines(machine)))
-    peaks = matmul_peaks()
-    print(peak_line(peaks))
+    log, machine, peaks = start_report()
     train_all, _ = load_goemotions(args.data, "train")
     dev_all, _ = load_goemotions(args.data, "dev")
     train, dev = subset(train_all, sizes.train_rows), subset(dev_all, sizes.dev_rows)
