@@ -363,3 +363,17 @@ def test_offline_hub_name_is_a_clean_error(tmp_path, toy_file):
     )
     assert_clean_error(result, "some-org/not-a-local-model", "scratch")
     assert not (tmp_path / "run").exists()
+
+
+def test_prediction_imports_do_not_load_scikit_learn():
+    # scikit-learn takes about a second to import; `multihot predict` must not pay for it.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, multihot, multihot.cli, multihot.predictor, multihot.classifier\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'iterstrat'))\n"
+        "print(loaded)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

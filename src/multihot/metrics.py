@@ -13,8 +13,6 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn import metrics as skm
-from sklearn.exceptions import UndefinedMetricWarning
 
 from multihot.errors import ConfigError, MultihotError
 
@@ -148,6 +146,11 @@ def compute_metrics(
         >>> round(m["micro_f1"], 3), m["macro_roc_auc"], m["per_label"]["anger"]["support"]
         (0.857, 1.0, 2)
     """
+    # Imported here, not at module level: scikit-learn takes a second to import, and
+    # `multihot predict` (which imports this module through the package) never computes metrics.
+    from sklearn import metrics as skm
+    from sklearn.exceptions import UndefinedMetricWarning
+
     targets, probs, thresholds, decisions = _check_inputs(
         targets, probs, thresholds, label_names, decisions
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
 from multihot.errors import ConfigError, DataError
 
@@ -54,6 +53,9 @@ def stratified_split(
         raise too_little
     # iterstrat rejects a single column as "binary"; its complement makes it multi-label.
     y = targets if targets.shape[1] > 1 else np.hstack([targets, ~targets])
+    # Imported here: iterstrat pulls in scikit-learn, a second of start-up that prediction never needs.
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
     _, val_idx = next(splitter.split(np.zeros((n, 1)), y))
     is_val = np.zeros(n, dtype=bool)
