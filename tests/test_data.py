@@ -245,6 +245,10 @@ def test_no_rows_in_parquet(tmp_path):
 def test_unparsable_csv_is_a_one_line_error(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("text,labels\na,b\nc,d,e,f\n", encoding="utf-8")
+    assert error_of(read_dataset, path) == (
+        f"{path}: row 2: 4 fields but the header has 2; quote fields that contain a comma"
+    )
+    path.write_text('text,labels\na,b\n"c,d\n', encoding="utf-8")
     assert error_of(read_dataset, path).startswith(f"{path}: cannot parse")
     path.write_bytes(b"text,labels\n\xff\xfe,x\n")
     assert error_of(read_dataset, path).startswith(f"{path}: not UTF-8 text")
@@ -315,3 +319,133 @@ def test_bundled_sample_loads_with_28_labels():
         names.update(n for labels in data.labels for n in labels)
     assert len(names) == 28
     assert {"admiration", "neutral", "grief"} <= names
+
+
+# --- hostile input found by tests/test_fuzz.py: each case failed before its fix ----------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        (  # was ValueError: int() refuses strings of over 4300 digits
+            "d.jsonl",
+            '{"text": "a", "labels": ' + "9" * 5000 + "}\n",
+            "line 1: invalid JSON: Exceeds the limit (4300 digits) for integer string conversion",
+        ),
+        (  # was RecursionError
+            "d.jsonl",
+            '{"text": "a", "labels": ' + "[" * 5000 + "}\n",
+            "line 1: invalid JSON: nested too deeply",
+        ),
+        ("d.json", "[" * 5000, "invalid JSON: nested too deeply"),  # was RecursionError
+        (  # was RecursionError, from a labels cell that starts with '['
+            "d.csv",
+            'text,labels\na,"' + "[" * 5000 + '"\n',
+            "row 1: column 'labels': malformed JSON list '[[[",
+        ),
+        (  # was silently the last value
+            "d.jsonl",
+            '{"text": "a", "labels": ["x"], "labels": ["y"]}\n',
+            "line 1: invalid JSON: key 'labels' appears more than once in one object",
+        ),
+    ],
+)
+def test_json_python_cannot_hold_is_a_data_error(tmp_path, name, content, expected):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    assert error_of(read_dataset, path).startswith(f"{path}: {expected}")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (r'{"text": "\ud800 half"}', r"row 1: column 'text': not valid Unicode: lone surrogate '\ud800' at character 1"),
+        (r'{"text": "a", "labels": ["ok", "\udc00"]}', r"row 1: column 'labels': not valid Unicode: lone surrogate '\udc00'"),
+        (r'{"text": "a", "\udc01": 1}', r"column '\udc01': not valid Unicode: lone surrogate '\udc01'"),
+    ],
+)  # fmt: skip
+def test_lone_surrogates_from_json_escapes_are_refused(tmp_path, line, expected):
+    """They read fine, then broke the tokenizer or the writing of labels.json and predictions."""
+    path = tmp_path / "d.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    assert error_of(read_dataset, path).startswith(f"{path}: {expected}")
+
+
+def test_surrogate_escaped_stdin_is_refused(monkeypatch):
+    """Under a C/POSIX locale stdin decodes with surrogateescape: bad bytes became surrogates."""
+    raw = io.BytesIO(b"fine\nbad \xff byte\n")
+    monkeypatch.setattr(
+        "sys.stdin", io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape")
+    )
+    assert error_of(iter_text_batches, "-") == (
+        r"<stdin>: line 2: not valid Unicode: lone surrogate '\udcff' at character 5; "
+        "expected UTF-8 text"
+    )
+
+
+@pytest.mark.parametrize("reader", [read_dataset, iter_text_batches])
+def test_a_first_row_longer_than_the_header_is_an_error(tmp_path, reader):
+    """pandas made the extra field an index: texts ' world' and 'bar', each label shifted."""
+    path = tmp_path / "d.csv"
+    path.write_text("text,labels\nhello, world,joy\nfoo,bar\n", encoding="utf-8")
+    assert error_of(reader, path) == (
+        f"{path}: row 1: 3 fields but the header has 2; quote fields that contain a comma"
+    )
+
+
+@pytest.mark.parametrize("reader", [read_dataset, iter_text_batches])
+def test_a_long_row_is_named_by_its_row(tmp_path, reader):
+    """Rows count like every other row number: quoted line breaks and blank lines aside."""
+    path = tmp_path / "d.tsv"
+    path.write_text('text\tlabels\n"two\nlines"\tx\n\nok\ty\tz\n', encoding="utf-8")
+    assert error_of(reader, path) == (
+        f"{path}: row 2: 3 fields but the header has 2; quote fields that contain a tab"
+    )
+
+
+def test_repeated_csv_column_names_are_an_error(tmp_path):
+    """pandas renamed the second 'joy' to 'joy.1', which became a label of its own."""
+    path = tmp_path / "d.csv"
+    path.write_text("text,joy,joy\na,1,0\n", encoding="utf-8")
+    expected = f"{path}: columns 2 and 3 are both named 'joy'; give each column its own name"
+    assert error_of(read_dataset, path) == expected
+    path.write_text("text,text\na,b\n", encoding="utf-8")
+    assert "columns 1 and 2 are both named 'text'" in error_of(iter_text_batches, path)
+
+
+def test_repeated_parquet_column_names_are_an_error(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    columns = [pa.array(["a"]), pa.array(["b"]), pa.array([["x"]])]
+    pq.write_table(pa.Table.from_arrays(columns, names=["text", "text", "labels"]), path)
+    expected = f"{path}: columns 1 and 2 are both named 'text'; give each column its own name"
+    assert error_of(read_dataset, path) == expected  # was "cannot parse: Multiple matches ..."
+    assert error_of(iter_text_batches, path) == expected
+
+
+def test_column_names_with_line_breaks_keep_the_message_on_one_line(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "a\\nb": 2}\n', encoding="utf-8")
+    message = error_of(read_dataset, path, label_cols=["a\nb"])
+    assert message == f"{path}: row 1: column 'a\\nb': expected 0 or 1, got 2"
+    message = error_of(iter_text_batches, path, text_col="\r")
+    assert message.startswith(f"{path}: no column '\\r'; available columns: 'text', 'a\\nb'")
+
+
+def test_read_goemotions_huge_label_id_names_the_row(tmp_path):
+    """int() refused the 5000-digit id with a ValueError of its own."""
+    path = tmp_path / "train.tsv"
+    path.write_text("ok\t0\tid1\nbad\t" + "9" * 5000 + "\tid2\n", encoding="utf-8")
+    message = error_of(read_goemotions, path, ["joy", "anger"])
+    assert message == (
+        f"{path}: row 2: label ids {'9' * 60!r}: expected comma-separated integers from 0 to 1"
+    )
+
+
+def test_read_goemotions_field_over_the_csv_limit_names_the_row(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text("ok\t0\tid1\n" + "x" * 200_000 + "\t0\tid2\n", encoding="utf-8")
+    message = error_of(read_goemotions, path, ["joy"])
+    assert message == f"{path}: row 2: cannot parse: field larger than field limit (131072)"

@@ -23,8 +23,10 @@ from multihot.model import MultiLabelModel
 from multihot.precision import default_device, resolve_precision
 from multihot.run import (
     check_run_dir,
+    convert_hint,
     dumps,
     history_text,
+    is_pickle,
     library_versions,
     read_history,
     read_json,
@@ -88,6 +90,7 @@ class Classifier:
         config: RunConfig | None = None,
         output: str | Path | None = None,
         callback: TrainCallback | None = None,
+        trust_remote_weights: bool = False,
         **overrides: Any,
     ) -> Classifier:
         """Train on ``train``, select and tune thresholds on ``val`` (or a stratified hold-out).
@@ -99,6 +102,9 @@ class Classifier:
                 ``epochs=3``) replace its values.
             output: a run directory to save to when training is done.
             callback: receives progress (see :class:`multihot.training.TrainCallback`).
+            trust_remote_weights: accept a Hugging Face encoder whose weights exist only pickled
+                (``pytorch_model.bin``), read with ``torch.load(weights_only=True)``; not saved in
+                the config, so a config file can never turn it on.
         """
         from accelerate.utils import set_seed
 
@@ -112,7 +118,12 @@ class Classifier:
         set_seed(config.train.seed)
         m = config.model
         encoder, tokenizer, encoder_config = build_encoder(
-            m.encoder, data.train.texts, m.vocab_size, m.max_length, m.dropout
+            m.encoder,
+            data.train.texts,
+            m.vocab_size,
+            m.max_length,
+            m.dropout,
+            trust_remote_weights=trust_remote_weights,
         )
         train_set = TokenizedDataset(
             tokenize(tokenizer, data.train.texts, m.max_length), train_targets
@@ -137,7 +148,7 @@ class Classifier:
                 encoder = (
                     encoder_from_config(encoder_config)
                     if is_scratch(m.encoder)
-                    else load_pretrained(m.encoder)[0]
+                    else load_pretrained(m.encoder, trust_remote_weights=trust_remote_weights)[0]
                 )
             model = MultiLabelModel(
                 encoder, len(labels), replace(m, pooling=m.member_pooling(member))
@@ -324,6 +335,12 @@ class Classifier:
         try:
             load_model(model, str(path / "model.safetensors"), strict=True)
         except Exception as err:  # safetensors raises several types for truncated or foreign files
+            weights = path / "model.safetensors"
+            if is_pickle(weights):
+                raise RunDirError(
+                    f"{weights}: a pickled PyTorch checkpoint, not safetensors; "
+                    f"{convert_hint(weights, path)}"
+                ) from None
             raise RunDirError(
                 f"{path / 'model.safetensors'}: cannot load weights ({str(err).splitlines()[0][:200]})"
             ) from None

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.text import Text
 
 from multihot.errors import MultihotError
 
@@ -50,7 +51,9 @@ def _friendly(fn):
         try:
             return fn(*args, **kwargs)
         except MultihotError as e:
-            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+            # A Text, not markup: messages quote file contents, where "[/x]" or ":joy:" is data.
+            message = Text.assemble(("error:", "bold red"), " ", str(e))
+            err.print(message, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -127,6 +130,14 @@ def train(
         str | None,
         typer.Option(help="HF checkpoint name/directory or scratch-tiny|mini|small|base."),
     ] = None,
+    trust_remote_weights: Annotated[
+        bool,
+        typer.Option(
+            "--trust-remote-weights",
+            help="Accept an encoder with only pickled weights (pytorch_model.bin), read with "
+            "torch.load(weights_only=True). Default: safetensors only.",
+        ),
+    ] = False,
     epochs: Annotated[int | None, typer.Option(help="Passes over the training data.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Texts per step.")] = None,
     lr: Annotated[float | None, typer.Option(help="Encoder learning rate.")] = None,
@@ -252,7 +263,14 @@ def train(
     run_config = base.override(**flags)
     output = output or Path("runs") / train_file.stem
     callback = RichProgress(err, metric=run_config.train.metric)
-    clf = Classifier.train(train_file, val, config=run_config, output=output, callback=callback)
+    clf = Classifier.train(
+        train_file,
+        val,
+        config=run_config,
+        output=output,
+        callback=callback,
+        trust_remote_weights=trust_remote_weights,
+    )
     # A single model has one best evaluation; each member of an ensemble has its own.
     best = clf.metrics.get("members") or [clf.metrics["best"]]
     epochs = ", ".join(f"{b['epoch']:g}" for b in best)

@@ -257,18 +257,18 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
-    text = path.read_text(encoding="utf-8")
+    kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
     try:
-        if path.suffix.lower() == ".json":
+        text = path.read_text(encoding="utf-8")
+        if kind == "JSON":
             data = json.loads(text)
         else:
             import yaml
 
+            # safe_load: a !!python/... tag is refused, never constructed.
             data = yaml.safe_load(text)
-    except Exception as err:  # json.JSONDecodeError or yaml.YAMLError
-        raise ConfigError(
-            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}"
-        ) from None
+    except Exception as err:  # UnicodeDecodeError, json.JSONDecodeError or yaml.YAMLError
+        raise ConfigError(f"{path}: not valid {kind}: {_parse_problem(err)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -276,3 +276,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             f"{path}: expected a mapping of keys to values, got {type(data).__name__}"
         )
     return data
+
+
+def _parse_problem(err: Exception) -> str:
+    """A parser's complaint on one line (PyYAML's spans several, with a quote of the text)."""
+    problem = getattr(err, "problem", None) or (str(err).strip().splitlines() or [""])[0]
+    mark = getattr(err, "problem_mark", None)
+    return problem + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark else "")

@@ -10,6 +10,11 @@ on ``label_sep`` when it is given; otherwise on ``","`` if the cell contains a c
 ``";"``, else on ``"|"`` (the first of these the cell contains; the rule is per cell), else the
 whole cell is one label. Names are stripped, empty names dropped and repeats kept once; an empty
 cell, a null or ``"[]"`` means no labels; a number becomes its ``str``.
+
+Files are untrusted input: every way a file can be wrong ends in a :class:`DataError` naming the
+file (and the row or line and column where there is one). A CSV/TSV row with more fields than the
+header, a column name used twice, a JSON object with a repeated key, and text that is not valid
+Unicode (lone surrogates from JSON escapes) are errors rather than guesses.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager, nullcontext
@@ -137,7 +143,7 @@ def read_dataset(
         )  # fmt: skip
         return _from_binary(texts, columns, others, source)
     raise DataError(
-        f"{source}: no label column '{labels_col}'; available columns: {_available(columns)}; "
+        f"{source}: no label column {labels_col!r}; available columns: {_available(columns)}; "
         "pass --labels-col or --label-cols"
     )
 
@@ -178,10 +184,10 @@ def iter_text_batches(
     values: Iterator[Any]
     with _reading(source):  # the column names, read now so that a wrong text_col fails now
         if fmt in (".csv", ".tsv"):
-            names = list(pd.read_csv(path, nrows=0, **_csv_kwargs(fmt)).columns)
-            values = _csv_values(path, fmt, text_col, batch_size)
+            names = _csv_header(path, fmt)
+            values = _csv_values(path, fmt, names, text_col, batch_size)
         elif fmt == ".parquet":
-            names = pq.read_schema(path).names
+            names = _unique_names(pq.read_schema(path).names, source)
             values = _parquet_values(path, text_col, batch_size)
         elif fmt == ".jsonl":
             with closing(_jsonl_records(path)) as records:
@@ -217,21 +223,45 @@ def read_goemotions(path: PathLike, label_names: Sequence[str]) -> Dataset:
     texts: list[str] = []
     labels: list[list[str]] = []
     with _reading(source), open(path, encoding="utf-8-sig", newline="") as f:
-        # QUOTE_NONE: the texts hold bare double quotes that are not CSV quoting.
-        for r, fields in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+        for r, fields in _tsv_rows(f, source):
             if len(fields) < 2:
                 raise DataError(f"{source}: row {r}: expected text<TAB>label ids<TAB>comment id")
             texts.append(_check_text(fields[0], source, r, "text"))
             ids = fields[1].split(",")
-            if not all(i.isdecimal() and int(i) < len(names) for i in ids):
+            if not all(_is_label_id(i, len(names)) for i in ids):
                 raise DataError(
-                    f"{source}: row {r}: label ids {fields[1]!r}: expected comma-separated "
+                    f"{source}: row {r}: label ids {fields[1][:60]!r}: expected comma-separated "
                     f"integers from 0 to {len(names) - 1}"
                 )
             labels.append(list(dict.fromkeys(names[int(i)] for i in ids)))
     if not texts:
         raise DataError(f"{source}: no rows")
     return Dataset(texts, labels, source, names)
+
+
+def _tsv_rows(f, source: str) -> Iterator[tuple[int, list[str]]]:
+    """``(row, fields)`` of a GoEmotions TSV; a row the csv module cannot read names its number."""
+    # QUOTE_NONE: the texts hold bare double quotes that are not CSV quoting.
+    reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+    row = 0
+    while True:
+        row += 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:  # e.g. a field over csv.field_size_limit()
+            raise DataError(f"{source}: row {row}: cannot parse: {e}") from None
+        yield row, fields
+
+
+def _is_label_id(text: str, count: int) -> bool:
+    """Whether ``text`` is an ASCII decimal below ``count``."""
+    if not (text.isascii() and text.isdigit()):
+        return False
+    digits = text.lstrip("0") or "0"
+    # int() refuses strings of over 4300 digits; anything longer than count's digits is too big.
+    return len(digits) <= len(str(count)) and int(digits) < count
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -250,6 +280,10 @@ def _format(path: PathLike, allowed: Sequence[str]) -> str:
     return suffix
 
 
+# pandas' message for a row longer than the first (the header: pandas reads no header itself).
+_RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
 @contextmanager
 def _reading(source: str):
     """Turn the parsers' own errors into one-line DataErrors that name the file."""
@@ -259,15 +293,119 @@ def _reading(source: str):
         raise DataError(f"{source}: no rows") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{source}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except (pd.errors.ParserError, pa.ArrowException, json.JSONDecodeError, csv.Error) as e:
-        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise DataError(f"{source}: cannot parse: {message}") from None
+    except pd.errors.ParserError as e:
+        if ragged := _RAGGED.search(str(e)):
+            raise _ragged_error(source, ragged.groups()) from None
+        raise DataError(f"{source}: cannot parse: {_first_line(e)}") from None
+    except (pa.ArrowException, csv.Error) as e:
+        raise DataError(f"{source}: cannot parse: {_first_line(e)}") from None
+
+
+def _ragged_error(source: str, pandas_numbers: tuple[str, ...]) -> DataError:
+    """The error for a CSV/TSV row with more fields than the header, naming the data row.
+
+    pandas counts blank lines but not quoted line breaks, so its "line" is neither a line nor a
+    row; the row is found again with the csv module (same quoting rules), pandas' count kept
+    as a fallback.
+    """
+    header, line, fields = pandas_numbers
+    sep = "\t" if source.lower().endswith(".tsv") else ","
+    where = f"line {line}"
+    try:
+        with open(source, encoding="utf-8-sig", newline="") as f:
+            rows = (cells for cells in csv.reader(f, delimiter=sep) if cells)  # pandas skips blanks
+            width = len(next(rows, []))
+            for row, cells in enumerate(rows, 1):
+                if len(cells) > width:
+                    where, header, fields = f"row {row}", str(width), str(len(cells))
+                    break
+    except (OSError, UnicodeDecodeError, csv.Error):  # e.g. a field over csv.field_size_limit()
+        pass
+    separator = "a tab" if sep == "\t" else "a comma"
+    return DataError(
+        f"{source}: {where}: {fields} fields but the header has {header}; "
+        f"quote fields that contain {separator}"
+    )
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _csv_kwargs(fmt: str) -> dict[str, Any]:
-    # Everything as str and no NA guessing, so a text "NA" or "null" stays text.
+    # Everything as str and no NA guessing, so a text "NA" or "null" stays text. header=None: the
+    # header is read as a row like the others, so a row with more fields than the header is an
+    # error (with a header pandas would make the extra field an index, shifting every column)
+    # and a repeated column name is seen (pandas would rename it "name.1").
     sep = "\t" if fmt == ".tsv" else ","
-    return {"sep": sep, "dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
+    return {
+        "sep": sep,
+        "header": None,
+        "dtype": str,
+        "keep_default_na": False,
+        "encoding": "utf-8-sig",
+    }
+
+
+def _header(cells: list[Any], source: str) -> list[str]:
+    """Column names from a header row: empty ones named as pandas does, repeated ones refused."""
+    names = [c if isinstance(c, str) and c else f"Unnamed: {j}" for j, c in enumerate(cells)]
+    return _unique_names(names, source)
+
+
+def _unique_names(names: list[str], source: str) -> list[str]:
+    """``names``, once no column name is used twice."""
+    first: dict[str, int] = {}
+    for j, name in enumerate(names):
+        if name in first:
+            raise DataError(
+                f"{source}: columns {first[name] + 1} and {j + 1} are both named {name!r}; "
+                "give each column its own name"
+            )
+        first[name] = j
+    return names
+
+
+def _csv_header(path: PathLike, fmt: str) -> list[str]:
+    """The column names of a CSV/TSV file, from its first row only."""
+    first = pd.read_csv(path, nrows=1, **_csv_kwargs(fmt))
+    if first.empty:
+        raise DataError(f"{path}: no rows")
+    return _header(first.iloc[0].tolist(), str(path))
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` that fails only with ValueError, repeated keys in an object included.
+
+    Python's parser also raises RecursionError (deep nesting) and ValueError for integers of over
+    4300 digits; a repeated key would otherwise silently keep the last value.
+    """
+    try:
+        return _DECODER.decode(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"key {repeated!r} appears more than once in one object")
+    return obj
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)  # one, not one per json.loads call
+
+
+def _json_reason(err: ValueError, position: bool = True) -> str:
+    """What was wrong with a JSON text, in a few words (no advice meant for Python programmers).
+
+    ``position`` adds the line and column of a syntax error, for texts of more than one line.
+    """
+    if isinstance(err, json.JSONDecodeError):
+        return f"{err.msg} (line {err.lineno} column {err.colno})" if position else err.msg
+    return str(err).split(";")[0]
 
 
 def _read_columns(path: PathLike, fmt: str) -> dict[str, list]:
@@ -276,13 +414,21 @@ def _read_columns(path: PathLike, fmt: str) -> dict[str, list]:
     with _reading(source):
         if fmt in (".csv", ".tsv"):
             df = pd.read_csv(path, **_csv_kwargs(fmt))
-            return {str(c): df[c].tolist() for c in df.columns}
+            if df.empty:
+                raise DataError(f"{source}: no rows")
+            names = _header(df.iloc[0].tolist(), source)
+            return {name: df[j].tolist()[1:] for j, name in enumerate(names)}
         if fmt == ".parquet":
+            _unique_names(pq.read_schema(path).names, source)  # read_table fails on repeats
             return pq.read_table(path).to_pydict()
         if fmt == ".jsonl":
             return _records_to_columns(_jsonl_records(path), source)
         with open(path, encoding="utf-8-sig") as f:
-            data = json.load(f)
+            text = f.read()
+    try:
+        data = _loads(text)
+    except ValueError as e:
+        raise DataError(f"{source}: invalid JSON: {_json_reason(e)}") from None
     if isinstance(data, list):
         return _records_to_columns(enumerate(data, 1), source)
     if isinstance(data, dict) and all(isinstance(v, list) for v in data.values()):
@@ -314,9 +460,10 @@ def _jsonl_records(path: PathLike) -> Iterator[tuple[int, dict]]:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {line_no}: invalid JSON: {e.msg}") from None
+                obj = _loads(line)
+            except ValueError as e:
+                reason = _json_reason(e, position=False)
+                raise DataError(f"{path}: line {line_no}: invalid JSON: {reason}") from None
             if not isinstance(obj, dict):
                 kind = type(obj).__name__
                 raise DataError(f"{path}: line {line_no}: expected a JSON object, got {kind}")
@@ -324,11 +471,21 @@ def _jsonl_records(path: PathLike) -> Iterator[tuple[int, dict]]:
             yield row, obj
 
 
-def _csv_values(path: PathLike, fmt: str, col: str, batch_size: int) -> Iterator[Any]:
+def _csv_values(
+    path: PathLike, fmt: str, names: list[str], col: str, batch_size: int
+) -> Iterator[Any]:
+    """The values of column ``col`` after the header row, read ``batch_size`` rows at a time.
+
+    Every column is parsed (no ``usecols``) so that a row with too many fields is an error here
+    as it is in :func:`read_dataset`.
+    """
+    j = names.index(col)
     kwargs = _csv_kwargs(fmt)
-    with _reading(str(path)), pd.read_csv(path, usecols=[col], chunksize=batch_size, **kwargs) as r:
-        for chunk in r:
-            yield from chunk[col].tolist()
+    with _reading(str(path)), pd.read_csv(path, chunksize=batch_size, **kwargs) as reader:
+        skip = 1  # the header row
+        for chunk in reader:
+            yield from chunk[j].tolist()[skip:]
+            skip = 0
 
 
 def _parquet_values(path: PathLike, col: str, batch_size: int) -> Iterator[Any]:
@@ -341,10 +498,10 @@ def _lines(path: PathLike, source: str) -> Iterator[str]:
     """Non-blank lines without their line ending, from a file or (``"-"``) stdin."""
     stdin = str(path) == "-"
     with _reading(source), nullcontext(sys.stdin) if stdin else open(path, encoding="utf-8") as f:
-        for line in f:
+        for line_no, line in enumerate(f, 1):
             text = line.rstrip("\r\n").removeprefix("\ufeff")
             if text.strip():
-                yield text
+                yield _check_unicode(text, f"{source}: line {line_no}")
 
 
 def _batched(texts: Iterator[str], batch_size: int, source: str) -> Iterator[list[str]]:
@@ -373,18 +530,35 @@ def _available(columns: Iterable[Any]) -> str:
 
 def _no_column(source: str, col: str, columns: Iterable[Any], flag: str) -> DataError:
     return DataError(
-        f"{source}: no column '{col}'; available columns: {_available(columns)}; pass {flag}"
+        f"{source}: no column {col!r}; available columns: {_available(columns)}; pass {flag}"
     )
+
+
+def _check_unicode(value: str, where: str) -> str:
+    """``value``, if it can be written as UTF-8.
+
+    JSON escapes (``"\\ud800"``) and stdin decoded with ``surrogateescape`` can give lone
+    surrogates, which no tokenizer or output file accepts.
+    """
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise DataError(
+                f"{where}: not valid Unicode: lone surrogate {value[e.start]!r} at character "
+                f"{e.start + 1}; expected UTF-8 text"
+            ) from None
+    return value
 
 
 def _check_text(value: Any, source: str, row: int, col: str) -> str:
     if isinstance(value, str):
         if value.strip():
-            return value
-        raise DataError(f"{source}: row {row}: column '{col}': empty text")
+            return _check_unicode(value, f"{source}: row {row}: column {col!r}")
+        raise DataError(f"{source}: row {row}: column {col!r}: empty text")
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        raise DataError(f"{source}: row {row}: column '{col}': missing text")
-    raise DataError(f"{source}: row {row}: column '{col}': expected a string, got {value!r}")
+        raise DataError(f"{source}: row {row}: column {col!r}: missing text")
+    raise DataError(f"{source}: row {row}: column {col!r}: expected a string, got {value!r}")
 
 
 def _binary_column(values: Sequence[Any]) -> tuple[np.ndarray | None, int | None]:
@@ -404,13 +578,15 @@ def _binary_column(values: Sequence[Any]) -> tuple[np.ndarray | None, int | None
 def _from_binary(texts: list[str], columns: dict, names: list[str], source: str) -> Dataset:
     if len(set(names)) != len(names):
         raise DataError(f"{source}: the label columns repeat a name: {names}")
+    for name in names:
+        _check_unicode(name, f"{source}: column {name!r}")
     targets = np.zeros((len(texts), len(names)), dtype=bool)
     for j, col in enumerate(names):
         bools, bad = _binary_column(columns[col])
         if bools is None:
             value = columns[col][bad]
             raise DataError(
-                f"{source}: row {bad + 1}: column '{col}': expected 0 or 1, got {value!r}"
+                f"{source}: row {bad + 1}: column {col!r}: expected 0 or 1, got {value!r}"
             )
         targets[:, j] = bools
     labels = [[names[j] for j in np.flatnonzero(row)] for row in targets]
@@ -419,17 +595,17 @@ def _from_binary(texts: list[str], columns: dict, names: list[str], source: str)
 
 def _parse_labels(cell: Any, sep: str | None, source: str, row: int, col: str) -> list[str]:
     """One labels cell to a list of label names (the rule is in the module docstring)."""
-    where = f"{source}: row {row}: column '{col}'"
+    where = f"{source}: row {row}: column {col!r}"
     if cell is None or (isinstance(cell, float) and math.isnan(cell)):
         return []
     if isinstance(cell, str):
         text = cell.strip()
         if text.startswith("["):
             try:
-                items = json.loads(text)
-            except json.JSONDecodeError as e:
+                items = _loads(text)
+            except ValueError as e:
                 raise DataError(
-                    f"{where}: malformed JSON list {text[:60]!r}: {e.msg} "
+                    f"{where}: malformed JSON list {text[:60]!r}: {_json_reason(e, position=False)} "
                     "(a cell that starts with '[' is read as JSON)"
                 ) from None
         else:
@@ -447,5 +623,5 @@ def _parse_labels(cell: Any, sep: str | None, source: str, row: int, col: str) -
             raise DataError(f"{where}: expected a label name, got {item!r}")
         name = "" if item is None else str(item).strip()
         if name:
-            names.append(name)
+            names.append(_check_unicode(name, where))
     return list(dict.fromkeys(names))

@@ -4,23 +4,38 @@
 vocabulary on the training texts with the ``tokenizers`` library, so everything works offline.
 Any other name is a Hugging Face checkpoint (hub name or local directory) loaded with ``AutoModel``
 and ``AutoTokenizer``; weights are read only from safetensors files.
+
+Pickled weights (``pytorch_model.bin``, ``.pt``, ``.pth``, ``.ckpt``) can run arbitrary code when
+unpickled, so they are refused with a hint on converting them, unless the caller opts in with
+``trust_remote_weights=True`` (``--trust-remote-weights``). Even then they are read with
+``torch.load(weights_only=True)``, which accepts tensors and plain containers and nothing callable.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from multihot.errors import EncoderError
+from multihot.run import PICKLE_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+CONVERT_HINT = (
+    "convert it once, in a Python session you trust: "
+    "AutoModel.from_pretrained(DIR, use_safetensors=False).save_pretrained(DIR) (writes model.safetensors), "
+    "or safetensors.torch.save_file(torch.load(FILE, weights_only=True), 'model.safetensors')"
+)
+"""How to turn pickled weights into safetensors, for error messages."""
 
 
 @dataclass(frozen=True)
@@ -163,36 +178,107 @@ def encoder_from_config(config: dict[str, Any]) -> nn.Module:
     return AutoModel.from_config(hf_config)
 
 
-def load_pretrained(name: str):
+def load_pretrained(name: str, *, trust_remote_weights: bool = False):
     """Load a Hugging Face encoder and its tokenizer by hub name or local directory.
 
+    Args:
+        name: a hub name (``bert-base-uncased``) or a local model directory.
+        trust_remote_weights: also accept pickled weights (``pytorch_model.bin``) when there are no
+            safetensors; they are read with ``torch.load(weights_only=True)``, never a full unpickle.
+
     Raises:
-        EncoderError: the name cannot be resolved (no network, no such directory, no safetensors).
+        EncoderError: the name cannot be resolved (no network, no such directory), or the
+            checkpoint holds only pickled weights and ``trust_remote_weights`` is not set.
+
+    Example:
+        >>> encoder, tokenizer = load_pretrained("models/tiny-bert")  # doctest: +SKIP
     """
     from transformers import AutoModel, AutoTokenizer
 
+    refuse_pickled(name, trust_remote_weights)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
-        encoder = AutoModel.from_pretrained(name, use_safetensors=True)
-    except (OSError, ValueError) as err:
-        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-        local = os.path.isdir(name)
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if local:
-            hint = "expected a Hugging Face model directory with config.json, tokenizer files and model.safetensors"
+        if trust_remote_weights:
+            # None: safetensors when the checkpoint has them, else the .bin, read weights-only.
+            encoder = AutoModel.from_pretrained(name, use_safetensors=None, weights_only=True)
         else:
-            hint = (
-                "the hub could not be reached"
-                + (" (HF_HUB_OFFLINE is set)" if offline else "")
-                + "; pass a local model directory or a scratch encoder "
-                f"({', '.join(SCRATCH_SIZES)})"
-            )
-        raise EncoderError(f"cannot load encoder {name!r}: {hint} ({reason})") from None
+            encoder = AutoModel.from_pretrained(name, use_safetensors=True)
+    except pickle.UnpicklingError as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise EncoderError(
+            f"cannot load encoder {name!r}: its pickled weights hold objects other than tensors, "
+            f"so they were not unpickled (torch.load weights_only=True refused them: "
+            f"{reason[:200]}); do not use this checkpoint unless you know where it came from"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise _load_error(name, err) from None
     return encoder, tokenizer
 
 
-def build_encoder(name: str, texts: list[str], vocab_size: int, max_length: int, dropout: float):
+def refuse_pickled(name: str, trust_remote_weights: bool = False) -> None:
+    """Raise :class:`EncoderError` for a local checkpoint whose weights exist only pickled.
+
+    With ``trust_remote_weights`` such a checkpoint passes, with a warning that its pickles will be
+    read weights-only. A pickled file given directly is refused whatever ``trust_remote_weights`` says: an encoder
+    needs its ``config.json`` and tokenizer too, that is a Hugging Face model directory.
+    """
+    path = Path(name)
+    if path.is_file():
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise EncoderError(
+                f"{name}: pickled weights file; an encoder is a Hugging Face model directory with "
+                f"config.json, tokenizer files and model.safetensors; {CONVERT_HINT}"
+            )
+        return
+    if not path.is_dir() or any(path.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickled and trust_remote_weights:
+        logger.warning(
+            "%s: no safetensors; reading pickled weights with torch.load(weights_only=True)", name
+        )
+    elif pickled:
+        raise EncoderError(
+            f"cannot load encoder {name!r}: its weights are pickled ({', '.join(pickled[:3])}), "
+            f"which can run code when loaded, and there is no model.safetensors; {CONVERT_HINT}; "
+            "or pass --trust-remote-weights (trust_remote_weights=True) to read them with "
+            "torch.load(weights_only=True)"
+        )
+
+
+def _load_error(name: str, err: Exception) -> EncoderError:
+    """The one-line error for a checkpoint that transformers could not load."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if os.path.isdir(name):
+        hint = "expected a Hugging Face model directory with config.json, tokenizer files and model.safetensors"
+    elif "safetensors" in reason and not offline:  # a hub checkpoint with only pickled weights
+        hint = (
+            f"it has no safetensors weights; {CONVERT_HINT}; or pass --trust-remote-weights "
+            "(trust_remote_weights=True) to read its pickled weights with torch.load(weights_only=True)"
+        )
+    else:
+        hint = (
+            "the hub could not be reached"
+            + (" (HF_HUB_OFFLINE is set)" if offline else "")
+            + "; pass a local model directory or a scratch encoder "
+            f"({', '.join(SCRATCH_SIZES)})"
+        )
+    return EncoderError(f"cannot load encoder {name!r}: {hint} ({reason[:300]})")
+
+
+def build_encoder(
+    name: str,
+    texts: list[str],
+    vocab_size: int,
+    max_length: int,
+    dropout: float,
+    *,
+    trust_remote_weights: bool = False,
+):
     """The encoder and tokenizer for training: scratch-built on ``texts``, or loaded by name.
+
+    ``trust_remote_weights`` is passed to :func:`load_pretrained` (pickled checkpoints).
 
     Returns:
         (encoder, tokenizer, config dict to rebuild the encoder with :func:`encoder_from_config`)
@@ -206,6 +292,6 @@ def build_encoder(name: str, texts: list[str], vocab_size: int, max_length: int,
         encoder = encoder_from_config(config)
         logger.info("built %s from scratch: vocabulary of %d word pieces", name, len(tokenizer))
     else:
-        encoder, tokenizer = load_pretrained(name)
+        encoder, tokenizer = load_pretrained(name, trust_remote_weights=trust_remote_weights)
         config = encoder.config.to_dict()
     return encoder, tokenizer, config

@@ -28,6 +28,19 @@ from typing import Any
 from multihot.errors import RunDirError
 
 REQUIRED = ("config.json", "model.safetensors", "tokenizer", "labels.json", "thresholds.json")
+WEIGHTS = "model.safetensors"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+"""File endings of pickled PyTorch weights, never unpickled without an explicit opt-in."""
+_ZIP_MAGIC = b"PK\x03\x04"  # what torch.save writes since PyTorch 1.6
+
+
+def convert_hint(pickled: Path, run: Path) -> str:
+    """How to turn a pickled state dict into the run's safetensors weights."""
+    return (
+        f"multihot never unpickles weights (unpickling can run code); if you trust the file, "
+        f"convert it once yourself: safetensors.torch.save_file(torch.load('{pickled}', "
+        f"weights_only=True), '{run / WEIGHTS}')"
+    )
 
 
 def _json_safe(obj: Any) -> Any:
@@ -83,11 +96,33 @@ def check_run_dir(path: Path, required: tuple[str, ...] = REQUIRED) -> Path:
     if not path.is_dir():
         raise RunDirError(f"{path}: no such run directory")
     for name in required:
+        if name == WEIGHTS and not (path / name).exists():
+            refuse_pickled_weights(path)
         if not (path / name).exists():
             raise RunDirError(
                 f"{path}: missing {name}; expected a run directory written by 'multihot train'"
             )
     return path
+
+
+def refuse_pickled_weights(path: Path) -> None:
+    """Raise :class:`RunDirError` when a run directory holds pickled weights instead of safetensors."""
+    pickled = sorted(p for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickled:
+        raise RunDirError(
+            f"{pickled[0]}: pickled weights instead of {WEIGHTS}; {convert_hint(pickled[0], path)}"
+        )
+
+
+def is_pickle(path: Path) -> bool:
+    """Whether the file starts like a ``torch.save`` archive or a pickle (never unpickled here)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    # A plain pickle starts with the PROTO opcode and a protocol number from 2 to 5.
+    return head.startswith(_ZIP_MAGIC) or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
 
 
 def read_json(path: Path, expected: type = dict) -> Any:
