@@ -384,22 +384,24 @@ def test_surrogate_escaped_stdin_is_refused(monkeypatch):
 
 
 @pytest.mark.parametrize("reader", [read_dataset, iter_text_batches])
-def test_a_first_row_longer_than_the_header_is_an_error(tmp_path, reader):
-    """pandas made the extra field an index: texts ' world' and 'bar', each label shifted."""
-    path = tmp_path / "d.csv"
-    path.write_text("text,labels\nhello, world,joy\nfoo,bar\n", encoding="utf-8")
+@pytest.mark.parametrize(
+    ("name", "content", "where"),
+    [
+        # pandas made the extra field an index: texts ' world' and 'bar', each label shifted.
+        ("d.csv", "text,labels\nhello, world,joy\nfoo,bar\n", "row 1"),
+        # Rows count like every other row number: quoted line breaks and blank lines aside.
+        ("d.tsv", 'text\tlabels\n"two\nlines"\tx\n\nok\ty\tz\n', "row 2"),
+    ],
+    ids=["first-row-csv", "later-row-tsv"],
+)
+def test_a_row_longer_than_the_header_is_an_error_naming_its_row(
+    tmp_path, reader, name, content, where
+):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    separator = "a tab" if name.endswith(".tsv") else "a comma"
     assert error_of(reader, path) == (
-        f"{path}: row 1: 3 fields but the header has 2; quote fields that contain a comma"
-    )
-
-
-@pytest.mark.parametrize("reader", [read_dataset, iter_text_batches])
-def test_a_long_row_is_named_by_its_row(tmp_path, reader):
-    """Rows count like every other row number: quoted line breaks and blank lines aside."""
-    path = tmp_path / "d.tsv"
-    path.write_text('text\tlabels\n"two\nlines"\tx\n\nok\ty\tz\n', encoding="utf-8")
-    assert error_of(reader, path) == (
-        f"{path}: row 2: 3 fields but the header has 2; quote fields that contain a tab"
+        f"{path}: {where}: 3 fields but the header has 2; quote fields that contain {separator}"
     )
 
 
