@@ -143,3 +143,11 @@ def test_weight_averaging_keeps_the_averaged_weights(toy_file, tmp_path):
     np.testing.assert_array_equal(
         probs, Classifier.load(tmp_path / "run").predict_proba(TOY_TEXTS, precision="fp32")
     )
+
+
+def test_loader_workers_give_the_same_model(toy_file):
+    """Batches made in worker processes (the default on a GPU) are the batches made in-process."""
+    a = Classifier.train(toy_file, toy_file, epochs=2, num_workers=0, **TINY)
+    b = Classifier.train(toy_file, toy_file, epochs=2, num_workers=1, **TINY)
+    np.testing.assert_array_equal(a.predict_proba(TOY_TEXTS), b.predict_proba(TOY_TEXTS))
+    assert [r["train_loss"] for r in a.history] == [r["train_loss"] for r in b.history]

@@ -39,6 +39,7 @@ def test_override_ignores_none():
         ("metric", "accuracy", "metric"),
         ("dropout", 1.5, "dropout"),
         ("val_fraction", 1.0, "val_fraction"),
+        ("num_workers", -1, "num_workers"),
         ("colour", "red", "unknown key 'colour'"),
     ],
 )

@@ -20,7 +20,7 @@ from multihot.inference import predict_logits, sigmoid
 from multihot.labels import LabelSet
 from multihot.losses import build_loss, compute_pos_weight
 from multihot.model import MultiLabelModel
-from multihot.precision import default_device, resolve_precision
+from multihot.precision import default_device, inference_copy, resolve_precision
 from multihot.run import (
     check_run_dir,
     convert_hint,
@@ -75,6 +75,7 @@ class Classifier:
         self.history = history or []
         self.device = default_device()
         self.model.to(self.device).eval()
+        self._inference_models: dict[str, tuple[Any, str]] = {}
 
     @property
     def label_names(self) -> list[str]:
@@ -203,13 +204,17 @@ class Classifier:
         """Logits of shape ``(n_texts, num_labels)``, rows in input order."""
         texts = check_texts(texts)
         ids = tokenize(self.tokenizer, texts, self.config.model.max_length)
+        precision = resolve_precision(precision, self.device)
+        if precision not in self._inference_models:
+            self._inference_models[precision] = inference_copy(self.model, self.device, precision)
+        model, autocast_to = self._inference_models[precision]
         return predict_logits(
-            self.model,
+            model,
             ids,
             pad_token_id=self.tokenizer.pad_token_id,
             batch_size=batch_size,
             device=self.device,
-            precision=resolve_precision(precision, self.device),
+            precision=autocast_to,
         )
 
     def predict_proba(

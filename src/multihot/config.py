@@ -150,8 +150,9 @@ class TrainConfig:
     """A text where no label clears its threshold gets its most probable label."""
     val_fraction: float = 0.1
     """Without --val, this fraction of train is held out (multi-label stratified)."""
-    num_workers: int = 0
-    """DataLoader worker processes."""
+    num_workers: int | None = None
+    """DataLoader worker processes (default: 2 on a GPU, where batching in the main process would
+    leave the device waiting; none on a CPU, where the workers would take cores from the model)."""
 
     def __post_init__(self) -> None:
         from multihot.metrics import PRIMARY_METRICS
@@ -172,6 +173,8 @@ class TrainConfig:
             raise ConfigError(
                 f"fixed_threshold: expected a value in [0, 1], got {self.fixed_threshold}"
             )
+        if self.num_workers is not None:
+            _check_positive("num_workers", self.num_workers, allow_zero=True)
         _check_positive("eval_every", self.eval_every, allow_zero=True)
         _check_positive("patience", self.patience, allow_zero=True)
         _check_below_one("ema_decay", self.ema_decay)

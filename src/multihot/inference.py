@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from multihot.batching import Collator, TokenizedDataset, sorted_batches
-from multihot.precision import autocast
+from multihot.precision import autocast, fast_attention
 
 
 @torch.inference_mode()
@@ -29,7 +29,7 @@ def predict_logits(
     model.eval()
     for batch_indices in sorted_batches(dataset.lengths, batch_size):
         batch = collate([dataset[i] for i in batch_indices])
-        with autocast(device, precision):
+        with autocast(device, precision), fast_attention(device):
             logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
         out[batch_indices] = logits.float().cpu().numpy()
     return out

@@ -1,8 +1,9 @@
-"""Numeric precision: which one ``auto`` means on this machine, and autocast for inference."""
+"""Numeric precision and kernel choice: what ``auto`` means on this machine, autocast, attention."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 
 import torch
@@ -55,3 +56,36 @@ def autocast(device: torch.device | str, precision: str):
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def fast_attention(device: torch.device | str):
+    """A context that keeps PyTorch's attention off the cuDNN kernel on a GPU; a no-op elsewhere.
+
+    With the short, variable-length batches of text classification the GPU is idle most of the time
+    and the host's time per kernel decides the speed. cuDNN attention spent about 0.75 ms of host
+    time per call on an H200 (forward and backward alike), more than the rest of a small encoder's
+    layer; the memory-efficient and flash kernels compute the same attention for a fraction of that.
+    """
+    if torch.device(device).type != "cuda":
+        return contextlib.nullcontext()
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # torch < 2.3 has no cuDNN attention to avoid
+        return contextlib.nullcontext()
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
+def inference_copy(model: torch.nn.Module, device: torch.device | str, precision: str):
+    """The module to predict with: on a GPU in bf16/fp16, a copy with its weights in that dtype.
+
+    Autocast casts every weight at every call; on a GPU, where short batches leave the device idle
+    and the host's time per kernel decides the speed, those casts cost more than the half-precision
+    matrix products save. Casting once is both faster and, for inference, as exact as autocast up to
+    rounding (the decisions agree with fp32 on more than 99.9% of pairs in the benchmark). On a CPU,
+    oneDNN's bf16 autocast is fast and the model is returned as it is. The second value is the
+    precision to autocast to with the returned module.
+    """
+    if torch.device(device).type != "cuda" or precision == "fp32":
+        return model, precision
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return copy.deepcopy(model).to(dtype), "fp32"

@@ -28,10 +28,14 @@ from multihot.errors import ConfigError
 from multihot.inference import sigmoid
 from multihot.masking import MaskedLMTraining, mask_tokens
 from multihot.metrics import metric_is_better
-from multihot.precision import accelerate_mixed_precision, resolve_precision
+from multihot.precision import accelerate_mixed_precision, fast_attention, resolve_precision
 from multihot.thresholds import tune_thresholds
 
 logger = logging.getLogger(__name__)
+
+# On a GPU the loss shown by the progress callback is read back every this many steps, not every
+# step: each read stalls the host until the GPU has finished.
+LOSS_SYNC_EVERY = 25
 
 
 class TrainCallback(Protocol):
@@ -137,14 +141,15 @@ def fit(
     )
     collate = Collator(pad_token_id)
     sampler = LengthGroupedBatchSampler(train.lengths, config.batch_size, seed=config.seed)
-    train_loader = DataLoader(
-        train, batch_sampler=sampler, collate_fn=collate, num_workers=config.num_workers
-    )
+    workers = config.num_workers
+    if workers is None:
+        workers = 2 if accelerator.device.type == "cuda" else 0
+    loader_options = {"collate_fn": collate, "num_workers": workers}
+    if workers:
+        loader_options.update(pin_memory=accelerator.device.type == "cuda")
+    train_loader = DataLoader(train, batch_sampler=sampler, **loader_options)
     val_loader = DataLoader(
-        val,
-        batch_sampler=sorted_batches(val.lengths, config.batch_size * 2),
-        collate_fn=collate,
-        num_workers=config.num_workers,
+        val, batch_sampler=sorted_batches(val.lengths, config.batch_size * 2), **loader_options
     )
     masking = None
     if config.mask_prob:
@@ -192,6 +197,8 @@ def fit(
     step = 0
     started = time.perf_counter()
     running_loss, running_count, seen = 0.0, 0, 0
+    on_cpu = accelerator.device.type == "cpu"
+    shown_loss = float("nan")
 
     def evaluate(epoch: float) -> bool:
         """Evaluate, keep the weights if best; True when early stopping says stop."""
@@ -210,7 +217,7 @@ def fit(
         record = {
             "step": step,
             "epoch": round(epoch, 4),
-            "train_loss": running_loss / max(1, running_count),
+            "train_loss": float(running_loss) / max(1, running_count),
             "val_loss": val_loss,
             **metrics,
             "seconds": round(time.perf_counter() - started, 2),
@@ -246,13 +253,16 @@ def fit(
         net.train()
         for batch_index, batch in enumerate(train_loader):
             with accelerator.accumulate(net):
-                loss = _training_loss(net, loss_fn, batch, masking, config.mlm_weight)
-                accelerator.backward(loss)
+                with fast_attention(accelerator.device):
+                    loss = _training_loss(net, loss_fn, batch, masking, config.mlm_weight)
+                    accelerator.backward(loss)
                 if accelerator.sync_gradients and config.grad_clip:
                     accelerator.clip_grad_norm_(net.parameters(), config.grad_clip)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-            running_loss += loss.item()
+            # On a GPU, .item() waits for the step to finish; summing on the device keeps the
+            # host queueing the next batch while the GPU works.
+            running_loss = running_loss + loss.detach().float()
             running_count += 1
             seen += batch["input_ids"].shape[0] * accelerator.num_processes
             if not accelerator.sync_gradients:
@@ -262,7 +272,9 @@ def fit(
                 ema.update_parameters(accelerator.unwrap_model(model))
             step += 1
             if callback:
-                callback.on_step(step, loss.item(), seen / (time.perf_counter() - started))
+                if on_cpu or step % LOSS_SYNC_EVERY == 0 or step == 1:
+                    shown_loss = loss.item()
+                callback.on_step(step, shown_loss, seen / (time.perf_counter() - started))
             if config.eval_every and step % config.eval_every == 0:
                 stop = evaluate(epoch + (batch_index + 1) / len(train_loader))
                 net.train()
@@ -308,7 +320,8 @@ def _gather_logits(model, loader, accelerator, num_rows: int, num_labels: int) -
     model.eval()
     out = np.zeros((num_rows, num_labels), dtype=np.float32)
     for batch in loader:
-        with accelerator.autocast():  # a prepared model autocasts itself; an EMA copy does not
+        # A prepared model autocasts itself; an EMA copy does not.
+        with accelerator.autocast(), fast_attention(accelerator.device):
             logits = model(batch["input_ids"], batch["attention_mask"])
         # Rows are placed by their dataset index, so the duplicates that padding the last shard adds
         # land on rows already filled with the same values: a plain gather is exact.
