@@ -47,6 +47,9 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     Indices are shuffled, cut into mega-batches of ``batch_size * group`` texts, each mega-batch
     sorted by length and cut into batches, and the batches shuffled again: batches stay random,
     padding stays small. Deterministic for a seed and epoch (call :meth:`set_epoch`).
+
+    Every batch is full but the last one of the epoch: Accelerate, when it splits each batch over
+    processes, expects a short batch only at the end (it skipped one found earlier).
     """
 
     def __init__(
@@ -84,8 +87,12 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             batches.extend(
                 chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
             )
-        for b in rng.permutation(len(batches)):
-            yield batches[b].tolist()
+        short = [b for b in batches if len(b) < self.batch_size]
+        full = [b for b in batches if len(b) == self.batch_size]
+        for b in rng.permutation(len(full)):
+            yield full[b].tolist()
+        for b in short:  # at most one: only the last mega-batch can end short
+            yield b.tolist()
 
 
 def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[list[int]]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from multihot import distributed
 from multihot.batching import TokenizedDataset, tokenize
 from multihot.config import ModelConfig, RunConfig, TrainConfig
 from multihot.data import Dataset, read_dataset
@@ -194,7 +195,11 @@ class Classifier:
         )
         clf = cls(model, tokenizer, labels, thresholds, config, encoder_config, metrics, history)
         if output is not None:
-            clf.save(output)
+            # Launched over several processes, every one ends with the same model; one writes it.
+            state = distributed.state()
+            if state.is_main_process:
+                clf.save(output)
+            state.wait_for_everyone()
         return clf
 
     # --------------------------------------------------------------------------------- prediction

@@ -36,6 +36,8 @@ def _setup_logging(verbose: bool) -> None:
     root = logging.getLogger("multihot")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if int(os.environ.get("RANK", "0")):  # a process of a launched job other than the main one
+        root.setLevel(logging.WARNING)
     root.propagate = False
     # Libraries underneath are chatty at INFO; keep their warnings only.
     for name in ("transformers", "accelerate", "tokenizers"):
@@ -112,10 +114,61 @@ Precision = Annotated[
 ]
 
 
+def _command_line(ctx: typer.Context, drop: tuple[str, ...]) -> list[str]:
+    """The arguments that invoked this verb (root options, verb, its options), less ``drop``.
+
+    Rebuilt from the parsed values, so it is the same whether the verb came from a shell or from a
+    test's CliRunner; values left at their default are left out.
+    """
+
+    def render(context: Any) -> list[str]:
+        args: list[str] = []
+        for param in context.command.params:
+            value = context.params.get(param.name)
+            if param.name in drop or value is None:
+                continue
+            # By kind name: typer carries its own copy of click, so isinstance on click's fails.
+            if param.param_type_name == "argument":
+                args.append(str(value))
+            elif param.param_type_name == "option":
+                if param.is_flag:
+                    if value != param.default:
+                        args.append(param.opts[0] if value else param.secondary_opts[0])
+                elif value != param.default:
+                    args += [param.opts[0], str(value)]
+        return args
+
+    root = ctx.parent
+    return [*(render(root) if root is not None else []), ctx.info_name or "", *render(ctx)]
+
+
+def _relaunch(ctx: typer.Context, processes: int) -> None:
+    """Run this very command again in ``processes`` processes under ``accelerate launch``; exit."""
+    import subprocess
+
+    from multihot import distributed
+
+    command = distributed.launch_command(processes, _command_line(ctx, drop=("processes",)))
+    err.print(f"launching {processes} processes: accelerate launch ... -m multihot {ctx.info_name}")
+    raise typer.Exit(subprocess.run(command).returncode)
+
+
+Processes = Annotated[
+    int,
+    typer.Option(
+        "--processes",
+        min=1,
+        help="Run data-parallel in N processes (one per GPU, or sharing the CPU's cores) by way "
+        "of 'accelerate launch'; the same as launching 'multihot' with it.",
+    ),
+]
+
+
 # --------------------------------------------------------------------------------------- train
 @app.command()
 @_friendly
 def train(
+    ctx: typer.Context,
     train_file: TrainFile,
     val: ValFile = None,
     output: Annotated[
@@ -211,11 +264,16 @@ def train(
     labels_col: LabelsCol = None,
     label_cols: LabelCols = None,
     label_sep: LabelSep = None,
+    processes: Processes = 1,
 ) -> None:
     """Train a model and tune its thresholds; leaves a run directory."""
+    from multihot import distributed
     from multihot.classifier import Classifier
     from multihot.config import RunConfig, load_config_file
     from multihot.progress import RichProgress
+
+    if processes > 1 and not distributed.is_launched():
+        _relaunch(ctx, processes)
 
     base = (
         RunConfig.from_dict(load_config_file(config), source=str(config)) if config else RunConfig()
@@ -271,6 +329,8 @@ def train(
         callback=callback,
         trust_remote_weights=trust_remote_weights,
     )
+    if not distributed.state().is_main_process:
+        return  # the main process reports
     # A single model has one best evaluation; each member of an ensemble has its own.
     best = clf.metrics.get("members") or [clf.metrics["best"]]
     epochs = ", ".join(f"{b['epoch']:g}" for b in best)

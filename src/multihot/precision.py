@@ -72,7 +72,9 @@ def fast_attention(device: torch.device | str):
         from torch.nn.attention import SDPBackend, sdpa_kernel
     except ImportError:  # torch < 2.3 has no cuDNN attention to avoid
         return contextlib.nullcontext()
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+    return sdpa_kernel(
+        [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    )
 
 
 def inference_copy(model: torch.nn.Module, device: torch.device | str, precision: str):

@@ -129,16 +129,32 @@ def fit(
     """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = resolve_precision(config.precision, device)
     # AcceleratorState is a process-wide singleton that refuses a second Accelerator with another
     # precision; each run sets its own. The distributed state (PartialState) is kept.
     AcceleratorState._reset_state(reset_partial_state=False)
+    # split_batches: batch_size is the global batch, cut into one slice per process, so N processes
+    # take the same optimiser steps on the same texts as one process does (and the same schedule).
+    # cpu=True is what makes Accelerate join processes launched on a CPU machine over gloo.
+    # DDP must be told that some parameters may get no gradient in a step: an encoder's pooler
+    # that the chosen pooling does not use, or the MLM head in a batch where nothing was masked.
     accelerator = Accelerator(
+        cpu=device == "cpu",
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
         mixed_precision=accelerate_mixed_precision(precision),
         gradient_accumulation_steps=config.grad_accum,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
+    if config.batch_size % accelerator.num_processes:
+        raise ConfigError(
+            f"batch_size: {config.batch_size} texts cannot be split evenly over "
+            f"{accelerator.num_processes} processes; use a multiple of {accelerator.num_processes}"
+        )
+    if not accelerator.is_main_process:
+        callback = None  # one progress bar and one log, from the main process
     collate = Collator(pad_token_id)
     sampler = LengthGroupedBatchSampler(train.lengths, config.batch_size, seed=config.seed)
     workers = config.num_workers
@@ -148,8 +164,13 @@ def fit(
     if workers:
         loader_options.update(pin_memory=accelerator.device.type == "cuda")
     train_loader = DataLoader(train, batch_sampler=sampler, **loader_options)
+    # Validation is sharded by whole batches, not by Accelerate: batch i goes to process
+    # i mod N, and _gather_logits puts every row back in its place (no row repeated or dropped).
+    val_batches = sorted_batches(val.lengths, config.batch_size * 2)
     val_loader = DataLoader(
-        val, batch_sampler=sorted_batches(val.lengths, config.batch_size * 2), **loader_options
+        val,
+        batch_sampler=val_batches[accelerator.process_index :: accelerator.num_processes],
+        **loader_options,
     )
     masking = None
     if config.mask_prob:
@@ -168,9 +189,7 @@ def fit(
         use_fast_dropout(net)
     # The fused AdamW kernel updates all parameters in one pass: 2x faster steps on CPU.
     optimizer = torch.optim.AdamW(_param_groups(net, config), lr=config.lr, fused=True)
-    net, optimizer, train_loader, val_loader = accelerator.prepare(
-        net, optimizer, train_loader, val_loader
-    )
+    net, optimizer, train_loader = accelerator.prepare(net, optimizer, train_loader)
     model = accelerator.unwrap_model(net).model if config.mlm_weight else net
     loss_fn = loss_fn.to(accelerator.device)
 
@@ -210,6 +229,9 @@ def fit(
         val_loss = loss_fn(
             torch.from_numpy(logits).to(on_device), torch.from_numpy(targets).to(on_device)
         ).item()
+        # Each process summed the loss of its slices; the mean over processes is the batch loss.
+        summed = torch.as_tensor(running_loss, dtype=torch.float32, device=on_device)
+        train_loss = float(accelerator.reduce(summed, reduction="mean")) / max(1, running_count)
         probs = sigmoid(logits)
         thresholds = tune_for_config(targets, probs, config)
         metrics = thresholds.metrics(targets, probs, label_names)
@@ -217,7 +239,7 @@ def fit(
         record = {
             "step": step,
             "epoch": round(epoch, 4),
-            "train_loss": float(running_loss) / max(1, running_count),
+            "train_loss": train_loss,
             "val_loss": val_loss,
             **metrics,
             "seconds": round(time.perf_counter() - started, 2),
@@ -264,7 +286,7 @@ def fit(
             # host queueing the next batch while the GPU works.
             running_loss = running_loss + loss.detach().float()
             running_count += 1
-            seen += batch["input_ids"].shape[0] * accelerator.num_processes
+            seen += batch["input_ids"].shape[0] * accelerator.num_processes  # slices are equal
             if not accelerator.sync_gradients:
                 continue
             scheduler.step()
@@ -316,15 +338,37 @@ def _training_loss(
 
 @torch.no_grad()
 def _gather_logits(model, loader, accelerator, num_rows: int, num_labels: int) -> np.ndarray:
-    """Logits ``(num_rows, num_labels)`` in dataset order, gathered from every process."""
+    """Logits ``(num_rows, num_labels)`` in dataset order, gathered from every process.
+
+    Each process scores its own batches; one gather at the end collects them (padded to the
+    longest process's share, the padding marked by index -1). Every row is checked to be there
+    exactly once: a missing row would otherwise be scored as a zero logit.
+    """
     model.eval()
-    out = np.zeros((num_rows, num_labels), dtype=np.float32)
+    device = accelerator.device
+    indices = [torch.zeros(0, dtype=torch.long, device=device)]
+    chunks = [torch.zeros(0, num_labels, device=device)]
     for batch in loader:
         # A prepared model autocasts itself; an EMA copy does not.
-        with accelerator.autocast(), fast_attention(accelerator.device):
-            logits = model(batch["input_ids"], batch["attention_mask"])
-        # Rows are placed by their dataset index, so the duplicates that padding the last shard adds
-        # land on rows already filled with the same values: a plain gather is exact.
-        index, logits = accelerator.gather((batch["index"], logits.float()))
-        out[index.cpu().numpy()] = logits.cpu().numpy()
+        with accelerator.autocast(), fast_attention(device):
+            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        indices.append(batch["index"].to(device))
+        chunks.append(logits.float())
+    index, logits = torch.cat(indices), torch.cat(chunks)
+    if accelerator.num_processes > 1:
+        index = accelerator.pad_across_processes(index, pad_index=-1)
+        logits = accelerator.pad_across_processes(logits)
+        index, logits = accelerator.gather((index, logits))
+    index, logits = index.cpu().numpy(), logits.cpu().numpy()
+    keep = index >= 0
+    index, logits = index[keep], logits[keep]
+    counts = np.bincount(index, minlength=num_rows)
+    if len(counts) != num_rows or not (counts == 1).all():
+        raise RuntimeError(
+            f"evaluation: gathered {len(index)} rows from {accelerator.num_processes} process(es) "
+            f"for {num_rows} validation rows; {int((counts == 0).sum())} missing, "
+            f"{int((counts > 1).sum())} repeated"
+        )
+    out = np.empty((num_rows, num_labels), dtype=np.float32)
+    out[index] = logits
     return out

@@ -1,0 +1,196 @@
+"""Data-parallel training over processes: ``multihot train --processes 2`` and a two-"machine" job
+on loopback finish with the validation metrics of one process.
+
+Parity is exact up to float rounding because the global batch is the same: ``batch_size`` texts per
+step, cut into one slice per process, gradients averaged by DDP. The runs here turn dropout off:
+with dropout on, each process draws its own masks, so the runs agree only statistically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLE
+from multihot import distributed
+from multihot.data import read_dataset
+
+TOLERANCE = 1e-4  # on val_loss, train_loss and every metric: float sums in another order
+FLAGS = [
+    "--encoder", "scratch-tiny", "--vocab-size", "400", "--max-length", "32", "--epochs", "2",
+    "--batch-size", "32", "--precision", "fp32", "--dropout", "0", "--seed", "3",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> tuple[Path, Path]:
+    """608 train rows (19 batches of 32, every one split 16 + 16) and 203 validation rows, an
+    odd number, so the two processes score different numbers of rows."""
+    folder = tmp_path_factory.mktemp("dist")
+    lines = (SAMPLE / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    (folder / "train.jsonl").write_text("\n".join(lines[:608]) + "\n", encoding="utf-8")
+    (folder / "dev.jsonl").write_text("\n".join(lines[608:811]) + "\n", encoding="utf-8")
+    return folder / "train.jsonl", folder / "dev.jsonl"
+
+
+def multihot(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "multihot", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def history(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+
+
+def assert_same_training(a: Path, b: Path) -> None:
+    ha, hb = history(a), history(b)
+    assert [r["step"] for r in ha] == [r["step"] for r in hb] == [19, 38]
+    for ra, rb in zip(ha, hb, strict=True):
+        for key in ("train_loss", "val_loss", "macro_f1", "micro_f1", "weighted_f1"):
+            assert ra[key] == pytest.approx(rb[key], abs=TOLERANCE), key
+    ta = json.loads((a / "thresholds.json").read_text())
+    tb = json.loads((b / "thresholds.json").read_text())
+    assert ta.keys() == tb.keys()
+
+
+@pytest.fixture(scope="module")
+def one_process(data, tmp_path_factory) -> Path:
+    train, dev = data
+    run = tmp_path_factory.mktemp("one") / "run"
+    done = multihot("train", str(train), "--val", str(dev), *FLAGS, "-o", str(run), cwd=run.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(data, one_process, tmp_path):
+    train, dev = data
+    run = tmp_path / "run"
+    done = multihot(
+        "train", str(train), "--val", str(dev), *FLAGS, "-o", str(run), "--processes", "2",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "launching 2 processes" in done.stderr
+    assert done.stdout.count("saved ") == 1  # one report, from the main process
+    assert_same_training(one_process, run)
+    # Validation saw every row exactly once: the report's supports add up to the file's labels.
+    val = read_dataset(dev)
+    support = sum(len(labels) for labels in val.labels)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert sum(r["support"] for r in metrics["validation"]["per_label"].values()) == support
+
+
+@pytest.mark.slow
+def test_two_machines_on_loopback_match_one(data, one_process, tmp_path):
+    """Two ``accelerate launch`` commands, machine ranks 0 and 1, meeting on 127.0.0.1."""
+    train, dev = data
+    port = str(distributed.free_port())
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    machines = []
+    for rank in (0, 1):
+        command = [
+            sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+            "--num_machines", "2", "--machine_rank", str(rank), "--num_processes", "2",
+            "--main_process_ip", "127.0.0.1", "--main_process_port", port,
+            "--mixed_precision", "no", "--dynamo_backend", "no",
+            "-m", "multihot", "train", str(train), "--val", str(dev), *FLAGS,
+            "-o", str(tmp_path / f"machine{rank}"),
+        ]  # fmt: skip
+        machines.append(
+            subprocess.Popen(
+                command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        )
+    outputs = [m.communicate(timeout=600) for m in machines]
+    for machine, (_, stderr) in zip(machines, outputs, strict=True):
+        assert machine.returncode == 0, stderr.decode()[-3000:]
+    assert not (tmp_path / "machine1").exists()  # only the job's main process writes
+    assert_same_training(one_process, tmp_path / "machine0")
+
+
+def test_gather_refuses_a_missing_row():
+    """Evaluation checks that every validation row came back exactly once."""
+    import torch
+    from accelerate import Accelerator
+
+    from multihot.batching import Collator, TokenizedDataset
+    from multihot.training import _gather_logits
+
+    class Model(torch.nn.Module):
+        def forward(self, input_ids, attention_mask):
+            return input_ids[:, :1].float()
+
+    dataset = TokenizedDataset([[5, 6], [7], [8, 9, 10]])
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=[[0, 2]], collate_fn=Collator(0)
+    )  # row 1 is never scored
+    with pytest.raises(RuntimeError, match="1 missing"):
+        _gather_logits(Model(), loader, Accelerator(cpu=True), len(dataset), 1)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=[[0, 2], [1]], collate_fn=Collator(0)
+    )
+    logits = _gather_logits(Model(), loader, Accelerator(cpu=True), len(dataset), 1)
+    np.testing.assert_array_equal(logits[:, 0], [5, 7, 8])
+
+
+def test_processes_flag_relaunches_the_same_command(monkeypatch, tmp_path):
+    """--processes N runs 'accelerate launch ... -m multihot' with the verb's own arguments."""
+    from typer.testing import CliRunner
+
+    from multihot.cli import app
+
+    launched = []
+
+    def run(command, *args, **kwargs):
+        launched.append(command)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    train = tmp_path / "t.csv"
+    result = CliRunner().invoke(
+        app,
+        ["-v", "train", str(train), "--epochs", "2", "--no-top1-fallback", "--processes", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    (command,) = launched
+    assert command[1:4] == ["-m", "accelerate.commands.launch", "--multi_gpu"]
+    assert command[command.index("--num_processes") + 1] == "2"
+    tail = command[command.index("multihot") :]
+    assert tail == [
+        "multihot",
+        "--verbose",
+        "train",
+        str(train),
+        "--epochs",
+        "2",
+        "--no-top1-fallback",
+    ]
+
+
+@pytest.mark.slow
+def test_batch_that_cannot_be_split_is_a_clear_error(data, tmp_path):
+    train, dev = data
+    flags = [*FLAGS[: FLAGS.index("--batch-size")], "--batch-size", "33"]
+    done = multihot(
+        "train", str(train), "--val", str(dev), *flags, "-o", str(tmp_path / "r"),
+        "--processes", "2", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "batch_size: 33 texts cannot be split evenly over 2 processes" in done.stderr
+    assert not (tmp_path / "r").exists()
