@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from multihot.batching import Collator, LengthGroupedBatchSampler, sorted_batches
@@ -48,3 +49,16 @@ def test_collator_rounds_up_to_8_only_with_a_gpu(monkeypatch):
     assert Collator(pad_token_id=0)(ITEMS)["input_ids"].shape == (2, 3)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert Collator(pad_token_id=0)(ITEMS)["input_ids"].shape == (2, 8)
+
+
+@pytest.mark.parametrize("rows", [1000, 1001, 1015, 16 * 10 * 3 + 5])
+def test_only_the_last_batch_is_short(rows):
+    """Accelerate splits each batch over processes and skips a short batch that is not the last;
+    the sampler used to shuffle its short batch anywhere into the epoch."""
+    lengths = np.random.default_rng(0).integers(1, 50, rows)
+    for epoch in range(4):
+        sampler = LengthGroupedBatchSampler(lengths, batch_size=16, seed=2, group=10)
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert all(len(b) == 16 for b in batches[:-1])
+        assert sorted(i for b in batches for i in b) == list(range(rows))
