@@ -194,3 +194,29 @@ def test_batch_that_cannot_be_split_is_a_clear_error(data, tmp_path):
     assert done.returncode != 0
     assert "batch_size: 33 texts cannot be split evenly over 2 processes" in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_saved_weights_do_not_come_from_the_module_the_wrapper_changed(toy_file, monkeypatch):
+    """FSDP2 shards the trained module's parameters in place (seen on an H200: saving it failed on
+    an invalid storage). The best weights must go into a fresh module; here a fake fit leaves the
+    trained module's embedding as an empty shard, as a process's slice of it may be."""
+    import torch
+    from conftest import TINY, TOY_TEXTS
+
+    from multihot import classifier as classifier_module
+    from multihot.classifier import Classifier
+
+    real_fit = classifier_module.fit
+
+    def sharding_fit(model, *args, **kwargs):
+        result = real_fit(model, *args, **kwargs)
+        embeddings = model.encoder.get_input_embeddings()
+        embeddings.weight = torch.nn.Parameter(torch.empty(0))  # what this process holds of it
+        return result
+
+    monkeypatch.setattr(classifier_module, "fit", sharding_fit)
+    clf = Classifier.train(toy_file, toy_file, epochs=1, **TINY)
+    assert (
+        clf.model.encoder.get_input_embeddings().weight.shape[0] == clf.encoder_config["vocab_size"]
+    )
+    assert clf.predict_proba(TOY_TEXTS).shape == (len(TOY_TEXTS), len(clf.label_names))

@@ -167,9 +167,17 @@ class Classifier:
                 mask_token_id=tokenizer.mask_token_id,
                 special_ids=tokenizer.all_special_ids,
             )
-            model.load_state_dict(result.state_dict)
+            # The best weights go into a fresh module: the trained one may have been changed in
+            # place by the distributed wrapper (FSDP2 turns its parameters into shards).
+            model = MultiLabelModel(
+                encoder_from_config(encoder_config),
+                len(labels),
+                replace(m, pooling=m.member_pooling(member)),
+            )
+            if result.state_dict:  # empty on the other processes of an FSDP job: they never save
+                model.load_state_dict(result.state_dict)
             result.state_dict = {}
-            members.append(model.cpu())
+            members.append(model)
             results.append(result)
         if len(members) == 1:
             model, result = members[0], results[0]

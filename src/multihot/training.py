@@ -155,6 +155,14 @@ def fit(
         )
     if not accelerator.is_main_process:
         callback = None  # one progress bar and one log, from the main process
+    if accelerator.num_processes > 1:
+        logger.info(
+            "training in %d processes (%s, %s), %d texts per process and step",
+            accelerator.num_processes,
+            accelerator.distributed_type.value,
+            accelerator.device.type,
+            config.batch_size // accelerator.num_processes,
+        )
     collate = Collator(pad_token_id)
     sampler = LengthGroupedBatchSampler(train.lengths, config.batch_size, seed=config.seed)
     workers = config.num_workers
@@ -251,10 +259,14 @@ def fit(
         ):
             result.best = record
             result.val_probs = probs
-            result.state_dict = {
-                k: v.detach().to("cpu", copy=True)
-                for k, v in accelerator.unwrap_model(evaluated).state_dict().items()
-            }
+            # get_state_dict gathers the full weights where FSDP or DeepSpeed shard them (every
+            # process takes part; with FSDP only the main process receives them).
+            weights = (
+                accelerator.get_state_dict(model)
+                if ema is None
+                else accelerator.unwrap_model(evaluated).state_dict()
+            )
+            result.state_dict = {k: v.detach().to("cpu", copy=True) for k, v in weights.items()}
             stale = 0
         else:
             stale += 1
