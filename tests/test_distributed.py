@@ -201,8 +201,8 @@ def test_saved_weights_do_not_come_from_the_module_the_wrapper_changed(toy_file,
     an invalid storage). The best weights must go into a fresh module; here a fake fit leaves the
     trained module's embedding as an empty shard, as a process's slice of it may be."""
     import torch
-    from conftest import TINY, TOY_TEXTS
 
+    from conftest import TINY, TOY_TEXTS
     from multihot import classifier as classifier_module
     from multihot.classifier import Classifier
 
