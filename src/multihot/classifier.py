@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -12,11 +13,12 @@ import numpy as np
 
 from multihot import distributed
 from multihot.batching import TokenizedDataset, tokenize
+from multihot.checkpoint import RunCheckpoints, fingerprint, tokenizer_fingerprint
 from multihot.config import ModelConfig, RunConfig, TrainConfig
 from multihot.data import Dataset, read_dataset
 from multihot.encoders import build_encoder, encoder_from_config, is_scratch, load_pretrained
 from multihot.ensemble import SeedEnsemble
-from multihot.errors import DataError, MultihotError, RunDirError
+from multihot.errors import ConfigError, DataError, MultihotError, RunDirError
 from multihot.inference import predict_logits, sigmoid
 from multihot.labels import LabelSet
 from multihot.losses import build_loss, compute_pos_weight
@@ -93,6 +95,7 @@ class Classifier:
         output: str | Path | None = None,
         callback: TrainCallback | None = None,
         trust_remote_weights: bool = False,
+        resume: bool = False,
         **overrides: Any,
     ) -> Classifier:
         """Train on ``train``, select and tune thresholds on ``val`` (or a stratified hold-out).
@@ -102,18 +105,35 @@ class Classifier:
             val: the same for validation; without it ``val_fraction`` of train is held out.
             config: the full configuration; ``overrides`` (flat keys such as ``encoder="scratch-mini"``,
                 ``epochs=3``) replace its values.
-            output: a run directory to save to when training is done.
+            output: a run directory to save to when training is done. While training, it holds
+                checkpoints (``checkpoints/``, one at every evaluation) from which a killed run
+                can be resumed; until the final save replaces it, it refuses to load.
             callback: receives progress (see :class:`multihot.training.TrainCallback`).
             trust_remote_weights: accept a Hugging Face encoder whose weights exist only pickled
                 (``pytorch_model.bin``), read with ``torch.load(weights_only=True)``; not saved in
                 the config, so a config file can never turn it on.
+            resume: continue the interrupted run in ``output`` from its last checkpoint. It needs
+                the same data; its config is the run's own (``config`` and ``overrides`` may only
+                repeat it). :meth:`resume` does this with the data files the run recorded.
         """
         from accelerate.utils import set_seed
 
-        config = (config or RunConfig()).override(**overrides)
-        if config.train.lr is None:
-            # Random weights need far larger steps than fine-tuning a pretrained encoder.
-            config = config.override(lr=4e-4 if is_scratch(config.model.encoder) else 5e-5)
+        checkpoints = RunCheckpoints(output) if output is not None else None
+        if resume:
+            if checkpoints is None:
+                raise ConfigError("resume: needs output, the run directory to resume")
+            saved = checkpoints.invocation()
+            config = _resumed_config(checkpoints, config, overrides)
+        else:
+            config = _resolved_config(config, overrides)
+            if checkpoints is not None:
+                checkpoints.refuse_unfinished()
+        processes = distributed.state().num_processes
+        if config.train.batch_size % processes:  # before anything is written (fit checks it too)
+            raise ConfigError(
+                f"batch_size: {config.train.batch_size} texts cannot be split evenly over "
+                f"{processes} processes; use a multiple of {processes}"
+            )
         data = prepare_data(train, val, config)
         labels, train_targets, val_targets = data.labels, data.train_targets, data.val_targets
 
@@ -127,6 +147,19 @@ class Classifier:
             m.dropout,
             trust_remote_weights=trust_remote_weights,
         )
+        if checkpoints is not None:
+            invocation = {
+                "config": config.to_dict(),
+                "train": _source(train),
+                "val": _source(val),
+                "in_memory": isinstance(train, Dataset) or isinstance(val, Dataset),
+                "data_sha256": data.fingerprint(),
+                "tokenizer_sha256": tokenizer_fingerprint(tokenizer),
+            }
+            if resume:
+                _check_same_inputs(saved, invocation, checkpoints)
+            else:
+                checkpoints.start(invocation)
         train_set = TokenizedDataset(
             tokenize(tokenizer, data.train.texts, m.max_length), train_targets
         )
@@ -145,28 +178,39 @@ class Classifier:
         members, results = [], []
         for member in range(m.ensemble):
             seed = t.seed + member
-            if member:  # the first member keeps the encoder built above, as a single model does
+            done = checkpoints.load_member(member) if checkpoints is not None else None
+            if member and done is None:  # the first member keeps the encoder built above
                 set_seed(seed)
                 encoder = (
                     encoder_from_config(encoder_config)
                     if is_scratch(m.encoder)
                     else load_pretrained(m.encoder, trust_remote_weights=trust_remote_weights)[0]
                 )
+            elif member:  # finished before an interruption: only its shape is needed
+                encoder = encoder_from_config(encoder_config)
             model = MultiLabelModel(
                 encoder, len(labels), replace(m, pooling=m.member_pooling(member))
             )
-            result = fit(
-                model,
-                loss_fn,
-                train_set,
-                val_set,
-                replace(t, seed=seed),
-                pad_token_id=tokenizer.pad_token_id,
-                label_names=labels.names,
-                callback=callback,
-                mask_token_id=tokenizer.mask_token_id,
-                special_ids=tokenizer.all_special_ids,
-            )
+            if done is not None:
+                logger.info("member %d of the ensemble had finished; not trained again", member)
+                result = done
+            else:
+                result = fit(
+                    model,
+                    loss_fn,
+                    train_set,
+                    val_set,
+                    replace(t, seed=seed),
+                    pad_token_id=tokenizer.pad_token_id,
+                    label_names=labels.names,
+                    callback=callback,
+                    mask_token_id=tokenizer.mask_token_id,
+                    special_ids=tokenizer.all_special_ids,
+                    checkpoint=checkpoints.member_state(member) if checkpoints else None,
+                    resume=checkpoints is not None and checkpoints.has_state(member),
+                )
+                if checkpoints is not None:
+                    checkpoints.save_member(member, result)
             # The best weights go into a fresh module: the trained one may have been changed in
             # place by the distributed wrapper (FSDP2 turns its parameters into shards).
             model = MultiLabelModel(
@@ -204,11 +248,45 @@ class Classifier:
         clf = cls(model, tokenizer, labels, thresholds, config, encoder_config, metrics, history)
         if output is not None:
             # Launched over several processes, every one ends with the same model; one writes it.
+            # The save replaces the whole directory: the checkpoints go with it.
             state = distributed.state()
             if state.is_main_process:
                 clf.save(output)
             state.wait_for_everyone()
         return clf
+
+    @classmethod
+    def resume(
+        cls,
+        run: str | Path,
+        *,
+        callback: TrainCallback | None = None,
+        trust_remote_weights: bool = False,
+    ) -> Classifier:
+        """Continue the interrupted training run in ``run`` from its last checkpoint, with the
+        config and data files it recorded; ends as the uninterrupted run would have.
+
+        Raises:
+            RunDirError: ``run`` has no checkpoint (complete, or stopped before the first one), or
+                was trained on in-memory data (use :meth:`train` with ``resume=True``).
+
+        Example:
+            >>> clf = Classifier.resume("runs/emotions")  # doctest: +SKIP
+        """
+        saved = RunCheckpoints(run).invocation()
+        if saved.get("in_memory") or not isinstance(saved.get("train"), str):
+            raise RunDirError(
+                f"{run}: trained on data given in memory, not read from files; resume it with "
+                f"Classifier.train(train, val, output={str(run)!r}, resume=True)"
+            )
+        return cls.train(
+            saved["train"],
+            saved.get("val"),
+            output=run,
+            callback=callback,
+            trust_remote_weights=trust_remote_weights,
+            resume=True,
+        )
 
     # --------------------------------------------------------------------------------- prediction
     def predict_logits(
@@ -396,6 +474,56 @@ def build_model(
     return members[0] if len(members) == 1 else SeedEnsemble(members)
 
 
+def _resolved_config(config: RunConfig | None, overrides: dict[str, Any]) -> RunConfig:
+    config = (config or RunConfig()).override(**overrides)
+    if config.train.lr is None:
+        # Random weights need far larger steps than fine-tuning a pretrained encoder.
+        config = config.override(lr=4e-4 if is_scratch(config.model.encoder) else 5e-5)
+    return config
+
+
+def _resumed_config(
+    checkpoints: RunCheckpoints, given: RunConfig | None, overrides: dict[str, Any]
+) -> RunConfig:
+    """The interrupted run's config; ``given`` and ``overrides`` may only repeat it."""
+    config = checkpoints.config()
+    asked = _resolved_config(given or config, overrides)
+    if asked != config:
+        flat = {k: v for section in config.to_dict().values() for k, v in section.items()}
+        differ = [
+            f"{key}={value!r} (the run has {flat[key]!r})"
+            for section in asked.to_dict().values()
+            for key, value in section.items()
+            if value != flat[key]
+        ]
+        raise ConfigError(
+            f"{checkpoints.run}: a resumed run keeps its own settings; these differ: "
+            + ", ".join(differ)
+        )
+    return config
+
+
+def _check_same_inputs(
+    saved: dict[str, Any], now: dict[str, Any], checkpoints: RunCheckpoints
+) -> None:
+    if saved.get("data_sha256") != now["data_sha256"]:
+        raise RunDirError(
+            f"{checkpoints.run}: the training or validation data differ from the interrupted "
+            f"run's (recorded: train {saved.get('train')}, val {saved.get('val')}); resume with "
+            f"the same data"
+        )
+    if saved.get("tokenizer_sha256") != now["tokenizer_sha256"]:
+        raise RunDirError(
+            f"{checkpoints.run}: the tokenizer built now differs from the interrupted run's "
+            f"(another encoder directory, or another tokenizers version?); it cannot be resumed"
+        )
+
+
+def _source(data: DataLike | None) -> str | None:
+    """A data file as an absolute path, so a run resumes from any directory (None: in memory)."""
+    return None if data is None or isinstance(data, Dataset) else str(Path(data).resolve())
+
+
 def _best_record(result: TrainResult, metric: str) -> dict[str, Any]:
     return {"step": result.best["step"], "epoch": result.best["epoch"], "metric": metric}
 
@@ -440,6 +568,11 @@ class PreparedData:
     train_targets: np.ndarray
     val: Dataset
     val_targets: np.ndarray
+
+    def fingerprint(self) -> str:
+        """A hash of the texts and targets, train and validation, and the label names."""
+        texts = itertools.chain(self.labels.names, self.train.texts, self.val.texts)
+        return fingerprint(texts, self.train_targets, self.val_targets)
 
 
 def prepare_data(train: DataLike, val: DataLike | None, config: RunConfig) -> PreparedData:

@@ -169,8 +169,20 @@ Processes = Annotated[
 @_friendly
 def train(
     ctx: typer.Context,
-    train_file: TrainFile,
+    train_file: Annotated[
+        Path | None,
+        typer.Argument(help="Training data (.csv .tsv .jsonl .json .parquet); not with --resume."),
+    ] = None,
     val: ValFile = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            metavar="RUN",
+            help="Continue the interrupted run in RUN from its last checkpoint, with its own data "
+            "and settings (give no other flags but --trust-remote-weights).",
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Run directory (default: runs/<train name>)."),
@@ -266,18 +278,16 @@ def train(
     label_sep: LabelSep = None,
     processes: Processes = 1,
 ) -> None:
-    """Train a model and tune its thresholds; leaves a run directory."""
+    """Train a model and tune its thresholds; leaves a run directory.
+
+    The run directory keeps a checkpoint at every evaluation while training: after a kill,
+    'multihot train --resume RUN' continues where it stopped.
+    """
     from multihot import distributed
     from multihot.classifier import Classifier
     from multihot.config import RunConfig, load_config_file
     from multihot.progress import RichProgress
 
-    if processes > 1 and not distributed.is_launched():
-        _relaunch(ctx, processes)
-
-    base = (
-        RunConfig.from_dict(load_config_file(config), source=str(config)) if config else RunConfig()
-    )
     flags = dict(
         encoder=encoder,
         epochs=epochs,
@@ -318,19 +328,52 @@ def train(
         val_fraction=val_fraction,
     )
     flags.update(_data_overrides(text_col, labels_col, label_cols, label_sep))
-    run_config = base.override(**flags)
-    output = output or Path("runs") / train_file.stem
-    callback = RichProgress(err, metric=run_config.train.metric)
-    clf = Classifier.train(
-        train_file,
-        val,
-        config=run_config,
-        output=output,
-        callback=callback,
-        trust_remote_weights=trust_remote_weights,
-    )
+    if resume is not None:
+        given = {"TRAIN_FILE": train_file, "--val": val, "--output": output, "--config": config}
+        given.update({f"--{k.replace('_', '-')}": v for k, v in flags.items()})
+        conflicting = [name for name, value in given.items() if value is not None]
+        if conflicting:
+            raise MultihotError(
+                f"--resume continues {resume} with the data and settings it started with; "
+                f"drop {', '.join(conflicting)}"
+            )
+    elif train_file is None:
+        raise MultihotError("missing TRAIN_FILE (or --resume RUN to continue an interrupted run)")
+    if processes > 1 and not distributed.is_launched():
+        _relaunch(ctx, processes)
+
+    if resume is not None:
+        from multihot.checkpoint import RunCheckpoints
+
+        callback = RichProgress(err, metric=RunCheckpoints(resume).config().train.metric)
+        clf = Classifier.resume(
+            resume, callback=callback, trust_remote_weights=trust_remote_weights
+        )
+        output = resume
+    else:
+        base = (
+            RunConfig.from_dict(load_config_file(config), source=str(config))
+            if config
+            else RunConfig()
+        )
+        run_config = base.override(**flags)
+        output = output or Path("runs") / train_file.stem
+        callback = RichProgress(err, metric=run_config.train.metric)
+        clf = Classifier.train(
+            train_file,
+            val,
+            config=run_config,
+            output=output,
+            callback=callback,
+            trust_remote_weights=trust_remote_weights,
+        )
     if not distributed.state().is_main_process:
         return  # the main process reports
+    _print_train_report(clf)
+    out.print(f"saved {output}")
+
+
+def _print_train_report(clf) -> None:
     # A single model has one best evaluation; each member of an ensemble has its own.
     best = clf.metrics.get("members") or [clf.metrics["best"]]
     epochs = ", ".join(f"{b['epoch']:g}" for b in best)
@@ -339,7 +382,6 @@ def train(
         clf.metrics["validation"],
         title=f"validation ({best[0]['metric']} best at epoch {epochs}{members})",
     )
-    out.print(f"saved {output}")
 
 
 # ------------------------------------------------------------------------------------ baseline

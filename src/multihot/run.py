@@ -10,16 +10,25 @@ metrics.json        validation (and test) metrics, overall and per label
 history.jsonl       one line per evaluation
 ```
 
-A directory is written whole into a temporary sibling and renamed into place, and single files
+While a run trains, it also holds ``checkpoints/`` (see :mod:`multihot.checkpoint`); the final save
+replaces the whole directory, checkpoints included, so a finished run holds only the files above.
+A directory holding ``checkpoints/`` but not these files is an unfinished run: it refuses to load
+and says how to resume it.
+
+A directory is written whole into a temporary sibling and swapped into place, and single files
 are replaced by rename, so an interrupted save never leaves a directory that loads wrong.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +38,8 @@ from multihot.errors import RunDirError
 
 REQUIRED = ("config.json", "model.safetensors", "tokenizer", "labels.json", "thresholds.json")
 WEIGHTS = "model.safetensors"
+CHECKPOINTS = "checkpoints"
+"""The subdirectory of an unfinished run that holds what resuming it needs."""
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 """File endings of pickled PyTorch weights, never unpickled without an explicit opt-in."""
 _ZIP_MAGIC = b"PK\x03\x04"  # what torch.save writes since PyTorch 1.6
@@ -65,39 +76,136 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync(path.parent)
 
 
 def write_dir_atomic(path: Path, fill: Callable[[Path], None]) -> None:
-    """Create or replace directory ``path`` with what ``fill(tmp_dir)`` writes, all or nothing."""
+    """Create or replace directory ``path`` with what ``fill(tmp_dir)`` writes, all or nothing.
+
+    The new directory is filled in a temporary sibling and synced to disk, then swapped with the
+    old one in one step (``renameat2(RENAME_EXCHANGE)`` on Linux). Where the system cannot swap,
+    two renames do it, and a kill between them leaves the old directory beside ``path`` as
+    ``.NAME.old-PID``, which :func:`recover_dir` puts back.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    leftover = tmp
     try:
         fill(tmp)
-        if path.exists():
+        _fsync_tree(tmp)
+        if not path.exists():
+            os.replace(tmp, path)
+        elif not _exchange(tmp, path):  # on success tmp holds the old directory
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old, path)
+                raise
+            leftover = old
+        _fsync(path.parent)
+    finally:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def recover_dir(path: Path) -> None:
+    """Put back the previous version of ``path`` when a kill fell between the two renames with
+    which :func:`write_dir_atomic` replaces a directory where it cannot swap (not on Linux)."""
+    path = Path(path)
+    if not path.exists():
+        olds = _leftovers(path, "old-*")
+        if olds:
+            os.replace(max(olds, key=lambda p: p.stat().st_mtime), path)
+
+
+def remove_leftovers(path: Path) -> None:
+    """Delete what interrupted :func:`write_dir_atomic` calls left beside ``path`` (half-filled
+    temporary directories, replaced versions). Only while nothing else writes ``path``."""
+    recover_dir(path)
+    for leftover in _leftovers(path, "*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _leftovers(path: Path, pattern: str) -> list[Path]:
+    prefix = f".{path.name}."
+    return [
+        p for p in path.parent.glob(f".*.{pattern}") if p.name.startswith(prefix) and p.is_dir()
+    ]
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file, or a directory's entries, to disk (directories cannot be opened on Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for directory, _, files in os.walk(root):
+        for name in files:
+            _fsync(Path(directory, name))
+        _fsync(Path(directory))
+
+
+@functools.cache
+def _renameat2():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2  # glibc 2.28+
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step; False where the system or file system cannot."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def check_run_dir(path: Path, required: tuple[str, ...] = REQUIRED) -> Path:
     """The run directory as a Path, after checking that every required file is there."""
     path = Path(path)
     if not path.is_dir():
-        raise RunDirError(f"{path}: no such run directory")
+        olds = _leftovers(path, "old-*")
+        hint = f" (an interrupted save left its previous version in {olds[0]})" if olds else ""
+        raise RunDirError(f"{path}: no such run directory{hint}")
     for name in required:
         if name == WEIGHTS and not (path / name).exists():
             refuse_pickled_weights(path)
+        if not (path / name).exists() and (path / CHECKPOINTS).is_dir():
+            raise RunDirError(
+                f"{path}: an unfinished training run (it has no {name} yet); "
+                f"continue it with 'multihot train --resume {path}'"
+            )
         if not (path / name).exists():
             raise RunDirError(
                 f"{path}: missing {name}; expected a run directory written by 'multihot train'"

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,6 +23,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from multihot.batching import Collator, LengthGroupedBatchSampler, TokenizedDataset, sorted_batches
+from multihot.checkpoint import TrainingCheckpoint
 from multihot.config import TrainConfig
 from multihot.dropout import use_fast_dropout
 from multihot.errors import ConfigError
@@ -119,6 +121,8 @@ def fit(
     callback: TrainCallback | None = None,
     mask_token_id: int | None = None,
     special_ids: Sequence[int] = (),
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``train``, evaluate on ``val``, keep the best weights by ``config.metric``.
 
@@ -126,6 +130,10 @@ def fit(
     repeats exactly. ``mask_token_id`` and ``special_ids`` (tokens never masked) are needed with
     ``config.mask_prob`` (see :mod:`multihot.masking`). Evaluation tunes thresholds on ``val`` with ``config.thresholds`` before
     computing the selection metric, the same way the final thresholds are chosen.
+
+    With ``checkpoint`` (a directory), the full training state is saved there after every
+    evaluation (:class:`multihot.checkpoint.TrainingCheckpoint`); with ``resume`` too, training
+    continues from the state saved there, exactly where the interrupted run was.
     """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
@@ -216,6 +224,17 @@ def fit(
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
     scheduler = _linear_warmup_decay(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    checkpoints = None
+    if checkpoint is not None and TrainingCheckpoint.supported(accelerator):
+        checkpoints = TrainingCheckpoint(
+            checkpoint, accelerator, net=net, optimizer=optimizer, scheduler=scheduler,
+            steps_per_epoch=steps_per_epoch, grad_accum=config.grad_accum, ema=ema,
+            generator=masking["generator"] if masking else None,
+        )  # fmt: skip
+    elif checkpoint is not None:
+        logger.warning(
+            "no checkpoints with %s: this run cannot be resumed", accelerator.distributed_type
+        )
 
     if callback:
         callback.on_train_start(total_steps, steps_per_epoch)
@@ -226,6 +245,14 @@ def fit(
     running_loss, running_count, seen = 0.0, 0, 0
     on_cpu = accelerator.device.type == "cpu"
     shown_loss = float("nan")
+    stop, first_epoch, resumed = False, 0, None
+    if checkpoints is not None and resume:
+        resumed = checkpoints.restore(result)
+        step, stale, seen, stop, first_epoch = (
+            resumed.step, resumed.stale, resumed.seen, resumed.stopped, resumed.epoch,
+        )  # fmt: skip
+        started -= resumed.seconds
+        logger.info("resumed at step %d of %d", step, total_steps)
 
     def evaluate(epoch: float) -> bool:
         """Evaluate, keep the weights if best; True when early stopping says stop."""
@@ -270,6 +297,12 @@ def fit(
             stale = 0
         else:
             stale += 1
+        stop_now = bool(config.patience) and stale >= config.patience
+        if checkpoints is not None:
+            checkpoints.save(
+                result, step=step, stale=stale, stopped=stop_now, seen=seen,
+                seconds=time.perf_counter() - started,
+            )  # fmt: skip
         if callback:
             callback.on_evaluate(record)
         logger.info(
@@ -279,13 +312,21 @@ def fit(
             record[config.metric],
             result.best[config.metric],
         )
-        return bool(config.patience) and stale >= config.patience
+        return stop_now
 
-    stop = False
-    for epoch in range(config.epochs):
+    for epoch in range(first_epoch, config.epochs):
+        if stop:  # a resumed run that early stopping had already ended
+            break
         sampler.set_epoch(epoch)
+        # Accelerate's loader re-sets the sampler's epoch from its own count of passes, which a
+        # resumed run did not start at zero.
+        train_loader.set_epoch(epoch)
         net.train()
-        for batch_index, batch in enumerate(train_loader):
+        batches, skipped = train_loader, 0
+        if resumed is not None:  # the rest of the epoch the checkpoint was taken in
+            batches = checkpoints.batches(accelerator, train_loader, resumed)
+            skipped, resumed = resumed.batch, None
+        for batch_index, batch in enumerate(batches, start=skipped):
             with accelerator.accumulate(net):
                 with fast_attention(accelerator.device):
                     loss = _training_loss(net, loss_fn, batch, masking, config.mlm_weight)
