@@ -205,6 +205,56 @@ def test_checkpoint_round_trip_restores_every_state_without_unpickling(tmp_path,
     assert np.random.get_state()[2:] == rng_before[3][2:]
 
 
+class AsProcess:
+    """An accelerator as process ``index`` of a ``count``-process job sees itself."""
+
+    def __init__(self, accelerator, index: int, count: int):
+        self._accelerator, self.process_index, self.num_processes = accelerator, index, count
+
+    def __getattr__(self, name):
+        return getattr(self._accelerator, name)
+
+
+def test_each_process_restores_its_own_rng_states(tmp_path):
+    """Regression: the second process's row of a (processes, state) tensor was handed to torch as
+    a view, and torch reads an RNG state from its storage's start: the first process's state
+    (found by a 2-process run that failed to resume with 'Invalid mt19937 state')."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from safetensors.torch import save_file
+
+    from multihot.training import _linear_warmup_decay
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    accelerator = Accelerator(mixed_precision="no")
+    net = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(net.parameters())
+    options = dict(net=net, optimizer=optimizer, scheduler=_linear_warmup_decay(optimizer, 0, 4))
+    state = tmp_path / "last"
+    TrainingCheckpoint(state, accelerator, steps_per_epoch=4, **options).save(
+        TrainResult(state_dict={}, best={}), step=4, stale=0, stopped=False
+    )
+    # The job had two processes, and the first one's generator was elsewhere.
+    tensors = load_file(state / "state.safetensors")
+    mine = tensors["rng/torch"][0]
+    other = torch.Generator().manual_seed(123).get_state()
+    tensors["rng/torch"] = torch.stack([other, mine])
+    save_file(tensors, state / "state.safetensors")
+    meta = json.loads((state / "state.json").read_text())
+    (state / "state.json").write_text(json.dumps({**meta, "num_processes": 2}))
+
+    second = TrainingCheckpoint(state, AsProcess(accelerator, 1, 2), steps_per_epoch=4, **options)
+    at = second.restore(TrainResult(state_dict={}, best={}))
+    torch.manual_seed(0)
+    second.batches(accelerator, [], at)
+    assert torch.equal(torch.get_rng_state(), mine)
+
+    with pytest.raises(RunDirError, match="run of 2 processes; resume it with the same number"):
+        TrainingCheckpoint(state, accelerator, steps_per_epoch=4, **options).restore(
+            TrainResult(state_dict={}, best={})
+        )
+
+
 def test_an_error_between_the_renames_of_a_directory_swap_keeps_the_old_directory(
     tmp_path, monkeypatch
 ):

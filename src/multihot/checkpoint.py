@@ -284,7 +284,9 @@ class TrainingCheckpoint:
         probs = tensors.get("best_val_probs")
         result.val_probs = None if probs is None else probs.numpy()
         rank = accelerator.process_index
-        rng = {"torch_rows": {k: v[rank] for k, v in _with_prefix(tensors, "rng/").items()}}
+        # A copy of the row: torch reads an RNG state from the start of its storage, not the view's.
+        rows = {k: v[rank].clone() for k, v in _with_prefix(tensors, "rng/").items()}
+        rng = {"torch_rows": rows}
         rng.update(meta["rng"])
         return Position(
             step=meta["step"],
