@@ -36,12 +36,13 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from multihot.errors import RunDirError
+from multihot.config import RunConfig
+from multihot.errors import MultihotError, RunDirError
 from multihot.run import (
     CHECKPOINTS,
     read_json,
@@ -49,6 +50,9 @@ from multihot.run import (
     write_atomic,
     write_dir_atomic,
 )
+
+if TYPE_CHECKING:
+    from multihot.training import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +178,14 @@ class TrainingCheckpoint:
 
     # ------------------------------------------------------------------------------------ save
     def save(
-        self, result, *, step: int, stale: int, stopped: bool, seen: int = 0, seconds: float = 0.0
+        self,
+        result: TrainResult,
+        *,
+        step: int,
+        stale: int,
+        stopped: bool,
+        seen: int = 0,
+        seconds: float = 0.0,
     ) -> None:
         """Write the state after an evaluation at ``step`` (``result``: its best and history)."""
         accelerator = self.accelerator
@@ -218,6 +229,7 @@ class TrainingCheckpoint:
                         meta["optimizer"]["state"].setdefault(str(index), {})[name] = value
             remove_leftovers(self.directory)
             _write_state(self.directory, meta, tensors)
+            logger.debug("checkpoint at step %d in %s", step, self.directory)
         accelerator.wait_for_everyone()
 
     def _rng_states(self) -> dict[str, torch.Tensor]:
@@ -240,7 +252,7 @@ class TrainingCheckpoint:
         }
 
     # --------------------------------------------------------------------------------- restore
-    def restore(self, result) -> Position:
+    def restore(self, result: TrainResult) -> Position:
         """Load the state into the model, optimizer, scheduler, EMA and ``result``; the RNG states
         are restored later, by :meth:`batches`. Returns where to continue."""
         accelerator = self.accelerator
@@ -401,11 +413,8 @@ class RunCheckpoints:
             )
         return read_json(self.directory / "run.json")
 
-    def config(self):
+    def config(self) -> RunConfig:
         """The :class:`multihot.config.RunConfig` the run started with."""
-        from multihot.config import RunConfig
-        from multihot.errors import MultihotError
-
         saved = self.invocation()
         try:
             return RunConfig.from_dict(
@@ -426,7 +435,7 @@ class RunCheckpoints:
         _wait()
         return (state / STATE_JSON).exists()
 
-    def save_member(self, member: int, result) -> None:
+    def save_member(self, member: int, result: TrainResult) -> None:
         """Keep a finished member's outcome; its training state is then no longer needed."""
         if _is_main():
             meta = {
@@ -443,7 +452,7 @@ class RunCheckpoints:
             shutil.rmtree(self.member_state(member), ignore_errors=True)
         _wait()
 
-    def load_member(self, member: int):
+    def load_member(self, member: int) -> TrainResult | None:
         """A finished member's :class:`multihot.training.TrainResult`, or None if not finished."""
         from multihot.training import TrainResult
 
