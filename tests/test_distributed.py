@@ -220,3 +220,16 @@ def test_saved_weights_do_not_come_from_the_module_the_wrapper_changed(toy_file,
         clf.model.encoder.get_input_embeddings().weight.shape[0] == clf.encoder_config["vocab_size"]
     )
     assert clf.predict_proba(TOY_TEXTS).shape == (len(TOY_TEXTS), len(clf.label_names))
+
+
+@pytest.mark.slow
+def test_uneven_validation_shares_do_not_hang(toy_file, tmp_path):
+    """8 validation rows at batch 4 make one validation batch (of 8) for two processes: process 1
+    scores none. Scoring through the DDP wrapper hung there (its forward is a collective)."""
+    done = multihot(
+        "train", str(toy_file), "--val", str(toy_file), "--encoder", "scratch-tiny",
+        "--vocab-size", "120", "--epochs", "1", "--batch-size", "4", "--precision", "fp32",
+        "-o", str(tmp_path / "r"), "--processes", "2", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "r" / "model.safetensors").exists()

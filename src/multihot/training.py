@@ -258,7 +258,9 @@ def fit(
         """Evaluate, keep the weights if best; True when early stopping says stop."""
         nonlocal stale, running_loss, running_count
         evaluated = model if ema is None else ema.module
-        logits = _gather_logits(evaluated, val_loader, accelerator, len(val), len(label_names))
+        # Scored unwrapped: processes score different numbers of batches, and DDP's forward is a
+        # collective (it broadcasts buffers), so a wrapped forward would hang on uneven shares.
+        logits = _gather_logits(accelerator.unwrap_model(evaluated), val_loader, accelerator, len(val), len(label_names))
         targets = val.targets
         on_device = accelerator.device
         val_loss = loss_fn(
