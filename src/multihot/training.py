@@ -260,7 +260,9 @@ def fit(
         evaluated = model if ema is None else ema.module
         # Scored unwrapped: processes score different numbers of batches, and DDP's forward is a
         # collective (it broadcasts buffers), so a wrapped forward would hang on uneven shares.
-        logits = _gather_logits(accelerator.unwrap_model(evaluated), val_loader, accelerator, len(val), len(label_names))
+        logits = _gather_logits(
+            accelerator.unwrap_model(evaluated), val_loader, accelerator, len(val), len(label_names)
+        )
         targets = val.targets
         on_device = accelerator.device
         val_loss = loss_fn(
