@@ -24,20 +24,17 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from typer.testing import CliRunner
 
 from conftest import ROOT, TINY, TOY_LABELS, TOY_TEXTS
 from multihot import Classifier
 from multihot.checkpoint import RunCheckpoints, TrainingCheckpoint
-from multihot.cli import app
 from multihot.data import Dataset
 from multihot.errors import ConfigError, RunDirError
 from multihot.predictor import Predictor
 from multihot.run import dumps, write_dir_atomic
 from multihot.training import TrainResult
+from test_cli import assert_clean_error, invoke
 from test_untrusted import write_payload
-
-runner = CliRunner()
 
 # 8 toy texts in batches of 2: 4 steps an epoch, 24 steps, an evaluation (and a checkpoint) every
 # 3 steps: some in the middle of an epoch, some at its last batch.
@@ -422,19 +419,6 @@ def test_a_fresh_run_does_not_overwrite_an_unfinished_one(unfinished_copy, toy_f
     with pytest.raises(RunDirError, match=r"holds an unfinished training run.*--resume"):
         Classifier.train(toy_file, toy_file, output=unfinished_copy, **RUN)
     assert saved_state(unfinished_copy)["step"] == 3
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_clean_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith("error:"), result.stderr
-    for fragment in fragments:
-        assert fragment in message, message
 
 
 def test_cli_refusals(unfinished, toy_file, toy_run, tmp_path):

@@ -22,6 +22,7 @@ from multihot.config import load_config_file
 from multihot.encoders import load_pretrained, train_wordpiece
 from multihot.errors import ConfigError, EncoderError, RunDirError
 from multihot.predictor import Predictor
+from test_cli import assert_clean_error
 
 runner = CliRunner()
 
@@ -182,15 +183,6 @@ def test_pickle_renamed_to_safetensors_is_named_as_a_pickle(run_copy, marker):
 
 
 # --- the command line ------------------------------------------------------------------------------
-
-
-def assert_clean_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith("error:"), result.stderr
-    for fragment in fragments:
-        assert fragment in message, message
 
 
 def tiny_train(*args):
