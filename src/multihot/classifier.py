@@ -128,12 +128,8 @@ class Classifier:
             config = _resolved_config(config, overrides)
             if checkpoints is not None:
                 checkpoints.refuse_unfinished()
-        processes = distributed.state().num_processes
-        if config.train.batch_size % processes:  # before anything is written (fit checks it too)
-            raise ConfigError(
-                f"batch_size: {config.train.batch_size} texts cannot be split evenly over "
-                f"{processes} processes; use a multiple of {processes}"
-            )
+        # Before anything is written (fit checks it too, for callers of fit alone).
+        distributed.check_batch_split(config.train.batch_size, distributed.state().num_processes)
         data = prepare_data(train, val, config)
         labels, train_targets, val_targets = data.labels, data.train_targets, data.val_targets
 

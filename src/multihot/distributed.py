@@ -16,9 +16,6 @@ from collections.abc import Sequence
 
 import torch
 
-# Set by torchrun (which ``accelerate launch`` uses for several processes) in every process it starts.
-LAUNCHED_ENV = ("LOCAL_RANK", "WORLD_SIZE")
-
 
 def state():
     """The process group of this job (a group of one when nothing launched several processes).
@@ -29,6 +26,17 @@ def state():
     from accelerate import PartialState
 
     return PartialState(cpu=not torch.cuda.is_available())
+
+
+def check_batch_split(batch_size: int, processes: int) -> None:
+    """The global batch is cut into one equal slice per process: refuse sizes that cannot be."""
+    from multihot.errors import ConfigError
+
+    if batch_size % processes:
+        raise ConfigError(
+            f"batch_size: {batch_size} texts cannot be split evenly over {processes} processes; "
+            f"use a multiple of {processes}"
+        )
 
 
 def is_launched() -> bool:

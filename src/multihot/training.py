@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from multihot.batching import Collator, LengthGroupedBatchSampler, TokenizedDataset, sorted_batches
 from multihot.checkpoint import TrainingCheckpoint
 from multihot.config import TrainConfig
+from multihot.distributed import check_batch_split
 from multihot.dropout import use_fast_dropout
 from multihot.errors import ConfigError
 from multihot.inference import sigmoid
@@ -156,11 +157,7 @@ def fit(
         gradient_accumulation_steps=config.grad_accum,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
-    if config.batch_size % accelerator.num_processes:
-        raise ConfigError(
-            f"batch_size: {config.batch_size} texts cannot be split evenly over "
-            f"{accelerator.num_processes} processes; use a multiple of {accelerator.num_processes}"
-        )
+    check_batch_split(config.batch_size, accelerator.num_processes)
     if not accelerator.is_main_process:
         callback = None  # one progress bar and one log, from the main process
     if accelerator.num_processes > 1:
