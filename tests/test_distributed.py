@@ -233,3 +233,141 @@ def test_uneven_validation_shares_do_not_hang(toy_file, tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "r" / "model.safetensors").exists()
+
+
+# ------------------------------------------------------------------------- prediction, processes
+def predictions(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.slow
+def test_prediction_over_two_processes_keeps_input_order(data, one_process, tmp_path):
+    """203 texts read 101 at a time: chunks of 101, 101 and 1, the last leaving process 1 nothing
+    to do. The output is the one-process output, row for row."""
+    _, dev = data
+    flags = ["--precision", "fp32", "--chunk-size", "101", "--batch-size", "16"]
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    done = multihot("predict", str(one_process), str(dev), *flags, "-o", str(one), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = multihot(
+        "predict", str(one_process), str(dev), *flags, "-o", str(two), "--processes", "2",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "launching 2 processes" in done.stderr
+    assert done.stderr.count("wrote 203 predictions") == 1  # written by the first process only
+    expected, got = predictions(one), predictions(two)
+    assert [r["text"] for r in got] == [r["text"] for r in expected]
+    assert [r["labels"] for r in got] == [r["labels"] for r in expected]
+    for a, b in zip(expected, got, strict=True):
+        # Other batches, other float sums; the output is rounded to 6 digits.
+        assert np.allclose(list(a["probs"].values()), list(b["probs"].values()), atol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.jsonl", "two.jsonl"]
+
+
+@pytest.mark.parametrize("rows", [0, 1, 2, 3, 7, 10])
+@pytest.mark.parametrize("processes", [1, 2, 3, 4])
+def test_shares_cover_every_row_once(monkeypatch, rows, processes):
+    from types import SimpleNamespace
+
+    shares = []
+    for rank in range(processes):
+        group = SimpleNamespace(process_index=rank, num_processes=processes)
+        monkeypatch.setattr(distributed, "state", lambda group=group: group)
+        shares.append(distributed.share(rows))
+    assert [i for share in shares for i in share] == list(range(rows))
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1
+
+
+def test_predict_processes_relaunches_with_repeated_options(monkeypatch, tmp_path):
+    """A repeatable option (--text) goes into the relaunched command once per value."""
+    from typer.testing import CliRunner
+
+    from multihot.cli import app
+
+    launched = []
+
+    def run(command, *args, **kwargs):
+        launched.append(command)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    result = CliRunner().invoke(
+        app, ["predict", str(tmp_path), "--text", "a b", "--text", "c", "--processes", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    (command,) = launched
+    assert command[command.index("--num_processes") + 1] == "3"
+    tail = command[command.index("multihot") :]
+    assert tail == ["multihot", "predict", str(tmp_path), "--text", "a b", "--text", "c"]
+
+
+def test_predict_processes_refuses_stdin(monkeypatch, tmp_path):
+    from test_cli import assert_clean_error, invoke
+
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("launched"))
+    result = invoke("predict", tmp_path, "-", "--processes", "2", input="some text\n")
+    assert_clean_error(result, "cannot share stdin")
+
+
+def processes_with(fragment: str) -> list[int]:
+    """Processes whose command line contains ``fragment`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if fragment.encode() in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_killing_the_relaunching_process_stops_the_job(data, tmp_path):
+    """SIGKILL of 'multihot train --processes 2' (which cannot pass anything on) used to leave the
+    launcher and both workers training on."""
+    import signal
+    import time
+
+    train, dev = data
+    run = tmp_path / "orphans"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "multihot",
+            "train",
+            str(train),
+            "--val",
+            str(dev),
+            *FLAGS,
+            "--epochs",
+            "500",
+            "-o",
+            str(run),
+            "--processes",
+            "2",
+        ],  # fmt: skip
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while len(processes_with(str(run))) < 4:  # this one, the launcher, two workers
+        assert time.monotonic() < deadline, "the job did not start"
+        assert parent.poll() is None, "the job ended early"
+        time.sleep(0.5)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 60
+    while processes_with(str(run)):
+        if time.monotonic() > deadline:
+            for pid in processes_with(str(run)):
+                os.kill(pid, signal.SIGKILL)
+            pytest.fail("the launcher or its workers outlived the killed command")
+        time.sleep(0.5)

@@ -134,6 +134,9 @@ def _command_line(ctx: typer.Context, drop: tuple[str, ...]) -> list[str]:
                 if param.is_flag:
                     if value != param.default:
                         args.append(param.opts[0] if value else param.secondary_opts[0])
+                elif param.multiple:
+                    for item in value:
+                        args += [param.opts[0], str(item)]
                 elif value != param.default:
                     args += [param.opts[0], str(value)]
         return args
@@ -144,13 +147,11 @@ def _command_line(ctx: typer.Context, drop: tuple[str, ...]) -> list[str]:
 
 def _relaunch(ctx: typer.Context, processes: int) -> None:
     """Run this very command again in ``processes`` processes under ``accelerate launch``; exit."""
-    import subprocess
-
     from multihot import distributed
 
     command = distributed.launch_command(processes, _command_line(ctx, drop=("processes",)))
     err.print(f"launching {processes} processes: accelerate launch ... -m multihot {ctx.info_name}")
-    raise typer.Exit(subprocess.run(command).returncode)
+    raise typer.Exit(distributed.run_launch(command))
 
 
 Processes = Annotated[
@@ -160,6 +161,15 @@ Processes = Annotated[
         min=1,
         help="Run data-parallel in N processes (one per GPU, or sharing the CPU's cores) by way "
         "of 'accelerate launch'; the same as launching 'multihot' with it.",
+    ),
+]
+PredictProcesses = Annotated[
+    int,
+    typer.Option(
+        "--processes",
+        min=1,
+        help="Spread the texts over N processes (one per GPU, or sharing the CPU's cores) by way "
+        "of 'accelerate launch'; output stays in input order, written by the first process.",
     ),
 ]
 
@@ -464,6 +474,7 @@ def evaluate(
 @app.command()
 @_friendly
 def predict(
+    ctx: typer.Context,
     run: Annotated[Path, typer.Argument(help="Run directory.")],
     input_file: Annotated[
         str | None,
@@ -499,16 +510,26 @@ def predict(
             "--onnx-model", help="ONNX graph for --backend onnx (default: RUN/model.onnx)."
         ),
     ] = None,
+    processes: PredictProcesses = 1,
 ) -> None:
     """Label new texts with the run's thresholds; streams files of any size."""
+    from multihot import distributed
     from multihot.data import iter_text_batches
     from multihot.predictor import Predictor
-    from multihot.writers import open_writer
+    from multihot.writers import check_output_path, open_writer
 
     if (input_file is None) == (not text):
         raise MultihotError("give either an INPUT file (or '-') or --text, not both or neither")
     if onnx_model is not None and backend != "onnx":
         raise MultihotError("--onnx-model needs --backend onnx")
+    launched = distributed.is_launched()
+    if (processes > 1 or launched) and input_file == "-":
+        raise MultihotError("several processes cannot share stdin ('-'); give the texts as a file")
+    if output is not None:
+        check_output_path(output)  # in every process, before any of them waits on the others
+    if processes > 1 and not launched:
+        _relaunch(ctx, processes)
+    main_process = distributed.state().is_main_process if launched else True
     predictor = Predictor.load(run, backend=backend, onnx_path=onnx_model, precision=precision)
     if text:
         batches = iter([list(text)])
@@ -517,8 +538,13 @@ def predict(
         batches = iter_text_batches(
             input_file, text_col=text_col or predictor.config.data.text_col, batch_size=chunk_size
         )
+    results = predictor.iter_predict(batches, batch_size=batch_size, distribute=launched)
+    if not main_process:
+        for _ in results:  # computes this process's share of each batch; the first one writes
+            pass
+        return
     with open_writer(output, predictor.label_names) as writer:
-        for texts, probs, labels in predictor.iter_predict(batches, batch_size=batch_size):
+        for texts, probs, labels in results:
             writer.write(texts, probs, labels)
     if output is not None:
         err.print(f"wrote {writer.count} predictions to {output}")

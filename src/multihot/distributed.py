@@ -10,10 +10,13 @@ that launches N processes of a multihot command.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 
@@ -37,6 +40,45 @@ def check_batch_split(batch_size: int, processes: int) -> None:
             f"batch_size: {batch_size} texts cannot be split evenly over {processes} processes; "
             f"use a multiple of {processes}"
         )
+
+
+def gather_rows(index: torch.Tensor, rows: torch.Tensor, num_rows: int, what: str) -> np.ndarray:
+    """The rows every process computed, put together in order: ``(num_rows, ...)`` on each process.
+
+    Each process passes the positions (``index``) and values (``rows``) of its own share, on its
+    device. One gather collects them, padded to the longest share (padding marked by index -1).
+    Every position must come back exactly once, or :class:`RuntimeError` names what went missing:
+    a missing row would otherwise pass silently as zeros.
+    """
+    from accelerate.utils import gather, pad_across_processes
+
+    group = state()
+    if group.num_processes > 1:
+        index = pad_across_processes(index, pad_index=-1)
+        rows = pad_across_processes(rows)
+        index, rows = gather((index, rows))
+    index, values = index.cpu().numpy(), rows.cpu().numpy()
+    keep = index >= 0
+    index, values = index[keep], values[keep]
+    counts = np.bincount(index, minlength=num_rows)
+    if len(counts) != num_rows or not (counts == 1).all():
+        raise RuntimeError(
+            f"{what}: gathered {len(index)} rows from {group.num_processes} process(es) "
+            f"for {num_rows} rows; {int((counts[:num_rows] == 0).sum())} missing, "
+            f"{int((counts > 1).sum())} repeated, {max(0, len(counts) - num_rows)} out of range"
+        )
+    out = np.empty((num_rows, *values.shape[1:]), dtype=values.dtype)
+    out[index] = values
+    return out
+
+
+def share(num_rows: int) -> range:
+    """This process's contiguous share of ``num_rows`` rows (shares differ by one row at most)."""
+    group = state()
+    rank, size = group.process_index, group.num_processes
+    base, extra = divmod(num_rows, size)
+    start = rank * base + min(rank, extra)
+    return range(start, start + base + (rank < extra))
 
 
 def is_launched() -> bool:
@@ -80,3 +122,23 @@ def launch_command(processes: int, args: Sequence[str], port: int | None = None)
         "multihot",
         *args,
     ]
+
+
+def run_launch(command: Sequence[str]) -> int:
+    """Run a launch command and return its exit code; the job stops if this process dies.
+
+    On Linux the launcher is told to take SIGTERM when its parent goes (``PR_SET_PDEATHSIG``), even
+    by SIGKILL, and it stops its workers in turn: killing ``multihot train --processes N`` does not
+    leave N orphaned processes training on.
+    """
+    return subprocess.run(list(command), preexec_fn=_die_with_parent).returncode
+
+
+def _die_with_parent() -> None:
+    """In the forked child before exec: ask the kernel for SIGTERM when the parent exits."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)

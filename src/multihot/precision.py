@@ -55,7 +55,10 @@ def autocast(device: torch.device | str, precision: str):
 
 
 def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The current GPU (the one Accelerate gave this process, in a job of several), else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def fast_attention(device: torch.device | str):

@@ -21,6 +21,7 @@ import numpy as np
 
 from multihot.batching import Collator, TokenizedDataset, sorted_batches, tokenize
 from multihot.config import RunConfig
+from multihot.distributed import is_launched
 from multihot.errors import ConfigError, MultihotError, RunDirError
 from multihot.labels import LabelSet
 from multihot.thresholds import Thresholds
@@ -55,8 +56,15 @@ def onnx_session(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise RunDirError(f"{path}: no such ONNX model")
+    options = ort.SessionOptions()
+    if is_launched():  # share the cores with the job's other processes, as torch does
+        import torch
+
+        options.intra_op_num_threads = torch.get_num_threads()
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
     except Exception as err:  # onnxruntime raises its own exception types for bad files
         reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise RunDirError(f"{path}: cannot load ONNX model ({reason})") from None
@@ -230,12 +238,41 @@ class Predictor:
         return self.labels.decode(self.thresholds.apply(self.predict_proba(texts, batch_size)))
 
     def iter_predict(
-        self, batches: Iterable[Sequence[str]], batch_size: int = 64
+        self, batches: Iterable[Sequence[str]], batch_size: int = 64, *, distribute: bool = False
     ) -> Iterator[tuple[list[str], np.ndarray, list[list[str]]]]:
-        """Stream ``(texts, probs, labels)`` per input batch, so inputs of any size keep memory flat."""
+        """Stream ``(texts, probs, labels)`` per input batch, so inputs of any size keep memory flat.
+
+        Args:
+            batches: lists of texts.
+            batch_size: texts per forward pass.
+            distribute: in a job of several processes (``accelerate launch``), spread each batch
+                over the processes. Every process must pass the same ``batches``; each computes
+                its share, and every process yields every batch's results, in input order.
+        """
         for texts in batches:
-            probs = self.predict_proba(texts, batch_size)
+            if distribute:
+                probs = self._distributed_proba(texts, batch_size)
+            else:
+                probs = self.predict_proba(texts, batch_size)
             yield list(texts), probs, self.labels.decode(self.thresholds.apply(probs))
+
+    def _distributed_proba(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """Probabilities for all ``texts``, this process computing its contiguous share of them."""
+        import torch
+
+        from multihot import distributed
+        from multihot.classifier import check_texts
+
+        texts = check_texts(texts)  # the whole batch, so every process fails alike on a bad text
+        mine = distributed.share(len(texts))
+        probs = self.predict_proba(texts[mine.start : mine.stop], batch_size)
+        device = distributed.state().device
+        return distributed.gather_rows(
+            torch.arange(mine.start, mine.stop, device=device),
+            torch.from_numpy(probs).to(device),
+            len(texts),
+            "prediction",
+        )
 
 
 def load_tokenizer(path: Path):

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from multihot.batching import Collator, LengthGroupedBatchSampler, TokenizedDataset, sorted_batches
 from multihot.checkpoint import TrainingCheckpoint
 from multihot.config import TrainConfig
-from multihot.distributed import check_batch_split
+from multihot.distributed import check_batch_split, gather_rows
 from multihot.dropout import use_fast_dropout
 from multihot.errors import ConfigError
 from multihot.inference import sigmoid
@@ -394,9 +394,8 @@ def _training_loss(
 def _gather_logits(model, loader, accelerator, num_rows: int, num_labels: int) -> np.ndarray:
     """Logits ``(num_rows, num_labels)`` in dataset order, gathered from every process.
 
-    Each process scores its own batches; one gather at the end collects them (padded to the
-    longest process's share, the padding marked by index -1). Every row is checked to be there
-    exactly once: a missing row would otherwise be scored as a zero logit.
+    Each process scores its own batches; :func:`multihot.distributed.gather_rows` collects them
+    once at the end and checks that every row is there exactly once.
     """
     model.eval()
     device = accelerator.device
@@ -408,21 +407,4 @@ def _gather_logits(model, loader, accelerator, num_rows: int, num_labels: int) -
             logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
         indices.append(batch["index"].to(device))
         chunks.append(logits.float())
-    index, logits = torch.cat(indices), torch.cat(chunks)
-    if accelerator.num_processes > 1:
-        index = accelerator.pad_across_processes(index, pad_index=-1)
-        logits = accelerator.pad_across_processes(logits)
-        index, logits = accelerator.gather((index, logits))
-    index, logits = index.cpu().numpy(), logits.cpu().numpy()
-    keep = index >= 0
-    index, logits = index[keep], logits[keep]
-    counts = np.bincount(index, minlength=num_rows)
-    if len(counts) != num_rows or not (counts == 1).all():
-        raise RuntimeError(
-            f"evaluation: gathered {len(index)} rows from {accelerator.num_processes} process(es) "
-            f"for {num_rows} validation rows; {int((counts == 0).sum())} missing, "
-            f"{int((counts > 1).sum())} repeated"
-        )
-    out = np.empty((num_rows, num_labels), dtype=np.float32)
-    out[index] = logits
-    return out
+    return gather_rows(torch.cat(indices), torch.cat(chunks), num_rows, "evaluation")

@@ -49,6 +49,19 @@ class PredictionWriter:
         self.count += len(texts)
 
 
+def check_output_path(path: str | Path) -> str:
+    """The output format for ``path``, or :class:`MultihotError` if it cannot be written there."""
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise MultihotError(
+            f"{path}: unsupported output format; expected one of {', '.join(FORMATS)}"
+        )
+    if not path.parent.exists():
+        raise MultihotError(f"{path}: directory {path.parent} does not exist")
+    return fmt
+
+
 @contextlib.contextmanager
 def open_writer(path: str | Path | None, label_names: Sequence[str]) -> Iterator[PredictionWriter]:
     """A writer to ``path`` (format from its suffix) or JSONL on stdout when ``path`` is None.
@@ -59,13 +72,7 @@ def open_writer(path: str | Path | None, label_names: Sequence[str]) -> Iterator
         yield PredictionWriter(sys.stdout, label_names, "jsonl")
         return
     path = Path(path)
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise MultihotError(
-            f"{path}: unsupported output format; expected one of {', '.join(FORMATS)}"
-        )
-    if not path.parent.exists():
-        raise MultihotError(f"{path}: directory {path.parent} does not exist")
+    fmt = check_output_path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
