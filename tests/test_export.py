@@ -76,6 +76,10 @@ def test_onnx_export_matches_torch_and_carries_its_metadata(onnx_run):
         assert tensor_type.elem_type == onnx.TensorProto.INT64
         assert [d.dim_param for d in tensor_type.shape.dim] == ["batch", "sequence"]
     assert [o.name for o in model.graph.output] == ["probabilities"]
+    # Attention traced as matmul + softmax (the form onnxruntime fuses), not as the exporter's
+    # spelling of scaled_dot_product_attention, which guards its softmax with IsNaN/Where.
+    ops = {node.op_type for node in model.graph.node}
+    assert "Softmax" in ops and "IsNaN" not in ops
 
     predictor = Predictor.load(run, backend="onnx")
     texts = TOY_TEXTS + ["a much longer text " * 20, "x"]  # padding and truncation in one batch
