@@ -147,21 +147,27 @@ def test_gather_refuses_a_missing_row():
     np.testing.assert_array_equal(logits[:, 0], [5, 7, 8])
 
 
-def test_processes_flag_relaunches_the_same_command(monkeypatch, tmp_path):
-    """--processes N runs 'accelerate launch ... -m multihot' with the verb's own arguments."""
-    from typer.testing import CliRunner
-
-    from multihot.cli import app
-
-    launched = []
+@pytest.fixture
+def launched(monkeypatch) -> list[list[str]]:
+    """The commands subprocess.run is given (none is run), outside any launched job."""
+    commands: list[list[str]] = []
 
     def run(command, *args, **kwargs):
-        launched.append(command)
+        commands.append(command)
         return subprocess.CompletedProcess(command, 0)
 
     monkeypatch.setattr(subprocess, "run", run)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.delenv("LOCAL_RANK", raising=False)
+    return commands
+
+
+def test_processes_flag_relaunches_the_same_command(launched, tmp_path):
+    """--processes N runs 'accelerate launch ... -m multihot' with the verb's own arguments."""
+    from typer.testing import CliRunner
+
+    from multihot.cli import app
+
     train = tmp_path / "t.csv"
     result = CliRunner().invoke(
         app,
@@ -279,21 +285,12 @@ def test_shares_cover_every_row_once(monkeypatch, rows, processes):
     assert max(map(len, shares)) - min(map(len, shares)) <= 1
 
 
-def test_predict_processes_relaunches_with_repeated_options(monkeypatch, tmp_path):
+def test_predict_processes_relaunches_with_repeated_options(launched, tmp_path):
     """A repeatable option (--text) goes into the relaunched command once per value."""
     from typer.testing import CliRunner
 
     from multihot.cli import app
 
-    launched = []
-
-    def run(command, *args, **kwargs):
-        launched.append(command)
-        return subprocess.CompletedProcess(command, 0)
-
-    monkeypatch.setattr(subprocess, "run", run)
-    monkeypatch.delenv("WORLD_SIZE", raising=False)
-    monkeypatch.delenv("LOCAL_RANK", raising=False)
     result = CliRunner().invoke(
         app, ["predict", str(tmp_path), "--text", "a b", "--text", "c", "--processes", "3"]
     )
