@@ -7,7 +7,14 @@ import pytest
 
 from conftest import TOY_LABELS, TOY_TEXTS
 from multihot import Classifier
-from multihot.encoders import SCRATCH_SIZES, load_pretrained, scratch_config, train_wordpiece
+from multihot.encoders import (
+    SCRATCH_SIZES,
+    encoder_from_config,
+    load_pretrained,
+    scratch_config,
+    train_wordpiece,
+    use_eager_attention,
+)
 from multihot.errors import EncoderError
 
 
@@ -106,3 +113,22 @@ def test_hub_name_offline_is_a_clear_error():
     message = str(info.value)
     assert "bert-base-uncased" in message and "scratch-mini" in message and "local" in message
     assert "\n" not in message
+
+
+def test_eager_attention_switch_keeps_the_outputs():
+    import torch
+
+    encoder = encoder_from_config(scratch_config("scratch-tiny", vocab_size=60, max_length=16))
+    encoder.eval()
+    ids = torch.randint(5, 60, (3, 9), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, 6:], mask[2, 2:] = 0, 0
+    assert encoder.config._attn_implementation == "sdpa"
+    with torch.no_grad():
+        before = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        assert use_eager_attention(encoder) == 1
+        assert encoder.config._attn_implementation == "eager"
+        after = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    real = mask.bool()
+    torch.testing.assert_close(after[real], before[real], atol=1e-5, rtol=1e-5)
+    assert use_eager_attention(encoder) == 0  # nothing left to switch

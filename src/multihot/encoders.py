@@ -178,6 +178,31 @@ def encoder_from_config(config: dict[str, Any]) -> nn.Module:
     return AutoModel.from_config(hf_config)
 
 
+def use_eager_attention(model: nn.Module) -> int:
+    """Switch every Hugging Face module in ``model`` that uses SDPA attention to the eager form
+    (matmul, softmax, dropout, matmul); returns how many were switched.
+
+    Two places want it. Training on a CPU: with attention dropout, ``scaled_dot_product_attention``
+    falls back to its math path, which made a scratch-mini training step (batch 64, about 24 tokens,
+    bf16, 2 cores) about 15% slower than the eager form (A/B in one process, alternating: 49.4 s
+    against 42.0 s for 330 steps); in inference the two run alike. ONNX export: the exporter spells
+    SDPA out in more operators (the scale applied to queries and keys apart, its own mask arithmetic
+    with an IsNaN guard), while the plain form is the pattern onnxruntime's graph optimizer fuses
+    (int8 scratch-mini 2628 texts/s against 2234). The values are the same up to rounding. Encoders
+    without the switch are left as they are.
+    """
+    switched = 0
+    for module in model.modules():
+        switch = getattr(module, "set_attn_implementation", None)
+        if switch is not None and getattr(module.config, "_attn_implementation", None) == "sdpa":
+            try:
+                switch("eager")
+                switched += 1
+            except (ValueError, NotImplementedError, AttributeError) as err:
+                logger.debug("keeping SDPA attention: %s", err)
+    return switched
+
+
 def load_pretrained(name: str, *, trust_remote_weights: bool = False):
     """Load a Hugging Face encoder and its tokenizer by hub name or local directory.
 

@@ -27,6 +27,7 @@ from multihot.checkpoint import TrainingCheckpoint
 from multihot.config import TrainConfig
 from multihot.distributed import check_batch_split, gather_rows
 from multihot.dropout import use_fast_dropout
+from multihot.encoders import use_eager_attention
 from multihot.errors import ConfigError
 from multihot.inference import sigmoid
 from multihot.masking import MaskedLMTraining, mask_tokens
@@ -199,7 +200,9 @@ def fit(
     # With an MLM loss the module trained carries a prediction head that the saved model does not.
     net = MaskedLMTraining(model) if config.mlm_weight else model
     if accelerator.device.type == "cpu":
+        # Both cut the per-step costs that dominate a small encoder's step on a CPU.
         use_fast_dropout(net)
+        use_eager_attention(net)
     # The fused AdamW kernel updates all parameters in one pass: 2x faster steps on CPU.
     optimizer = torch.optim.AdamW(_param_groups(net, config), lr=config.lr, fused=True)
     net, optimizer, train_loader = accelerator.prepare(net, optimizer, train_loader)
