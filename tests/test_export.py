@@ -93,6 +93,37 @@ def test_onnx_export_matches_torch_and_carries_its_metadata(onnx_run):
     np.testing.assert_array_equal(predictor.thresholds.values, clf.thresholds.values)
 
 
+def test_onnx_batches_run_concurrently_with_the_same_output(onnx_run, monkeypatch):
+    """Several batches at once (one core each) give what one batch at a time gives, rows in input
+    order; a batch's error comes out of the call."""
+    from multihot.batching import tokenize
+    from multihot.predictor import onnx_probabilities, onnx_session
+
+    clf, run, _ = onnx_run
+    session = onnx_session(run / "model.onnx")
+    texts = [f"{t} {'again ' * (i % 5)}" for i, t in enumerate(TOY_TEXTS * 5)]
+    ids = tokenize(clf.tokenizer, texts, clf.config.model.max_length)
+    pad = clf.tokenizer.pad_token_id
+    one = onnx_probabilities(session, ids, pad_token_id=pad, batch_size=4, workers=1)
+    three = onnx_probabilities(session, ids, pad_token_id=pad, batch_size=4, workers=3)
+    np.testing.assert_array_equal(three, one)  # the same batches: the same numbers
+    # Fewer texts than a batch per worker: smaller batches, the same values up to rounding.
+    few = onnx_probabilities(session, ids[:3], pad_token_id=pad, batch_size=64, workers=2)
+    np.testing.assert_allclose(few, one[:3], atol=1e-6)
+    torch_probs = clf.predict_proba(texts, precision="fp32")
+    np.testing.assert_allclose(one, torch_probs, atol=1e-5)
+
+    class Failing:
+        def __getattr__(self, name):
+            return getattr(session, name)
+
+        def run(self, *args):
+            raise RuntimeError("batch failed")
+
+    with pytest.raises(RuntimeError, match="batch failed"):
+        onnx_probabilities(Failing(), ids, pad_token_id=pad, batch_size=4, workers=2)
+
+
 def test_int8_export_through_the_cli_with_check_data(onnx_run, toy_file):
     import onnx
 

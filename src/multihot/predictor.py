@@ -21,7 +21,6 @@ import numpy as np
 
 from multihot.batching import Collator, TokenizedDataset, sorted_batches, tokenize
 from multihot.config import RunConfig
-from multihot.distributed import is_launched
 from multihot.errors import ConfigError, MultihotError, RunDirError
 from multihot.labels import LabelSet
 from multihot.thresholds import Thresholds
@@ -57,10 +56,10 @@ def onnx_session(path: str | Path):
     if not path.is_file():
         raise RunDirError(f"{path}: no such ONNX model")
     options = ort.SessionOptions()
-    if is_launched():  # share the cores with the job's other processes, as torch does
-        import torch
-
-        options.intra_op_num_threads = torch.get_num_threads()
+    # One core per run: onnx_probabilities runs several batches at once instead (onnxruntime
+    # releases the GIL while it computes), which keeps every core busy without the per-operator
+    # hand-offs of a thread pool; with short texts those cost more than they save.
+    options.intra_op_num_threads = 1
     try:
         session = ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
@@ -80,20 +79,45 @@ def onnx_session(path: str | Path):
 
 
 def onnx_probabilities(
-    session, input_ids: list[list[int]], *, pad_token_id: int, batch_size: int = 64
+    session,
+    input_ids: list[list[int]],
+    *,
+    pad_token_id: int,
+    batch_size: int = 64,
+    workers: int | None = None,
 ) -> np.ndarray:
     """Probabilities of shape ``(n_texts, num_labels)`` from an ONNX session, rows in input order.
 
     Batching is that of :func:`multihot.inference.predict_logits` (sorted by length, padded to the
-    batch's longest text), so both engines see the same padded batches.
+    batch's longest text), so both engines see the same padded batches; only when there are fewer
+    texts than ``batch_size`` per worker are the batches made smaller, so that every worker gets one.
+    ``workers`` batches run at once, each on one core (see :func:`onnx_session`); the default is
+    torch's thread count, the cores this process may use (its share of them in a launched job).
+    On GoEmotions test with int8 scratch-mini and 2 cores this ran at 2766 texts/s (median of six)
+    against 2218 for one batch at a time on two intra-operator threads.
     """
+    import torch
+
+    workers = max(1, workers or torch.get_num_threads())
     dataset = TokenizedDataset(input_ids)
     collate = Collator(pad_token_id)
     out = np.empty((len(dataset), onnx_num_labels(session)), dtype=np.float32)
-    for batch_indices in sorted_batches(dataset.lengths, batch_size):
+    size = max(1, min(batch_size, -(-len(dataset) // workers)))
+
+    def run(batch_indices: list[int]) -> None:
         batch = collate([dataset[i] for i in batch_indices])
         feeds = {name: batch[name].numpy() for name in ONNX_INPUTS}
         out[batch_indices] = session.run([ONNX_OUTPUT], feeds)[0]
+
+    batches = sorted_batches(dataset.lengths, size)
+    if workers == 1 or len(batches) < 2:
+        for batch_indices in batches:
+            run(batch_indices)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(workers, len(batches))) as pool:
+            list(pool.map(run, batches))  # list(): re-raises a batch's exception here
     return out
 
 
