@@ -368,3 +368,24 @@ def test_killing_the_relaunching_process_stops_the_job(data, tmp_path):
                 os.kill(pid, signal.SIGKILL)
             pytest.fail("the launcher or its workers outlived the killed command")
         time.sleep(0.5)
+
+
+def test_a_process_leaves_its_group_before_exiting(monkeypatch, tmp_path):
+    """A launched process that exited with its gloo group still up could die of SIGABRT at
+    interpreter shutdown after finishing its work (seen once in the two-process prediction test);
+    the CLI now tears the group down as every command ends, on success and on error alike."""
+    import torch.distributed as dist
+
+    from multihot import cli
+
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(distributed.free_port()))
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    assert dist.is_initialized()
+    monkeypatch.setattr(
+        sys, "argv", ["multihot", "predict", str(tmp_path / "no-run"), "--text", "x"]
+    )
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code != 0  # the command failed (no run directory) ...
+    assert not dist.is_initialized()  # ... and the group is gone all the same

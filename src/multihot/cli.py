@@ -697,7 +697,13 @@ def _print_report(metrics: dict[str, Any], title: str) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:  # typer ends with SystemExit, on success too
+        if "torch" in sys.modules:  # without torch loaded there is no process group to leave
+            from multihot import distributed
+
+            distributed.leave()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,6 +31,18 @@ def state():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
+def leave() -> None:
+    """Tear down this process's group, if it joined one, while the interpreter is still whole.
+
+    Call it as a launched process ends. Left to interpreter shutdown, gloo's worker threads may
+    still hold finished work there; the process then dies with SIGABRT ("terminate called without an
+    active exception") after doing everything right, and the launcher reports the job failed
+    (pytorch/pytorch#190489). The two-process prediction test hit it once in a fresh clone.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def check_batch_split(batch_size: int, processes: int) -> None:
     """The global batch is cut into one equal slice per process: refuse sizes that cannot be."""
     from multihot.errors import ConfigError
