@@ -93,7 +93,7 @@ def test_onnx_export_matches_torch_and_carries_its_metadata(onnx_run):
     np.testing.assert_array_equal(predictor.thresholds.values, clf.thresholds.values)
 
 
-def test_onnx_batches_run_concurrently_with_the_same_output(onnx_run, monkeypatch):
+def test_onnx_batches_run_concurrently_with_the_same_output(onnx_run):
     """Several batches at once (one core each) give what one batch at a time gives, rows in input
     order; a batch's error comes out of the call."""
     from multihot.batching import tokenize

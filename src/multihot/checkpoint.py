@@ -113,6 +113,22 @@ def _prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.
     return {prefix + k: v for k, v in tensors.items()}
 
 
+def _best_tensors(result: TrainResult) -> dict[str, torch.Tensor]:
+    """A result's best weights and its validation probabilities there, as tensors to save."""
+    tensors = _prefixed("best/", result.state_dict)
+    if result.val_probs is not None:
+        tensors["best_val_probs"] = torch.from_numpy(np.ascontiguousarray(result.val_probs))
+    return tensors
+
+
+def _best_arrays(
+    tensors: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], np.ndarray | None]:
+    """What :func:`_best_tensors` saved: ``(best weights, validation probabilities or None)``."""
+    probs = tensors.get("best_val_probs")
+    return _with_prefix(tensors, "best/"), None if probs is None else probs.numpy()
+
+
 # ------------------------------------------------------------------------- one training run: fit
 @dataclass
 class Position:
@@ -213,13 +229,11 @@ class TrainingCheckpoint:
             optimizer = self.optimizer.state_dict()
             tensors = {
                 **_prefixed("net/", accelerator.unwrap_model(self.net).state_dict()),
-                **_prefixed("best/", result.state_dict),
+                **_best_tensors(result),
                 **_prefixed("rng/", rng_rows),
             }
             if self.ema is not None:
                 tensors.update(_prefixed("ema/", self.ema.state_dict()))
-            if result.val_probs is not None:
-                tensors["best_val_probs"] = torch.from_numpy(np.ascontiguousarray(result.val_probs))
             meta["optimizer"] = {"param_groups": optimizer["param_groups"], "state": {}}
             for index, values in optimizer["state"].items():
                 for name, value in values.items():
@@ -292,9 +306,7 @@ class TrainingCheckpoint:
             accelerator.scaler.load_state_dict(meta["scaler"])
         result.history = meta["history"]
         result.best = meta["best"]
-        result.state_dict = _with_prefix(tensors, "best/")
-        probs = tensors.get("best_val_probs")
-        result.val_probs = None if probs is None else probs.numpy()
+        result.state_dict, result.val_probs = _best_arrays(tensors)
         rank = accelerator.process_index
         # A copy of the row: torch reads an RNG state from the start of its storage, not the view's.
         rows = {k: v[rank].clone() for k, v in _with_prefix(tensors, "rng/").items()}
@@ -413,9 +425,10 @@ class RunCheckpoints:
             )
         return read_json(self.directory / "run.json")
 
-    def config(self) -> RunConfig:
-        """The :class:`multihot.config.RunConfig` the run started with."""
-        saved = self.invocation()
+    def config(self, saved: dict[str, Any] | None = None) -> RunConfig:
+        """The :class:`multihot.config.RunConfig` the run started with (read from ``saved``, what
+        :meth:`invocation` returned, when the caller has it already)."""
+        saved = self.invocation() if saved is None else saved
         try:
             return RunConfig.from_dict(
                 saved.get("config") or {}, source=str(self.directory / "run.json")
@@ -444,10 +457,7 @@ class RunCheckpoints:
                 "stopped_early": result.stopped_early,
                 "precision": result.precision,
             }
-            tensors = _prefixed("best/", result.state_dict)
-            if result.val_probs is not None:
-                tensors["best_val_probs"] = torch.from_numpy(np.ascontiguousarray(result.val_probs))
-            _write_state(self._result(member), meta, tensors)
+            _write_state(self._result(member), meta, _best_tensors(result))
             remove_leftovers(self.member_state(member))
             shutil.rmtree(self.member_state(member), ignore_errors=True)
         _wait()
@@ -460,12 +470,12 @@ class RunCheckpoints:
         if not (directory / STATE_JSON).exists():
             return None
         meta, tensors = _read_state(directory)
-        probs = tensors.get("best_val_probs")
+        state_dict, val_probs = _best_arrays(tensors)
         return TrainResult(
-            state_dict=_with_prefix(tensors, "best/"),
+            state_dict=state_dict,
             best=meta["best"],
             history=meta["history"],
-            val_probs=None if probs is None else probs.numpy(),
+            val_probs=val_probs,
             stopped_early=meta["stopped_early"],
             precision=meta["precision"],
         )

@@ -123,7 +123,7 @@ class Classifier:
             if checkpoints is None:
                 raise ConfigError("resume: needs output, the run directory to resume")
             saved = checkpoints.invocation()
-            config = _resumed_config(checkpoints, config, overrides)
+            config = _resumed_config(checkpoints, saved, config, overrides)
         else:
             config = _resolved_config(config, overrides)
             if checkpoints is not None:
@@ -479,10 +479,14 @@ def _resolved_config(config: RunConfig | None, overrides: dict[str, Any]) -> Run
 
 
 def _resumed_config(
-    checkpoints: RunCheckpoints, given: RunConfig | None, overrides: dict[str, Any]
+    checkpoints: RunCheckpoints,
+    saved: dict[str, Any],
+    given: RunConfig | None,
+    overrides: dict[str, Any],
 ) -> RunConfig:
-    """The interrupted run's config; ``given`` and ``overrides`` may only repeat it."""
-    config = checkpoints.config()
+    """The interrupted run's config (``saved``: its invocation); ``given`` and ``overrides`` may
+    only repeat it."""
+    config = checkpoints.config(saved)
     asked = _resolved_config(given or config, overrides)
     if asked != config:
         flat = {k: v for section in config.to_dict().values() for k, v in section.items()}
