@@ -93,6 +93,35 @@ def test_onnx_export_matches_torch_and_carries_its_metadata(onnx_run):
     np.testing.assert_array_equal(predictor.thresholds.values, clf.thresholds.values)
 
 
+def test_onnx_sessions_keep_residual_add_and_layernorm_apart(onnx_run, tmp_path):
+    """onnxruntime's SkipLayerNormalization (what its SkipLayerNormFusion makes of a residual Add
+    and the LayerNorm after it, in an int8 graph) is a slow scalar kernel on CPU; sessions run the
+    two ops unfused.
+    The second session shows the fusion would happen here without that, so a renamed optimizer in
+    a later onnxruntime (silently not disabled) fails this test."""
+    import onnx
+    import onnxruntime as ort
+
+    from multihot.predictor import onnx_session
+
+    _, run, _ = onnx_run
+    graph = exporting.export_onnx(run, tmp_path / "int8.onnx", quantize="int8").path
+
+    def optimized_ops(path, **kwargs) -> set[str]:
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(path)
+        if kwargs:
+            ort.InferenceSession(str(graph), options, **kwargs)
+        else:
+            onnx_session(graph, options)
+        return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+    ours = optimized_ops(tmp_path / "ours.onnx")
+    assert "LayerNormalization" in ours and "SkipLayerNormalization" not in ours
+    default = optimized_ops(tmp_path / "default.onnx", providers=["CPUExecutionProvider"])
+    assert "SkipLayerNormalization" in default
+
+
 def test_onnx_batches_run_concurrently_with_the_same_output(onnx_run):
     """Several batches at once (one core each) give what one batch at a time gives, rows in input
     order; a batch's error comes out of the call."""
