@@ -62,3 +62,42 @@ def test_only_the_last_batch_is_short(rows):
         batches = list(sampler)
         assert all(len(b) == 16 for b in batches[:-1])
         assert sorted(i for b in batches for i in b) == list(range(rows))
+
+
+def _byte_level_bpe(texts):
+    """A RoBERTa-style tokenizer (byte-level BPE, <s> ... </s>, truncation from the left)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(
+        texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "</s>", "<pad>"])
+    )
+    bpe.post_processor = processors.RobertaProcessing(("</s>", 1), ("<s>", 0))
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    )
+    tok.truncation_side = "left"
+    return tok
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "byte-level-bpe"])
+def test_tokenize_gives_the_ids_of_a_tokenizer_call(kind):
+    """The fast path (Rust encode_batch_fast after one call through transformers) returns exactly
+    what the transformers call returns, truncation side and special-token text included, even
+    after a call that left other truncation settings on the tokenizer."""
+    from conftest import TOY_TEXTS
+    from multihot.batching import tokenize
+    from multihot.encoders import train_wordpiece
+
+    corpus = TOY_TEXTS * 5 + ["Ünïcode àccents and emoji 😂🔥", "<s> [CLS] special-looking text"]
+    tok = train_wordpiece(corpus, 200) if kind == "wordpiece" else _byte_level_bpe(corpus)
+    texts = [*corpus, "a much longer text " * 30, "x", " ", "[SEP] </s> [MASK]"]
+    tok(texts, truncation=True, max_length=5)  # a call with other settings first
+    for max_length in (12, 64):
+        expected = tok(texts, truncation=True, max_length=max_length)["input_ids"]
+        assert tokenize(tok, texts, max_length) == expected
+        assert tokenize(tok, texts[:1], max_length) == expected[:1]
+    assert tokenize(tok, [], 12) == []
