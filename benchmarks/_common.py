@@ -172,13 +172,21 @@ def start_report() -> tuple[Callable[[str], None], dict[str, Any], dict[str, Any
     return log, machine, peaks
 
 
-def forward_flops(encoder_config: dict[str, Any], lengths: Iterable[int], num_labels: int) -> float:
+def forward_flops(
+    encoder_config: dict[str, Any],
+    lengths: Iterable[int],
+    num_labels: int,
+    first_token_only: bool = False,
+) -> float:
     """FLOPs of one forward pass of a BERT-style encoder + pooler + linear head over texts of these
     token lengths (special tokens included, no padding).
 
     Per layer and text of ``L`` tokens, hidden ``H``, feed-forward ``I``: multiply-adds
     ``L * (4 H^2 + 2 H I)`` for the projections and feed-forward, ``2 L^2 H`` for attention
     (``Q K^T`` and ``softmax(.) V``); per text ``H^2 + H * num_labels`` for pooler and classifier.
+    With ``first_token_only`` (a cls/pooler model reads only the first token's last state, see
+    ``multihot.first_token``) the last layer counts what that state needs: keys and values of every
+    token, ``L * 2 H^2``, and for the one query ``4 H^2 + 2 H I - 2 H^2 + 2 L H``.
 
     Example:
         >>> forward_flops({"hidden_size": 2, "intermediate_size": 8, "num_hidden_layers": 1}, [1], 1)
@@ -190,7 +198,11 @@ def forward_flops(encoder_config: dict[str, Any], lengths: Iterable[int], num_la
     lens = np.fromiter(lengths, dtype=np.float64)
     per_layer = lens * (4 * h * h + 2 * h * inner) + 2 * lens**2 * h
     per_text = h * h + h * num_labels
-    return float(2 * (layers * per_layer.sum() + per_text * len(lens)))
+    total = layers * per_layer.sum() + per_text * len(lens)
+    if first_token_only:
+        last = lens * 2 * h * h + (2 * h * h + 2 * h * inner) + 2 * lens * h
+        total += (last - per_layer).sum()
+    return float(2 * total)
 
 
 def training_flops(forward: float) -> float:
@@ -213,16 +225,6 @@ def padded_tokens(lengths: Sequence[int], batch_size: int, *, sort: bool, multip
 
 
 # ------------------------------------------------------------------------------------ helpers
-def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """The shortest wall time of ``repeats`` calls of ``fn``, and the result of the last call."""
-    best, result = float("inf"), None
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]

@@ -4,8 +4,9 @@ One scratch-mini run with ``pooling="pooler"`` and ``head="linear"`` (trained fo
 GoEmotions subset: speed does not depend on accuracy; or ``--run DIR``) is exported with
 ``multihot.export.export_hf`` for the pipeline and ``export_onnx`` (fp32 and int8) for onnxruntime,
 so every side computes with the same weights. All sides score the same texts (GoEmotions test) at
-the same batch size, in one process, one after the other; each is warmed up first and timed end to
-end (tokenization included), best of ``--repeats``. Then:
+the same batch size, in one process, each warmed up first and timed end to end (tokenization
+included); the sides take turns, one call each per round, and the fastest of ``--repeats`` rounds
+counts. Then:
 
 - the ``multihot predict RUN big.txt -o out.jsonl`` command on generated files of 10k, 100k and 1M
   rows, as a subprocess: peak RSS and rows/s (linear time means steady rows/s);
@@ -45,7 +46,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import (  # noqa: E402
     DEFAULT_DATA,
-    best_time,
     forward_flops,
     fraction,
     gflops,
@@ -89,10 +89,10 @@ class Sizes:
     base_texts: int
     """Texts of the BERT-base-shaped part."""
     repeats: int
-    """Timed calls per side; the fastest counts."""
+    """Timed rounds, every side called once a round; each side's fastest call counts."""
 
 
-FULL = Sizes(None, None, None, (10_000, 100_000, 1_000_000), 300, 3)
+FULL = Sizes(None, None, None, (10_000, 100_000, 1_000_000), 300, 5)
 QUICK = Sizes(2000, 500, 600, (2_000, 8_000), 16, 1)
 
 
@@ -188,16 +188,11 @@ def pipeline_probs(outputs: list[list[dict[str, Any]]], label2id: dict[str, int]
     return probs
 
 
-def time_pipeline(
-    hf_dir: Path,
-    texts: list[str],
-    batch_size: int,
-    dtype: torch.dtype,
-    repeats: int,
-    device: torch.device,
-) -> tuple[float, np.ndarray]:
+def pipeline_side(
+    hf_dir: Path, batch_size: int, dtype: torch.dtype, device: torch.device
+) -> Callable[[list[str]], np.ndarray]:
     """The transformers text-classification pipeline as its documentation shows it, on the device
-    multihot's torch backend uses."""
+    multihot's torch backend uses: texts in, probabilities (label order) out."""
     from transformers import pipeline
 
     pipe = pipeline(
@@ -209,21 +204,35 @@ def time_pipeline(
         device=device,
         dtype=dtype,
     )
+    label2id = pipe.model.config.label2id
 
     # truncation=True cuts at the exported tokenizer's model_max_length, where multihot cuts.
-    def run(batch: list[str]) -> list:
-        return pipe(batch, truncation=True)
+    def score(texts: list[str]) -> np.ndarray:
+        return pipeline_probs(pipe(texts, truncation=True), label2id)
 
-    run(texts[: 2 * batch_size])
-    seconds, outputs = best_time(lambda: run(texts), repeats)
-    return seconds, pipeline_probs(outputs, pipe.model.config.label2id)
+    return score
 
 
-def time_predictor(
-    predictor: Predictor, texts: list[str], batch_size: int, repeats: int
-) -> tuple[float, np.ndarray]:
-    predictor.predict_proba(texts[: 2 * batch_size], batch_size)
-    return best_time(lambda: predictor.predict_proba(texts, batch_size), repeats)
+def interleaved_best(
+    sides: dict[str, Callable[[], np.ndarray]], rounds: int, log: Callable[[str], None]
+) -> dict[str, tuple[float, np.ndarray]]:
+    """The fastest of ``rounds`` timed calls of every side, and its last output.
+
+    The sides take turns, one call each per round, rather than one side's calls back to back: on
+    a shared machine a busy spell then slows a call of every side instead of every call of one.
+    """
+    best = {name: (float("inf"), None) for name in sides}
+    log(f"  timing in rounds: {' / '.join(sides)}")
+    for round_ in range(max(1, rounds)):
+        times = []
+        for name, fn in sides.items():
+            start = time.perf_counter()
+            out = fn()
+            seconds = time.perf_counter() - start
+            best[name] = (min(best[name][0], seconds), out)
+            times.append(f"{seconds:.2f}")
+        log(f"  round {round_ + 1} of {rounds}: {' / '.join(times)} s")
+    return best
 
 
 def run_sides(
@@ -235,57 +244,60 @@ def run_sides(
     lengths: Sequence[int],
     log: Callable[[str], None],
 ) -> list[Side]:
-    """Every side on the same texts; the first multihot row (torch fp32) is the reference."""
+    """Every side on the same texts, each warmed up, then timed in interleaved rounds; the first
+    multihot row (torch fp32) is the reference."""
     device = default_device()
     auto = resolve_precision("auto", device)
     pipeline_padded = padded_tokens(lengths, batch_size, sort=False)
     ours_padded = padded_tokens(
         lengths, batch_size, sort=True, multiple=default_pad_multiple() or 1
     )
-    sides = []
+    sides: dict[str, tuple[str, Callable[[list[str]], np.ndarray], int]] = {}
 
-    def add(name: str, precision: str, timed: tuple[float, np.ndarray], padded: int) -> None:
-        seconds, probs = timed
-        sides.append(Side(name, precision, seconds, probs, padded))
-        log(f"  {name}: {len(texts) / seconds:.0f} texts/s")
+    def predictor_side(predictor: Predictor) -> Callable[[list[str]], np.ndarray]:
+        return lambda batch: predictor.predict_proba(batch, batch_size)
 
     # fp32 first: it is the reference; then what precision="auto" (the default) picks here.
     torch_rows = [("fp32", "fp32"), ("auto", auto)] if auto != "fp32" else [("auto", "fp32")]
     for requested, precision in torch_rows:
         predictor = Predictor.load(run, backend="torch", precision=requested)
         label = f"auto = {precision}" if requested == "auto" else precision
-        add(
-            f"multihot torch ({label})",
-            precision,
-            time_predictor(predictor, texts, batch_size, repeats),
-            ours_padded,
-        )
+        sides[f"multihot torch ({label})"] = (precision, predictor_side(predictor), ours_padded)
     for key, precision in (("onnx", "fp32"), ("onnx-int8", "int8")):
         if key in exports:
             predictor = Predictor.load(run, backend="onnx", onnx_path=exports[key])
-            add(
-                f"multihot onnx ({precision})",
+            sides[f"multihot onnx ({precision})"] = (
                 precision,
-                time_predictor(predictor, texts, batch_size, repeats),
+                predictor_side(predictor),
                 ours_padded,
             )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        add(
-            "pipeline (fp32)",
+        sides["pipeline (fp32)"] = (
             "fp32",
-            time_pipeline(exports["hf"], texts, batch_size, torch.float32, repeats, device),
+            pipeline_side(exports["hf"], batch_size, torch.float32, device),
             pipeline_padded,
         )
         if auto != "fp32":  # how a pipeline user asks for half precision: the model's dtype
             dtype = torch.bfloat16 if auto == "bf16" else torch.float16
-            add(
-                f"pipeline (dtype={dtype})",
+            sides[f"pipeline (dtype={dtype})"] = (
                 auto,
-                time_pipeline(exports["hf"], texts, batch_size, dtype, repeats, device),
+                pipeline_side(exports["hf"], batch_size, dtype, device),
                 pipeline_padded,
             )
-    return sides
+        for _, score, _ in sides.values():
+            score(texts[: 2 * batch_size])  # warm-up
+        timed = interleaved_best(
+            {name: (lambda score=score: score(texts)) for name, (_, score, _) in sides.items()},
+            repeats,
+            log,
+        )
+    out = []
+    for name, (precision, _, padded) in sides.items():
+        seconds, probs = timed[name]
+        out.append(Side(name, precision, seconds, probs, padded))
+        log(f"  {name}: {len(texts) / seconds:.0f} texts/s")
+    return out
 
 
 def side_rows(
@@ -366,7 +378,10 @@ def measure_model(
 ) -> tuple[str, list[dict[str, Any]]]:
     clf = Classifier.load(run)
     lengths = [len(ids) for ids in tokenize(clf.tokenizer, texts, clf.config.model.max_length)]
-    flops = forward_flops(clf.encoder_config, lengths, len(clf.labels))
+    # What the output needs: with cls/pooler pooling the last layer's other tokens are not read
+    # (multihot leaves them out; the pipeline computes them, like padding).
+    first_token = clf.config.model.pooling in ("cls", "pooler")
+    flops = forward_flops(clf.encoder_config, lengths, len(clf.labels), first_token)
     sides = run_sides(run, exports, texts, batch_size, repeats, lengths, log)
     rows, records = side_rows(sides, clf.thresholds, flops, peaks, sum(lengths))
     note = (
@@ -521,7 +536,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run in under two minutes")
     parser.add_argument("--run", type=Path, help="a pooler + linear run to use instead of training")
     parser.add_argument("--batch-size", type=int, default=64, help="texts per forward, every side")
-    parser.add_argument("--repeats", type=int, help="timed repetitions per side, best kept")
+    parser.add_argument(
+        "--repeats", type=int, help="timed rounds (every side once a round), fastest kept"
+    )
     parser.add_argument(
         "--backend", choices=STREAM_BACKENDS, default="torch", help="backend of the streaming part"
     )

@@ -93,6 +93,22 @@ def test_onnx_export_matches_torch_and_carries_its_metadata(onnx_run):
     np.testing.assert_array_equal(predictor.thresholds.values, clf.thresholds.values)
 
 
+def test_onnx_export_of_a_first_token_model_matches_the_whole_model(pooler_run, tmp_path):
+    """A pooler model's graph computes the last layer for the first token only; the export's
+    parity check compares it with the whole PyTorch model, and so does this test."""
+    from multihot.inference import predict_logits, sigmoid
+
+    clf, run = pooler_run
+    result = exporting.export_onnx(run, tmp_path / "model.onnx")
+    assert result.parity.max_abs_diff <= 1e-4
+    texts = TOY_TEXTS + ["a much longer text " * 20, "x"]
+    predictor = Predictor.load(run, backend="onnx", onnx_path=result.path)
+    ids = exporting._tokenize(clf, texts)
+    pad = clf.tokenizer.pad_token_id
+    whole = sigmoid(predict_logits(clf.model, ids, pad_token_id=pad, batch_size=3, prune=False))
+    np.testing.assert_allclose(predictor.predict_proba(texts, batch_size=3), whole, atol=1e-5)
+
+
 def test_onnx_sessions_keep_residual_add_and_layernorm_apart(onnx_run, tmp_path):
     """onnxruntime's SkipLayerNormalization (what its SkipLayerNormFusion makes of a residual Add
     and the LayerNorm after it, in an int8 graph) is a slow scalar kernel on CPU; sessions run the
@@ -165,8 +181,13 @@ def test_int8_export_through_the_cli_with_check_data(onnx_run, toy_file):
     assert "onnx int8 vs torch fp32" in result.stdout
     assert f"on {exporting.NUM_CHECK_TEXTS + len(TOY_TEXTS)} texts x 4 labels" in result.stdout
     assert "decisions agree" in result.stdout
-    meta = {p.key: json.loads(p.value) for p in onnx.load(str(path)).metadata_props}
+    graph = onnx.load(str(path))
+    meta = {p.key: json.loads(p.value) for p in graph.metadata_props}
     assert meta["precision"] == "int8"
+    # The weight matmuls are int8; the embedding lookups stay float (a quantized table means a
+    # DequantizeLinear after every lookup).
+    ops = {node.op_type for node in graph.graph.node}
+    assert "MatMulInteger" in ops and "DequantizeLinear" not in ops
     predictor = Predictor.load(run, backend="onnx", onnx_path=path)
     probs = predictor.predict_proba(TOY_TEXTS)
     expected = clf.predict_proba(TOY_TEXTS, precision="fp32")

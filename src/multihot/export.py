@@ -37,6 +37,7 @@ from torch import nn
 
 from multihot.encoders import use_eager_attention
 from multihot.errors import ExportError, MultihotError
+from multihot.first_token import first_token_only
 from multihot.predictor import (
     ONNX_FILE,
     ONNX_INPUTS,
@@ -238,10 +239,12 @@ def _trace(model: nn.Module, pad_token_id: int, encoder: str):
     attention_mask = torch.ones_like(input_ids)
     input_ids[1, 5:], attention_mask[1, 5:] = pad_token_id, 0
     use_eager_attention(model)  # the form onnxruntime fuses; no IsNaN guards
+    # cls/pooler models: the last layer for the first token only (multihot.first_token).
+    pruned = first_token_only(model)
     buffer = io.BytesIO()
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), pruned:
             # The TorchScript exporter (no onnxscript needed, seconds for BERT) warns about its own
             # deprecation and about shapes it records as constants; the parity check is the judge.
             warnings.simplefilter("ignore")
@@ -269,12 +272,20 @@ def model_vocab_size(model: nn.Module) -> int:
 
 
 def _quantize_int8(proto, path: Path) -> None:
-    """Dynamic int8 quantization of the weights (activations quantized on the fly) into ``path``."""
+    """Dynamic int8 quantization of the weights (activations quantized on the fly) into ``path``.
+
+    Only MatMul nodes with weights are quantized, where the work is. Left in float32: the embedding
+    tables (quantized, every lookup would be followed by a DequantizeLinear over the batch's token
+    vectors) and small layers exported as Gemm (BERT's pooler). That ran 8% faster on int8
+    scratch-mini (median of 6 on one core) and is closer to the float model.
+    """
     import_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with _quiet_root_logger():
-        quantize_dynamic(proto, str(path), weight_type=QuantType.QInt8)
+        quantize_dynamic(
+            proto, str(path), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"]
+        )
 
 
 @contextlib.contextmanager
@@ -576,10 +587,12 @@ def _tokenize(clf, texts: list[str]) -> list[list[int]]:
 def _torch_probs(
     model: nn.Module, ids: list[list[int]], pad_token_id: int, batch_size: int
 ) -> np.ndarray:
-    """The reference: PyTorch in fp32 on the CPU, with the batching every prediction path uses."""
+    """The reference: PyTorch in fp32 on the CPU, with the batching every prediction path uses,
+    and the whole model (the exported graph may leave out what the output does not read)."""
     from multihot.inference import predict_logits, sigmoid
 
     logits = predict_logits(
-        model, ids, pad_token_id=pad_token_id, batch_size=batch_size, device="cpu", precision="fp32"
-    )
+        model, ids, pad_token_id=pad_token_id, batch_size=batch_size, device="cpu",
+        precision="fp32", prune=False,
+    )  # fmt: skip
     return sigmoid(logits)

@@ -1,0 +1,75 @@
+"""The last layer computed for the first token only gives the logits of the whole model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from multihot.config import ModelConfig
+from multihot.encoders import encoder_from_config, scratch_config
+from multihot.ensemble import SeedEnsemble
+from multihot.first_token import FirstTokenLayer, first_token_only
+from multihot.inference import predict_logits
+from multihot.model import MultiLabelModel
+
+
+def _model(pooling: str, seed: int = 0, attention: str = "sdpa") -> MultiLabelModel:
+    torch.manual_seed(seed)
+    config = scratch_config("scratch-tiny", vocab_size=50, max_length=32)
+    config["_attn_implementation"] = attention
+    encoder = encoder_from_config(config)
+    return MultiLabelModel(encoder, num_labels=3, config=ModelConfig(pooling=pooling)).eval()
+
+
+def _batch(padded: bool):
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, 50, (4, 9), generator=generator)
+    mask = torch.ones_like(ids)
+    if padded:
+        for row, length in enumerate((9, 6, 3, 1)):
+            ids[row, length:], mask[row, length:] = 0, 0
+    return ids, mask
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("pooling", ["cls", "pooler"])
+@pytest.mark.parametrize("padded", [True, False])
+def test_first_token_only_gives_the_whole_models_logits(pooling, attention, padded):
+    """Boolean (SDPA), additive (eager) and absent masks; the original layer is back afterwards."""
+    model = _model(pooling, attention=attention)
+    last = model.encoder.encoder.layer[-1]
+    ids, mask = _batch(padded)
+    with torch.no_grad():
+        whole = model(ids, mask)
+        with first_token_only(model) as switched:
+            assert switched == 1
+            assert isinstance(model.encoder.encoder.layer[-1], FirstTokenLayer)
+            pruned = model(ids, mask)
+    assert model.encoder.encoder.layer[-1] is last
+    torch.testing.assert_close(pruned, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_models_that_read_every_token_are_left_whole():
+    """Mean pooling reads every token: nothing is switched. In an ensemble only the members that
+    read the first token are, and the ensemble's logits do not change."""
+    mean = _model("mean")
+    with first_token_only(mean) as switched:
+        assert switched == 0
+    ensemble = SeedEnsemble([_model("mean", 0), _model("cls", 1)]).eval()
+    ids, mask = _batch(padded=True)
+    with torch.no_grad():
+        whole = ensemble(ids, mask)
+        with first_token_only(ensemble) as switched:
+            assert switched == 1
+            with first_token_only(ensemble) as again:  # nested: nothing left to switch
+                assert again == 0
+            pruned = ensemble(ids, mask)
+    torch.testing.assert_close(pruned, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_prediction_prunes_by_default_with_the_same_logits():
+    model = _model("pooler")
+    ids = [[2, 7, 8, 9, 3], [2, 11, 3], [2, 12, 13, 14, 15, 16, 17, 3]]
+    pruned = predict_logits(model, ids, pad_token_id=0, batch_size=2)
+    whole = predict_logits(model, ids, pad_token_id=0, batch_size=2, prune=False)
+    torch.testing.assert_close(torch.from_numpy(pruned), torch.from_numpy(whole), atol=1e-5, rtol=0)
