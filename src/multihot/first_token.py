@@ -38,7 +38,7 @@ class FirstTokenLayer(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, attention_mask=None, *args, **kwargs):
         attention = self.layer.attention.self
-        batch, length, _ = hidden_states.shape
+        batch = hidden_states.shape[0]
         heads, size = attention.num_attention_heads, attention.attention_head_size
         first = hidden_states[:, :1]
 
