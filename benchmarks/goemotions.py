@@ -177,7 +177,7 @@ def main() -> None:
     print(
         f"multihot: trained and tuned in {seconds:.0f}s (best epoch {', '.join(map(str, best))}, dev macro F1 {clf.metrics['validation']['macro_f1']:.4f})"
     )
-    dev_probs = clf.predict_proba(dev.texts, batch_size=128)
+    dev_probs = clf.predict_proba(dev.texts)
     dev_targets = clf.labels.encode(dev.labels)
 
     baseline = None
@@ -196,7 +196,7 @@ def main() -> None:
 
     # ---- the test split, read once, from here on
     test_targets = clf.labels.encode(test.labels)
-    test_probs = clf.predict_proba(test.texts, batch_size=128)
+    test_probs = clf.predict_proba(test.texts)
     ours = clf.thresholds.metrics(test_targets, test_probs, clf.label_names)
     results = {"multihot " + flags["encoder"]: {**summary(ours), "seconds": seconds}, **results}
     per_label = {"multihot": ours["per_label"]}
@@ -237,10 +237,10 @@ def main() -> None:
             clf.model.members[0], clf.tokenizer, clf.labels, clf.thresholds, clf.config,
             clf.encoder_config,
         )  # fmt: skip
-        member_dev = member.predict_proba(dev.texts, batch_size=128)
+        member_dev = member.predict_proba(dev.texts)
         member_thresholds = tune_for_config(dev_targets, member_dev, clf.config.train)
         ablation["first ensemble member alone, per-label"] = member_thresholds.metrics(
-            test_targets, member.predict_proba(test.texts, batch_size=128), clf.label_names
+            test_targets, member.predict_proba(test.texts), clf.label_names
         )["macro_f1"]
 
     print(

@@ -170,3 +170,20 @@ def test_cpu_training_runs_eager_attention(toy_file, monkeypatch):
     assert seen == ["eager"]
     # The saved model is a fresh module: it predicts with the library's default attention.
     assert clf.model.encoder.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_thresholds_are_tuned_on_the_probabilities_predict_gives(toy_file, pooling):
+    """Regression: thresholds were tuned on the probabilities of the evaluation during training,
+    whose model (eager attention, the whole last layer) rounds differently in bf16 from the one
+    prediction runs, so `multihot evaluate` on the validation data disagreed with the run's report."""
+    from multihot.training import tune_for_config
+
+    clf = Classifier.train(
+        toy_file, toy_file, epochs=2, pooling=pooling, **{**TINY, "precision": "auto"}
+    )
+    probs = clf.predict_proba(TOY_TEXTS)
+    targets = clf.labels.encode(TOY_LABELS)
+    expected = tune_for_config(targets, probs, clf.config.train)
+    np.testing.assert_array_equal(clf.thresholds.values, expected.values)
+    assert clf.metrics["validation"] == clf.evaluate(Dataset(TOY_TEXTS, TOY_LABELS, "toy", None))

@@ -221,11 +221,10 @@ class Classifier:
             results.append(result)
         if len(members) == 1:
             model, result = members[0], results[0]
-            val_probs, history = result.val_probs, result.history
+            history = result.history
             best = {"best": _best_record(result, t.metric)}
         else:
             model = SeedEnsemble(members)
-            val_probs = np.mean([r.val_probs for r in results], axis=0)
             history = [
                 {"member": i, **record} for i, r in enumerate(results) for record in r.history
             ]
@@ -235,13 +234,20 @@ class Classifier:
                     for i, r in enumerate(results)
                 ]
             }
-        thresholds, metrics = finish_validation(labels, val_targets, val_probs, t)
-        metrics.update(
+        clf = cls(
+            model, tokenizer, labels, Thresholds.fixed(len(labels)), config, encoder_config,
+            history=history,
+        )  # fmt: skip
+        # Thresholds are tuned on the probabilities that prediction gives, not on those of the
+        # evaluation during training: prediction runs another copy of the model (SDPA attention,
+        # the last layer for [CLS] alone with cls/pooler pooling) that rounds differently in bf16.
+        val_probs = clf.predict_proba(data.val.texts)
+        clf.thresholds, clf.metrics = finish_validation(labels, val_targets, val_probs, t)
+        clf.metrics.update(
             best,
             precision=results[0].precision,
             stopped_early=any(r.stopped_early for r in results),
         )
-        clf = cls(model, tokenizer, labels, thresholds, config, encoder_config, metrics, history)
         if output is not None:
             # Launched over several processes, every one ends with the same model; one writes it.
             # The save replaces the whole directory: the checkpoints go with it.
