@@ -7,6 +7,7 @@ the end. The multihot settings are the library defaults plus the flags in ``MULT
     python benchmarks/goemotions.py                   # full run (about 25 minutes on 2 CPU cores)
     python benchmarks/goemotions.py --quick           # 4000/500/500 rows, 2 epochs: a smoke run
     python benchmarks/goemotions.py --skip-hf         # only multihot and the baseline
+    python benchmarks/goemotions.py --seed 142        # other random draws (members: seed, seed + 1)
 
 Reference points (test macro F1, from ../shared/data/goemotions/SOURCE.md): the paper's fine-tuned
 BERT-base 0.46; public reproductions 0.503 (threshold 0.3) and 0.531 (focal loss, label smoothing);
@@ -149,6 +150,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4000/500/500 rows, 2 epochs")
     parser.add_argument("--skip-hf", action="store_true", help="do not run the Hugging Face recipe")
     parser.add_argument("--skip-baseline", action="store_true", help="do not run multihot baseline")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of multihot (members: seed, seed+1) and of the HF recipe (default: 42)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--runs", type=Path, help="keep run directories here (default: a temporary directory)"
@@ -160,6 +166,8 @@ def main() -> None:
     logging.getLogger("multihot.training").setLevel(logging.INFO)  # one line per evaluation
 
     flags = dict(MULTIHOT_FLAGS, **({"epochs": 2} if args.quick else {}))
+    if args.seed is not None:
+        flags["seed"] = args.seed
     import torch
 
     print(
