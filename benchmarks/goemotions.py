@@ -4,7 +4,7 @@ encoder, and ``multihot baseline``, side by side on the official split.
 Everything is trained on train.tsv, selected and tuned on dev.tsv, and the test split is read once, at
 the end. The multihot settings are the library defaults plus the flags in ``MULTIHOT_FLAGS`` (printed).
 
-    python benchmarks/goemotions.py                   # full run (about 25 minutes on 2 CPU cores)
+    python benchmarks/goemotions.py                   # full run (about 15 minutes on 2 CPU cores)
     python benchmarks/goemotions.py --quick           # 4000/500/500 rows, 2 epochs: a smoke run
     python benchmarks/goemotions.py --skip-hf         # only multihot and the baseline
     python benchmarks/goemotions.py --seed 142        # other random draws (members: seed, seed + 1)
