@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import TINY, TOY_LABELS, TOY_TEXTS
+from conftest import TINY, TOY_LABELS, TOY_TEXTS, write_jsonl
 from multihot import Classifier
-from multihot.data import Dataset
+from multihot.data import Dataset, read_dataset
 from multihot.errors import DataError, MultihotError
 
 
@@ -70,6 +70,17 @@ def test_single_string_is_refused(toy_run):
     clf, _ = toy_run
     with pytest.raises(MultihotError, match="single string"):
         clf.predict_proba("just one text")
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t\n", "\u3000"])
+def test_empty_text_is_refused_at_prediction_as_at_training(toy_run, tmp_path, blank):
+    """Training data refuses an empty or whitespace-only text; prediction labelled it."""
+    clf, _ = toy_run
+    with pytest.raises(MultihotError, match=r"^text 3: empty text; "):
+        clf.predict_proba(["fine", "also fine", blank])
+    path = write_jsonl(tmp_path / "train.jsonl", ["fine", blank], [["joy"], []])
+    with pytest.raises(DataError, match="row 2: column 'text': empty text$"):
+        read_dataset(path)
 
 
 def test_unknown_label_at_evaluation(toy_run):

@@ -187,7 +187,7 @@ def test_tune_thresholds_saves_into_the_run(toy_run, toy_file, tmp_path):
 
     run = tmp_path / "copy"
     shutil.copytree(toy_run[1], run)
-    result = invoke("tune-thresholds", run, toy_file, "--strategy", "global")
+    result = invoke("tune-thresholds", run, toy_file, "--strategy", "global", "--force")
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "thresholds.json").read_text())
     assert saved["strategy"] == "global"
@@ -330,6 +330,13 @@ def test_predict_leaves_no_partial_output(toy_run, tmp_path):
     result = invoke("predict", toy_run[1], path, "-o", out, "--chunk-size", 4)
     assert_clean_error(result, "in.jsonl", "row 25", "empty")
     assert list(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_predict_refuses_an_empty_text(toy_run, blank):
+    result = invoke("predict", toy_run[1], "--text", "so happy", "--text", blank)
+    assert_clean_error(result, "text 2: empty text")
+    assert result.stdout == ""
 
 
 def test_predict_missing_input(toy_run, tmp_path):

@@ -251,7 +251,7 @@ def test_unparsable_csv_is_a_one_line_error(tmp_path):
     path.write_text('text,labels\na,b\n"c,d\n', encoding="utf-8")
     assert error_of(read_dataset, path).startswith(f"{path}: cannot parse")
     path.write_bytes(b"text,labels\n\xff\xfe,x\n")
-    assert error_of(read_dataset, path).startswith(f"{path}: not UTF-8 text")
+    assert error_of(read_dataset, path).startswith(f"{path}: row 1: not UTF-8 text")
 
 
 # --- streaming ---------------------------------------------------------------------------------
@@ -451,3 +451,240 @@ def test_read_goemotions_field_over_the_csv_limit_names_the_row(tmp_path):
     path.write_text("ok\t0\tid1\n" + "x" * 200_000 + "\t0\tid2\n", encoding="utf-8")
     message = error_of(read_goemotions, path, ["joy"])
     assert message == f"{path}: row 2: cannot parse: field larger than field limit (131072)"
+
+
+# --- labels that differ only by case -------------------------------------------------------------
+
+
+def test_labels_that_differ_only_by_case_warn(tmp_path, caplog):
+    """'joy' and 'JOY' silently became two labels, each with half the examples."""
+    from multihot.classifier import prepare_data
+    from multihot.config import RunConfig
+
+    path = tmp_path / "d.jsonl"
+    rows = [("a", ["joy"]), ("b", ["JOY", "sad"]), ("c", ["Sad", "Joy"]), ("d", ["anger"])]
+    path.write_text("".join(json.dumps({"text": t, "labels": ls}) + "\n" for t, ls in rows))
+    with caplog.at_level(logging.WARNING, logger="multihot.labels"):
+        data = prepare_data(path, path, RunConfig())
+    assert data.labels.names == ["JOY", "Joy", "Sad", "anger", "joy", "sad"]  # still separate
+    warnings = [r.getMessage() for r in caplog.records if r.name == "multihot.labels"]
+    assert warnings == [
+        f"{path}: labels that differ only by case: 'JOY', 'Joy' and 'joy'; 'Sad' and 'sad' "
+        "(kept as separate labels)"
+    ]
+
+
+def test_labels_that_differ_otherwise_do_not_warn(tmp_path, caplog):
+    from multihot.classifier import prepare_data
+    from multihot.config import RunConfig
+
+    path = write(tmp_path / "d.jsonl", "jsonl")
+    with caplog.at_level(logging.WARNING, logger="multihot.labels"):
+        prepare_data(path, path, RunConfig())
+    assert not [r for r in caplog.records if r.name == "multihot.labels"]
+
+
+# --- compressed files ----------------------------------------------------------------------------
+
+
+def gzip_file(path: Path, content: bytes) -> Path:
+    import gzip
+
+    path.write_bytes(gzip.compress(content))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "json", "json-columns"])
+def test_gzip_files_are_read_by_their_inner_suffix(tmp_path, fmt):
+    plain = write(tmp_path / FORMATS[fmt], fmt)
+    path = gzip_file(tmp_path / f"{plain.name}.GZ", plain.read_bytes())
+    data = read_dataset(path)
+    assert (data.texts, data.labels, data.source) == (TEXTS, LABELS, str(path))
+    assert [t for b in iter_text_batches(path, batch_size=2) for t in b] == TEXTS
+
+
+def test_gzip_txt_and_goemotions(tmp_path):
+    path = gzip_file(tmp_path / "texts.txt.gz", "\ufefffirst\n\nsecond\r\n".encode())
+    assert list(iter_text_batches(path)) == [["first", "second"]]
+    path = gzip_file(tmp_path / "train.tsv.gz", b"hi\t0\tid1\nho\t1\tid2\n")
+    assert read_goemotions(path, ["joy", "anger"]).labels == [["joy"], ["anger"]]
+
+
+def test_gzip_input_is_streamed(tmp_path):
+    """The first batch of a .gz file comes before the damage at its end is read."""
+    for name, line in [("d.csv.gz", "text {}\n"), ("d.jsonl.gz", '{{"text": "t{}"}}\n')]:
+        header = "text\n" if name == "d.csv.gz" else ""
+        content = header + "".join(line.format(i) for i in range(300_000))
+        path = gzip_file(tmp_path / name, content.encode())
+        path.write_bytes(path.read_bytes()[:-1000])
+        batches = iter_text_batches(path, batch_size=1000)
+        assert next(batches)[-1].endswith("999")
+        with pytest.raises(DataError, match=f"^{path}: corrupt or truncated gzip data"):
+            list(batches)
+
+
+def test_gzip_rows_count_across_batches(tmp_path):
+    rows = "".join(f"text {i}\n" for i in range(20_000))
+    path = gzip_file(tmp_path / "d.csv.gz", f'text\n{rows}\n"  "\n'.encode())
+    batches = iter_text_batches(path, batch_size=5_000)
+    assert [len(next(batches)) for _ in range(4)] == [5_000] * 4
+    with pytest.raises(DataError, match=r"d.csv.gz: row 20001: column 'text': empty text$"):
+        next(batches)
+
+
+def test_gzip_parquet_is_refused_with_a_reason(tmp_path):
+    plain = write(tmp_path / "d.parquet", "parquet")
+    path = gzip_file(tmp_path / "d.parquet.gz", plain.read_bytes())
+    message = error_of(read_dataset, path)
+    assert message == (
+        f"{path}: a gzip-compressed parquet file; parquet compresses its columns itself: "
+        "decompress it (gunzip) and read the .parquet file"
+    )
+    assert error_of(iter_text_batches, path) == message
+
+
+def test_broken_gzip_files_are_data_errors(tmp_path):
+    path = tmp_path / "d.jsonl.gz"
+    path.write_text('{"text": "a", "labels": []}\n', encoding="utf-8")
+    assert error_of(read_dataset, path) == f"{path}: named .gz but not gzip-compressed"
+    gzip_file(path, b'{"text": "a", "labels": []}\n' * 1000)
+    path.write_bytes(path.read_bytes()[:-30])
+    assert error_of(read_dataset, path).startswith(f"{path}: corrupt or truncated gzip data (")
+    assert error_of(iter_text_batches, path).startswith(f"{path}: corrupt or truncated gzip data (")
+    path = tmp_path / "d.gz"
+    gzip_file(path, b"text,labels\na,b\n")
+    assert "unsupported file type '.gz'" in error_of(read_dataset, path)
+
+
+def compressed(kind: str, content: bytes) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    if kind == "zip":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("d.csv", content)
+        return buffer.getvalue()
+    if kind == "zstd":  # no zstd module in the standard library: its magic number and a frame
+        return b"\x28\xb5\x2f\xfd" + bytes(range(40))
+    return {"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind](content)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bz2", "xz", "zstd", "zip"])
+@pytest.mark.parametrize("name", ["d.csv", "d.jsonl", "d.txt", "d.parquet"])
+def test_compressed_file_without_its_suffix_says_so(tmp_path, kind, name):
+    """A gzip file named .jsonl was "not UTF-8 text (invalid start byte at byte 1)"."""
+    path = tmp_path / name
+    path.write_bytes(compressed(kind, b"text,labels\na,b\n"))
+    if kind == "gzip" and name != "d.parquet":
+        expected = f"{path}: looks gzip-compressed; name it {name}.gz or decompress it"
+    else:
+        expected = f"{path}: looks {kind}-compressed; decompress it first"
+    assert error_of(iter_text_batches, path) == expected
+    if name != "d.txt":
+        assert error_of(read_dataset, path) == expected
+    if name == "d.csv":
+        assert error_of(read_goemotions, path.rename(tmp_path / "d.tsv"), ["joy"]) == (
+            expected.replace("d.csv", "d.tsv")
+        )
+
+
+def test_text_that_starts_like_a_magic_number_is_text(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_text("BZh9 is a bzip2 level\nPK is a primary key\n", encoding="utf-8")
+    assert list(iter_text_batches(path)) == [["BZh9 is a bzip2 level", "PK is a primary key"]]
+
+
+# --- text that is not UTF-8 names its line or row ---------------------------------------------
+
+HINT = "expected UTF-8 (it may be Windows-1252 / Latin-1; re-save it as UTF-8)"
+
+
+def cp1252(text: str) -> bytes:
+    return text.encode("cp1252")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "where"),
+    [
+        ("d.jsonl", '{"text": "a"}\n\n{"text": "b"}\r\n{"text": "café"}\n', "line 4"),
+        ("d.jsonl", '{"text": "café"}\n', "line 1"),
+        ("d.json", '[\n{"text": "a"},\r{"text": "\u2019quoted\u2019"}]', "line 3"),
+        ("d.txt", "one\r\ntwo\rthree\n\nnaïve\n", "line 5"),
+        # Rows count as the other CSV errors count them: the header is not a row, blank lines
+        # are not rows, a quoted line break does not start a row.
+        ("d.csv", 'text,labels\n"two\nlines",x\n\nok,y\n"say ""hi""\n\nthere é",z\n', "row 3"),
+        ("d.csv", "text,labels\na,b\nc,d\u2013e\n", "row 2"),
+        ("d.tsv", 'text\tlabels\n"tab\there"\tx\nrésumé\ty\n', "row 2"),
+        ("d.csv", "text,étiquettes\na,b\n", "header row"),
+    ],
+    ids=["jsonl", "jsonl-first", "json", "txt", "csv-quoted", "csv", "tsv", "csv-header"],
+)
+def test_text_that_is_not_utf8_names_the_line_or_row(tmp_path, name, content, where):
+    """Windows-1252 files were reported as "not UTF-8 text (invalid ... at byte N)" alone."""
+    path = tmp_path / name
+    path.write_bytes(cp1252(content))
+    offset = next(i for i, b in enumerate(cp1252(content)) if b >= 0x80)
+    byte = cp1252(content)[offset]
+    expected = f"{path}: {where}: not UTF-8 text (byte 0x{byte:02x} at offset {offset}); {HINT}"
+    readers = [iter_text_batches] if name == "d.txt" else [read_dataset, iter_text_batches]
+    for reader in readers:
+        assert error_of(reader, path) == expected
+    gzipped = gzip_file(tmp_path / f"{name}.gz", cp1252(content))
+    assert error_of(readers[0], gzipped) == expected.replace(f"{path}: ", f"{gzipped}: ").replace(
+        f"at offset {offset}", f"at offset {offset} of the decompressed data"
+    )
+
+
+def test_not_utf8_late_in_a_big_csv_names_its_row(tmp_path):
+    """Far past the first chunk the parsers read, and past pandas' and Python's buffers."""
+    rows = "".join(f'"row {i}\nwith a line break",x\n' for i in range(30_000))
+    content = "text,labels\n" + rows + "déjà vu,y\n"
+    path = tmp_path / "d.csv"
+    path.write_bytes(cp1252(content))
+    offset = len(("text,labels\n" + rows + "d").encode())
+    expected = f"{path}: row 30001: not UTF-8 text (byte 0xe9 at offset {offset}); {HINT}"
+    assert error_of(read_dataset, path) == expected
+    assert error_of(iter_text_batches, path, batch_size=1000) == expected
+
+
+def test_utf16_file_is_named_as_such(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,labels\na,b\n".encode("utf-16"))
+    assert error_of(read_dataset, path) == (
+        f"{path}: header row: not UTF-8 text (byte 0xff at offset 0); "
+        "expected UTF-8 (it looks like UTF-16; re-save it as UTF-8)"
+    )
+
+
+def test_truncated_utf8_at_the_end_names_the_line(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_bytes(b"fine\ncaf\xc3")
+    assert error_of(iter_text_batches, path) == (
+        f"{path}: line 2: not UTF-8 text (byte 0xc3 at offset 8); {HINT}"
+    )
+
+
+def test_not_utf8_in_goemotions_names_the_row(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_bytes(cp1252('He said "wow\t0\tid1\nna\u00efve\t1\tid2\n'))
+    offset = len('He said "wow\t0\tid1\nna')
+    assert error_of(read_goemotions, path, ["joy", "anger"]) == (
+        f"{path}: row 2: not UTF-8 text (byte 0xef at offset {offset}); {HINT}"
+    )
+
+
+def test_not_utf8_on_stdin_names_the_line(monkeypatch):
+    raw = io.BytesIO(cp1252("fine\n\nalso fine\ncafé\n"))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(raw, encoding="utf-8"))
+    assert error_of(iter_text_batches, "-") == (
+        f"<stdin>: line 4: not UTF-8 text (byte 0xe9 at offset 19); {HINT}"
+    )
+
+
+@pytest.mark.parametrize("text", ["", "   ", None])
+def test_a_dataset_built_in_memory_refuses_empty_texts(text):
+    with pytest.raises(DataError, match=r"mem: row 2: .*expected a non-empty string"):
+        Dataset(["fine", text], [[], []], "mem")

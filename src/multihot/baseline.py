@@ -19,17 +19,26 @@ import numpy as np
 
 from multihot.classifier import (
     Classifier,
+    broken,
     check_texts,
+    check_weights_metadata,
     finish_validation,
-    load_labels_and_thresholds,
     load_metrics_and_history,
-    parse_run_config,
     prepare_data,
+    read_run,
+    weights_metadata,
 )
 from multihot.config import RunConfig
 from multihot.errors import ConfigError, RunDirError
 from multihot.inference import sigmoid
-from multihot.run import check_run_dir, dumps, library_versions, write_atomic, write_dir_atomic
+from multihot.run import (
+    check_output_dir,
+    check_run_dir,
+    dumps,
+    library_versions,
+    write_atomic,
+    write_dir_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +145,8 @@ class TfidfLogistic:
             return np.zeros((0, self.num_labels), dtype=np.float32)
         return (self.features(texts) @ self.coef.T + self.intercept).astype(np.float32)
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, metadata: dict[str, str] | None = None) -> None:
+        """Write vocabulary.json and model.safetensors (with ``metadata`` in its header)."""
         from safetensors.numpy import save_file
 
         (directory / "vocabulary.json").write_text(
@@ -145,6 +155,7 @@ class TfidfLogistic:
         save_file(
             {"idf": self.idf, "coef": self.coef, "intercept": self.intercept},
             str(directory / "model.safetensors"),
+            metadata=metadata,
         )
 
     @classmethod
@@ -217,6 +228,8 @@ class BaselineClassifier(Classifier):
         """Fit TF-IDF + logistic regressions on ``train``; tune thresholds on ``val`` (or a hold-out)."""
         baseline = baseline or BaselineConfig()
         config = (config or RunConfig()).override(encoder=cls.kind, **overrides)
+        if output is not None:
+            check_output_dir(Path(output))
         data = prepare_data(train, val, config)
         started = time.perf_counter()
         model = TfidfLogistic.fit(
@@ -246,6 +259,7 @@ class BaselineClassifier(Classifier):
     def save(self, path) -> Path:
         """Write the run directory (all or nothing; an existing one is replaced)."""
         path = Path(path)
+        check_output_dir(path)
 
         def fill(tmp: Path) -> None:
             config = {
@@ -256,7 +270,7 @@ class BaselineClassifier(Classifier):
                 "versions": library_versions(),
             }
             write_atomic(tmp / "config.json", dumps(config))
-            self.model.save(tmp)
+            self.model.save(tmp, weights_metadata(self.labels))
             self._write_outcome(tmp)
 
         write_dir_atomic(path, fill)
@@ -270,12 +284,12 @@ class BaselineClassifier(Classifier):
             baseline = BaselineConfig(**raw.get("baseline", {}))
         except (TypeError, ConfigError) as err:
             raise RunDirError(f"{path / 'config.json'}: bad 'baseline' section ({err})") from None
-        config = parse_run_config(raw, path)
-        labels, thresholds = load_labels_and_thresholds(path)
+        config, labels, thresholds = read_run(path, raw)
         model = TfidfLogistic.load(path, baseline)
         if model.num_labels != len(labels):
-            raise RunDirError(
-                f"{path}: model.safetensors has {model.num_labels} labels, labels.json {len(labels)}"
+            raise broken(
+                path, f"model.safetensors has {model.num_labels} labels, labels.json {len(labels)}"
             )
+        check_weights_metadata(path, weights_metadata(labels))
         metrics, history = load_metrics_and_history(path)
         return cls(model, labels, thresholds, config, metrics, history)

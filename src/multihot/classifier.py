@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -15,16 +17,20 @@ from multihot import distributed
 from multihot.batching import TokenizedDataset, tokenize
 from multihot.checkpoint import RunCheckpoints, fingerprint, tokenizer_fingerprint
 from multihot.config import ModelConfig, RunConfig, TrainConfig
-from multihot.data import Dataset, read_dataset
+from multihot.data import Dataset, is_empty_text, read_dataset
 from multihot.encoders import build_encoder, encoder_from_config, is_scratch, load_pretrained
 from multihot.ensemble import SeedEnsemble
 from multihot.errors import ConfigError, DataError, MultihotError, RunDirError
 from multihot.inference import predict_logits, sigmoid
-from multihot.labels import LabelSet
+from multihot.labels import LabelSet, warn_case_collisions
 from multihot.losses import build_loss, compute_pos_weight
 from multihot.model import MultiLabelModel
 from multihot.precision import default_device, inference_copy, resolve_precision
 from multihot.run import (
+    PREVIOUS_THRESHOLDS,
+    THRESHOLDS,
+    WEIGHTS,
+    check_output_dir,
     check_run_dir,
     convert_hint,
     dumps,
@@ -127,6 +133,7 @@ class Classifier:
         else:
             config = _resolved_config(config, overrides)
             if checkpoints is not None:
+                check_output_dir(checkpoints.run)
                 checkpoints.refuse_unfinished()
         # Before anything is written (fit checks it too, for callers of fit alone).
         distributed.check_batch_split(config.train.batch_size, distributed.state().num_processes)
@@ -362,14 +369,43 @@ class Classifier:
         top1_fallback: bool | None = None,
         batch_size: int = 64,
         precision: str = "auto",
+        force: bool = False,
     ) -> dict[str, Any]:
-        """Tune thresholds on labelled data (defaults: the run's settings); returns the metrics there."""
+        """Tune thresholds on labelled data (defaults: the run's settings); returns the metrics there.
+
+        Labels with fewer than ``min_support`` positives in ``data`` get the global value tuned
+        there (per-label strategy), and a warning names them.
+
+        Raises:
+            DataError: no label has ``min_support`` positives in ``data``, so nothing can be tuned
+                on it but noise (``force=True`` tunes anyway). The thresholds are left unchanged.
+        """
         dataset, targets = self._targets(data)
+        t = self.config.train
+        strategy = strategy or t.thresholds
+        min_support = t.min_support if min_support is None else min_support
+        support = targets.sum(axis=0).astype(int)
+        if strategy != "fixed" and not force and not (support >= max(min_support, 1)).any():
+            most = int(support.argmax())
+            raise DataError(
+                f"{dataset.source}: too few positives to tune thresholds on: no label has "
+                f"{max(min_support, 1)} (min_support) positive texts (the most is {support[most]}, "
+                f"{self.labels.names[most]!r}, in {len(targets)} texts); tuned here they would be "
+                "noise. Give more labelled data, or force it (--force)"
+            )
         probs = self.predict_proba(dataset.texts, batch_size, precision)
         self.thresholds = tune_for_config(
-            targets, probs, self.config.train,
+            targets, probs, t,
             strategy=strategy, min_support=min_support, top1_fallback=top1_fallback,
         )  # fmt: skip
+        fallback = [self.labels.names[i] for i in self.thresholds.fallback_labels]
+        if fallback:
+            logger.warning(
+                "%s: %d of %d labels have fewer than %d positive texts and use the global "
+                "threshold %.3f: %s",
+                dataset.source, len(fallback), len(self.labels), min_support,
+                self.thresholds.global_value, ", ".join(fallback),
+            )  # fmt: skip
         metrics = self.thresholds.metrics(targets, probs, self.labels.names)
         self.metrics["thresholds_tuned_on"] = {"data": dataset.source, **metrics}
         return metrics
@@ -380,6 +416,7 @@ class Classifier:
         from safetensors.torch import save_model
 
         path = Path(path)
+        check_output_dir(path)
 
         def fill(tmp: Path) -> None:
             config = {
@@ -390,7 +427,8 @@ class Classifier:
                 "versions": library_versions(),
             }
             write_atomic(tmp / "config.json", dumps(config))
-            save_model(self.model, str(tmp / "model.safetensors"))
+            metadata = weights_metadata(self.labels, self.config.model, self.encoder_config)
+            save_model(self.model, str(tmp / WEIGHTS), metadata=metadata)
             self.tokenizer.save_pretrained(str(tmp / "tokenizer"))
             self._write_outcome(tmp)
 
@@ -398,9 +436,17 @@ class Classifier:
         return path
 
     def save_thresholds(self, path: str | Path) -> None:
-        """Replace only thresholds.json and metrics.json of an existing run directory."""
+        """Replace only thresholds.json and metrics.json of an existing run directory.
+
+        The thresholds replaced are kept in ``thresholds.previous.json`` (one generation), so a
+        re-tuning can be undone by moving that file back. Each file is replaced in one step: a
+        kill leaves the old thresholds or the new ones.
+        """
         path = check_run_dir(Path(path), required=("config.json",))
-        write_atomic(path / "thresholds.json", dumps(self.thresholds.to_dict(self.labels.names)))
+        current = path / THRESHOLDS
+        if current.is_file():
+            write_atomic(path / PREVIOUS_THRESHOLDS, current.read_text(encoding="utf-8"))
+        write_atomic(current, dumps(self.thresholds.to_dict(self.labels.names)))
         self.save_metrics(path)
 
     def save_metrics(self, path: str | Path) -> None:
@@ -427,21 +473,29 @@ class Classifier:
         if "encoder_config" not in raw:
             raise RunDirError(f"{path / 'config.json'}: missing 'encoder_config'")
         encoder_config = raw["encoder_config"]
-        config = parse_run_config(raw, path)
-        labels, thresholds = load_labels_and_thresholds(path)
+        config, labels, thresholds = read_run(path, raw)
+        check_weights_metadata(path, weights_metadata(labels, config.model, encoder_config))
         model = build_model(encoder_config, len(labels), config.model)
+        weights = path / WEIGHTS
         try:
-            load_model(model, str(path / "model.safetensors"), strict=True)
+            load_model(model, str(weights), strict=True)
+        except RuntimeError as err:  # torch: names or shapes differ from the model's
+            if "state_dict" not in str(err):
+                raise RunDirError(f"{weights}: cannot load weights ({_first_line(err)})") from None
+            # The first line only says "Error(s) in loading state_dict"; the next one says which.
+            detail = " ".join(line.strip() for line in str(err).splitlines()[1:3])
+            raise broken(
+                path,
+                f"cannot load weights into the model that config.json and labels.json describe "
+                f"({detail[:300]})",
+            ) from None
         except Exception as err:  # safetensors raises several types for truncated or foreign files
-            weights = path / "model.safetensors"
             if is_pickle(weights):
                 raise RunDirError(
                     f"{weights}: a pickled PyTorch checkpoint, not safetensors; "
                     f"{convert_hint(weights, path)}"
                 ) from None
-            raise RunDirError(
-                f"{path / 'model.safetensors'}: cannot load weights ({str(err).splitlines()[0][:200]})"
-            ) from None
+            raise RunDirError(f"{weights}: cannot load weights ({_first_line(err)})") from None
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
         except Exception as err:
@@ -538,26 +592,115 @@ def _best_record(result: TrainResult, metric: str) -> dict[str, Any]:
 RUN_INFO_KEYS = ("kind", "encoder_config", "baseline", "num_labels", "versions")
 
 
-def parse_run_config(raw: dict[str, Any], path: Path) -> RunConfig:
-    """The :class:`RunConfig` stored in a run's config.json."""
+RUN_KINDS = ("transformer", "tfidf-logreg")
+CONFIG_SECTIONS = ("model", "train", "data")
+WEIGHTS_META = "multihot"
+"""The key of the weights file's metadata that records what the weights were trained as."""
+
+
+def broken(path: Path, problem: str) -> RunDirError:
+    """The one error for a run directory whose files do not agree with each other."""
+    return RunDirError(f"{path}: broken run directory: {problem}")
+
+
+def read_run(path: Path, raw: dict[str, Any]) -> tuple[RunConfig, LabelSet, Thresholds]:
+    """The config, labels and thresholds of a run directory, checked against each other.
+
+    Args:
+        path: the run directory.
+        raw: its config.json, parsed.
+
+    Raises:
+        RunDirError: a file is corrupt, config.json lacks a section, or the files disagree (label
+            count, label names of the thresholds).
+    """
     try:
-        return RunConfig.from_dict(
+        config = RunConfig.from_dict(
             {k: v for k, v in raw.items() if k not in RUN_INFO_KEYS},
             source=str(path / "config.json"),
         )
     except MultihotError as err:
         raise RunDirError(str(err)) from None
-
-
-def load_labels_and_thresholds(path: Path) -> tuple[LabelSet, Thresholds]:
+    # A section left out would silently become the defaults (another pooling, another length).
+    missing = [name for name in CONFIG_SECTIONS if not isinstance(raw.get(name), dict)]
+    if missing:
+        raise broken(path, f"config.json has no {', '.join(repr(m) for m in missing)} section")
+    kind = raw.get("kind", "transformer")
+    if kind not in RUN_KINDS:
+        raise broken(path, f"config.json: unknown kind {kind!r}; expected one of {RUN_KINDS}")
     names = read_json(path / "labels.json", list)
     try:
         labels = LabelSet(names)
-        return labels, Thresholds.from_dict(read_json(path / "thresholds.json"), labels.names)
+    except MultihotError as err:
+        raise broken(path, f"labels.json: {err}") from None
+    if raw.get("num_labels") != len(labels):
+        raise broken(
+            path,
+            f"config.json says num_labels {raw.get('num_labels')!r}, labels.json has "
+            f"{len(labels)} labels",
+        )
+    try:
+        thresholds = Thresholds.from_dict(read_json(path / "thresholds.json"), labels.names)
     except RunDirError:
         raise
     except MultihotError as err:
-        raise RunDirError(f"{path}: labels.json / thresholds.json: {err}") from None
+        raise broken(path, f"thresholds.json does not fit labels.json: {err}") from None
+    return config, labels, thresholds
+
+
+def weights_metadata(
+    labels: LabelSet, config: ModelConfig | None = None, encoder_config: dict | None = None
+) -> dict[str, str]:
+    """What the weights were trained as, for their safetensors header: the label names in column
+    order and, for a transformer, each member's pooling, the head and a hash of the encoder's
+    config. Pooling has no weights and a reordered labels.json has the same shapes: only this
+    record catches them."""
+    record: dict[str, Any] = {"labels": labels.names}
+    if config is not None:
+        record["poolings"] = [config.member_pooling(i) for i in range(config.ensemble)]
+        record["head"] = config.head
+    if encoder_config is not None:
+        record["encoder_config_sha256"] = _sha256_json(encoder_config)
+    return {WEIGHTS_META: json.dumps(record, ensure_ascii=False)}
+
+
+_RECORDED = {
+    "labels": "labels.json (names or order)",
+    "poolings": "config.json's pooling",
+    "head": "config.json's head",
+    "encoder_config_sha256": "config.json's encoder_config",
+}
+
+
+def check_weights_metadata(path: Path, expected: dict[str, str]) -> None:
+    """Raise the broken-run error when the weights were saved for other labels or another model
+    than the run's files describe (``expected``: :func:`weights_metadata` of those). Weights saved
+    before this record was kept are not checked."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path / WEIGHTS), framework="np") as fh:
+            raw = (fh.metadata() or {}).get(WEIGHTS_META)
+    except Exception:  # not a safetensors file: loading the weights says so
+        return
+    if raw is None:
+        return
+    try:
+        saved = json.loads(raw)
+    except ValueError:
+        raise broken(path, f"{WEIGHTS}: corrupt {WEIGHTS_META!r} metadata") from None
+    now = json.loads(expected[WEIGHTS_META])
+    for key, description in _RECORDED.items():
+        if key in saved and key in now and saved[key] != now[key]:
+            raise broken(path, f"{WEIGHTS} was trained with other {description} than the run has")
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).splitlines()[0][:200] if str(err).strip() else type(err).__name__
+
+
+def _sha256_json(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def load_metrics_and_history(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -593,6 +736,8 @@ def prepare_data(train: DataLike, val: DataLike | None, config: RunConfig) -> Pr
     if not names:
         raise DataError(f"{train_data.source}: no labels: expected at least one label name")
     labels = LabelSet(train_data.label_names if _same_names(train_data, names) else sorted(names))
+    sources = [train_data.source] + ([val_data.source] if val_data is not None else [])
+    warn_case_collisions(labels.names, " and ".join(dict.fromkeys(sources)))
     train_targets = labels.encode(train_data.labels, train_data.source)
     for name, count in zip(labels.names, train_targets.sum(axis=0), strict=True):
         if count == 0:
@@ -649,10 +794,29 @@ def _same_names(data: Dataset, names: set[str]) -> bool:
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list, once every one is a text that training would accept.
+
+    The one check of texts given for prediction, whatever the backend: an empty or whitespace-only
+    text is refused here as :func:`multihot.data.read_dataset` refuses it in training data
+    (:func:`multihot.data.is_empty_text`), rather than labelled from padding alone.
+
+    Raises:
+        MultihotError: a single string, or a text (numbered from 1) that is not a string or is
+            empty.
+
+    Example:
+        >>> check_texts(("so happy", "ugh"))
+        ['so happy', 'ugh']
+    """
     if isinstance(texts, str):
         raise MultihotError("expected a list of texts, got a single string; wrap it in a list")
     texts = list(texts)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise MultihotError(f"text {i + 1}: expected a string, got {type(text).__name__}")
+        if is_empty_text(text):
+            raise MultihotError(
+                f"text {i + 1}: empty text; expected at least one character that is not "
+                "whitespace, as in training data"
+            )
     return texts

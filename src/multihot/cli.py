@@ -349,6 +349,11 @@ def train(
             )
     elif train_file is None:
         raise MultihotError("missing TRAIN_FILE (or --resume RUN to continue an interrupted run)")
+    else:
+        from multihot.run import check_output_dir
+
+        output = output or Path("runs") / train_file.stem
+        check_output_dir(output)  # before relaunching: one error, not one per process
     if processes > 1 and not distributed.is_launched():
         _relaunch(ctx, processes)
 
@@ -367,7 +372,6 @@ def train(
             else RunConfig()
         )
         run_config = base.override(**flags)
-        output = output or Path("runs") / train_file.stem
         callback = RichProgress(err, metric=run_config.train.metric)
         clf = Classifier.train(
             train_file,
@@ -525,8 +529,8 @@ def predict(
     launched = distributed.is_launched()
     if (processes > 1 or launched) and input_file == "-":
         raise MultihotError("several processes cannot share stdin ('-'); give the texts as a file")
-    if output is not None:
-        check_output_path(output)  # in every process, before any of them waits on the others
+    if output is not None:  # in every process, before any of them waits on the others
+        check_output_path(output, inputs=[input_file] if input_file not in (None, "-") else [])
     if processes > 1 and not launched:
         _relaunch(ctx, processes)
     main_process = distributed.state().is_main_process if launched else True
@@ -561,6 +565,16 @@ def tune_thresholds(
     ] = None,
     min_support: MinSupport = None,
     top1_fallback: Top1Fallback = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show the report and what would change; save nothing."),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Tune even when no label has --min-support positives in DATA."
+        ),
+    ] = False,
     batch_size: BatchSize = 64,
     precision: Precision = "auto",
     text_col: TextCol = None,
@@ -568,8 +582,14 @@ def tune_thresholds(
     label_cols: LabelCols = None,
     label_sep: LabelSep = None,
 ) -> None:
-    """Re-tune the run's thresholds on other labelled data and save them into the run."""
+    """Re-tune the run's thresholds on other labelled data and save them into the run.
+
+    The thresholds replaced are kept in RUN/thresholds.previous.json.
+    """
+    from multihot.run import PREVIOUS_THRESHOLDS, THRESHOLDS
+
     clf = _load(run, text_col, labels_col, label_cols, label_sep)
+    before = clf.thresholds.values.copy()
     metrics = clf.tune_thresholds(
         data,
         strategy=strategy,
@@ -577,10 +597,34 @@ def tune_thresholds(
         top1_fallback=top1_fallback,
         batch_size=batch_size,
         precision=precision,
+        force=force,
     )
-    clf.save_thresholds(run)
     _print_report(metrics, title=f"{data} (tuned here)")
-    out.print(f"saved {run / 'thresholds.json'}")
+    _print_threshold_changes(clf.label_names, before, clf.thresholds.values)
+    if dry_run:
+        out.print(f"dry run: {run / THRESHOLDS} not changed")
+        return
+    clf.save_thresholds(run)
+    out.print(
+        f"saved {run / THRESHOLDS}; the previous thresholds are in {run / PREVIOUS_THRESHOLDS} "
+        f"(to undo: mv {run / PREVIOUS_THRESHOLDS} {run / THRESHOLDS})",
+        soft_wrap=True,
+    )
+
+
+def _print_threshold_changes(names: list[str], before, after) -> None:
+    from rich.table import Table
+
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if abs(a - b) > 1e-9]
+    if not changed:
+        out.print("thresholds unchanged")
+        return
+    table = Table(title=f"thresholds changed: {len(changed)} of {len(names)}", title_justify="left")
+    for col in ("label", "before", "after"):
+        table.add_column(col, justify="left" if col == "label" else "right")
+    for i in changed:
+        table.add_row(names[i], _fmt(float(before[i]), 3), _fmt(float(after[i]), 3))
+    out.print(table)
 
 
 # -------------------------------------------------------------------------------------- export

@@ -11,26 +11,36 @@ on ``label_sep`` when it is given; otherwise on ``","`` if the cell contains a c
 whole cell is one label. Names are stripped, empty names dropped and repeats kept once; an empty
 cell, a null or ``"[]"`` means no labels; a number becomes its ``str``.
 
+A file whose name ends in ``.gz`` (``train.jsonl.gz``, ``texts.txt.gz``) is read through gzip, in
+the format of the suffix before ``.gz``; parquet, compressed inside, is not taken gzip-compressed.
+Every text file is read as UTF-8 (a byte-order mark is skipped).
+
 Files are untrusted input: every way a file can be wrong ends in a :class:`DataError` naming the
 file (and the row or line and column where there is one). A CSV/TSV row with more fields than the
-header, a column name used twice, a JSON object with a repeated key, and text that is not valid
-Unicode (lone surrogates from JSON escapes) are errors rather than guesses.
+header, a column name used twice, a JSON object with a repeated key, text that is not valid
+Unicode (lone surrogates from JSON escapes), bytes that are not UTF-8 (named by line or row and
+offset) and a compressed file not named as one are errors rather than guesses.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import gzip
+import io
 import json
 import logging
 import math
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager, nullcontext
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +52,8 @@ from multihot.errors import ConfigError, DataError
 logger = logging.getLogger(__name__)
 
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+GZIP_SUFFIX = ".gz"
+"""Ends the name of a gzip-compressed file of any of the formats but parquet."""
 _SEPARATORS = (",", ";", "|")
 # Keys that compare equal share a slot, so 0 also matches 0.0, False and numpy zeros.
 _BINARY: dict[Any, bool] = {0: False, 1: True, "0": False, "1": True, "0.0": False, "1.0": True}
@@ -72,6 +84,11 @@ class Dataset:
     def __post_init__(self):
         if len(self.texts) != len(self.labels):
             raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} label lists")
+        # Data built in memory meets the rule the readers apply to files.
+        for row, text in enumerate(self.texts, start=1):
+            if not isinstance(text, str) or is_empty_text(text):
+                what = "empty text" if isinstance(text, str) else f"a {type(text).__name__}"
+                raise DataError(f"{self.source}: row {row}: {what}; expected a non-empty string")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -154,8 +171,10 @@ def iter_text_batches(
     """Stream the texts of a file in batches, without loading the whole file.
 
     Besides the :data:`SUFFIXES`, a ``.txt`` file or ``"-"`` (standard input) holds one text per
-    line; blank lines are skipped. The file, its format and its text column are checked when this
-    function is called, before the first batch is asked for (``.json`` is loaded whole then).
+    line; blank lines (empty or whitespace only: what :func:`is_empty_text` calls an empty text) are
+    skipped. Gzip-compressed files (``.csv.gz``, ``.txt.gz`` ...) are streamed too. The file, its
+    format and its text column are checked when this function is called, before the first batch is
+    asked for (``.json`` is loaded whole then).
 
     Args:
         path: a data file, a ``.txt`` file, or ``"-"`` for standard input.
@@ -222,7 +241,7 @@ def read_goemotions(path: PathLike, label_names: Sequence[str]) -> Dataset:
     _format(path, (".tsv",))
     texts: list[str] = []
     labels: list[list[str]] = []
-    with _reading(source), open(path, encoding="utf-8-sig", newline="") as f:
+    with _reading(source, where=_goemotions_row), _open(path, newline="") as f:
         for r, fields in _tsv_rows(f, source):
             if len(fields) < 2:
                 raise DataError(f"{source}: row {r}: expected text<TAB>label ids<TAB>comment id")
@@ -268,31 +287,106 @@ def _is_label_id(text: str, count: int) -> bool:
 
 
 def _format(path: PathLike, allowed: Sequence[str]) -> str:
-    """The file's lower-case suffix, once the file is known to exist and the suffix is allowed."""
+    """The file's format: its lower-case suffix (the one before a ``.gz``), once the file is known
+    to exist, the suffix is allowed, and the first bytes agree with the name about compression."""
     if not Path(path).is_file():
         raise DataError(f"{path}: " + ("is a directory" if Path(path).is_dir() else "no such file"))
-    suffix = Path(path).suffix.lower()
-    if suffix not in allowed:
+    fmt, gzipped = _suffix(path)
+    if fmt not in allowed:
+        shown = fmt + GZIP_SUFFIX if gzipped else fmt
         raise DataError(
-            f"{path}: unsupported file type {suffix or '(none)'!r}; expected one of "
+            f"{path}: unsupported file type {shown or '(none)'!r}; expected one of "
             + ", ".join(allowed)
+            + f" (or gzip-compressed, ending in {GZIP_SUFFIX})"
         )
-    return suffix
+    try:
+        with open(path, "rb") as f:
+            kind = _compression(f.read(16))
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    if gzipped:
+        if fmt == ".parquet":
+            raise DataError(
+                f"{path}: a gzip-compressed parquet file; parquet compresses its columns itself: "
+                "decompress it (gunzip) and read the .parquet file"
+            )
+        if kind is None:
+            raise DataError(f"{path}: named {GZIP_SUFFIX} but not gzip-compressed")
+        if kind != "gzip":
+            raise DataError(
+                f"{path}: named {GZIP_SUFFIX} but looks {kind}-compressed; decompress it first"
+            )
+    elif kind == "gzip" and fmt != ".parquet":
+        gz_name = Path(path).name + GZIP_SUFFIX
+        raise DataError(f"{path}: looks gzip-compressed; name it {gz_name} or decompress it")
+    elif kind is not None:
+        raise DataError(f"{path}: looks {kind}-compressed; decompress it first")
+    return fmt
+
+
+def _suffix(path: PathLike) -> tuple[str, bool]:
+    """``(suffix, gzipped)``: the lower-case suffix before any ``.gz``, and whether there is one."""
+    name = Path(path).name.lower()
+    gzipped = name.endswith(GZIP_SUFFIX)
+    return Path(name.removesuffix(GZIP_SUFFIX) if gzipped else name).suffix, gzipped
+
+
+# The first bytes of compressed files. bz2's take in the magic of its first block (or of the end
+# of an empty stream), so that a text beginning "BZh9" is still a text; the other magics hold
+# bytes that no text file begins with (invalid UTF-8, or control characters).
+_MAGIC = {
+    "gzip": re.compile(rb"\x1f\x8b"),
+    "bz2": re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)"),
+    "xz": re.compile(rb"\xfd7zXZ\x00"),
+    "zstd": re.compile(rb"\x28\xb5\x2f\xfd"),
+    "zip": re.compile(rb"PK\x03\x04"),
+}
+
+
+def _compression(head: bytes) -> str | None:
+    """The compression whose magic number ``head`` (a file's first bytes) starts with, if any."""
+    return next((kind for kind, magic in _MAGIC.items() if magic.match(head)), None)
+
+
+def _open_bytes(path: PathLike) -> IO[bytes]:
+    """A data file's bytes, decompressed when its name ends in ``.gz``."""
+    return gzip.open(path, "rb") if _suffix(path)[1] else open(path, "rb")
+
+
+def _open(path: PathLike, newline: str | None = None) -> IO[str]:
+    """A data file as text, the way every reader of this module opens one.
+
+    UTF-8, a byte-order mark skipped, decompressed (as it is read) when the name ends in ``.gz``.
+    ``newline`` is :func:`open`'s: ``""`` for the csv module and pandas, which see line endings
+    themselves; ``None`` (universal newlines) for files read line by line.
+    """
+    return io.TextIOWrapper(_open_bytes(path), encoding="utf-8-sig", newline=newline)
 
 
 # pandas' message for a row longer than the first (the header: pandas reads no header itself).
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
+Where = Callable[[IO[bytes]], str]
+"""Names the line or row that the end of a file's first bytes falls in ("line 3", "row 2")."""
+
 
 @contextmanager
-def _reading(source: str):
-    """Turn the parsers' own errors into one-line DataErrors that name the file."""
+def _reading(source: str, where: Where | None = None):
+    """Turn the parsers' own errors into one-line DataErrors that name the file.
+
+    Args:
+        source: the path of the file being read.
+        where: how the file counts lines or rows, to name where a byte is not UTF-8; by default
+            data rows for CSV/TSV, lines for the other formats.
+    """
     try:
         yield
     except pd.errors.EmptyDataError:
         raise DataError(f"{source}: no rows") from None
     except UnicodeDecodeError as e:
-        raise DataError(f"{source}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise _not_utf8_error(source, e, where or _where_by_suffix(source)) from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:  # the decompressor, while reading
+        raise DataError(f"{source}: corrupt or truncated gzip data ({_first_line(e)})") from None
     except pd.errors.ParserError as e:
         if ragged := _RAGGED.search(str(e)):
             raise _ragged_error(source, ragged.groups()) from None
@@ -309,23 +403,135 @@ def _ragged_error(source: str, pandas_numbers: tuple[str, ...]) -> DataError:
     as a fallback.
     """
     header, line, fields = pandas_numbers
-    sep = "\t" if source.lower().endswith(".tsv") else ","
+    sep = _separator(source)
     where = f"line {line}"
     try:
-        with open(source, encoding="utf-8-sig", newline="") as f:
-            rows = (cells for cells in csv.reader(f, delimiter=sep) if cells)  # pandas skips blanks
+        with _open(source, newline="") as f:
+            rows = _csv_rows(f, sep)
             width = len(next(rows, []))
             for row, cells in enumerate(rows, 1):
                 if len(cells) > width:
                     where, header, fields = f"row {row}", str(width), str(len(cells))
                     break
-    except (OSError, UnicodeDecodeError, csv.Error):  # e.g. a field over csv.field_size_limit()
-        pass
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error, csv.Error):
+        pass  # e.g. a field over csv.field_size_limit()
     separator = "a tab" if sep == "\t" else "a comma"
     return DataError(
         f"{source}: {where}: {fields} fields but the header has {header}; "
         f"quote fields that contain {separator}"
     )
+
+
+def _separator(source: str) -> str:
+    return "\t" if _suffix(source)[0] == ".tsv" else ","
+
+
+def _csv_rows(f: IO[str], sep: str) -> Iterator[list[str]]:
+    """A CSV/TSV file's rows as this module numbers them: the header first, blank lines left out
+    (pandas skips them), a quoted line break inside its row."""
+    return (cells for cells in csv.reader(f, delimiter=sep) if cells)
+
+
+# --- bytes that are not UTF-8 ----------------------------------------------------------------
+
+
+def _not_utf8_error(source: str, err: UnicodeDecodeError, where: Where) -> DataError:
+    """The error for a file that is not UTF-8: the line or row, and offset, of its first bad byte.
+
+    The decoder's own offset counts from the start of the chunk it was decoding, which no user
+    can find; the file is read again to find the first byte that is not UTF-8 (the one every
+    reader stops at) and then up to that byte, counting lines or rows.
+    """
+    try:
+        found = _first_bad_byte(source)
+    except (OSError, EOFError, zlib.error):
+        found = None
+    if found is None:  # the file changed since, or the error was not the file's own
+        return DataError(f"{source}: not UTF-8 text ({err.reason}); {_UTF8_HINT}")
+    offset, byte, head = found
+    try:
+        with _open_bytes(source) as f:
+            place = where(io.BufferedReader(_Marked(f, offset))) + ": "
+    except (OSError, EOFError, zlib.error, csv.Error):  # e.g. a field over csv.field_size_limit()
+        place = ""
+    return DataError(f"{source}: {place}{_not_utf8(byte, offset, head, _suffix(source)[1])}")
+
+
+_UTF8_HINT = "expected UTF-8 (it may be Windows-1252 / Latin-1; re-save it as UTF-8)"
+
+
+def _not_utf8(byte: int, offset: int, head: bytes, decompressed: bool = False) -> str:
+    """What is wrong with a byte that is not UTF-8 at ``offset`` of a file starting ``head``."""
+    at = f"at offset {offset}" + (" of the decompressed data" if decompressed else "")
+    hint = _UTF8_HINT
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        hint = "expected UTF-8 (it looks like UTF-16; re-save it as UTF-8)"
+    return f"not UTF-8 text (byte 0x{byte:02x} {at}); {hint}"
+
+
+def _first_bad_byte(path: PathLike) -> tuple[int, int, bytes] | None:
+    """``(offset, byte, first bytes of the file)`` of the first byte that is not UTF-8, if any."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    start, head = 0, b""  # start: the offset of the chunk read last
+    with _open_bytes(path) as f:
+        while True:
+            chunk = f.read(1 << 20)
+            head = head or chunk[:4]
+            pending = len(decoder.getstate()[0])  # the end of the chunk before, not yet a character
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as e:  # e.object: the pending bytes, then the chunk
+                return start - pending + e.start, e.object[e.start], head
+            if not chunk:
+                return None
+            start += len(chunk)
+
+
+class _Marked(io.RawIOBase):
+    """The first ``size`` bytes of a stream, then an ``x``.
+
+    The ``x`` marks where the bytes stop in the lines or rows that a counter parses, so a counter
+    needs no rule of its own for a stop at the end of a line or inside a quoted field.
+    """
+
+    def __init__(self, raw: IO[bytes], size: int):
+        self._raw, self._left, self._mark = raw, size, b"x"
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._raw.read(min(len(buffer), self._left)) if self._left else b""
+        self._left = self._left - len(data) if data else 0  # 0 too if the stream ends early
+        if not data:
+            data, self._mark = self._mark, b""
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _where_by_suffix(source: str) -> Where:
+    if _suffix(source)[0] in (".csv", ".tsv"):
+        return partial(_csv_row, sep=_separator(source))
+    return _line
+
+
+def _line(prefix: IO[bytes]) -> str:
+    """The line of the mark, lines ending as the line readers end them (universal newlines)."""
+    return f"line {sum(1 for _ in io.TextIOWrapper(prefix, encoding='utf-8-sig'))}"
+
+
+def _csv_row(prefix: IO[bytes], sep: str) -> str:
+    """The data row of the mark, numbered as the other CSV/TSV errors number rows."""
+    rows = _csv_rows(io.TextIOWrapper(prefix, encoding="utf-8-sig", newline=""), sep)
+    count = sum(1 for _ in rows)  # the header included
+    return f"row {count - 1}" if count > 1 else "header row"
+
+
+def _goemotions_row(prefix: IO[bytes]) -> str:
+    """The row of the mark in a headerless GoEmotions TSV, numbered as :func:`_tsv_rows` does."""
+    text = io.TextIOWrapper(prefix, encoding="utf-8-sig", newline="")
+    rows = csv.reader(text, delimiter="\t", quoting=csv.QUOTE_NONE)
+    return f"row {sum(1 for _ in rows)}"
 
 
 def _first_line(err: Exception) -> str:
@@ -336,15 +542,10 @@ def _csv_kwargs(fmt: str) -> dict[str, Any]:
     # Everything as str and no NA guessing, so a text "NA" or "null" stays text. header=None: the
     # header is read as a row like the others, so a row with more fields than the header is an
     # error (with a header pandas would make the extra field an index, shifting every column)
-    # and a repeated column name is seen (pandas would rename it "name.1").
+    # and a repeated column name is seen (pandas would rename it "name.1"). pandas reads a file
+    # that _open opened: decoding and decompression are _open's.
     sep = "\t" if fmt == ".tsv" else ","
-    return {
-        "sep": sep,
-        "header": None,
-        "dtype": str,
-        "keep_default_na": False,
-        "encoding": "utf-8-sig",
-    }
+    return {"sep": sep, "header": None, "dtype": str, "keep_default_na": False}
 
 
 def _header(cells: list[Any], source: str) -> list[str]:
@@ -368,7 +569,8 @@ def _unique_names(names: list[str], source: str) -> list[str]:
 
 def _csv_header(path: PathLike, fmt: str) -> list[str]:
     """The column names of a CSV/TSV file, from its first row only."""
-    first = pd.read_csv(path, nrows=1, **_csv_kwargs(fmt))
+    with _open(path, newline="") as f:
+        first = pd.read_csv(f, nrows=1, **_csv_kwargs(fmt))
     if first.empty:
         raise DataError(f"{path}: no rows")
     return _header(first.iloc[0].tolist(), str(path))
@@ -413,7 +615,8 @@ def _read_columns(path: PathLike, fmt: str) -> dict[str, list]:
     source = str(path)
     with _reading(source):
         if fmt in (".csv", ".tsv"):
-            df = pd.read_csv(path, **_csv_kwargs(fmt))
+            with _open(path, newline="") as f:
+                df = pd.read_csv(f, **_csv_kwargs(fmt))
             if df.empty:
                 raise DataError(f"{source}: no rows")
             names = _header(df.iloc[0].tolist(), source)
@@ -423,7 +626,7 @@ def _read_columns(path: PathLike, fmt: str) -> dict[str, list]:
             return pq.read_table(path).to_pydict()
         if fmt == ".jsonl":
             return _records_to_columns(_jsonl_records(path), source)
-        with open(path, encoding="utf-8-sig") as f:
+        with _open(path) as f:
             text = f.read()
     try:
         data = _loads(text)
@@ -455,7 +658,7 @@ def _records_to_columns(records: Iterable[tuple[int, Any]], source: str) -> dict
 def _jsonl_records(path: PathLike) -> Iterator[tuple[int, dict]]:
     """``(row, object)`` per non-blank line; a line that is not a JSON object is an error."""
     row = 0
-    with _reading(str(path)), open(path, encoding="utf-8-sig") as f:
+    with _reading(str(path)), _open(path) as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -481,7 +684,11 @@ def _csv_values(
     """
     j = names.index(col)
     kwargs = _csv_kwargs(fmt)
-    with _reading(str(path)), pd.read_csv(path, chunksize=batch_size, **kwargs) as reader:
+    with (
+        _reading(str(path)),
+        _open(path, newline="") as f,
+        pd.read_csv(f, chunksize=batch_size, **kwargs) as reader,
+    ):
         skip = 1  # the header row
         for chunk in reader:
             yield from chunk[j].tolist()[skip:]
@@ -495,13 +702,50 @@ def _parquet_values(path: PathLike, col: str, batch_size: int) -> Iterator[Any]:
 
 
 def _lines(path: PathLike, source: str) -> Iterator[str]:
-    """Non-blank lines without their line ending, from a file or (``"-"``) stdin."""
-    stdin = str(path) == "-"
-    with _reading(source), nullcontext(sys.stdin) if stdin else open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            text = line.rstrip("\r\n").removeprefix("\ufeff")
-            if text.strip():
-                yield _check_unicode(text, f"{source}: line {line_no}")
+    """Non-blank lines without their line ending, from a file or (``"-"``) stdin.
+
+    A blank line (an empty text) is skipped rather than refused: it is how a text file ends, or
+    separates paragraphs, and JSONL and CSV skip blank lines too.
+    """
+    lines = _stdin_lines(source) if str(path) == "-" else _file_lines(path, source)
+    for line_no, line in enumerate(lines, 1):
+        text = line.rstrip("\r\n").removeprefix("\ufeff")
+        if not is_empty_text(text):
+            yield _check_unicode(text, f"{source}: line {line_no}")
+
+
+def _file_lines(path: PathLike, source: str) -> Iterator[str]:
+    with _reading(source), _open(path) as f:
+        yield from f
+
+
+def _stdin_lines(source: str) -> Iterator[str]:
+    """The lines of standard input, decoded one line at a time where it is UTF-8 bytes.
+
+    sys.stdin's own decoder would name a bad byte by its offset in a chunk; decoded here, it is
+    named by its line. The lines end at line feeds, as sys.stdin's do on POSIX; the decoding
+    errors handler is sys.stdin's (surrogateescape under a C locale).
+    """
+    stdin = sys.stdin
+    raw = getattr(stdin, "buffer", None)
+    encoding = getattr(stdin, "encoding", None) or "utf-8"
+    if raw is None or codecs.lookup(encoding).name != "utf-8":  # e.g. io.StringIO
+        yield from stdin
+        return
+    errors = getattr(stdin, "errors", None) or "strict"
+    offset, head = 0, b""
+    for line_no, data in enumerate(raw, 1):
+        if line_no == 1:
+            head = data[:4]
+            if kind := _compression(data[:16]):
+                raise DataError(f"{source}: looks {kind}-compressed; decompress it first")
+        try:
+            yield data.decode("utf-8", errors)
+        except UnicodeDecodeError as e:
+            byte = data[e.start]
+            where = f"{source}: line {line_no}"
+            raise DataError(f"{where}: {_not_utf8(byte, offset + e.start, head)}") from None
+        offset += len(data)
 
 
 def _batched(texts: Iterator[str], batch_size: int, source: str) -> Iterator[list[str]]:
@@ -551,9 +795,22 @@ def _check_unicode(value: str, where: str) -> str:
     return value
 
 
+def is_empty_text(text: str) -> bool:
+    """Whether ``text`` is empty or whitespace only: no text to train on or to label.
+
+    Training data with one is an error naming its row, and so is one given for prediction; in a
+    ``.txt`` file or on stdin such a line is a blank line, skipped.
+
+    Example:
+        >>> is_empty_text(" \t"), is_empty_text(" a ")
+        (True, False)
+    """
+    return not text.strip()
+
+
 def _check_text(value: Any, source: str, row: int, col: str) -> str:
     if isinstance(value, str):
-        if value.strip():
+        if not is_empty_text(value):
             return _check_unicode(value, f"{source}: row {row}: column {col!r}")
         raise DataError(f"{source}: row {row}: column {col!r}: empty text")
     if value is None or (isinstance(value, float) and math.isnan(value)):

@@ -25,7 +25,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,21 +38,18 @@ from multihot.encoders import use_eager_attention
 from multihot.errors import ExportError, MultihotError
 from multihot.first_token import first_token_only
 from multihot.predictor import (
-    ONNX_FILE,
     ONNX_INPUTS,
     ONNX_OUTPUT,
     import_onnxruntime,
     onnx_probabilities,
     onnx_session,
 )
+from multihot.run import HF_DIR, ONNX_FILE, ONNX_INT8_FILE, temp_file
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "hf")
 QUANTIZATIONS = ("int8",)
-ONNX_INT8_FILE = "model.int8.onnx"
-HF_DIR = "hf"
-"""Default destination of a Hugging Face export, inside the run directory."""
 
 FP32_TOLERANCE = 1e-4
 """Largest absolute probability difference allowed between an fp32 export and PyTorch fp32."""
@@ -176,7 +172,7 @@ def export_onnx(
     expected = _torch_probs(model, ids, clf.tokenizer.pad_token_id, batch_size)
 
     proto = _trace(model, clf.tokenizer.pad_token_id, clf.config.model.encoder)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = temp_file(path)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

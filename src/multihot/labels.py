@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from multihot.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 
 class LabelSet:
@@ -79,3 +82,34 @@ class LabelSet:
     def decode(self, decisions: np.ndarray) -> list[list[str]]:
         """A boolean array of shape ``(n_texts, num_labels)`` to lists of label names."""
         return [[self.names[j] for j in np.flatnonzero(row)] for row in decisions]
+
+
+def warn_case_collisions(names: Iterable[str], source: str) -> list[list[str]]:
+    """Warn about label names that differ only by case, and return them in groups.
+
+    They stay separate labels (a name is the user's to choose), but ``joy`` beside ``JOY`` is
+    almost always one label spelt two ways, each left with part of its examples.
+
+    Args:
+        names: the label names.
+        source: where the names come from, for the message.
+
+    Returns:
+        Each group of names that are equal under case folding, sorted; groups in name order.
+
+    Example:
+        >>> warn_case_collisions(["joy", "JOY", "anger"], "train.jsonl")
+        [['JOY', 'joy']]
+    """
+    folded: dict[str, list[str]] = {}
+    for name in sorted(set(names)):
+        folded.setdefault(name.casefold(), []).append(name)
+    groups = [group for group in folded.values() if len(group) > 1]
+    if groups:
+        listed = "; ".join(
+            ", ".join(repr(n) for n in group[:-1]) + f" and {group[-1]!r}" for group in groups
+        )
+        logger.warning(
+            "%s: labels that differ only by case: %s (kept as separate labels)", source, listed
+        )
+    return groups

@@ -23,13 +23,12 @@ from multihot.batching import Collator, TokenizedDataset, sorted_batches, tokeni
 from multihot.config import RunConfig
 from multihot.errors import ConfigError, MultihotError, RunDirError
 from multihot.labels import LabelSet
+from multihot.run import ONNX_FILE
 from multihot.thresholds import Thresholds
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnx")
-ONNX_FILE = "model.onnx"
-"""Where ``multihot export RUN --format onnx`` writes the graph, and where the onnx backend looks."""
 ONNX_INPUTS = ("input_ids", "attention_mask")
 ONNX_OUTPUT = "probabilities"
 DISABLED_ORT_FUSIONS = ("SkipLayerNormFusion",)
@@ -226,8 +225,8 @@ class Predictor:
 
     @classmethod
     def _load_onnx(cls, run: Path, onnx_path: str | Path | None) -> Predictor:
-        from multihot.classifier import load_labels_and_thresholds, parse_run_config
-        from multihot.run import check_run_dir, read_json
+        from multihot.classifier import read_run
+        from multihot.run import check_run_dir, check_self_contained, read_json
 
         run = check_run_dir(
             run, required=("config.json", "tokenizer", "labels.json", "thresholds.json")
@@ -244,8 +243,9 @@ class Predictor:
                 f"{path}: no such ONNX model; write it with 'multihot export {run} --format onnx'"
                 + (f" -o {path}" if onnx_path is not None else "")
             )
-        config = parse_run_config(raw, run)
-        labels, thresholds = load_labels_and_thresholds(run)
+        if onnx_path is None:
+            check_self_contained(run, (ONNX_FILE,))
+        config, labels, thresholds = read_run(run, raw)
         session = onnx_session(path)
         _check_graph_matches_run(session, path, labels, thresholds, run)
         return cls(

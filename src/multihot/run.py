@@ -28,6 +28,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Callable
@@ -38,8 +39,18 @@ from multihot.errors import RunDirError
 
 REQUIRED = ("config.json", "model.safetensors", "tokenizer", "labels.json", "thresholds.json")
 WEIGHTS = "model.safetensors"
+THRESHOLDS = "thresholds.json"
+PREVIOUS_THRESHOLDS = "thresholds.previous.json"
+"""The thresholds that ``multihot tune-thresholds`` replaced, kept so a re-tuning can be undone."""
 CHECKPOINTS = "checkpoints"
 """The subdirectory of an unfinished run that holds what resuming it needs."""
+ONNX_FILE, ONNX_INT8_FILE, HF_DIR = "model.onnx", "model.int8.onnx", "hf"
+"""Where ``multihot export`` writes by default, inside the run directory."""
+RUN_ENTRIES = frozenset(
+    (*REQUIRED, "metrics.json", "history.jsonl", "vocabulary.json", PREVIOUS_THRESHOLDS,
+     CHECKPOINTS, ONNX_FILE, ONNX_INT8_FILE, HF_DIR)
+)  # fmt: skip
+"""Every name multihot writes inside a run directory; anything else there is the user's."""
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 """File endings of pickled PyTorch weights, never unpickled without an explicit opt-in."""
 _ZIP_MAGIC = b"PK\x03\x04"  # what torch.save writes since PyTorch 1.6
@@ -69,10 +80,50 @@ def dumps(obj: Any) -> str:
     return json.dumps(_json_safe(obj), indent=2, ensure_ascii=False) + "\n"
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``os.umask`` can only
+    be read by setting it, which would race with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def replacement_mode(path: Path, new: int = 0o666) -> int:
+    """The permission bits a new version of ``path`` gets: those of the file or directory it
+    replaces, or ``new`` less the umask (what ``open`` or ``mkdir`` would give) when there is none."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return new & ~_umask()
+
+
+def temp_file(path: Path) -> tuple[int, str]:
+    """An open temporary file beside ``path`` to be renamed onto it: ``(fd, name)``.
+
+    It has the mode ``path`` should end with (:func:`replacement_mode`), not ``mkstemp``'s 0600.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, replacement_mode(path))
+    except BaseException:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return fd, tmp
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -99,6 +150,7 @@ def write_dir_atomic(path: Path, fill: Callable[[Path], None]) -> None:
     leftover = tmp
     try:
         fill(tmp)
+        _set_modes(tmp, path)
         _fsync_tree(tmp)
         if not path.exists():
             os.replace(tmp, path)
@@ -114,6 +166,18 @@ def write_dir_atomic(path: Path, fill: Callable[[Path], None]) -> None:
         _fsync(path.parent)
     finally:
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _set_modes(tmp: Path, path: Path) -> None:
+    """Give the new tree in ``tmp`` the modes of what it replaces in ``path``, and whatever is new
+    the mode the umask gives: ``mkdtemp`` makes 0700 and some writers (safetensors) 0600."""
+    for directory, dirs, files in os.walk(tmp):
+        for name in [*dirs, *files]:
+            new = Path(directory, name)
+            if not new.is_symlink():
+                default = 0o777 if new.is_dir() else 0o666
+                os.chmod(new, replacement_mode(path / new.relative_to(tmp), default))
+    os.chmod(tmp, replacement_mode(path, 0o777))
 
 
 def recover_dir(path: Path) -> None:
@@ -191,6 +255,80 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
+def _listing(names: list[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _is_run_entry(name: str) -> bool:
+    """A name multihot writes in a run directory, or what a kill left of writing one (the
+    ``.NAME.XXXX.tmp`` of :func:`temp_file`)."""
+    if name in RUN_ENTRIES:
+        return True
+    return name.endswith(".tmp") and any(name.startswith(f".{entry}.") for entry in RUN_ENTRIES)
+
+
+def check_output_dir(path: Path) -> None:
+    """Raise :class:`RunDirError` unless a run may be written to ``path``, replacing what is there.
+
+    A run is saved by replacing its directory whole, so it may only be written where nothing of the
+    user's is lost: a path that does not exist, an empty directory, or a multihot run directory
+    (finished, or an unfinished one holding ``checkpoints/``) holding nothing but multihot's files.
+    A file, or a directory with anything else in it, is refused, naming what is there.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir():
+        raise RunDirError(
+            f"{path}: exists and is not a directory; expected a new or empty directory, or a "
+            "multihot run directory to replace"
+        )
+    names = sorted(entry.name for entry in path.iterdir())
+    if not names:
+        return
+    foreign = [name for name in names if not _is_run_entry(name)]
+    if foreign:
+        raise RunDirError(
+            f"{path}: holds files that are not part of a multihot run ({_listing(foreign)}); "
+            "saving a run replaces the whole directory, so it is refused: choose a new or empty "
+            "directory"
+        )
+    if not ((path / "config.json").is_file() or (path / CHECKPOINTS).is_dir()):
+        raise RunDirError(
+            f"{path}: not a multihot run directory (it holds {_listing(names)} but no "
+            "config.json); saving a run replaces the whole directory, so it is refused: choose "
+            "a new or empty directory"
+        )
+
+
+def _outside(path: Path, root: Path) -> Path | None:
+    """Where ``path`` (or a file under it) really is, when that is outside ``root``; else None."""
+    paths = [path, *(p for p in path.rglob("*"))] if path.is_dir() else [path]
+    for candidate in paths:
+        real = candidate.resolve()
+        if real != root and root not in real.parents:
+            return candidate
+    return None
+
+
+def check_self_contained(path: Path, names: tuple[str, ...]) -> None:
+    """Refuse a run directory whose files ``names`` are symlinks to places outside it.
+
+    A run directory is one self-contained artifact: it is copied, replaced whole, and checked file
+    against file when it loads. A weights file linked in from elsewhere can change under it, and
+    goes away silently when the run is replaced.
+    """
+    root = Path(path).resolve()
+    for name in names:
+        linked = _outside(Path(path) / name, root) if (Path(path) / name).exists() else None
+        if linked is not None:
+            raise RunDirError(
+                f"{linked}: a symlink to {linked.resolve()}, outside the run directory; a run "
+                "directory must be self-contained: copy the file in place of the link"
+            )
+
+
 def check_run_dir(path: Path, required: tuple[str, ...] = REQUIRED) -> Path:
     """The run directory as a Path, after checking that every required file is there."""
     path = Path(path)
@@ -210,6 +348,7 @@ def check_run_dir(path: Path, required: tuple[str, ...] = REQUIRED) -> Path:
             raise RunDirError(
                 f"{path}: missing {name}; expected a run directory written by 'multihot train'"
             )
+    check_self_contained(path, required)
     return path
 
 

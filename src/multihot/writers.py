@@ -8,13 +8,13 @@ import csv
 import json
 import os
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from multihot.errors import MultihotError
+from multihot.run import temp_file
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv"}
 
@@ -49,8 +49,14 @@ class PredictionWriter:
         self.count += len(texts)
 
 
-def check_output_path(path: str | Path) -> str:
-    """The output format for ``path``, or :class:`MultihotError` if it cannot be written there."""
+def check_output_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> str:
+    """The output format for ``path``, or :class:`MultihotError` if it cannot be written there.
+
+    Args:
+        path: the output file.
+        inputs: files the same command reads; writing over one of them (by the same name, through
+            a symlink or a hard link) would destroy what is being read, so it is refused.
+    """
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -59,6 +65,14 @@ def check_output_path(path: str | Path) -> str:
         )
     if not path.parent.exists():
         raise MultihotError(f"{path}: directory {path.parent} does not exist")
+    if path.is_dir():
+        raise MultihotError(f"{path}: is a directory; expected an output file name")
+    for source in inputs:
+        if path.exists() and Path(source).exists() and os.path.samefile(path, source):
+            raise MultihotError(
+                f"{path}: is the input file {source}; writing the predictions there would "
+                "replace it: choose another output file"
+            )
     return fmt
 
 
@@ -73,7 +87,7 @@ def open_writer(path: str | Path | None, label_names: Sequence[str]) -> Iterator
         return
     path = Path(path)
     fmt = check_output_path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
             yield PredictionWriter(stream, label_names, fmt)
