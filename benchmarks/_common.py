@@ -62,7 +62,7 @@ def version(package: str) -> str:
 
 def describe_machine() -> dict[str, Any]:
     """What a reader needs to compare figures across machines (and whether this one was busy)."""
-    from multihot.precision import cpu_supports_bf16
+    from multihot.core.precision import cpu_supports_bf16
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     info: dict[str, Any] = {
@@ -135,7 +135,7 @@ def matmul_peaks(seconds: float = 1.0) -> dict[str, Any]:
 
     2048 x 2048 on a CPU; 8192 x 8192 on a GPU, where smaller products cannot fill the device.
     """
-    from multihot.precision import default_device
+    from multihot.core.precision import default_device
 
     device = default_device().type
     size = 8192 if device == "cuda" else 2048
@@ -185,7 +185,7 @@ def forward_flops(
     ``L * (4 H^2 + 2 H I)`` for the projections and feed-forward, ``2 L^2 H`` for attention
     (``Q K^T`` and ``softmax(.) V``); per text ``H^2 + H * num_labels`` for pooler and classifier.
     With ``first_token_only`` (a cls/pooler model reads only the first token's last state, see
-    ``multihot.first_token``) the last layer counts what that state needs: keys and values of every
+    ``multihot.modeling.first_token``) the last layer counts what that state needs: keys and values of every
     token, ``L * 2 H^2``, and for the one query ``4 H^2 + 2 H I - 2 H^2 + 2 L H``.
 
     Example:
@@ -245,8 +245,8 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def load_goemotions(data_dir: Path, split: str):
-    """One split of GoEmotions as a :class:`multihot.data.Dataset`, and the label names."""
-    from multihot.data import read_goemotions
+    """One split of GoEmotions as a :class:`multihot.data.readers.Dataset`, and the label names."""
+    from multihot.data.readers import read_goemotions
 
     names = (data_dir / "labels.txt").read_text(encoding="utf-8").split()
     return read_goemotions(data_dir / f"{split}.tsv", names), names

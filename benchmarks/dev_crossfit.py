@@ -24,8 +24,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from multihot import Classifier  # noqa: E402
-from multihot.data import read_goemotions  # noqa: E402
-from multihot.training import tune_for_config  # noqa: E402
+from multihot.data.readers import read_goemotions  # noqa: E402
+from multihot.training.loop import tune_for_config  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
 

@@ -31,11 +31,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from multihot import Classifier  # noqa: E402
-from multihot.baseline import BaselineClassifier  # noqa: E402
-from multihot.data import Dataset, read_goemotions  # noqa: E402
-from multihot.metrics import compute_metrics  # noqa: E402
-from multihot.thresholds import Thresholds, tune_thresholds  # noqa: E402
-from multihot.training import tune_for_config  # noqa: E402
+from multihot.baseline.linear import BaselineClassifier  # noqa: E402
+from multihot.data.readers import Dataset, read_goemotions  # noqa: E402
+from multihot.scoring.metrics import compute_metrics  # noqa: E402
+from multihot.scoring.thresholds import Thresholds, tune_thresholds  # noqa: E402
+from multihot.training.loop import tune_for_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "goemotions"
@@ -163,7 +163,7 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("multihot.training").setLevel(logging.INFO)  # one line per evaluation
+    logging.getLogger("multihot.training.loop").setLevel(logging.INFO)  # one line per evaluation
 
     flags = dict(MULTIHOT_FLAGS, **({"epochs": 2} if args.quick else {}))
     if args.seed is not None:

@@ -2,7 +2,7 @@
 
 One scratch-mini run with ``pooling="pooler"`` and ``head="linear"`` (trained for one epoch on a
 GoEmotions subset: speed does not depend on accuracy; or ``--run DIR``) is exported with
-``multihot.export.export_hf`` for the pipeline and ``export_onnx`` (fp32 and int8) for onnxruntime,
+``multihot.export.exporters.export_hf`` for the pipeline and ``export_onnx`` (fp32 and int8) for onnxruntime,
 so every side computes with the same weights. All sides score the same texts (GoEmotions test) at
 the same batch size, in one process, each warmed up first and timed end to end (tokenization
 included); the sides take turns, one call each per round, and the fastest of ``--repeats`` rounds
@@ -56,16 +56,16 @@ from _common import (  # noqa: E402
     table,
     write_json,
 )
+from multihot.export.exporters import export_hf, export_onnx, hf_state_dict  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from multihot import Classifier  # noqa: E402
-from multihot.batching import default_pad_multiple, tokenize  # noqa: E402
-from multihot.encoders import encoder_from_config, scratch_config  # noqa: E402
-from multihot.errors import ExportError  # noqa: E402
-from multihot.export import export_hf, export_onnx, hf_state_dict  # noqa: E402
-from multihot.model import MultiLabelModel  # noqa: E402
-from multihot.precision import default_device, resolve_precision  # noqa: E402
-from multihot.predictor import Predictor  # noqa: E402
+from multihot.core.errors import ExportError  # noqa: E402
+from multihot.core.precision import default_device, resolve_precision  # noqa: E402
+from multihot.data.batching import default_pad_multiple, tokenize  # noqa: E402
+from multihot.inference.predictor import Predictor  # noqa: E402
+from multihot.modeling.encoders import encoder_from_config, scratch_config  # noqa: E402
+from multihot.modeling.model import MultiLabelModel  # noqa: E402
 
 TARGET_TORCH = 3.0
 TARGET_ONNX = 6.0

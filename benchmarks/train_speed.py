@@ -70,14 +70,14 @@ from transformers import (  # noqa: E402
 )
 
 from multihot import Classifier  # noqa: E402
-from multihot.batching import (  # noqa: E402
+from multihot.data.batching import (  # noqa: E402
     LengthGroupedBatchSampler,
     default_pad_multiple,
     tokenize,
 )
-from multihot.data import Dataset  # noqa: E402
-from multihot.thresholds import Thresholds  # noqa: E402
-from multihot.training import tune_for_config  # noqa: E402
+from multihot.data.readers import Dataset  # noqa: E402
+from multihot.scoring.thresholds import Thresholds  # noqa: E402
+from multihot.training.loop import tune_for_config  # noqa: E402
 
 TARGET_SPEEDUP = 2.0
 HF_MAX_LENGTH = 128
@@ -116,7 +116,7 @@ class Outcome:
 
 # ---------------------------------------------------------------------------------- timing
 class LoopTimer:
-    """A multihot :class:`~multihot.training.TrainCallback`: training-loop time without evaluation.
+    """A multihot :class:`~multihot.training.loop.TrainCallback`: training-loop time without evaluation.
 
     The clock runs from ``on_train_start`` to the end of the last step; each evaluation (from the
     step before it to its end) that falls in between is taken out. Members of a seed ensemble each

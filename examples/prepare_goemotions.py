@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from multihot.data import Dataset, read_goemotions
-from multihot.errors import MultihotError
+from multihot.core.errors import MultihotError
+from multihot.data.readers import Dataset, read_goemotions
 
 SPLITS = ("train", "dev", "test")
 

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import TOY_LABELS, TOY_TEXTS
 from multihot import Classifier
-from multihot.baseline import BaselineClassifier, BaselineConfig, TfidfLogistic
+from multihot.baseline.linear import BaselineClassifier, BaselineConfig, TfidfLogistic
 from test_cli import assert_clean_error, invoke
 
 

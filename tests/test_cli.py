@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import TINY, TOY_LABELS, TOY_TEXTS, write_jsonl
-from multihot.cli import app
+from multihot.cli.app import app
 
 runner = CliRunner()
 
@@ -378,7 +378,7 @@ def test_prediction_imports_do_not_load_scikit_learn():
     import sys
 
     code = (
-        "import sys, multihot, multihot.cli, multihot.predictor, multihot.classifier\n"
+        "import sys, multihot, multihot.cli.app, multihot.inference.predictor, multihot.classifier\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'iterstrat'))\n"
         "print(loaded)"
     )

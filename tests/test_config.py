@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from multihot.config import RunConfig, load_config_file
-from multihot.errors import ConfigError
+from multihot.core.config import RunConfig, load_config_file
+from multihot.core.errors import ConfigError
 
 
 def test_flat_and_nested_keys_with_dashes():

@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from multihot.data import Dataset, iter_text_batches, read_dataset, read_goemotions
-from multihot.errors import DataError
+from multihot.core.errors import DataError
+from multihot.data.readers import Dataset, iter_text_batches, read_dataset, read_goemotions
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "goemotions"
 
@@ -115,7 +115,7 @@ def test_label_cols_from_csv_and_parquet(tmp_path):
 def test_binary_columns_are_detected_with_a_warning(tmp_path, caplog):
     path = tmp_path / "d.csv"
     path.write_text("text,billing,bug\nrefund please,1,0\ncrash,0,1\nhi,0,0\n", encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="multihot.data"):
+    with caplog.at_level(logging.WARNING, logger="multihot.data.readers"):
         data = read_dataset(path)
     assert data.label_names == ["billing", "bug"]
     assert data.labels == [["billing"], ["bug"], []]
@@ -459,15 +459,15 @@ def test_read_goemotions_field_over_the_csv_limit_names_the_row(tmp_path):
 def test_labels_that_differ_only_by_case_warn(tmp_path, caplog):
     """'joy' and 'JOY' silently became two labels, each with half the examples."""
     from multihot.classifier import prepare_data
-    from multihot.config import RunConfig
+    from multihot.core.config import RunConfig
 
     path = tmp_path / "d.jsonl"
     rows = [("a", ["joy"]), ("b", ["JOY", "sad"]), ("c", ["Sad", "Joy"]), ("d", ["anger"])]
     path.write_text("".join(json.dumps({"text": t, "labels": ls}) + "\n" for t, ls in rows))
-    with caplog.at_level(logging.WARNING, logger="multihot.labels"):
+    with caplog.at_level(logging.WARNING, logger="multihot.data.labels"):
         data = prepare_data(path, path, RunConfig())
     assert data.labels.names == ["JOY", "Joy", "Sad", "anger", "joy", "sad"]  # still separate
-    warnings = [r.getMessage() for r in caplog.records if r.name == "multihot.labels"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "multihot.data.labels"]
     assert warnings == [
         f"{path}: labels that differ only by case: 'JOY', 'Joy' and 'joy'; 'Sad' and 'sad' "
         "(kept as separate labels)"
@@ -476,12 +476,12 @@ def test_labels_that_differ_only_by_case_warn(tmp_path, caplog):
 
 def test_labels_that_differ_otherwise_do_not_warn(tmp_path, caplog):
     from multihot.classifier import prepare_data
-    from multihot.config import RunConfig
+    from multihot.core.config import RunConfig
 
     path = write(tmp_path / "d.jsonl", "jsonl")
-    with caplog.at_level(logging.WARNING, logger="multihot.labels"):
+    with caplog.at_level(logging.WARNING, logger="multihot.data.labels"):
         prepare_data(path, path, RunConfig())
-    assert not [r for r in caplog.records if r.name == "multihot.labels"]
+    assert not [r for r in caplog.records if r.name == "multihot.data.labels"]
 
 
 # --- compressed files ----------------------------------------------------------------------------

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE
-from multihot import distributed
-from multihot.data import read_dataset
+from multihot.core import distributed
+from multihot.data.readers import read_dataset
 
 TOLERANCE = 1e-4  # on val_loss, train_loss and every metric: float sums in another order
 FLAGS = [
@@ -127,8 +127,8 @@ def test_gather_refuses_a_missing_row():
     import torch
     from accelerate import Accelerator
 
-    from multihot.batching import Collator, TokenizedDataset
-    from multihot.training import _gather_logits
+    from multihot.data.batching import Collator, TokenizedDataset
+    from multihot.training.loop import _gather_logits
 
     class Model(torch.nn.Module):
         def forward(self, input_ids, attention_mask):
@@ -166,7 +166,7 @@ def test_processes_flag_relaunches_the_same_command(launched, tmp_path):
     """--processes N runs 'accelerate launch ... -m multihot' with the verb's own arguments."""
     from typer.testing import CliRunner
 
-    from multihot.cli import app
+    from multihot.cli.app import app
 
     train = tmp_path / "t.csv"
     result = CliRunner().invoke(
@@ -289,7 +289,7 @@ def test_predict_processes_relaunches_with_repeated_options(launched, tmp_path):
     """A repeatable option (--text) goes into the relaunched command once per value."""
     from typer.testing import CliRunner
 
-    from multihot.cli import app
+    from multihot.cli.app import app
 
     result = CliRunner().invoke(
         app, ["predict", str(tmp_path), "--text", "a b", "--text", "c", "--processes", "3"]

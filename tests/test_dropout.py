@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from multihot.dropout import FastDropout, use_fast_dropout
-from multihot.encoders import encoder_from_config, scratch_config
+from multihot.modeling.dropout import FastDropout, use_fast_dropout
+from multihot.modeling.encoders import encoder_from_config, scratch_config
 
 
 @pytest.mark.parametrize("p", [0.1, 0.3])

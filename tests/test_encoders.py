@@ -7,7 +7,8 @@ import pytest
 
 from conftest import TOY_LABELS, TOY_TEXTS
 from multihot import Classifier
-from multihot.encoders import (
+from multihot.core.errors import EncoderError
+from multihot.modeling.encoders import (
     SCRATCH_SIZES,
     encoder_from_config,
     load_pretrained,
@@ -15,7 +16,6 @@ from multihot.encoders import (
     train_wordpiece,
     use_eager_attention,
 )
-from multihot.errors import EncoderError
 
 
 def test_wordpiece_vocabulary_is_deterministic():

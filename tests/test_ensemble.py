@@ -8,8 +8,8 @@ import torch
 
 from conftest import TINY, TOY_TEXTS
 from multihot import Classifier
-from multihot.ensemble import mean_probability_logits
-from multihot.errors import ConfigError
+from multihot.core.errors import ConfigError
+from multihot.modeling.ensemble import mean_probability_logits
 
 
 def test_mean_probability_logits_is_the_logit_of_the_mean_probability():
@@ -62,7 +62,7 @@ def test_ensemble_size_is_checked():
 
 
 def test_members_can_pool_differently_and_round_trip(toy_file, tmp_path):
-    from multihot.pooling import ClsPooling, MeanPooling
+    from multihot.modeling.pooling import ClsPooling, MeanPooling
 
     clf = Classifier.train(
         toy_file, toy_file, epochs=1, batch_size=4, ensemble=3, ensemble_pooling="mean,cls",

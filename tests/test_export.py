@@ -12,7 +12,10 @@ import pytest
 from conftest import TINY, TOY_TEXTS
 from multihot import Classifier, Predictor
 from multihot import export as exporting
-from multihot.errors import ExportError
+from multihot.core.errors import ExportError
+from multihot.export import hf as hf_export
+from multihot.export import onnx as onnx_export
+from multihot.export import parity as parity_check
 from test_cli import assert_clean_error, invoke
 
 
@@ -41,7 +44,7 @@ def pooler_run(toy_file, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def baseline_run(toy_file, tmp_path_factory):
-    from multihot.baseline import BaselineClassifier, BaselineConfig
+    from multihot.baseline.linear import BaselineClassifier, BaselineConfig
 
     out = tmp_path_factory.mktemp("runs") / "baseline"
     BaselineClassifier.train(toy_file, toy_file, baseline=BaselineConfig(min_df=1), output=out)
@@ -61,7 +64,7 @@ def test_onnx_export_matches_torch_and_carries_its_metadata(onnx_run):
     assert result.path == run / "model.onnx" and result.path.is_file()
     parity = result.parity
     assert parity.max_abs_diff <= 1e-4 and parity.decision_agreement == 1.0
-    assert parity.num_texts == exporting.NUM_CHECK_TEXTS and parity.num_labels == 4
+    assert parity.num_texts == parity_check.NUM_CHECK_TEXTS and parity.num_labels == 4
     assert _leftovers(run) == []
 
     model = onnx.load(str(result.path))
@@ -96,14 +99,14 @@ def test_onnx_export_matches_torch_and_carries_its_metadata(onnx_run):
 def test_onnx_export_of_a_first_token_model_matches_the_whole_model(pooler_run, tmp_path):
     """A pooler model's graph computes the last layer for the first token only; the export's
     parity check compares it with the whole PyTorch model, and so does this test."""
-    from multihot.inference import predict_logits, sigmoid
+    from multihot.inference.torch_backend import predict_logits, sigmoid
 
     clf, run = pooler_run
     result = exporting.export_onnx(run, tmp_path / "model.onnx")
     assert result.parity.max_abs_diff <= 1e-4
     texts = TOY_TEXTS + ["a much longer text " * 20, "x"]
     predictor = Predictor.load(run, backend="onnx", onnx_path=result.path)
-    ids = exporting._tokenize(clf, texts)
+    ids = parity_check._tokenize(clf, texts)
     pad = clf.tokenizer.pad_token_id
     whole = sigmoid(predict_logits(clf.model, ids, pad_token_id=pad, batch_size=3, prune=False))
     np.testing.assert_allclose(predictor.predict_proba(texts, batch_size=3), whole, atol=1e-5)
@@ -118,7 +121,7 @@ def test_onnx_sessions_keep_residual_add_and_layernorm_apart(onnx_run, tmp_path)
     import onnx
     import onnxruntime as ort
 
-    from multihot.predictor import onnx_session
+    from multihot.inference.predictor import onnx_session
 
     _, run, _ = onnx_run
     graph = exporting.export_onnx(run, tmp_path / "int8.onnx", quantize="int8").path
@@ -141,8 +144,8 @@ def test_onnx_sessions_keep_residual_add_and_layernorm_apart(onnx_run, tmp_path)
 def test_onnx_batches_run_concurrently_with_the_same_output(onnx_run):
     """Several batches at once (one core each) give what one batch at a time gives, rows in input
     order; a batch's error comes out of the call."""
-    from multihot.batching import tokenize
-    from multihot.predictor import onnx_probabilities, onnx_session
+    from multihot.data.batching import tokenize
+    from multihot.inference.predictor import onnx_probabilities, onnx_session
 
     clf, run, _ = onnx_run
     session = onnx_session(run / "model.onnx")
@@ -179,7 +182,7 @@ def test_int8_export_through_the_cli_with_check_data(onnx_run, toy_file):
     assert path.is_file() and f"saved {path}" in result.stdout
     # The parity line gives the figures, on the built-in texts and the 8 of --check-data.
     assert "onnx int8 vs torch fp32" in result.stdout
-    assert f"on {exporting.NUM_CHECK_TEXTS + len(TOY_TEXTS)} texts x 4 labels" in result.stdout
+    assert f"on {parity_check.NUM_CHECK_TEXTS + len(TOY_TEXTS)} texts x 4 labels" in result.stdout
     assert "decisions agree" in result.stdout
     graph = onnx.load(str(path))
     meta = {p.key: json.loads(p.value) for p in graph.metadata_props}
@@ -191,7 +194,7 @@ def test_int8_export_through_the_cli_with_check_data(onnx_run, toy_file):
     predictor = Predictor.load(run, backend="onnx", onnx_path=path)
     probs = predictor.predict_proba(TOY_TEXTS)
     expected = clf.predict_proba(TOY_TEXTS, precision="fp32")
-    assert np.abs(probs - expected).max() <= exporting.INT8_TOLERANCE
+    assert np.abs(probs - expected).max() <= parity_check.INT8_TOLERANCE
     assert predictor.predict(TOY_TEXTS) == clf.predict(TOY_TEXTS, precision="fp32")
 
 
@@ -327,17 +330,17 @@ def test_predict_onnx_without_an_export(toy_run, tmp_path):
 def test_an_onnx_export_that_drifts_leaves_nothing(toy_run, tmp_path, monkeypatch):
     run = _copy_run(toy_run[1], tmp_path / "run")
     before = sorted(p.name for p in run.iterdir())
-    monkeypatch.setattr(exporting, "FP32_TOLERANCE", -1.0)  # any difference, even 0, is drift
+    monkeypatch.setattr(onnx_export, "FP32_TOLERANCE", -1.0)  # any difference, even 0, is drift
     with pytest.raises(ExportError, match=r"parity check failed: onnx fp32 .* max \|prob diff\|"):
         exporting.export_onnx(run)
-    monkeypatch.setattr(exporting, "INT8_MIN_AGREEMENT", 1.01)
+    monkeypatch.setattr(onnx_export, "INT8_MIN_AGREEMENT", 1.01)
     result = invoke("export", run, "--quantize", "int8")
     assert_clean_error(result, "parity check failed", "onnx int8", "decisions agree on")
     assert sorted(p.name for p in run.iterdir()) == before
 
 
 def test_an_hf_export_that_drifts_leaves_nothing(pooler_run, tmp_path, monkeypatch):
-    monkeypatch.setattr(exporting, "FP32_TOLERANCE", -1.0)
+    monkeypatch.setattr(hf_export, "FP32_TOLERANCE", -1.0)
     result = invoke("export", pooler_run[1], "--format", "hf", "-o", tmp_path / "hf")
     assert_clean_error(result, "parity check failed", "hf vs torch fp32")
     assert list(tmp_path.iterdir()) == []

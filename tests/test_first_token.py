@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from multihot.config import ModelConfig
-from multihot.encoders import encoder_from_config, scratch_config
-from multihot.ensemble import SeedEnsemble
-from multihot.first_token import FirstTokenLayer, first_token_only
-from multihot.inference import predict_logits
-from multihot.model import MultiLabelModel
+from multihot.core.config import ModelConfig
+from multihot.inference.torch_backend import predict_logits
+from multihot.modeling.encoders import encoder_from_config, scratch_config
+from multihot.modeling.ensemble import SeedEnsemble
+from multihot.modeling.first_token import FirstTokenLayer, first_token_only
+from multihot.modeling.model import MultiLabelModel
 
 
 def _model(pooling: str, seed: int = 0, attention: str = "sdpa") -> MultiLabelModel:

@@ -1,6 +1,6 @@
 """Fuzzing the readers: a hostile file ends in data or in the project's own one-line error.
 
-Every reader of :mod:`multihot.data` (``read_dataset`` on .csv .tsv .jsonl .json .parquet,
+Every reader of :mod:`multihot.data.readers` (``read_dataset`` on .csv .tsv .jsonl .json .parquet,
 ``iter_text_batches`` on those, .txt and stdin, ``read_goemotions``) and ``multihot predict -o``
 get random bytes, broken quoting, ragged rows, huge lines, invalid UTF-8 and other encodings, BOMs,
 CR/CRLF line endings, NaN/inf/-1/2/"yes" in label columns, repeated column names, empty and
@@ -34,9 +34,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from conftest import TINY
-from multihot.cli import app
-from multihot.data import Dataset, iter_text_batches, read_dataset, read_goemotions
-from multihot.errors import MultihotError
+from multihot.cli.app import app
+from multihot.core.errors import MultihotError
+from multihot.data.readers import Dataset, iter_text_batches, read_dataset, read_goemotions
 
 FUZZ = settings(
     max_examples=60,

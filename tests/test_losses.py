@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from multihot.errors import ConfigError
-from multihot.losses import AsymmetricLoss, BCELoss, FocalLoss, build_loss, compute_pos_weight
+from multihot.core.errors import ConfigError
+from multihot.training.losses import (
+    AsymmetricLoss,
+    BCELoss,
+    FocalLoss,
+    build_loss,
+    compute_pos_weight,
+)
 
 
 @pytest.fixture

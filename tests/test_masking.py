@@ -8,8 +8,8 @@ import torch
 
 from conftest import TINY, TOY_TEXTS
 from multihot import Classifier
-from multihot.errors import ConfigError
-from multihot.masking import mask_tokens
+from multihot.core.errors import ConfigError
+from multihot.modeling.masking import mask_tokens
 
 
 def _mask(ids, prob, seed=0):

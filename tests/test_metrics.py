@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from multihot.errors import ConfigError, MultihotError
-from multihot.metrics import PRIMARY_METRICS, compute_metrics, metric_is_better
+from multihot.core.errors import ConfigError, MultihotError
+from multihot.scoring.metrics import PRIMARY_METRICS, compute_metrics, metric_is_better
 
 
 def make_data(seed=0, n=60, num_labels=5):

@@ -8,9 +8,9 @@ import torch
 
 from conftest import TINY, TOY_TEXTS
 from multihot import Classifier
-from multihot.config import HEADS, POOLINGS, ModelConfig
-from multihot.encoders import encoder_from_config, scratch_config
-from multihot.pooling import build_pooling
+from multihot.core.config import HEADS, POOLINGS, ModelConfig
+from multihot.modeling.encoders import encoder_from_config, scratch_config
+from multihot.modeling.pooling import build_pooling
 
 
 @pytest.mark.parametrize("name", ["cls", "mean", "max", "attention", "label-attention"])
@@ -37,7 +37,7 @@ def test_label_attention_weights_sum_to_one_over_real_tokens():
 @pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize("head", HEADS)
 def test_forward_returns_logits(pooling, head):
-    from multihot.model import MultiLabelModel
+    from multihot.modeling.model import MultiLabelModel
 
     encoder = encoder_from_config(scratch_config("scratch-tiny", vocab_size=50, max_length=16))
     model = MultiLabelModel(

@@ -3,7 +3,7 @@ dtypes, which PyTorch sets the same way without one."""
 
 import torch
 
-from multihot.precision import fast_attention, inference_copy
+from multihot.core.precision import fast_attention, inference_copy
 
 
 def test_fast_attention_keeps_cudnn_attention_off_on_gpu_only():

@@ -27,12 +27,12 @@ from safetensors.torch import load_file
 
 from conftest import ROOT, TINY, TOY_LABELS, TOY_TEXTS
 from multihot import Classifier
-from multihot.checkpoint import RunCheckpoints, TrainingCheckpoint
-from multihot.data import Dataset
-from multihot.errors import ConfigError, RunDirError
-from multihot.predictor import Predictor
-from multihot.run import dumps, write_dir_atomic
-from multihot.training import TrainResult
+from multihot.artifacts.rundir import dumps, write_dir_atomic
+from multihot.core.errors import ConfigError, RunDirError
+from multihot.data.readers import Dataset
+from multihot.inference.predictor import Predictor
+from multihot.training.checkpoint import RunCheckpoints, TrainingCheckpoint
+from multihot.training.loop import TrainResult
 from test_cli import assert_clean_error, invoke
 from test_untrusted import write_payload
 
@@ -109,7 +109,7 @@ def test_checkpoint_round_trip_restores_every_state_without_unpickling(tmp_path,
     from accelerate.state import AcceleratorState
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    from multihot.training import _linear_warmup_decay
+    from multihot.training.loop import _linear_warmup_decay
 
     AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(mixed_precision="no")
@@ -220,7 +220,7 @@ def test_each_process_restores_its_own_rng_states(tmp_path):
     from accelerate.state import AcceleratorState
     from safetensors.torch import save_file
 
-    from multihot.training import _linear_warmup_decay
+    from multihot.training.loop import _linear_warmup_decay
 
     AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(mixed_precision="no")
@@ -257,11 +257,11 @@ def test_an_error_between_the_renames_of_a_directory_swap_keeps_the_old_director
 ):
     """Regression: where directories cannot be swapped in one step, an exception (Ctrl-C) after the
     old directory was renamed away left nothing at the path."""
-    import multihot.run
+    import multihot.artifacts.rundir
 
     path = tmp_path / "dir"
     write_dir_atomic(path, lambda tmp: (tmp / "old").write_text("old"))
-    monkeypatch.setattr(multihot.run, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(multihot.artifacts.rundir, "_exchange", lambda a, b: False)
     real_replace, calls = os.replace, []
 
     def replace(src, dst):
@@ -280,10 +280,10 @@ def test_an_error_between_the_renames_of_a_directory_swap_keeps_the_old_director
 
 @pytest.mark.parametrize("swap", ["exchange", "two renames"])
 def test_replacing_a_directory_leaves_nothing_beside_it(tmp_path, monkeypatch, swap):
-    import multihot.run
+    import multihot.artifacts.rundir
 
     if swap == "two renames":
-        monkeypatch.setattr(multihot.run, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(multihot.artifacts.rundir, "_exchange", lambda a, b: False)
     for content in ("first", "second", "third"):
         write_dir_atomic(tmp_path / "dir", lambda tmp, c=content: (tmp / "f").write_text(c))
     assert [p.name for p in tmp_path.iterdir()] == ["dir"]
@@ -441,7 +441,7 @@ def test_cli_refusals(unfinished, toy_file, toy_run, tmp_path):
 KILL_INSIDE = {
     # In the middle of an epoch, between checkpoints: in the second training step after resuming.
     "mid-epoch": """
-import multihot.training as training
+import multihot.training.loop as training
 real, calls = training._training_loss, []
 def training_loss(*args, **kwargs):
     calls.append(1)
@@ -463,8 +463,8 @@ safetensors.torch.save_file = save_file
     # Swapping a new checkpoint in, as where the system cannot swap directories in one step:
     # the old one renamed away, the new one not yet in its place.
     "checkpoint swap": """
-import multihot.run
-multihot.run._exchange = lambda a, b: False
+import multihot.artifacts.rundir
+multihot.artifacts.rundir._exchange = lambda a, b: False
 real = os.replace
 def replace(src, dst, *args, **kwargs):
     real(src, dst, *args, **kwargs)
@@ -494,7 +494,7 @@ def start(args, log: Path, patch: str | None = None) -> subprocess.Popen:
     if patch is None:
         command = [sys.executable, "-m", "multihot", *map(str, args)]
     else:
-        code = f"import os, signal\n{patch}\nfrom multihot.cli import main\nmain()\n"
+        code = f"import os, signal\n{patch}\nfrom multihot.cli.app import main\nmain()\n"
         command = [sys.executable, "-c", code, *map(str, args)]
     with open(log, "w") as fh:
         return subprocess.Popen(command, env=env, stdout=fh, stderr=subprocess.STDOUT)

@@ -7,8 +7,8 @@ import pytest
 
 from conftest import SAMPLE
 from multihot import Classifier
-from multihot.data import read_dataset
-from multihot.metrics import compute_metrics
+from multihot.data.readers import read_dataset
+from multihot.scoring.metrics import compute_metrics
 
 
 @pytest.mark.slow

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
-from multihot.errors import ConfigError, DataError
-from multihot.splits import stratified_split
+from multihot.core.errors import ConfigError, DataError
+from multihot.data.splits import stratified_split
 
 
 def random_targets(n=200, num_labels=12, seed=0) -> np.ndarray:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from multihot.errors import ConfigError, MultihotError
-from multihot.thresholds import GRID, Thresholds, best_f1_threshold, tune_thresholds
+from multihot.core.errors import ConfigError, MultihotError
+from multihot.scoring.thresholds import GRID, Thresholds, best_f1_threshold, tune_thresholds
 
 FINE_GRID = np.linspace(0, 1, 201)
 

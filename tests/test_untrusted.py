@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from conftest import TINY, TOY_TEXTS
 from multihot import Classifier
-from multihot.cli import app
-from multihot.config import load_config_file
-from multihot.encoders import load_pretrained, train_wordpiece
-from multihot.errors import ConfigError, EncoderError, RunDirError
-from multihot.predictor import Predictor
+from multihot.cli.app import app
+from multihot.core.config import load_config_file
+from multihot.core.errors import ConfigError, EncoderError, RunDirError
+from multihot.inference.predictor import Predictor
+from multihot.modeling.encoders import load_pretrained, train_wordpiece
 from test_cli import assert_clean_error
 
 runner = CliRunner()

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from conftest import ROOT, TOY_LABELS, TOY_TEXTS, write_jsonl
 from multihot import Classifier, Predictor
-from multihot.errors import RunDirError
+from multihot.core.errors import RunDirError
 from test_cli import assert_clean_error, invoke, tiny_flags
 
 
@@ -318,7 +318,7 @@ def _replace(src, dst, *args, **kwargs):
     if len(_calls) == {n}:
         os.kill(os.getpid(), signal.SIGKILL)
 os.replace = _replace
-from multihot.cli import main
+from multihot.cli.app import main
 main()
 """
 
@@ -366,7 +366,7 @@ def test_kill_during_tune_thresholds_leaves_old_or_new_thresholds(toy_run, tmp_p
 
 @pytest.mark.slow
 def test_kill_during_export_leaves_a_run_that_loads(toy_run, toy_file, tmp_path):
-    from multihot.run import check_output_dir
+    from multihot.artifacts.rundir import check_output_dir
 
     reference = copy_run(toy_run, tmp_path / "reference")
     assert invoke("export", reference, "--format", "onnx").exit_code == 0

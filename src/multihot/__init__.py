@@ -1,11 +1,44 @@
-"""multihot: multi-label text classification on PyTorch and BERT-family encoders."""
+"""multihot: multi-label text classification on PyTorch and BERT-family encoders.
+
+The names below are imported when first used, so that ``import multihot.cli`` (and so
+``multihot --help``) does not pay for torch and transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from multihot.classifier import Classifier  # noqa: E402
-from multihot.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from multihot.errors import MultihotError  # noqa: E402
-from multihot.predictor import Predictor  # noqa: E402
+_EXPORTS = {
+    "Classifier": "multihot.classifier",
+    "Predictor": "multihot.inference.predictor",
+    "DataConfig": "multihot.core.config",
+    "ModelConfig": "multihot.core.config",
+    "RunConfig": "multihot.core.config",
+    "TrainConfig": "multihot.core.config",
+    "MultihotError": "multihot.core.errors",
+}
+
+if TYPE_CHECKING:
+    from multihot.classifier import Classifier
+    from multihot.core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from multihot.core.errors import MultihotError
+    from multihot.inference.predictor import Predictor
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'multihot' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "Classifier",

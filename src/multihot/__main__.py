@@ -1,3 +1,3 @@
-from multihot.cli import main
+from multihot.cli.app import main
 
 main()

@@ -13,20 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from multihot import distributed
-from multihot.batching import TokenizedDataset, tokenize
-from multihot.checkpoint import RunCheckpoints, fingerprint, tokenizer_fingerprint
-from multihot.config import ModelConfig, RunConfig, TrainConfig
-from multihot.data import Dataset, is_empty_text, read_dataset
-from multihot.encoders import build_encoder, encoder_from_config, is_scratch, load_pretrained
-from multihot.ensemble import SeedEnsemble
-from multihot.errors import ConfigError, DataError, MultihotError, RunDirError
-from multihot.inference import predict_logits, sigmoid
-from multihot.labels import LabelSet, warn_case_collisions
-from multihot.losses import build_loss, compute_pos_weight
-from multihot.model import MultiLabelModel
-from multihot.precision import default_device, inference_copy, resolve_precision
-from multihot.run import (
+from multihot.artifacts.rundir import (
     PREVIOUS_THRESHOLDS,
     THRESHOLDS,
     WEIGHTS,
@@ -42,9 +29,27 @@ from multihot.run import (
     write_atomic,
     write_dir_atomic,
 )
-from multihot.splits import stratified_split
-from multihot.thresholds import Thresholds
-from multihot.training import TrainCallback, TrainResult, fit, tune_for_config
+from multihot.core import distributed
+from multihot.core.config import ModelConfig, RunConfig, TrainConfig
+from multihot.core.errors import ConfigError, DataError, MultihotError, RunDirError
+from multihot.core.precision import default_device, inference_copy, resolve_precision
+from multihot.data.batching import TokenizedDataset, tokenize
+from multihot.data.labels import LabelSet, warn_case_collisions
+from multihot.data.readers import Dataset, is_empty_text, read_dataset
+from multihot.data.splits import stratified_split
+from multihot.inference.torch_backend import predict_logits, sigmoid
+from multihot.modeling.encoders import (
+    build_encoder,
+    encoder_from_config,
+    is_scratch,
+    load_pretrained,
+)
+from multihot.modeling.ensemble import SeedEnsemble
+from multihot.modeling.model import MultiLabelModel
+from multihot.scoring.thresholds import Thresholds
+from multihot.training.checkpoint import RunCheckpoints, fingerprint, tokenizer_fingerprint
+from multihot.training.loop import TrainCallback, TrainResult, fit, tune_for_config
+from multihot.training.losses import build_loss, compute_pos_weight
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +119,7 @@ class Classifier:
             output: a run directory to save to when training is done. While training, it holds
                 checkpoints (``checkpoints/``, one at every evaluation) from which a killed run
                 can be resumed; until the final save replaces it, it refuses to load.
-            callback: receives progress (see :class:`multihot.training.TrainCallback`).
+            callback: receives progress (see :class:`multihot.training.loop.TrainCallback`).
             trust_remote_weights: accept a Hugging Face encoder whose weights exist only pickled
                 (``pytorch_model.bin``), read with ``torch.load(weights_only=True)``; not saved in
                 the config, so a config file can never turn it on.
@@ -458,7 +463,7 @@ class Classifier:
     def load(cls, path: str | Path) -> Classifier:
         """Load a run directory written by :meth:`save` (weights from safetensors only).
 
-        A run of ``multihot baseline`` loads as a :class:`multihot.baseline.BaselineClassifier`.
+        A run of ``multihot baseline`` loads as a :class:`multihot.baseline.linear.BaselineClassifier`.
         """
         from safetensors.torch import load_model
         from transformers import AutoTokenizer
@@ -466,7 +471,7 @@ class Classifier:
         path = check_run_dir(Path(path), required=("config.json",))
         raw = read_json(path / "config.json")
         if raw.get("kind") == "tfidf-logreg":
-            from multihot.baseline import BaselineClassifier
+            from multihot.baseline.linear import BaselineClassifier
 
             return BaselineClassifier.load_run(path, raw)
         check_run_dir(path)
@@ -797,8 +802,8 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     """``texts`` as a list, once every one is a text that training would accept.
 
     The one check of texts given for prediction, whatever the backend: an empty or whitespace-only
-    text is refused here as :func:`multihot.data.read_dataset` refuses it in training data
-    (:func:`multihot.data.is_empty_text`), rather than labelled from padding alone.
+    text is refused here as :func:`multihot.data.readers.read_dataset` refuses it in training data
+    (:func:`multihot.data.readers.is_empty_text`), rather than labelled from padding alone.
 
     Raises:
         MultihotError: a single string, or a text (numbered from 1) that is not a string or is

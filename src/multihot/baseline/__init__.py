@@ -1,0 +1,1 @@
+"""The linear baseline: TF-IDF word n-grams and one logistic regression per label."""

@@ -1,0 +1,57 @@
+"""A rich progress bar for training: loss, throughput and ETA; silent when stderr is not a terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class RichProgress:
+    """A :class:`multihot.training.loop.TrainCallback` that draws a bar and prints one line per evaluation."""
+
+    def __init__(self, console: Console | None = None, metric: str = "macro_f1"):
+        self.console = console or Console(stderr=True)
+        self.metric = metric
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[rate]:.0f} texts/s"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self.console.is_terminal,
+            transient=False,
+        )
+        self.task: Any = None
+
+    def on_train_start(self, total_steps: int, steps_per_epoch: int) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=total_steps, loss=0.0, rate=0.0)
+
+    def on_step(self, step: int, loss: float, samples_per_second: float) -> None:
+        self.progress.update(self.task, completed=step, loss=loss, rate=samples_per_second)
+
+    def on_evaluate(self, record: dict[str, Any]) -> None:
+        value = record.get(self.metric)
+        self.console.print(
+            f"epoch {record['epoch']:.2f}  step {record['step']}  train_loss {record['train_loss']:.4f}  "
+            f"val_loss {record['val_loss']:.4f}  {self.metric} {value if value is None else f'{value:.4f}'}  "
+            f"({record['seconds']:.0f}s)",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def on_train_end(self) -> None:
+        self.progress.stop()

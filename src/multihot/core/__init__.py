@@ -1,0 +1,1 @@
+"""The bottom layer: errors, configuration, atomic files, the device and process runtime."""

@@ -1,0 +1,288 @@
+"""Typed configuration: what to build (:class:`ModelConfig`), how to train it (:class:`TrainConfig`)
+and how to read the data (:class:`DataConfig`).
+
+A ``--config`` file (YAML or JSON) holds the same keys as the command-line flags, flat, with dashes
+or underscores; each key belongs to exactly one of the three dataclasses, and an unknown key is an
+error, never a silent attribute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from multihot.core.errors import ConfigError
+
+POOLINGS = ("cls", "pooler", "mean", "max", "attention", "label-attention")
+HEADS = ("linear", "mlp")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LOSSES = ("bce", "focal", "asl")
+THRESHOLD_STRATEGIES = ("fixed", "global", "per-label")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+
+
+def _check_below_one(name: str, value: float) -> None:
+    """A rate or fraction in [0, 1)."""
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{name}: expected a value in [0, 1), got {value}")
+
+
+def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(
+            f"{name}: expected a {'non-negative' if allow_zero else 'positive'} number, got {value}"
+        )
+
+
+@dataclass
+class ModelConfig:
+    """The network: encoder, pooling and head."""
+
+    encoder: str = "scratch-mini"
+    """A Hugging Face checkpoint (hub name or local directory) or scratch-tiny|mini|small|base."""
+    pooling: str = "mean"
+    """How token states become one vector: cls, pooler, mean, max, attention, label-attention."""
+    head: str = "linear"
+    """linear (dropout + one layer) or mlp (layer, GELU, dropout, layer)."""
+    head_hidden: int = 256
+    """Hidden size of the mlp head."""
+    dropout: float = 0.1
+    """Dropout before the head's layers."""
+    max_length: int = 128
+    """Texts are truncated to this many tokens (including special tokens)."""
+    vocab_size: int = 8000
+    """WordPiece vocabulary size for scratch encoders (capped by what the data supports)."""
+    ensemble: int = 1
+    """Members of a seed ensemble: models trained with seeds seed, seed+1, ... whose probabilities
+    are averaged (training takes this many times as long)."""
+    ensemble_pooling: list[str] | None = None
+    """Pooling of each ensemble member in turn, e.g. ["mean", "cls"] (default: pooling for all).
+    Members that read the text differently disagree more, so their average gains more."""
+
+    def member_pooling(self, member: int) -> str:
+        """The pooling of ensemble member ``member`` (0-based)."""
+        poolings = self.ensemble_pooling or [self.pooling]
+        return poolings[member % len(poolings)]
+
+    def __post_init__(self) -> None:
+        _check_choice("pooling", self.pooling, POOLINGS)
+        if isinstance(self.ensemble_pooling, str):
+            self.ensemble_pooling = [
+                p.strip() for p in self.ensemble_pooling.split(",") if p.strip()
+            ]
+        for pooling in self.ensemble_pooling or []:
+            _check_choice("ensemble_pooling", pooling, POOLINGS)
+        _check_choice("head", self.head, HEADS)
+        _check_positive("head_hidden", self.head_hidden)
+        _check_below_one("dropout", self.dropout)
+        if self.max_length < 8:
+            raise ConfigError(f"max_length: expected at least 8, got {self.max_length}")
+        if self.ensemble < 1:
+            raise ConfigError(f"ensemble: expected at least 1, got {self.ensemble}")
+        if self.vocab_size < 100:
+            raise ConfigError(f"vocab_size: expected at least 100, got {self.vocab_size}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, loss, evaluation and threshold tuning."""
+
+    epochs: int = 3
+    """Passes over the training data."""
+    batch_size: int = 64
+    """Texts per optimisation step (per process) before gradient accumulation."""
+    lr: float | None = None
+    """Peak learning rate of the encoder (default: 4e-4 for scratch encoders, 5e-5 for pretrained)."""
+    head_lr: float | None = None
+    """Peak learning rate of pooling and head (default: the same as lr)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (not applied to biases and LayerNorm weights)."""
+    warmup_ratio: float = 0.1
+    """Fraction of steps with a linear warmup; then linear decay to zero."""
+    grad_clip: float = 1.0
+    """Clip the gradient norm to this value (0 disables)."""
+    grad_accum: int = 1
+    """Accumulate gradients over this many batches per optimiser step."""
+    precision: str = "auto"
+    """auto (bf16 where the CPU or GPU supports it, else fp32), fp32, bf16 or fp16 (GPU only)."""
+    eval_every: int = 0
+    """Evaluate every N optimiser steps; 0 means once per epoch."""
+    metric: str = "macro_f1"
+    """Validation metric that selects the best weights and drives early stopping."""
+    mask_prob: float = 0.0
+    """Corrupt this fraction of training tokens BERT-style ([MASK] 80%, random 10%, kept 10%)."""
+    mlm_weight: float = 0.0
+    """Weight of a masked-token prediction loss on the corrupted tokens (needs mask_prob > 0)."""
+    ema_decay: float = 0.0
+    """Evaluate and keep an exponential moving average of the weights with this decay (0: off)."""
+    patience: int = 0
+    """Stop after this many evaluations without improvement; 0 disables early stopping."""
+    seed: int = 42
+    """Seeds python, numpy and torch, the split and the batch order."""
+    loss: str = "asl"
+    """Loss function: bce, focal or asl (asymmetric)."""
+    pos_weight: str = "sqrt"
+    """Per-label positive weight: none, auto (negatives/positives), sqrt (its root), or a JSON file."""
+    label_smoothing: float = 0.0
+    """Targets y become y * (1 - e) + e / 2."""
+    focal_gamma: float = 2.0
+    """Focusing exponent of the focal loss (0 is BCE)."""
+    asl_gamma_neg: float = 4.0
+    """Focusing exponent of negatives in the asymmetric loss."""
+    asl_gamma_pos: float = 0.0
+    """Focusing exponent of positives in the asymmetric loss."""
+    asl_clip: float = 0.05
+    """Probability margin below which negatives cost nothing in the asymmetric loss."""
+    thresholds: str = "per-label"
+    """fixed, global or per-label (labels with few validation positives fall back to global)."""
+    fixed_threshold: float = 0.5
+    """The threshold of the fixed strategy."""
+    min_support: int = 5
+    """Labels with fewer validation positives than this use the global threshold."""
+    top1_fallback: bool = False
+    """A text where no label clears its threshold gets its most probable label."""
+    val_fraction: float = 0.1
+    """Without --val, this fraction of train is held out (multi-label stratified)."""
+    num_workers: int | None = None
+    """DataLoader worker processes (default: 2 on a GPU, where batching in the main process would
+    leave the device waiting; none on a CPU, where the workers would take cores from the model)."""
+
+    def __post_init__(self) -> None:
+        from multihot.scoring.metrics import PRIMARY_METRICS
+
+        for name in ("epochs", "batch_size", "grad_accum"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name}: expected at least 1, got {getattr(self, name)}")
+        if self.lr is not None:
+            _check_positive("lr", self.lr)
+        if self.head_lr is not None:
+            _check_positive("head_lr", self.head_lr)
+        _check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        _check_positive("grad_clip", self.grad_clip, allow_zero=True)
+        _check_below_one("warmup_ratio", self.warmup_ratio)
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction: expected a value in (0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.fixed_threshold <= 1.0:
+            raise ConfigError(
+                f"fixed_threshold: expected a value in [0, 1], got {self.fixed_threshold}"
+            )
+        if self.num_workers is not None:
+            _check_positive("num_workers", self.num_workers, allow_zero=True)
+        _check_positive("eval_every", self.eval_every, allow_zero=True)
+        _check_positive("patience", self.patience, allow_zero=True)
+        _check_below_one("ema_decay", self.ema_decay)
+        _check_below_one("mask_prob", self.mask_prob)
+        _check_positive("mlm_weight", self.mlm_weight, allow_zero=True)
+        if self.mlm_weight and not self.mask_prob:
+            raise ConfigError("mlm_weight: needs mask_prob > 0 (there is nothing to predict)")
+        _check_positive("min_support", self.min_support, allow_zero=True)
+        _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("loss", self.loss, LOSSES)
+        _check_below_one("label_smoothing", self.label_smoothing)
+        for name in ("focal_gamma", "asl_gamma_neg", "asl_gamma_pos"):
+            _check_positive(name, getattr(self, name), allow_zero=True)
+        _check_below_one("asl_clip", self.asl_clip)
+        _check_choice("thresholds", self.thresholds, THRESHOLD_STRATEGIES)
+        _check_choice("metric", self.metric, tuple(PRIMARY_METRICS))
+
+
+@dataclass
+class DataConfig:
+    """Where texts and labels are in the data files."""
+
+    text_col: str = "text"
+    """Column holding the text."""
+    labels_col: str = "labels"
+    """Column holding a list of label names (JSON list or delimited string)."""
+    label_cols: list[str] | None = None
+    """One 0/1 column per label, instead of labels_col."""
+    label_sep: str | None = None
+    """Delimiter of label names in labels_col strings (default: comma, or ; or | when no comma)."""
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
+
+
+@dataclass
+class RunConfig:
+    """The three sections together: what ``config.json`` of a run directory stores."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
+        """Nested ({"model": {...}, ...}) or flat keys; unknown keys raise :class:`ConfigError`."""
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in SECTIONS and isinstance(value, dict):
+                flat.update(value)
+            else:
+                flat[key] = value
+        return cls.from_flat(flat, source)
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, Any], source: str = "config") -> RunConfig:
+        owners = {f.name: section for section, kind in SECTIONS.items() for f in fields(kind)}
+        grouped: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+        for key, value in flat.items():
+            name = key.replace("-", "_")
+            if name not in owners:
+                raise ConfigError(
+                    f"{source}: unknown key {key!r}; known keys: {', '.join(sorted(owners))}"
+                )
+            grouped[owners[name]][name] = value
+        try:
+            return cls(**{s: SECTIONS[s](**grouped[s]) for s in SECTIONS})
+        except TypeError as err:
+            raise ConfigError(f"{source}: {err}") from None
+
+    def override(self, **flat: Any) -> RunConfig:
+        """A copy with the given flat keys replaced (``None`` values are ignored)."""
+        merged = {k: v for section in self.to_dict().values() for k, v in section.items()}
+        merged.update({k: v for k, v in flat.items() if v is not None})
+        return RunConfig.from_flat(merged)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML or JSON config file into a dict (parsed, never executed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+    try:
+        text = path.read_text(encoding="utf-8")
+        if kind == "JSON":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            # safe_load: a !!python/... tag is refused, never constructed.
+            data = yaml.safe_load(text)
+    except Exception as err:  # UnicodeDecodeError, json.JSONDecodeError or yaml.YAMLError
+        raise ConfigError(f"{path}: not valid {kind}: {_parse_problem(err)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping of keys to values, got {type(data).__name__}"
+        )
+    return data
+
+
+def _parse_problem(err: Exception) -> str:
+    """A parser's complaint on one line (PyYAML's spans several, with a quote of the text)."""
+    problem = getattr(err, "problem", None) or (str(err).strip().splitlines() or [""])[0]
+    mark = getattr(err, "problem_mark", None)
+    return problem + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark else "")

@@ -1,0 +1,104 @@
+"""Train/validation splits that keep each label's share of positives on both sides."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from multihot.core.errors import ConfigError, DataError
+
+
+def stratified_split(
+    targets: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split rows into train and validation with multi-label iterative stratification.
+
+    Iterative stratification (Sechidis et al., 2011, via ``iterative-stratification``) only
+    approximates the requested size and can leave a rare label without training examples, so
+    two repairs follow it: every label with at least two positives gets one on the train side,
+    and rows then move (fewest labels first, never a label's last positive on its side) until
+    validation has ``ceil(val_fraction * n_texts)`` rows, or as near as that rule allows.
+
+    Args:
+        targets: multi-hot array of shape ``(n_texts, num_labels)``.
+        val_fraction: the share of rows for validation, strictly between 0 and 1.
+        seed: the random seed; the same seed and targets give the same split.
+
+    Returns:
+        ``(train_idx, val_idx)``: sorted integer arrays, disjoint, together ``0..n_texts-1``.
+
+    Raises:
+        ConfigError: ``val_fraction`` outside (0, 1).
+        DataError: too few rows to leave at least one on each side.
+
+    Example:
+        >>> targets = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 1]] * 4)
+        >>> train_idx, val_idx = stratified_split(targets, val_fraction=0.25, seed=0)
+        >>> len(train_idx), len(val_idx)
+        (15, 5)
+    """
+    if not 0 < val_fraction < 1:
+        raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    targets = np.asarray(targets).astype(bool)
+    if targets.ndim != 2 or targets.shape[1] == 0:
+        raise DataError(f"targets must have shape (n_texts, num_labels), got {targets.shape}")
+    n = len(targets)
+    n_val = math.ceil(round(val_fraction * n, 6))  # round: 0.3 * 10 is 3.0000000000000004
+    too_little = DataError(
+        f"too little data to split: {n} rows with val_fraction={val_fraction} leave "
+        f"{n - n_val} for training and {n_val} for validation; add rows or give a val file"
+    )
+    if n_val < 1 or n - n_val < 1:
+        raise too_little
+    # iterstrat rejects a single column as "binary"; its complement makes it multi-label.
+    y = targets if targets.shape[1] > 1 else np.hstack([targets, ~targets])
+    # Imported here: iterstrat pulls in scikit-learn, a second of start-up that prediction never needs.
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
+    _, val_idx = next(splitter.split(np.zeros((n, 1)), y))
+    is_val = np.zeros(n, dtype=bool)
+    is_val[val_idx] = True
+
+    totals = targets.sum(axis=0)
+    for j in np.argsort(totals, kind="stable"):
+        if totals[j] >= 2 and not targets[~is_val, j].any():
+            rows = np.flatnonzero(is_val & targets[:, j])
+            is_val[rows[np.argmin(targets[rows].sum(axis=1))]] = False
+
+    rng = np.random.default_rng(seed)
+    excess = int(is_val.sum()) - n_val
+    if excess > 0:
+        _move(targets, is_val, to_val=False, count=excess, rng=rng)
+    elif excess < 0:
+        _move(targets, is_val, to_val=True, count=-excess, rng=rng)
+    if is_val.all() or not is_val.any():
+        raise too_little
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def _move(targets: np.ndarray, is_val: np.ndarray, to_val: bool, count: int, rng) -> None:
+    """Move up to ``count`` rows across, in place, fewest labels first (ties in random order).
+
+    A row is not moved if it holds the last positive of one of its labels on its side; rows
+    moving from validation to train may break that rule when nothing else is left, since the
+    train side must reach its size and losing a validation positive costs less.
+    """
+    source = ~is_val if to_val else is_val
+    candidates = rng.permutation(np.flatnonzero(source))
+    candidates = candidates[np.argsort(targets[candidates].sum(axis=1), kind="stable")]
+    counts = targets[source].sum(axis=0)
+    skipped = []
+    for i in candidates:
+        if count == 0:
+            return
+        if (counts[targets[i]] < 2).any():
+            skipped.append(i)
+            continue
+        is_val[i] = to_val
+        counts -= targets[i]
+        count -= 1
+    if not to_val:
+        for i in skipped[:count]:
+            is_val[i] = False

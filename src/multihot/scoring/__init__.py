@@ -1,0 +1,1 @@
+"""Scoring: metrics and decision thresholds, pure functions of numpy arrays."""

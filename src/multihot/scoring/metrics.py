@@ -1,0 +1,223 @@
+"""Multi-label evaluation metrics, all computed by :mod:`sklearn.metrics`.
+
+:func:`compute_metrics` turns targets, probabilities and thresholds into one JSON-serialisable dict
+(plain floats, ``None`` where a metric is undefined), the form written to ``metrics.json`` and
+compared between epochs with :func:`metric_is_better`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from multihot.core.errors import ConfigError, MultihotError
+
+logger = logging.getLogger(__name__)
+
+_AVERAGES = ("micro", "macro", "weighted", "samples")
+
+PRIMARY_METRICS: tuple[str, ...] = (
+    *(f"{avg}_{m}" for m in ("f1", "precision", "recall") for avg in _AVERAGES),
+    *("micro_roc_auc", "macro_roc_auc", "micro_ap", "macro_ap"),
+    *("hamming_loss", "subset_accuracy", "jaccard_samples", "lrap"),
+)
+"""Scalar metrics usable for model selection; all higher-is-better except ``hamming_loss``."""
+
+_LOWER_IS_BETTER = frozenset({"hamming_loss"})
+
+
+def metric_is_better(name: str, new: float | None, old: float | None) -> bool:
+    """Whether ``new`` improves on ``old`` for metric ``name``.
+
+    An undefined (``None``) new value never improves; any defined value improves on ``None``, so
+    the first epoch with a defined metric is always kept.
+
+    Args:
+        name: One of :data:`PRIMARY_METRICS`.
+        new: The candidate value, or ``None``.
+        old: The best value so far, or ``None`` if there is none yet.
+
+    Returns:
+        True if ``new`` is strictly better than ``old``.
+
+    Raises:
+        ConfigError: If ``name`` is not in :data:`PRIMARY_METRICS`.
+
+    Example:
+        >>> metric_is_better("macro_f1", 0.7, 0.6), metric_is_better("hamming_loss", 0.2, 0.1)
+        (True, False)
+        >>> metric_is_better("macro_roc_auc", 0.5, None)
+        True
+    """
+    if name not in PRIMARY_METRICS:
+        raise ConfigError(f"unknown metric {name!r}: expected one of {', '.join(PRIMARY_METRICS)}")
+    if new is None:
+        return False
+    if old is None:
+        return True
+    return new < old if name in _LOWER_IS_BETTER else new > old
+
+
+def _float(value) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _mean_defined(values: list[float | None]) -> float | None:
+    defined = [v for v in values if v is not None]
+    return float(np.mean(defined)) if defined else None
+
+
+def _check_inputs(targets, probs, thresholds, label_names, decisions):
+    targets = np.asarray(targets)
+    probs = np.asarray(probs, dtype=np.float64)
+    if targets.ndim != 2:
+        raise MultihotError(f"targets must be 2-D (n_texts, n_labels), got shape {targets.shape}")
+    if probs.shape != targets.shape:
+        raise MultihotError(
+            f"probs shape {probs.shape} does not match targets shape {targets.shape}"
+        )
+    n, num_labels = targets.shape
+    if n == 0:
+        raise MultihotError("cannot compute metrics on zero texts")
+    if len(label_names) != num_labels:
+        raise MultihotError(f"got {len(label_names)} label names for {num_labels} label columns")
+    if not np.isin(targets, (0, 1)).all():
+        raise MultihotError("targets must contain only 0 and 1")
+    if not np.isfinite(probs).all():
+        raise MultihotError("probs contain NaN or infinite values")
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    if thresholds.shape not in ((), (num_labels,)):
+        raise MultihotError(
+            f"thresholds must be a scalar or shape ({num_labels},), got shape {thresholds.shape}"
+        )
+    thresholds = np.broadcast_to(thresholds, (num_labels,))
+    if decisions is None:
+        decisions = probs >= thresholds
+    else:
+        decisions = np.asarray(decisions)
+        if decisions.shape != targets.shape:
+            raise MultihotError(
+                f"decisions shape {decisions.shape} does not match targets shape {targets.shape}"
+            )
+        decisions = decisions.astype(bool)
+    return targets.astype(np.int64), probs, thresholds, decisions.astype(np.int64)
+
+
+def compute_metrics(
+    targets: np.ndarray,
+    probs: np.ndarray,
+    thresholds: np.ndarray | float,
+    label_names: Sequence[str],
+    decisions: np.ndarray | None = None,
+) -> dict:
+    """Every multi-label metric in one JSON-serialisable dict.
+
+    Threshold metrics (P/R/F1, Hamming loss, subset accuracy, Jaccard) use ``decisions``, by default
+    ``probs >= thresholds``; ranking metrics (ROC-AUC, AP, LRAP) use ``probs``. ROC-AUC is undefined
+    for a label without both positives and negatives, AP for a label without positives: such a
+    label gets ``None`` and the macro averages are taken over the labels where the metric is
+    defined (``None`` if none are). P/R/F1 use ``zero_division=0``.
+
+    Args:
+        targets: Shape (n_texts, n_labels), 0/1.
+        probs: Shape (n_texts, n_labels), per-label probabilities in [0, 1].
+        thresholds: Shape (n_labels,) or a scalar for all labels.
+        label_names: Length n_labels, the name of each column (keys of ``per_label``).
+        decisions: Optional bool, shape (n_texts, n_labels); overrides ``probs >= thresholds``,
+            e.g. after a top-1 fallback.
+
+    Returns:
+        The scalar metrics named in :data:`PRIMARY_METRICS`, ``num_texts``, ``num_labels`` and
+        ``per_label``: ``{name: {"precision", "recall", "f1", "support", "roc_auc", "ap",
+        "threshold"}}``.
+
+    Raises:
+        MultihotError: On mismatched shapes, non-binary targets, non-finite probs or zero texts.
+
+    Example:
+        >>> targets = np.array([[1, 0], [0, 1], [1, 1]])
+        >>> probs = np.array([[0.9, 0.2], [0.3, 0.6], [0.8, 0.4]])
+        >>> m = compute_metrics(targets, probs, 0.5, ["joy", "anger"])
+        >>> round(m["micro_f1"], 3), m["macro_roc_auc"], m["per_label"]["anger"]["support"]
+        (0.857, 1.0, 2)
+    """
+    # Imported here, not at module level: scikit-learn takes a second to import, and
+    # `multihot predict` (which imports this module through the package) never computes metrics.
+    from sklearn import metrics as skm
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    targets, probs, thresholds, decisions = _check_inputs(
+        targets, probs, thresholds, label_names, decisions
+    )
+    n, num_labels = targets.shape
+    out: dict = {}
+    # zero_division=0 already silences P/R/F1; this catches anything else sklearn finds undefined.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        for average in _AVERAGES:
+            p, r, f, _ = skm.precision_recall_fscore_support(
+                targets, decisions, average=average, zero_division=0
+            )
+            out[f"{average}_f1"] = _float(f)
+            out[f"{average}_precision"] = _float(p)
+            out[f"{average}_recall"] = _float(r)
+
+        positives = targets.sum(axis=0)
+        has_pos = positives > 0
+        has_both = has_pos & (positives < n)
+        roc_auc = [
+            _float(skm.roc_auc_score(targets[:, j], probs[:, j])) if has_both[j] else None
+            for j in range(num_labels)
+        ]
+        ap = [
+            _float(skm.average_precision_score(targets[:, j], probs[:, j])) if has_pos[j] else None
+            for j in range(num_labels)
+        ]
+        total_pos = int(positives.sum())
+        out["micro_roc_auc"] = (
+            _float(skm.roc_auc_score(targets, probs, average="micro"))
+            if 0 < total_pos < targets.size
+            else None
+        )
+        out["macro_roc_auc"] = _mean_defined(roc_auc)
+        out["micro_ap"] = (
+            _float(skm.average_precision_score(targets, probs, average="micro"))
+            if total_pos > 0
+            else None
+        )
+        out["macro_ap"] = _mean_defined(ap)
+        out["hamming_loss"] = _float(skm.hamming_loss(targets, decisions))
+        out["subset_accuracy"] = _float(skm.accuracy_score(targets, decisions))
+        out["jaccard_samples"] = _float(
+            skm.jaccard_score(targets, decisions, average="samples", zero_division=0)
+        )
+        # sklearn scores a text with no (or only) positive labels as 1.0; with no positives at
+        # all every text would score 1.0, which says nothing, so report it as undefined.
+        out["lrap"] = (
+            _float(skm.label_ranking_average_precision_score(targets, probs))
+            if total_pos > 0
+            else None
+        )
+        p, r, f, support = skm.precision_recall_fscore_support(
+            targets, decisions, average=None, zero_division=0
+        )
+    out["num_texts"] = int(n)
+    out["num_labels"] = int(num_labels)
+    out["per_label"] = {
+        str(name): {
+            "precision": _float(p[j]),
+            "recall": _float(r[j]),
+            "f1": _float(f[j]),
+            "support": int(support[j]),
+            "roc_auc": roc_auc[j],
+            "ap": ap[j],
+            "threshold": _float(thresholds[j]),
+        }
+        for j, name in enumerate(label_names)
+    }
+    return out

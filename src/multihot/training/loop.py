@@ -1,0 +1,418 @@
+"""The training loop, on Hugging Face Accelerate.
+
+Accelerate places the model and batches, applies mixed precision and, launched with
+``accelerate launch``, shards the data over processes; the loop itself stays a plain PyTorch loop.
+It knows nothing about files or the CLI: progress goes to an optional callback, and the best
+weights, the history and the validation probabilities at the best evaluation come back in a
+:class:`TrainResult`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from multihot.core.config import TrainConfig
+from multihot.core.distributed import check_batch_split, gather_rows
+from multihot.core.errors import ConfigError
+from multihot.core.precision import accelerate_mixed_precision, fast_attention, resolve_precision
+from multihot.data.batching import (
+    Collator,
+    LengthGroupedBatchSampler,
+    TokenizedDataset,
+    sorted_batches,
+)
+from multihot.inference.torch_backend import sigmoid
+from multihot.modeling.dropout import use_fast_dropout
+from multihot.modeling.encoders import use_eager_attention
+from multihot.modeling.masking import MaskedLMTraining, mask_tokens
+from multihot.scoring.metrics import metric_is_better
+from multihot.scoring.thresholds import tune_thresholds
+from multihot.training.checkpoint import TrainingCheckpoint
+
+logger = logging.getLogger(__name__)
+
+# On a GPU the loss shown by the progress callback is read back every this many steps, not every
+# step: each read stalls the host until the GPU has finished.
+LOSS_SYNC_EVERY = 25
+
+
+class TrainCallback(Protocol):
+    """What the loop reports; the CLI draws a progress bar from it, tests can record it."""
+
+    def on_train_start(self, total_steps: int, steps_per_epoch: int) -> None: ...
+
+    def on_step(self, step: int, loss: float, samples_per_second: float) -> None: ...
+
+    def on_evaluate(self, record: dict[str, Any]) -> None: ...
+
+    def on_train_end(self) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    """What training leaves: the best weights and how they were found."""
+
+    state_dict: dict[str, torch.Tensor]
+    """The weights of the best evaluation, on CPU."""
+    best: dict[str, Any]
+    """The history record of the best evaluation."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """One record per evaluation: step, epoch, losses, metrics, seconds."""
+    val_probs: np.ndarray | None = None
+    """Validation probabilities ``(n_val, num_labels)`` at the best evaluation."""
+    stopped_early: bool = False
+    precision: str = "fp32"
+
+
+def tune_for_config(targets: np.ndarray, probs: np.ndarray, config: TrainConfig, **overrides: Any):
+    """Thresholds tuned the way ``config`` says (``overrides`` replace its threshold settings)."""
+    settings = {
+        "strategy": config.thresholds,
+        "fixed_value": config.fixed_threshold,
+        "min_support": config.min_support,
+        "top1_fallback": config.top1_fallback,
+    }
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return tune_thresholds(targets, probs, **settings)
+
+
+def _param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """Encoder and head get their own learning rates; biases and norms get no weight decay."""
+    head_lr = config.head_lr or config.lr
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        is_head = not name.startswith(("encoder.", "model.encoder."))
+        no_decay = param.ndim < 2 or "norm" in name.lower()
+        groups.setdefault((is_head, no_decay), []).append(param)
+    return [
+        {
+            "params": params,
+            "lr": head_lr if is_head else config.lr,
+            "weight_decay": 0.0 if no_decay else config.weight_decay,
+        }
+        for (is_head, no_decay), params in groups.items()
+    ]
+
+
+def _linear_warmup_decay(optimizer, warmup_steps: int, total_steps: int):
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def fit(
+    model: torch.nn.Module,
+    loss_fn: torch.nn.Module,
+    train: TokenizedDataset,
+    val: TokenizedDataset,
+    config: TrainConfig,
+    *,
+    pad_token_id: int,
+    label_names: list[str],
+    callback: TrainCallback | None = None,
+    mask_token_id: int | None = None,
+    special_ids: Sequence[int] = (),
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Train ``model`` on ``train``, evaluate on ``val``, keep the best weights by ``config.metric``.
+
+    The model and loss should be built after seeding (``accelerate.utils.set_seed``) so a run
+    repeats exactly. ``mask_token_id`` and ``special_ids`` (tokens never masked) are needed with
+    ``config.mask_prob`` (see :mod:`multihot.modeling.masking`). Evaluation tunes thresholds on ``val`` with ``config.thresholds`` before
+    computing the selection metric, the same way the final thresholds are chosen.
+
+    With ``checkpoint`` (a directory), the full training state is saved there after every
+    evaluation (:class:`multihot.training.checkpoint.TrainingCheckpoint`); with ``resume`` too, training
+    continues from the state saved there, exactly where the interrupted run was.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = resolve_precision(config.precision, device)
+    # AcceleratorState is a process-wide singleton that refuses a second Accelerator with another
+    # precision; each run sets its own. The distributed state (PartialState) is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    # split_batches: batch_size is the global batch, cut into one slice per process, so N processes
+    # take the same optimiser steps on the same texts as one process does (and the same schedule).
+    # cpu=True is what makes Accelerate join processes launched on a CPU machine over gloo.
+    # DDP must be told that some parameters may get no gradient in a step: an encoder's pooler
+    # that the chosen pooling does not use, or the MLM head in a batch where nothing was masked.
+    accelerator = Accelerator(
+        cpu=device == "cpu",
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        mixed_precision=accelerate_mixed_precision(precision),
+        gradient_accumulation_steps=config.grad_accum,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    check_batch_split(config.batch_size, accelerator.num_processes)
+    if not accelerator.is_main_process:
+        callback = None  # one progress bar and one log, from the main process
+    if accelerator.num_processes > 1:
+        logger.info(
+            "training in %d processes (%s, %s), %d texts per process and step",
+            accelerator.num_processes,
+            accelerator.distributed_type.value,
+            accelerator.device.type,
+            config.batch_size // accelerator.num_processes,
+        )
+    collate = Collator(pad_token_id)
+    sampler = LengthGroupedBatchSampler(train.lengths, config.batch_size, seed=config.seed)
+    workers = config.num_workers
+    if workers is None:
+        workers = 2 if accelerator.device.type == "cuda" else 0
+    loader_options = {"collate_fn": collate, "num_workers": workers}
+    if workers:
+        loader_options.update(pin_memory=accelerator.device.type == "cuda")
+    train_loader = DataLoader(train, batch_sampler=sampler, **loader_options)
+    # Validation is sharded by whole batches, not by Accelerate: batch i goes to process
+    # i mod N, and _gather_logits puts every row back in its place (no row repeated or dropped).
+    val_batches = sorted_batches(val.lengths, config.batch_size * 2)
+    val_loader = DataLoader(
+        val,
+        batch_sampler=val_batches[accelerator.process_index :: accelerator.num_processes],
+        **loader_options,
+    )
+    masking = None
+    if config.mask_prob:
+        if mask_token_id is None:
+            raise ConfigError("mask_prob: the tokenizer has no mask token to corrupt texts with")
+        masking = {
+            "prob": config.mask_prob,
+            "mask_token_id": mask_token_id,
+            "special_ids": sorted(set(special_ids) | {pad_token_id, mask_token_id}),
+            "vocab_size": model.encoder.get_input_embeddings().weight.shape[0],
+            "generator": torch.Generator().manual_seed(config.seed),
+        }
+    # With an MLM loss the module trained carries a prediction head that the saved model does not.
+    net = MaskedLMTraining(model) if config.mlm_weight else model
+    if accelerator.device.type == "cpu":
+        # Both cut the per-step costs that dominate a small encoder's step on a CPU.
+        use_fast_dropout(net)
+        use_eager_attention(net)
+    # The fused AdamW kernel updates all parameters in one pass: 2x faster steps on CPU.
+    optimizer = torch.optim.AdamW(_param_groups(net, config), lr=config.lr, fused=True)
+    net, optimizer, train_loader = accelerator.prepare(net, optimizer, train_loader)
+    model = accelerator.unwrap_model(net).model if config.mlm_weight else net
+    loss_fn = loss_fn.to(accelerator.device)
+
+    # Evaluate (and keep) an exponential moving average of the weights: smoother than any single step.
+    ema = None
+    if config.ema_decay:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(
+            accelerator.unwrap_model(model),
+            multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
+            use_buffers=True,
+        )
+
+    # The schedule counts this process's optimiser steps, so it is built after sharding.
+    steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = _linear_warmup_decay(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    checkpoints = None
+    if checkpoint is not None and TrainingCheckpoint.supported(accelerator):
+        checkpoints = TrainingCheckpoint(
+            checkpoint, accelerator, net=net, optimizer=optimizer, scheduler=scheduler,
+            steps_per_epoch=steps_per_epoch, grad_accum=config.grad_accum, ema=ema,
+            generator=masking["generator"] if masking else None,
+        )  # fmt: skip
+    elif checkpoint is not None:
+        logger.warning(
+            "no checkpoints with %s: this run cannot be resumed", accelerator.distributed_type
+        )
+
+    if callback:
+        callback.on_train_start(total_steps, steps_per_epoch)
+    result = TrainResult(state_dict={}, best={}, precision=precision)
+    stale = 0
+    step = 0
+    started = time.perf_counter()
+    running_loss, running_count, seen = 0.0, 0, 0
+    on_cpu = accelerator.device.type == "cpu"
+    shown_loss = float("nan")
+    stop, first_epoch, resumed = False, 0, None
+    if checkpoints is not None and resume:
+        resumed = checkpoints.restore(result)
+        step, stale, seen, stop, first_epoch = (
+            resumed.step, resumed.stale, resumed.seen, resumed.stopped, resumed.epoch,
+        )  # fmt: skip
+        started -= resumed.seconds
+        logger.info("resumed at step %d of %d", step, total_steps)
+
+    def evaluate(epoch: float) -> bool:
+        """Evaluate, keep the weights if best; True when early stopping says stop."""
+        nonlocal stale, running_loss, running_count
+        evaluated = model if ema is None else ema.module
+        # Scored unwrapped: processes score different numbers of batches, and DDP's forward is a
+        # collective (it broadcasts buffers), so a wrapped forward would hang on uneven shares.
+        logits = _gather_logits(
+            accelerator.unwrap_model(evaluated), val_loader, accelerator, len(val), len(label_names)
+        )
+        targets = val.targets
+        on_device = accelerator.device
+        val_loss = loss_fn(
+            torch.from_numpy(logits).to(on_device), torch.from_numpy(targets).to(on_device)
+        ).item()
+        # Each process summed the loss of its slices; the mean over processes is the batch loss.
+        summed = torch.as_tensor(running_loss, dtype=torch.float32, device=on_device)
+        train_loss = float(accelerator.reduce(summed, reduction="mean")) / max(1, running_count)
+        probs = sigmoid(logits)
+        thresholds = tune_for_config(targets, probs, config)
+        metrics = thresholds.metrics(targets, probs, label_names)
+        metrics.pop("per_label")
+        record = {
+            "step": step,
+            "epoch": round(epoch, 4),
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            **metrics,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        running_loss, running_count = 0.0, 0
+        result.history.append(record)
+        if not result.best or metric_is_better(
+            config.metric, record[config.metric], result.best[config.metric]
+        ):
+            result.best = record
+            result.val_probs = probs
+            # get_state_dict gathers the full weights where FSDP or DeepSpeed shard them (every
+            # process takes part; with FSDP only the main process receives them).
+            weights = (
+                accelerator.get_state_dict(model)
+                if ema is None
+                else accelerator.unwrap_model(evaluated).state_dict()
+            )
+            result.state_dict = {k: v.detach().to("cpu", copy=True) for k, v in weights.items()}
+            stale = 0
+        else:
+            stale += 1
+        stop_now = bool(config.patience) and stale >= config.patience
+        if checkpoints is not None:
+            checkpoints.save(
+                result, step=step, stale=stale, stopped=stop_now, seen=seen,
+                seconds=time.perf_counter() - started,
+            )  # fmt: skip
+        if callback:
+            callback.on_evaluate(record)
+        logger.info(
+            "step %d: %s %.4f (best %.4f)",
+            step,
+            config.metric,
+            record[config.metric],
+            result.best[config.metric],
+        )
+        return stop_now
+
+    for epoch in range(first_epoch, config.epochs):
+        if stop:  # a resumed run that early stopping had already ended
+            break
+        sampler.set_epoch(epoch)
+        # Accelerate's loader re-sets the sampler's epoch from its own count of passes, which a
+        # resumed run did not start at zero.
+        train_loader.set_epoch(epoch)
+        net.train()
+        batches, skipped = train_loader, 0
+        if resumed is not None:  # the rest of the epoch the checkpoint was taken in
+            batches = checkpoints.batches(accelerator, train_loader, resumed)
+            skipped, resumed = resumed.batch, None
+        for batch_index, batch in enumerate(batches, start=skipped):
+            with accelerator.accumulate(net):
+                with fast_attention(accelerator.device):
+                    loss = _training_loss(net, loss_fn, batch, masking, config.mlm_weight)
+                    accelerator.backward(loss)
+                if accelerator.sync_gradients and config.grad_clip:
+                    accelerator.clip_grad_norm_(net.parameters(), config.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            # On a GPU, .item() waits for the step to finish; summing on the device keeps the
+            # host queueing the next batch while the GPU works.
+            running_loss = running_loss + loss.detach().float()
+            running_count += 1
+            seen += batch["input_ids"].shape[0] * accelerator.num_processes  # slices are equal
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            if ema is not None:
+                ema.update_parameters(accelerator.unwrap_model(model))
+            step += 1
+            if callback:
+                if on_cpu or step % LOSS_SYNC_EVERY == 0 or step == 1:
+                    shown_loss = loss.item()
+                callback.on_step(step, shown_loss, seen / (time.perf_counter() - started))
+            if config.eval_every and step % config.eval_every == 0:
+                stop = evaluate(epoch + (batch_index + 1) / len(train_loader))
+                net.train()
+                if stop:
+                    break
+        if stop:
+            break
+        # Every epoch without --eval-every; with it, once more at the end unless the last step was.
+        last_epoch = epoch == config.epochs - 1
+        if not config.eval_every or (last_epoch and step % config.eval_every):
+            stop = evaluate(epoch + 1.0)
+            if stop:
+                break
+    if stop:
+        result.stopped_early = True
+        logger.info("early stopping after %d evaluations without improvement", config.patience)
+    if callback:
+        callback.on_train_end()
+    accelerator.free_memory()
+    return result
+
+
+def _training_loss(
+    net, loss_fn, batch: dict[str, torch.Tensor], masking: dict | None, mlm_weight: float
+) -> torch.Tensor:
+    """The label loss on the (possibly corrupted) batch, plus the weighted MLM loss if any."""
+    input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
+    if masking is None:
+        return loss_fn(net(input_ids, attention_mask), batch["targets"])
+    corrupted, chosen = mask_tokens(input_ids, attention_mask, **masking)
+    if not mlm_weight:
+        return loss_fn(net(corrupted, attention_mask), batch["targets"])
+    logits, vocab_logits = net(corrupted, attention_mask, chosen)
+    loss = loss_fn(logits, batch["targets"])
+    if chosen.any():
+        loss = loss + mlm_weight * F.cross_entropy(vocab_logits.float(), input_ids[chosen])
+    return loss
+
+
+@torch.no_grad()
+def _gather_logits(model, loader, accelerator, num_rows: int, num_labels: int) -> np.ndarray:
+    """Logits ``(num_rows, num_labels)`` in dataset order, gathered from every process.
+
+    Each process scores its own batches; :func:`multihot.core.distributed.gather_rows` collects them
+    once at the end and checks that every row is there exactly once.
+    """
+    model.eval()
+    device = accelerator.device
+    indices = [torch.zeros(0, dtype=torch.long, device=device)]
+    chunks = [torch.zeros(0, num_labels, device=device)]
+    for batch in loader:
+        # A prepared model autocasts itself; an EMA copy does not.
+        with accelerator.autocast(), fast_attention(device):
+            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        indices.append(batch["index"].to(device))
+        chunks.append(logits.float())
+    return gather_rows(torch.cat(indices), torch.cat(chunks), num_rows, "evaluation")
