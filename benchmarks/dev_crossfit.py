@@ -25,7 +25,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from multihot import Classifier  # noqa: E402
 from multihot.data.readers import read_goemotions  # noqa: E402
-from multihot.training.loop import tune_for_config  # noqa: E402
+from multihot.scoring.thresholds import tune_for_config
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
 

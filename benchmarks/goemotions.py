@@ -31,11 +31,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from multihot import Classifier  # noqa: E402
-from multihot.baseline.linear import BaselineClassifier  # noqa: E402
 from multihot.data.readers import Dataset, read_goemotions  # noqa: E402
 from multihot.scoring.metrics import compute_metrics  # noqa: E402
-from multihot.scoring.thresholds import Thresholds, tune_thresholds  # noqa: E402
-from multihot.training.loop import tune_for_config  # noqa: E402
+from multihot.scoring.thresholds import Thresholds, tune_for_config, tune_thresholds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "goemotions"
@@ -191,7 +189,7 @@ def main() -> None:
     baseline = None
     if not args.skip_baseline:
         started = time.perf_counter()
-        baseline = BaselineClassifier.train(train, dev, output=runs / "baseline")
+        baseline = Classifier.train_baseline(train, dev, output=runs / "baseline")
         results["multihot baseline (TF-IDF + LR)"] = {"seconds": time.perf_counter() - started}
         print(
             f"baseline: trained and tuned in {results['multihot baseline (TF-IDF + LR)']['seconds']:.0f}s"

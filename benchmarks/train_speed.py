@@ -70,14 +70,13 @@ from transformers import (  # noqa: E402
 )
 
 from multihot import Classifier  # noqa: E402
-from multihot.data.batching import (  # noqa: E402
-    LengthGroupedBatchSampler,
-    default_pad_multiple,
-    tokenize,
-)
+from multihot.data.batching import LengthGroupedBatchSampler, default_pad_multiple  # noqa: E402
+from multihot.data.encoding import tokenize  # noqa: E402
 from multihot.data.readers import Dataset  # noqa: E402
-from multihot.scoring.thresholds import Thresholds  # noqa: E402
-from multihot.training.loop import tune_for_config  # noqa: E402
+from multihot.scoring.thresholds import (
+    Thresholds,  # noqa: E402
+    tune_for_config,
+)
 
 TARGET_SPEEDUP = 2.0
 HF_MAX_LENGTH = 128

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from multihot.data.batching import Collator, LengthGroupedBatchSampler, sorted_batches
+from multihot.data.batching import Collator, LengthGroupedBatchSampler
+from multihot.data.encoding import sorted_batches
 
 
 def test_length_grouped_batches_cover_every_index_once_and_are_deterministic():
@@ -89,7 +90,7 @@ def test_tokenize_gives_the_ids_of_a_tokenizer_call(kind):
     what the transformers call returns, truncation side and special-token text included, even
     after a call that left other truncation settings on the tokenizer."""
     from conftest import TOY_TEXTS
-    from multihot.data.batching import tokenize
+    from multihot.data.encoding import tokenize
     from multihot.modeling.encoders import train_wordpiece
 
     corpus = TOY_TEXTS * 5 + ["Ünïcode àccents and emoji 😂🔥", "<s> [CLS] special-looking text"]

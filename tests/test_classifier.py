@@ -167,7 +167,7 @@ def test_loader_workers_give_the_same_model(toy_file):
 def test_cpu_training_runs_eager_attention(toy_file, monkeypatch):
     """With attention dropout, SDPA's CPU math path made a training step about 15% slower than the
     eager form; training on a CPU switches to it (see multihot.modeling.encoders.use_eager_attention)."""
-    from multihot import classifier as classifier_module
+    from multihot.training import run as classifier_module
 
     real_fit, seen = classifier_module.fit, []
 
@@ -188,7 +188,7 @@ def test_thresholds_are_tuned_on_the_probabilities_predict_gives(toy_file, pooli
     """Regression: thresholds were tuned on the probabilities of the evaluation during training,
     whose model (eager attention, the whole last layer) rounds differently in bf16 from the one
     prediction runs, so `multihot evaluate` on the validation data disagreed with the run's report."""
-    from multihot.training.loop import tune_for_config
+    from multihot.scoring.thresholds import tune_for_config
 
     clf = Classifier.train(
         toy_file, toy_file, epochs=2, pooling=pooling, **{**TINY, "precision": "auto"}

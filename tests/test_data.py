@@ -458,8 +458,8 @@ def test_read_goemotions_field_over_the_csv_limit_names_the_row(tmp_path):
 
 def test_labels_that_differ_only_by_case_warn(tmp_path, caplog):
     """'joy' and 'JOY' silently became two labels, each with half the examples."""
-    from multihot.classifier import prepare_data
     from multihot.core.config import RunConfig
+    from multihot.data.prepare import prepare_data
 
     path = tmp_path / "d.jsonl"
     rows = [("a", ["joy"]), ("b", ["JOY", "sad"]), ("c", ["Sad", "Joy"]), ("d", ["anger"])]
@@ -475,8 +475,8 @@ def test_labels_that_differ_only_by_case_warn(tmp_path, caplog):
 
 
 def test_labels_that_differ_otherwise_do_not_warn(tmp_path, caplog):
-    from multihot.classifier import prepare_data
     from multihot.core.config import RunConfig
+    from multihot.data.prepare import prepare_data
 
     path = write(tmp_path / "d.jsonl", "jsonl")
     with caplog.at_level(logging.WARNING, logger="multihot.data.labels"):

@@ -209,8 +209,8 @@ def test_saved_weights_do_not_come_from_the_module_the_wrapper_changed(toy_file,
     import torch
 
     from conftest import TINY, TOY_TEXTS
-    from multihot import classifier as classifier_module
     from multihot.classifier import Classifier
+    from multihot.training import run as classifier_module
 
     real_fit = classifier_module.fit
 

@@ -44,10 +44,10 @@ def pooler_run(toy_file, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def baseline_run(toy_file, tmp_path_factory):
-    from multihot.baseline.linear import BaselineClassifier, BaselineConfig
+    from multihot.baseline.linear import BaselineConfig
 
     out = tmp_path_factory.mktemp("runs") / "baseline"
-    BaselineClassifier.train(toy_file, toy_file, baseline=BaselineConfig(min_df=1), output=out)
+    Classifier.train_baseline(toy_file, toy_file, baseline=BaselineConfig(min_df=1), output=out)
     return out
 
 
@@ -99,7 +99,8 @@ def test_onnx_export_matches_torch_and_carries_its_metadata(onnx_run):
 def test_onnx_export_of_a_first_token_model_matches_the_whole_model(pooler_run, tmp_path):
     """A pooler model's graph computes the last layer for the first token only; the export's
     parity check compares it with the whole PyTorch model, and so does this test."""
-    from multihot.inference.torch_backend import predict_logits, sigmoid
+    from multihot.inference.torch_backend import predict_logits
+    from multihot.scoring.probabilities import sigmoid
 
     clf, run = pooler_run
     result = exporting.export_onnx(run, tmp_path / "model.onnx")
@@ -121,7 +122,7 @@ def test_onnx_sessions_keep_residual_add_and_layernorm_apart(onnx_run, tmp_path)
     import onnx
     import onnxruntime as ort
 
-    from multihot.inference.predictor import onnx_session
+    from multihot.inference.onnx_backend import onnx_session
 
     _, run, _ = onnx_run
     graph = exporting.export_onnx(run, tmp_path / "int8.onnx", quantize="int8").path
@@ -144,8 +145,8 @@ def test_onnx_sessions_keep_residual_add_and_layernorm_apart(onnx_run, tmp_path)
 def test_onnx_batches_run_concurrently_with_the_same_output(onnx_run):
     """Several batches at once (one core each) give what one batch at a time gives, rows in input
     order; a batch's error comes out of the call."""
-    from multihot.data.batching import tokenize
-    from multihot.inference.predictor import onnx_probabilities, onnx_session
+    from multihot.data.encoding import tokenize
+    from multihot.inference.onnx_backend import onnx_probabilities, onnx_session
 
     clf, run, _ = onnx_run
     session = onnx_session(run / "model.onnx")

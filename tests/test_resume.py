@@ -27,8 +27,8 @@ from safetensors.torch import load_file
 
 from conftest import ROOT, TINY, TOY_LABELS, TOY_TEXTS
 from multihot import Classifier
-from multihot.artifacts.rundir import dumps, write_dir_atomic
 from multihot.core.errors import ConfigError, RunDirError
+from multihot.core.files import dumps, write_dir_atomic
 from multihot.data.readers import Dataset
 from multihot.inference.predictor import Predictor
 from multihot.training.checkpoint import RunCheckpoints, TrainingCheckpoint
@@ -257,11 +257,11 @@ def test_an_error_between_the_renames_of_a_directory_swap_keeps_the_old_director
 ):
     """Regression: where directories cannot be swapped in one step, an exception (Ctrl-C) after the
     old directory was renamed away left nothing at the path."""
-    import multihot.artifacts.rundir
+    import multihot.core.files
 
     path = tmp_path / "dir"
     write_dir_atomic(path, lambda tmp: (tmp / "old").write_text("old"))
-    monkeypatch.setattr(multihot.artifacts.rundir, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(multihot.core.files, "_exchange", lambda a, b: False)
     real_replace, calls = os.replace, []
 
     def replace(src, dst):
@@ -280,10 +280,10 @@ def test_an_error_between_the_renames_of_a_directory_swap_keeps_the_old_director
 
 @pytest.mark.parametrize("swap", ["exchange", "two renames"])
 def test_replacing_a_directory_leaves_nothing_beside_it(tmp_path, monkeypatch, swap):
-    import multihot.artifacts.rundir
+    import multihot.core.files
 
     if swap == "two renames":
-        monkeypatch.setattr(multihot.artifacts.rundir, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(multihot.core.files, "_exchange", lambda a, b: False)
     for content in ("first", "second", "third"):
         write_dir_atomic(tmp_path / "dir", lambda tmp, c=content: (tmp / "f").write_text(c))
     assert [p.name for p in tmp_path.iterdir()] == ["dir"]
@@ -463,8 +463,8 @@ safetensors.torch.save_file = save_file
     # Swapping a new checkpoint in, as where the system cannot swap directories in one step:
     # the old one renamed away, the new one not yet in its place.
     "checkpoint swap": """
-import multihot.artifacts.rundir
-multihot.artifacts.rundir._exchange = lambda a, b: False
+import multihot.core.files
+multihot.core.files._exchange = lambda a, b: False
 real = os.replace
 def replace(src, dst, *args, **kwargs):
     real(src, dst, *args, **kwargs)
@@ -474,8 +474,8 @@ os.replace = replace
 """,
     # Writing the finished run directory (all members trained).
     "final save": """
-from multihot.classifier import Classifier
-Classifier._write_outcome = lambda self, directory: os.kill(os.getpid(), signal.SIGKILL)
+import multihot.artifacts.transformer as transformer
+transformer.write_outcome = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
 """,
 }
 

@@ -86,12 +86,12 @@ def test_train_refuses_a_directory_without_a_run_in_it(toy_file, tmp_path):
 def test_train_output_naming_a_file_is_refused_before_training(toy_file, tmp_path, monkeypatch):
     target = tmp_path / "notes.txt"
     target.write_text("important\n")
-    import multihot.classifier
+    import multihot.training.run
 
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(multihot.classifier, "fit", no_training)
+    monkeypatch.setattr(multihot.training.run, "fit", no_training)
     assert_clean_error(train_into(toy_file, target), "notes.txt", "not a directory")
     assert target.read_text() == "important\n"
 

@@ -1,44 +1,27 @@
 """The linear baseline: TF-IDF of word 1-2 grams and one logistic regression per label.
 
 It answers in a minute whether a transformer is worth it on your data. It shares everything
-downstream with the transformer models: threshold tuning, metrics, the run directory, and
-``multihot predict``. Nothing is pickled: the vocabulary is JSON, the IDF weights and the
-coefficients are safetensors, and the vectorizer is rebuilt from them at load time.
+downstream with the transformer models: threshold tuning, metrics, the run directory (a run of
+kind ``tfidf-logreg``), and prediction (:class:`TfidfLogistic` is a backend like the others).
+Nothing is pickled: the vocabulary is JSON, the IDF weights and the coefficients are safetensors,
+and the vectorizer is rebuilt from them at load time.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from multihot.artifacts.rundir import (
-    check_output_dir,
-    check_run_dir,
-    dumps,
-    library_versions,
-    write_atomic,
-    write_dir_atomic,
-)
-from multihot.classifier import (
-    Classifier,
-    broken,
-    check_texts,
-    check_weights_metadata,
-    finish_validation,
-    load_metrics_and_history,
-    prepare_data,
-    read_run,
-    weights_metadata,
-)
-from multihot.core.config import RunConfig
-from multihot.core.errors import ConfigError, RunDirError
-from multihot.inference.torch_backend import sigmoid
+from multihot.artifacts.runs import broken
+from multihot.core.errors import ConfigError
+from multihot.data.encoding import check_texts
+from multihot.scoring.probabilities import sigmoid
 
 logger = logging.getLogger(__name__)
 
@@ -145,151 +128,43 @@ class TfidfLogistic:
             return np.zeros((0, self.num_labels), dtype=np.float32)
         return (self.features(texts) @ self.coef.T + self.intercept).astype(np.float32)
 
-    def save(self, directory: Path, metadata: dict[str, str] | None = None) -> None:
-        """Write vocabulary.json and model.safetensors (with ``metadata`` in its header)."""
-        from safetensors.numpy import save_file
+    kind = "tfidf-logreg"
 
-        (directory / "vocabulary.json").write_text(
-            json.dumps(self.vocabulary, ensure_ascii=False), encoding="utf-8"
-        )
-        save_file(
-            {"idf": self.idf, "coef": self.coef, "intercept": self.intercept},
-            str(directory / "model.safetensors"),
-            metadata=metadata,
-        )
+    def predict_logits(self, texts: Sequence[str], batch_size: int = 64, precision: str = "auto"):
+        """:meth:`logits` of checked texts; ``batch_size`` and ``precision`` do not apply."""
+        return self.logits(check_texts(texts))
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64, precision: str = "auto"):
+        """Probabilities of shape ``(n_texts, num_labels)``."""
+        return sigmoid(self.predict_logits(texts))
+
+    def config_dict(self) -> dict[str, Any]:
+        """The settings, as config.json's ``baseline`` section holds them."""
+        return dataclasses.asdict(self.config)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What is saved besides the vocabulary (see :meth:`from_arrays`)."""
+        return {"idf": self.idf, "coef": self.coef, "intercept": self.intercept}
 
     @classmethod
-    def load(cls, directory: Path, config: BaselineConfig) -> TfidfLogistic:
-        from safetensors.numpy import load_file
-
+    def from_arrays(
+        cls, vocabulary: Any, arrays: dict[str, np.ndarray], config: BaselineConfig,
+        source: Path, num_labels: int,
+    ) -> TfidfLogistic:  # fmt: skip
+        """The model :meth:`arrays` and the vocabulary describe; a broken-run error naming
+        ``source`` when they do not fit each other or ``num_labels``."""
         try:
-            vocabulary = json.loads((directory / "vocabulary.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise RunDirError(f"{directory / 'vocabulary.json'}: cannot read ({err})") from None
-        try:
-            arrays = load_file(str(directory / "model.safetensors"))
             idf, coef, intercept = arrays["idf"], arrays["coef"], arrays["intercept"]
-        except Exception as err:  # safetensors raises several types for truncated or foreign files
-            raise RunDirError(
-                f"{directory / 'model.safetensors'}: cannot load weights ({str(err)[:200]})"
-            ) from None
+        except KeyError as err:
+            raise broken(source, f"model.safetensors has no {err.args[0]!r} array") from None
         if (
             not isinstance(vocabulary, dict)
             or coef.shape != (len(intercept), len(idf))
             or len(idf) != len(vocabulary)
         ):
-            raise RunDirError(f"{directory}: vocabulary.json and model.safetensors do not match")
-        return cls(vocabulary, idf, coef, intercept, config)
-
-
-class BaselineClassifier(Classifier):
-    """A :class:`multihot.Classifier` whose scores come from :class:`TfidfLogistic`.
-
-    Training, threshold tuning, evaluation, prediction and the run directory work as for the
-    transformer models; ``Classifier.load`` returns this class for a baseline run.
-
-    Example:
-        >>> clf = BaselineClassifier.train("train.jsonl", val="dev.jsonl", output="runs/linear")  # doctest: +SKIP
-        >>> clf.predict(["thanks so much!"])  # doctest: +SKIP
-        [['gratitude']]
-    """
-
-    kind = "tfidf-logreg"
-    required_files = (
-        "config.json",
-        "model.safetensors",
-        "vocabulary.json",
-        "labels.json",
-        "thresholds.json",
-    )
-
-    def __init__(
-        self, model: TfidfLogistic, labels, thresholds, config, metrics=None, history=None
-    ):
-        self.model = model
-        self.tokenizer = None
-        self.labels = labels
-        self.thresholds = thresholds
-        self.config = config
-        self.metrics = metrics or {}
-        self.history = history or []
-
-    @classmethod
-    def train(
-        cls,
-        train,
-        val=None,
-        *,
-        config=None,
-        baseline: BaselineConfig | None = None,
-        output=None,
-        **overrides,
-    ):
-        """Fit TF-IDF + logistic regressions on ``train``; tune thresholds on ``val`` (or a hold-out)."""
-        baseline = baseline or BaselineConfig()
-        config = (config or RunConfig()).override(encoder=cls.kind, **overrides)
-        if output is not None:
-            check_output_dir(Path(output))
-        data = prepare_data(train, val, config)
-        started = time.perf_counter()
-        model = TfidfLogistic.fit(
-            data.train.texts, data.train_targets, baseline, seed=config.train.seed
-        )
-        probs = sigmoid(model.logits(data.val.texts))
-        thresholds, metrics = finish_validation(data.labels, data.val_targets, probs, config.train)
-        seconds = round(time.perf_counter() - started, 2)
-        overall = {k: v for k, v in metrics["validation"].items() if k != "per_label"}
-        metrics["baseline"] = {"seconds": seconds, "num_features": len(model.vocabulary)}
-        clf = cls(
-            model,
-            data.labels,
-            thresholds,
-            config,
-            metrics,
-            [{"step": 0, "epoch": 1.0, **overall, "seconds": seconds}],
-        )
-        if output is not None:
-            clf.save(output)
-        return clf
-
-    def predict_logits(self, texts, batch_size: int = 64, precision: str = "auto") -> np.ndarray:
-        """Logits of shape ``(n_texts, num_labels)``; ``batch_size`` and ``precision`` do not apply."""
-        return self.model.logits(check_texts(texts))
-
-    def save(self, path) -> Path:
-        """Write the run directory (all or nothing; an existing one is replaced)."""
-        path = Path(path)
-        check_output_dir(path)
-
-        def fill(tmp: Path) -> None:
-            config = {
-                "kind": self.kind,
-                **self.config.to_dict(),
-                "baseline": dataclasses.asdict(self.model.config),
-                "num_labels": len(self.labels),
-                "versions": library_versions(),
-            }
-            write_atomic(tmp / "config.json", dumps(config))
-            self.model.save(tmp, weights_metadata(self.labels))
-            self._write_outcome(tmp)
-
-        write_dir_atomic(path, fill)
-        return path
-
-    @classmethod
-    def load_run(cls, path: Path, raw: dict) -> BaselineClassifier:
-        """Load a baseline run directory whose config.json was already parsed into ``raw``."""
-        check_run_dir(path, required=cls.required_files)
-        try:
-            baseline = BaselineConfig(**raw.get("baseline", {}))
-        except (TypeError, ConfigError) as err:
-            raise RunDirError(f"{path / 'config.json'}: bad 'baseline' section ({err})") from None
-        config, labels, thresholds = read_run(path, raw)
-        model = TfidfLogistic.load(path, baseline)
-        if model.num_labels != len(labels):
+            raise broken(source, "vocabulary.json and model.safetensors do not match")
+        if len(intercept) != num_labels:
             raise broken(
-                path, f"model.safetensors has {model.num_labels} labels, labels.json {len(labels)}"
+                source, f"model.safetensors has {len(intercept)} labels, labels.json {num_labels}"
             )
-        check_weights_metadata(path, weights_metadata(labels))
-        metrics, history = load_metrics_and_history(path)
-        return cls(model, labels, thresholds, config, metrics, history)
+        return cls(vocabulary, idf, coef, intercept, config)

@@ -425,10 +425,11 @@ def baseline(
     label_sep: LabelSep = None,
 ) -> None:
     """TF-IDF (word 1-2 grams) + one logistic regression per label, with the same thresholds and report."""
-    from multihot.baseline.linear import BaselineClassifier, BaselineConfig
+    from multihot.baseline.linear import BaselineConfig
+    from multihot.classifier import Classifier
 
     output = output or Path("runs") / f"{train_file.stem}-baseline"
-    clf = BaselineClassifier.train(
+    clf = Classifier.train_baseline(
         train_file, val, output=output,
         baseline=BaselineConfig(ngram_max=ngram_max, min_df=min_df, max_features=max_features, C=c),
         thresholds=thresholds, min_support=min_support, top1_fallback=top1_fallback,
@@ -467,7 +468,7 @@ def evaluate(
         clf.metrics.setdefault("evaluations", {})[str(data)] = metrics
         clf.save_metrics(run)
     if as_json:
-        from multihot.artifacts.rundir import dumps
+        from multihot.core.files import dumps
 
         sys.stdout.write(dumps(metrics))
     else:

@@ -20,6 +20,15 @@ POOLINGS = ("cls", "pooler", "mean", "max", "attention", "label-attention")
 HEADS = ("linear", "mlp")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOSSES = ("bce", "focal", "asl")
+AVERAGES = ("micro", "macro", "weighted", "samples")
+
+PRIMARY_METRICS: tuple[str, ...] = (
+    *(f"{avg}_{m}" for m in ("f1", "precision", "recall") for avg in AVERAGES),
+    *("micro_roc_auc", "macro_roc_auc", "micro_ap", "macro_ap"),
+    *("hamming_loss", "subset_accuracy", "jaccard_samples", "lrap"),
+)
+"""Scalar metrics usable for model selection; all higher-is-better except ``hamming_loss``."""
+
 THRESHOLD_STRATEGIES = ("fixed", "global", "per-label")
 
 
@@ -155,8 +164,6 @@ class TrainConfig:
     leave the device waiting; none on a CPU, where the workers would take cores from the model)."""
 
     def __post_init__(self) -> None:
-        from multihot.scoring.metrics import PRIMARY_METRICS
-
         for name in ("epochs", "batch_size", "grad_accum"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: expected at least 1, got {getattr(self, name)}")

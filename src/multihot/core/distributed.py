@@ -15,9 +15,17 @@ import socket
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+from multihot.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported by the functions that use it: the launch helpers and is_launched() serve the
+# command line, which must start without it (ONNX prediction never loads torch).
 
 
 def state():
@@ -26,6 +34,7 @@ def state():
     ``cpu=True`` on a machine without a GPU is what makes Accelerate join processes that
     ``accelerate launch`` started there, over gloo.
     """
+    import torch
     from accelerate import PartialState
 
     return PartialState(cpu=not torch.cuda.is_available())
@@ -39,14 +48,14 @@ def leave() -> None:
     active exception") after doing everything right, and the launcher reports the job failed
     (pytorch/pytorch#190489). The two-process prediction test hit it once in a fresh clone.
     """
+    import torch
+
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 
 
 def check_batch_split(batch_size: int, processes: int) -> None:
     """The global batch is cut into one equal slice per process: refuse sizes that cannot be."""
-    from multihot.core.errors import ConfigError
-
     if batch_size % processes:
         raise ConfigError(
             f"batch_size: {batch_size} texts cannot be split evenly over {processes} processes; "

@@ -48,6 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from multihot.core.errors import ConfigError, DataError
+from multihot.data.encoding import is_empty_text
 
 logger = logging.getLogger(__name__)
 
@@ -793,19 +794,6 @@ def _check_unicode(value: str, where: str) -> str:
                 f"{e.start + 1}; expected UTF-8 text"
             ) from None
     return value
-
-
-def is_empty_text(text: str) -> bool:
-    """Whether ``text`` is empty or whitespace only: no text to train on or to label.
-
-    Training data with one is an error naming its row, and so is one given for prediction; in a
-    ``.txt`` file or on stdin such a line is a blank line, skipped.
-
-    Example:
-        >>> is_empty_text(" \t"), is_empty_text(" a ")
-        (True, False)
-    """
-    return not text.strip()
 
 
 def _check_text(value: Any, source: str, row: int, col: str) -> str:

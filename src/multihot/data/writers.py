@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from multihot.artifacts.rundir import temp_file
 from multihot.core.errors import MultihotError
+from multihot.core.files import temp_file
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv"}
 

@@ -77,8 +77,8 @@ def export_hf(
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from multihot import __version__
-    from multihot.artifacts.rundir import write_dir_atomic
-    from multihot.inference.predictor import load_tokenizer
+    from multihot.artifacts.runs import load_tokenizer
+    from multihot.core.files import write_dir_atomic
 
     run = Path(run)
     clf = _load_transformer_run(run, "Hugging Face")
@@ -127,7 +127,7 @@ def export_hf(
         if unmatched:
             raise ExportError(f"Hugging Face export: weights not mapped: {', '.join(unmatched)}")
         hf_tokenizer = load_tokenizer(tmp)
-        from multihot.data.batching import tokenize
+        from multihot.data.encoding import tokenize
 
         if tokenize(hf_tokenizer, texts, m.max_length) != ids:
             raise ExportError(

@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from multihot.artifacts.rundir import ONNX_FILE, ONNX_INT8_FILE, temp_file
+from multihot.artifacts.rundir import ONNX_FILE, ONNX_INT8_FILE
 from multihot.core.errors import ExportError, MultihotError
+from multihot.core.files import temp_file
 from multihot.export.parity import (
     FP32_TOLERANCE,
     INT8_MIN_AGREEMENT,
@@ -27,7 +28,7 @@ from multihot.export.parity import (
     measure_parity,
     parity_texts,
 )
-from multihot.inference.predictor import (
+from multihot.inference.onnx_backend import (
     ONNX_INPUTS,
     ONNX_OUTPUT,
     import_onnxruntime,

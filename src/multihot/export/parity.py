@@ -178,7 +178,7 @@ def _load_transformer_run(run: Path, target: str):
 
 
 def _tokenize(clf, texts: list[str]) -> list[list[int]]:
-    from multihot.data.batching import tokenize
+    from multihot.data.encoding import tokenize
 
     return tokenize(clf.tokenizer, texts, clf.config.model.max_length)
 
@@ -188,7 +188,8 @@ def _torch_probs(
 ) -> np.ndarray:
     """The reference: PyTorch in fp32 on the CPU, with the batching every prediction path uses,
     and the whole model (the exported graph may leave out what the output does not read)."""
-    from multihot.inference.torch_backend import predict_logits, sigmoid
+    from multihot.inference.torch_backend import predict_logits
+    from multihot.scoring.probabilities import sigmoid
 
     logits = predict_logits(
         model, ids, pad_token_id=pad_token_id, batch_size=batch_size, device="cpu",

@@ -23,8 +23,8 @@ from typing import Any
 
 from torch import nn
 
-from multihot.artifacts.rundir import PICKLE_SUFFIXES
 from multihot.core.errors import EncoderError
+from multihot.core.pickles import PICKLE_SUFFIXES
 
 logger = logging.getLogger(__name__)
 

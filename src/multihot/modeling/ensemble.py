@@ -14,10 +14,16 @@ computed in log space (``log p̄ = logsumexp_m(-softplus(-z_m)) - log M``, and t
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from multihot.core.config import ModelConfig
+from multihot.modeling.encoders import encoder_from_config
+from multihot.modeling.model import MultiLabelModel
 
 
 def mean_probability_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -55,3 +61,18 @@ class SeedEnsemble(nn.Module):
             [member(input_ids, attention_mask, token_type_ids) for member in self.members]
         )
         return mean_probability_logits(stacked)
+
+
+def build_model(
+    encoder_config: dict[str, Any], num_labels: int, config: ModelConfig
+) -> MultiLabelModel | SeedEnsemble:
+    """A randomly initialised model of the shape ``config`` describes, ready for saved weights."""
+    members = [
+        MultiLabelModel(
+            encoder_from_config(encoder_config),
+            num_labels,
+            replace(config, pooling=config.member_pooling(i)),
+        )
+        for i in range(config.ensemble)
+    ]
+    return members[0] if len(members) == 1 else SeedEnsemble(members)

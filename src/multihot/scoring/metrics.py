@@ -14,18 +14,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from multihot.core.config import AVERAGES as _AVERAGES
+from multihot.core.config import PRIMARY_METRICS
 from multihot.core.errors import ConfigError, MultihotError
 
 logger = logging.getLogger(__name__)
 
-_AVERAGES = ("micro", "macro", "weighted", "samples")
-
-PRIMARY_METRICS: tuple[str, ...] = (
-    *(f"{avg}_{m}" for m in ("f1", "precision", "recall") for avg in _AVERAGES),
-    *("micro_roc_auc", "macro_roc_auc", "micro_ap", "macro_ap"),
-    *("hamming_loss", "subset_accuracy", "jaccard_samples", "lrap"),
-)
-"""Scalar metrics usable for model selection; all higher-is-better except ``hamming_loss``."""
 
 _LOWER_IS_BETTER = frozenset({"hamming_loss"})
 

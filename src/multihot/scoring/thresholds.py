@@ -10,10 +10,12 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from multihot.core.errors import ConfigError, MultihotError
+from multihot.core.config import TrainConfig
+from multihot.core.errors import ConfigError, DataError, MultihotError
 from multihot.scoring.metrics import compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -254,3 +256,57 @@ def tune_thresholds(
         msg = "%d of %d labels have < %d positives and use the global threshold"
         logger.debug(msg, len(fallback), num_labels, min_support)
     return Thresholds(values, strategy, global_value, fallback, top1_fallback)
+
+
+def tune_for_config(targets: np.ndarray, probs: np.ndarray, config: TrainConfig, **overrides: Any):
+    """Thresholds tuned the way ``config`` says (``overrides`` replace its threshold settings)."""
+    settings = {
+        "strategy": config.thresholds,
+        "fixed_value": config.fixed_threshold,
+        "min_support": config.min_support,
+        "top1_fallback": config.top1_fallback,
+    }
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return tune_thresholds(targets, probs, **settings)
+
+
+def finish_validation(
+    label_names: Sequence[str], targets: np.ndarray, probs: np.ndarray, config: TrainConfig
+) -> tuple[Thresholds, dict]:
+    """Thresholds tuned on validation, and the validation metrics with them
+    (``{"validation": metrics}``)."""
+    thresholds = tune_for_config(targets, probs, config)
+    return thresholds, {"validation": thresholds.metrics(targets, probs, label_names)}
+
+
+def check_enough_positives(
+    targets: np.ndarray, label_names: Sequence[str], min_support: int, source: str
+) -> None:
+    """Refuse to tune on data where no label has ``min_support`` positives (at least one): tuned
+    there, every threshold would be noise.
+
+    Raises:
+        DataError: naming ``source``, the label with the most positives, and how to go on.
+    """
+    support = np.asarray(targets).sum(axis=0).astype(int)
+    needed = max(min_support, 1)
+    if not (support >= needed).any():
+        most = int(support.argmax())
+        raise DataError(
+            f"{source}: too few positives to tune thresholds on: no label has {needed} "
+            f"(min_support) positive texts (the most is {support[most]}, {label_names[most]!r}, "
+            f"in {len(targets)} texts); tuned here they would be noise. Give more "
+            "labelled data, or force it (--force)"
+        )
+
+
+def log_fallback(thresholds: Thresholds, label_names: Sequence[str], min_support: int, source: str):
+    """Warn, naming them, about the labels that had too few positives and took the global value."""
+    fallback = [label_names[i] for i in thresholds.fallback_labels]
+    if fallback:
+        logger.warning(
+            "%s: %d of %d labels have fewer than %d positive texts and use the global threshold "
+            "%.3f: %s",
+            source, len(fallback), len(label_names), min_support, thresholds.global_value,
+            ", ".join(fallback),
+        )  # fmt: skip

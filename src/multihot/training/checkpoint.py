@@ -17,7 +17,7 @@ RUN/checkpoints/
 
 Nothing is pickled: tensors go to safetensors files, everything else to JSON, and loading reads
 those two files by name and nothing else (a ``.bin`` or ``.pt`` dropped in is never opened). Every
-directory is written by :func:`multihot.artifacts.rundir.write_dir_atomic`, so a kill at any moment leaves
+directory is written by :func:`multihot.core.files.write_dir_atomic`, so a kill at any moment leaves
 either the previous complete state or the new one.
 
 Restoring every RNG state at the moment the uninterrupted run would have used it (see
@@ -41,15 +41,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from multihot.artifacts.rundir import (
-    CHECKPOINTS,
-    read_json,
-    remove_leftovers,
-    write_atomic,
-    write_dir_atomic,
-)
+from multihot.artifacts.rundir import CHECKPOINTS, read_json
 from multihot.core.config import RunConfig
 from multihot.core.errors import MultihotError, RunDirError
+from multihot.core.files import remove_leftovers, write_atomic, write_dir_atomic
 
 if TYPE_CHECKING:
     from multihot.training.loop import TrainResult
@@ -355,20 +350,6 @@ class TrainingCheckpoint:
 def _numpy_state() -> list[Any]:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
-
-
-# -------------------------------------------------------------------- a run: invocation, members
-def fingerprint(texts: Iterable[str], *arrays: np.ndarray) -> str:
-    """A SHA-256 over texts and arrays (values, dtype, shape): resuming checks the data is the same."""
-    digest = hashlib.sha256()
-    for text in texts:
-        encoded = text.encode("utf-8", "surrogatepass")
-        digest.update(len(encoded).to_bytes(8, "little") + encoded)
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

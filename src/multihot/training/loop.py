@@ -26,18 +26,14 @@ from multihot.core.config import TrainConfig
 from multihot.core.distributed import check_batch_split, gather_rows
 from multihot.core.errors import ConfigError
 from multihot.core.precision import accelerate_mixed_precision, fast_attention, resolve_precision
-from multihot.data.batching import (
-    Collator,
-    LengthGroupedBatchSampler,
-    TokenizedDataset,
-    sorted_batches,
-)
-from multihot.inference.torch_backend import sigmoid
+from multihot.data.batching import Collator, LengthGroupedBatchSampler, TokenizedDataset
+from multihot.data.encoding import sorted_batches
 from multihot.modeling.dropout import use_fast_dropout
 from multihot.modeling.encoders import use_eager_attention
 from multihot.modeling.masking import MaskedLMTraining, mask_tokens
 from multihot.scoring.metrics import metric_is_better
-from multihot.scoring.thresholds import tune_thresholds
+from multihot.scoring.probabilities import sigmoid
+from multihot.scoring.thresholds import tune_for_config
 from multihot.training.checkpoint import TrainingCheckpoint
 
 logger = logging.getLogger(__name__)
@@ -73,18 +69,6 @@ class TrainResult:
     """Validation probabilities ``(n_val, num_labels)`` at the best evaluation."""
     stopped_early: bool = False
     precision: str = "fp32"
-
-
-def tune_for_config(targets: np.ndarray, probs: np.ndarray, config: TrainConfig, **overrides: Any):
-    """Thresholds tuned the way ``config`` says (``overrides`` replace its threshold settings)."""
-    settings = {
-        "strategy": config.thresholds,
-        "fixed_value": config.fixed_threshold,
-        "min_support": config.min_support,
-        "top1_fallback": config.top1_fallback,
-    }
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    return tune_thresholds(targets, probs, **settings)
 
 
 def _param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:

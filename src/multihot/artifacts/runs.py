@@ -1,0 +1,294 @@
+"""Reading and writing run directories, every kind: the files each holds, checked against each other.
+
+Every kind of run (:data:`RUN_KINDS`) has config.json, labels.json, thresholds.json, metrics.json and
+history.jsonl; a transformer run adds model.safetensors and tokenizer/, a linear baseline run
+model.safetensors (IDF weights and coefficients) and vocabulary.json. This module is the one place
+that writes and reads them; :mod:`multihot.artifacts.rundir` has the layout and the checks on paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from multihot.artifacts.rundir import (
+    LINEAR_REQUIRED,
+    METRICS,
+    ONNX_REQUIRED,
+    PREVIOUS_THRESHOLDS,
+    REQUIRED,
+    THRESHOLDS,
+    VOCABULARY,
+    WEIGHTS,
+    check_output_dir,
+    check_run_dir,
+    history_text,
+    library_versions,
+    read_history,
+    read_json,
+)
+from multihot.core.config import ModelConfig, RunConfig
+from multihot.core.errors import MultihotError, RunDirError
+from multihot.core.files import dumps, write_atomic, write_dir_atomic
+from multihot.data.labels import LabelSet
+from multihot.scoring.thresholds import Thresholds
+
+# Keys of config.json that describe the run rather than configure it.
+RUN_INFO_KEYS = ("kind", "encoder_config", "baseline", "num_labels", "versions")
+
+
+RUN_KINDS = ("transformer", "tfidf-logreg")
+
+
+CONFIG_SECTIONS = ("model", "train", "data")
+
+
+WEIGHTS_META = "multihot"
+"""The key of the weights file's metadata that records what the weights were trained as."""
+
+
+def broken(path: Path, problem: str) -> RunDirError:
+    """The one error for a run directory whose files do not agree with each other."""
+    return RunDirError(f"{path}: broken run directory: {problem}")
+
+
+def read_run(path: Path, raw: dict[str, Any]) -> tuple[RunConfig, LabelSet, Thresholds]:
+    """The config, labels and thresholds of a run directory, checked against each other.
+
+    Args:
+        path: the run directory.
+        raw: its config.json, parsed.
+
+    Raises:
+        RunDirError: a file is corrupt, config.json lacks a section, or the files disagree (label
+            count, label names of the thresholds).
+    """
+    try:
+        config = RunConfig.from_dict(
+            {k: v for k, v in raw.items() if k not in RUN_INFO_KEYS},
+            source=str(path / "config.json"),
+        )
+    except MultihotError as err:
+        raise RunDirError(str(err)) from None
+    # A section left out would silently become the defaults (another pooling, another length).
+    missing = [name for name in CONFIG_SECTIONS if not isinstance(raw.get(name), dict)]
+    if missing:
+        raise broken(path, f"config.json has no {', '.join(repr(m) for m in missing)} section")
+    kind = raw.get("kind", "transformer")
+    if kind not in RUN_KINDS:
+        raise broken(path, f"config.json: unknown kind {kind!r}; expected one of {RUN_KINDS}")
+    names = read_json(path / "labels.json", list)
+    try:
+        labels = LabelSet(names)
+    except MultihotError as err:
+        raise broken(path, f"labels.json: {err}") from None
+    if raw.get("num_labels") != len(labels):
+        raise broken(
+            path,
+            f"config.json says num_labels {raw.get('num_labels')!r}, labels.json has "
+            f"{len(labels)} labels",
+        )
+    try:
+        thresholds = Thresholds.from_dict(read_json(path / "thresholds.json"), labels.names)
+    except RunDirError:
+        raise
+    except MultihotError as err:
+        raise broken(path, f"thresholds.json does not fit labels.json: {err}") from None
+    return config, labels, thresholds
+
+
+def weights_metadata(
+    labels: LabelSet, config: ModelConfig | None = None, encoder_config: dict | None = None
+) -> dict[str, str]:
+    """What the weights were trained as, for their safetensors header: the label names in column
+    order and, for a transformer, each member's pooling, the head and a hash of the encoder's
+    config. Pooling has no weights and a reordered labels.json has the same shapes: only this
+    record catches them."""
+    record: dict[str, Any] = {"labels": labels.names}
+    if config is not None:
+        record["poolings"] = [config.member_pooling(i) for i in range(config.ensemble)]
+        record["head"] = config.head
+    if encoder_config is not None:
+        record["encoder_config_sha256"] = _sha256_json(encoder_config)
+    return {WEIGHTS_META: json.dumps(record, ensure_ascii=False)}
+
+
+_RECORDED = {
+    "labels": "labels.json (names or order)",
+    "poolings": "config.json's pooling",
+    "head": "config.json's head",
+    "encoder_config_sha256": "config.json's encoder_config",
+}
+
+
+def check_weights_metadata(path: Path, expected: dict[str, str]) -> None:
+    """Raise the broken-run error when the weights were saved for other labels or another model
+    than the run's files describe (``expected``: :func:`weights_metadata` of those). Weights saved
+    before this record was kept are not checked."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path / WEIGHTS), framework="np") as fh:
+            raw = (fh.metadata() or {}).get(WEIGHTS_META)
+    except Exception:  # not a safetensors file: loading the weights says so
+        return
+    if raw is None:
+        return
+    try:
+        saved = json.loads(raw)
+    except ValueError:
+        raise broken(path, f"{WEIGHTS}: corrupt {WEIGHTS_META!r} metadata") from None
+    now = json.loads(expected[WEIGHTS_META])
+    for key, description in _RECORDED.items():
+        if key in saved and key in now and saved[key] != now[key]:
+            raise broken(path, f"{WEIGHTS} was trained with other {description} than the run has")
+
+
+def first_line(err: Exception) -> str:
+    return str(err).splitlines()[0][:200] if str(err).strip() else type(err).__name__
+
+
+def _sha256_json(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def load_metrics_and_history(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    metrics = read_json(path / "metrics.json") if (path / "metrics.json").exists() else {}
+    return metrics, read_history(path / "history.jsonl")
+
+
+@dataclass
+class RunFiles:
+    """What every kind of run directory holds besides its model, read and checked."""
+
+    path: Path
+    kind: str
+    """One of :data:`RUN_KINDS`."""
+    config: RunConfig
+    labels: LabelSet
+    thresholds: Thresholds
+    raw: dict[str, Any]
+    """config.json as it was read (with ``encoder_config`` or ``baseline``)."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def read_run_files(path: str | Path, *, for_onnx: bool = False) -> RunFiles:
+    """Check a run directory and read its config, labels, thresholds, metrics and history.
+
+    Args:
+        path: the run directory.
+        for_onnx: only what ONNX prediction reads must be there (no weights).
+
+    Raises:
+        RunDirError: a file is missing, corrupt, a link out of the directory, or disagrees with
+            the others (see :func:`read_run`).
+    """
+    path = check_run_dir(Path(path), required=("config.json",))
+    raw = read_json(path / "config.json")
+    kind = raw.get("kind", "transformer")
+    if kind not in RUN_KINDS:
+        raise broken(path, f"config.json: unknown kind {kind!r}; expected one of {RUN_KINDS}")
+    required = (
+        LINEAR_REQUIRED if kind == "tfidf-logreg" else ONNX_REQUIRED if for_onnx else REQUIRED
+    )
+    check_run_dir(path, required=required)
+    config, labels, thresholds = read_run(path, raw)
+    metrics, history = load_metrics_and_history(path)
+    return RunFiles(path, kind, config, labels, thresholds, raw, metrics, history)
+
+
+# ----------------------------------------------------------------------------------- writing
+def config_json(kind: str, config: RunConfig, num_labels: int, **info: Any) -> str:
+    return dumps(
+        {"kind": kind, **config.to_dict(), **info, "num_labels": num_labels,
+         "versions": library_versions()}
+    )  # fmt: skip
+
+
+def write_outcome(directory: Path, labels: LabelSet, thresholds: Thresholds, metrics, history):
+    """The files every kind of run has: labels, thresholds, metrics, history."""
+    write_atomic(directory / "labels.json", dumps(labels.names))
+    write_atomic(directory / THRESHOLDS, dumps(thresholds.to_dict(labels.names)))
+    write_atomic(directory / METRICS, dumps(metrics))
+    write_atomic(directory / "history.jsonl", history_text(history))
+
+
+def save_dir(path: Path, fill: Callable[[Path], None]) -> Path:
+    path = Path(path)
+    check_output_dir(path)
+    write_dir_atomic(path, fill)
+    return path
+
+
+def save_linear_run(
+    path: str | Path, *, vocabulary: dict[str, int], arrays: dict[str, np.ndarray],
+    baseline: dict[str, Any], config: RunConfig, labels: LabelSet, thresholds: Thresholds,
+    metrics: dict, history: list,
+) -> Path:  # fmt: skip
+    """Write a linear baseline run: its vocabulary as JSON, ``arrays`` (IDF weights, coefficients,
+    intercepts) as safetensors, ``baseline`` (its settings) in config.json."""
+    from safetensors.numpy import save_file
+
+    def fill(tmp: Path) -> None:
+        info = {"baseline": baseline}
+        write_atomic(tmp / "config.json", config_json("tfidf-logreg", config, len(labels), **info))
+        write_atomic(tmp / VOCABULARY, json.dumps(vocabulary, ensure_ascii=False))
+        save_file(arrays, str(tmp / WEIGHTS), metadata=weights_metadata(labels))
+        write_outcome(tmp, labels, thresholds, metrics, history)
+
+    return save_dir(Path(path), fill)
+
+
+def save_thresholds(path: str | Path, labels: LabelSet, thresholds: Thresholds, metrics: dict):
+    """Replace only thresholds.json and metrics.json of an existing run directory.
+
+    The thresholds replaced are kept in ``thresholds.previous.json`` (one generation), so a
+    re-tuning can be undone by moving that file back. Each file is replaced in one step: a kill
+    leaves the old thresholds or the new ones.
+    """
+    path = check_run_dir(Path(path), required=("config.json",))
+    current = path / THRESHOLDS
+    if current.is_file():
+        write_atomic(path / PREVIOUS_THRESHOLDS, current.read_text(encoding="utf-8"))
+    write_atomic(current, dumps(thresholds.to_dict(labels.names)))
+    save_metrics(path, metrics)
+
+
+def save_metrics(path: str | Path, metrics: dict) -> None:
+    """Replace only metrics.json of an existing run directory."""
+    path = check_run_dir(Path(path), required=("config.json",))
+    write_atomic(path / METRICS, dumps(metrics))
+
+
+def load_tokenizer(path: Path):
+    """The run's Hugging Face tokenizer, or :class:`RunDirError` naming the directory."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except Exception as err:  # transformers raises many types for broken tokenizer files
+        raise RunDirError(f"{path}: cannot load tokenizer ({first_line(err)})") from None
+
+
+def read_linear_model(files: RunFiles) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+    """``(vocabulary, arrays)`` of a linear baseline run, as :func:`save_linear_run` wrote them."""
+    from safetensors.numpy import load_file
+
+    path = files.path
+    try:
+        vocabulary = json.loads((path / VOCABULARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise RunDirError(f"{path / VOCABULARY}: cannot read ({err})") from None
+    check_weights_metadata(path, weights_metadata(files.labels))
+    try:
+        arrays = load_file(str(path / WEIGHTS))
+    except Exception as err:  # safetensors raises several types for truncated or foreign files
+        raise RunDirError(f"{path / WEIGHTS}: cannot load weights ({first_line(err)})") from None
+    return vocabulary, arrays

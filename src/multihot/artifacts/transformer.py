@@ -1,0 +1,80 @@
+"""Transformer run directories: the weights (safetensors, with what they were trained as in their
+header), the tokenizer and the encoder's config. Apart from :mod:`multihot.artifacts.runs` because
+this half needs torch, and ONNX prediction reads a run without it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from multihot.artifacts.rundir import TOKENIZER, WEIGHTS, convert_hint
+from multihot.artifacts.runs import (
+    RunFiles,
+    broken,
+    check_weights_metadata,
+    config_json,
+    first_line,
+    load_tokenizer,
+    save_dir,
+    weights_metadata,
+    write_outcome,
+)
+from multihot.core.config import RunConfig
+from multihot.core.errors import RunDirError
+from multihot.core.files import write_atomic
+from multihot.core.pickles import is_pickle
+from multihot.data.labels import LabelSet
+from multihot.modeling.ensemble import build_model
+from multihot.scoring.thresholds import Thresholds
+
+
+def save_transformer_run(
+    path: str | Path, *, model, tokenizer, encoder_config: dict[str, Any], config: RunConfig,
+    labels: LabelSet, thresholds: Thresholds, metrics: dict, history: list,
+) -> Path:  # fmt: skip
+    """Write a transformer run directory, all or nothing (a finished run there is replaced)."""
+    from safetensors.torch import save_model
+
+    def fill(tmp: Path) -> None:
+        info = {"encoder_config": encoder_config}
+        write_atomic(tmp / "config.json", config_json("transformer", config, len(labels), **info))
+        metadata = weights_metadata(labels, config.model, encoder_config)
+        save_model(model, str(tmp / WEIGHTS), metadata=metadata)
+        tokenizer.save_pretrained(str(tmp / TOKENIZER))
+        write_outcome(tmp, labels, thresholds, metrics, history)
+
+    return save_dir(Path(path), fill)
+
+
+# ----------------------------------------------------------------------------------- reading
+def load_transformer_model(files: RunFiles):
+    """``(model, tokenizer, encoder_config)`` of a transformer run (weights from safetensors only)."""
+    from safetensors.torch import load_model
+
+    path, raw = files.path, files.raw
+    if "encoder_config" not in raw:
+        raise RunDirError(f"{path / 'config.json'}: missing 'encoder_config'")
+    encoder_config = raw["encoder_config"]
+    check_weights_metadata(path, weights_metadata(files.labels, files.config.model, encoder_config))
+    model = build_model(encoder_config, len(files.labels), files.config.model)
+    weights = path / WEIGHTS
+    try:
+        load_model(model, str(weights), strict=True)
+    except RuntimeError as err:  # torch: names or shapes differ from the model's
+        if "state_dict" not in str(err):
+            raise RunDirError(f"{weights}: cannot load weights ({first_line(err)})") from None
+        # The first line only says "Error(s) in loading state_dict"; the next one says which.
+        detail = " ".join(line.strip() for line in str(err).splitlines()[1:3])
+        raise broken(
+            path,
+            "cannot load weights into the model that config.json and labels.json describe "
+            f"({detail[:300]})",
+        ) from None
+    except Exception as err:  # safetensors raises several types for truncated or foreign files
+        if is_pickle(weights):
+            raise RunDirError(
+                f"{weights}: a pickled PyTorch checkpoint, not safetensors; "
+                f"{convert_hint(weights, path)}"
+            ) from None
+        raise RunDirError(f"{weights}: cannot load weights ({first_line(err)})") from None
+    return model, load_tokenizer(path / TOKENIZER), encoder_config

@@ -1,0 +1,115 @@
+"""Training and validation data made ready for a run: read, one label set over both, targets, and a
+stratified hold-out when there is no validation file."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from multihot.core.config import RunConfig
+from multihot.core.errors import DataError
+from multihot.data.labels import LabelSet, warn_case_collisions
+from multihot.data.readers import Dataset, read_dataset
+from multihot.data.splits import stratified_split
+
+logger = logging.getLogger(__name__)
+
+DataLike = str | Path | Dataset
+"""A data file (csv, tsv, jsonl, json, parquet; .gz too) or a :class:`Dataset` in memory."""
+
+
+# -------------------------------------------------------------------- a run: invocation, members
+def fingerprint(texts: Iterable[str], *arrays: np.ndarray) -> str:
+    """A SHA-256 over texts and arrays (values, dtype, shape): resuming checks the data is the same."""
+    digest = hashlib.sha256()
+    for text in texts:
+        encoded = text.encode("utf-8", "surrogatepass")
+        digest.update(len(encoded).to_bytes(8, "little") + encoded)
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class PreparedData:
+    """Training and validation data with their targets over one label set."""
+
+    labels: LabelSet
+    train: Dataset
+    train_targets: np.ndarray
+    val: Dataset
+    val_targets: np.ndarray
+
+    def fingerprint(self) -> str:
+        """A hash of the texts and targets, train and validation, and the label names."""
+        texts = itertools.chain(self.labels.names, self.train.texts, self.val.texts)
+        return fingerprint(texts, self.train_targets, self.val_targets)
+
+
+def prepare_data(train: DataLike, val: DataLike | None, config: RunConfig) -> PreparedData:
+    """Read the data, fix the label set (train and val together), and hold out val if there is none."""
+    train_data = read_data(train, config)
+    val_data = read_data(val, config) if val is not None else None
+    names: set[str] = {n for labels in train_data.labels for n in labels}
+    names.update(train_data.label_names or [])
+    if val_data is not None:
+        names.update(n for labels in val_data.labels for n in labels)
+        names.update(val_data.label_names or [])
+    if not names:
+        raise DataError(f"{train_data.source}: no labels: expected at least one label name")
+    labels = LabelSet(train_data.label_names if _same_names(train_data, names) else sorted(names))
+    sources = [train_data.source] + ([val_data.source] if val_data is not None else [])
+    warn_case_collisions(labels.names, " and ".join(dict.fromkeys(sources)))
+    train_targets = labels.encode(train_data.labels, train_data.source)
+    for name, count in zip(labels.names, train_targets.sum(axis=0), strict=True):
+        if count == 0:
+            logger.warning(
+                "%s: label %r has no positive example in training", train_data.source, name
+            )
+    if val_data is not None:
+        return PreparedData(
+            labels,
+            train_data,
+            train_targets,
+            val_data,
+            labels.encode(val_data.labels, val_data.source),
+        )
+    train_idx, val_idx = stratified_split(
+        train_targets, config.train.val_fraction, config.train.seed
+    )
+    logger.info(
+        "no validation data: held out %d of %d training texts", len(val_idx), len(train_targets)
+    )
+    return PreparedData(
+        labels,
+        train_data.subset(train_idx),
+        train_targets[train_idx],
+        train_data.subset(val_idx),
+        train_targets[val_idx],
+    )
+
+
+def read_data(data: DataLike, config: RunConfig) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    d = config.data
+    return read_dataset(
+        data,
+        text_col=d.text_col,
+        labels_col=d.labels_col,
+        label_cols=d.label_cols,
+        label_sep=d.label_sep,
+    )
+
+
+def _same_names(data: Dataset, names: set[str]) -> bool:
+    """Keep the column order of 0/1 label columns when they name every label."""
+    return data.label_names is not None and set(data.label_names) == names

@@ -1,0 +1,236 @@
+"""The ONNX Runtime backend: a graph written by ``multihot export RUN --format onnx`` run on the CPU.
+
+Nothing here imports torch: tokenizing, padding (:mod:`multihot.data.encoding`) and the graph are
+all this backend needs, so ``multihot predict --backend onnx`` and a serving image start quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from multihot.artifacts.rundir import ONNX_FILE, check_self_contained
+from multihot.artifacts.runs import RunFiles, load_tokenizer
+from multihot.core.errors import ConfigError, MultihotError, RunDirError
+from multihot.data.encoding import encode, pad, sorted_batches
+from multihot.data.labels import LabelSet
+from multihot.scoring.thresholds import Thresholds
+
+logger = logging.getLogger(__name__)
+
+
+def available_cores() -> int:
+    """The cores this process may use: torch's thread count where torch is loaded (a launched job
+    gives each process its share), else the CPUs the process may run on."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.get_num_threads()
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+ONNX_INPUTS = ("input_ids", "attention_mask")
+
+
+ONNX_OUTPUT = "probabilities"
+
+
+DISABLED_ORT_FUSIONS = ("SkipLayerNormFusion",)
+"""Graph rewrites of onnxruntime's that the sessions here turn off. SkipLayerNormFusion merges
+each residual Add with the LayerNorm after it into one SkipLayerNormalization, whose CPU kernel
+(onnxruntime 1.32) is a scalar loop with a division per element: on int8 scratch-mini it took
+1.25 ms a call against 0.17 ms for a LayerNormalization of the same shape, and left unfused the
+graph ran 19% faster at batch 64 on one core (30% at batch 32; same probabilities up to float
+rounding)."""
+
+
+def import_onnxruntime():
+    """The ``onnxruntime`` module, or a clear error saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MultihotError(
+            "onnxruntime is not installed; install the ONNX extra: pip install 'multihot[onnx]'"
+        ) from None
+    return onnxruntime
+
+
+def onnx_session(path: str | Path, options=None):
+    """An onnxruntime CPU session for the graph at ``path``, with inputs and output checked.
+
+    Args:
+        path: an ``.onnx`` file written by ``multihot export``.
+        options: an ``onnxruntime.SessionOptions`` to start from (to turn on profiling, say); its
+            intra-operator thread count is set to one either way.
+
+    Raises:
+        RunDirError: the file is missing, is not an ONNX model, or lacks the multihot inputs/output.
+    """
+    ort = import_onnxruntime()
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"{path}: no such ONNX model")
+    options = options if options is not None else ort.SessionOptions()
+    # One core per run: onnx_probabilities runs several batches at once instead (onnxruntime
+    # releases the GIL while it computes), which keeps every core busy without the per-operator
+    # hand-offs of a thread pool; with short texts those cost more than they save.
+    options.intra_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(
+            str(path),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(DISABLED_ORT_FUSIONS),
+        )
+    except Exception as err:  # onnxruntime raises its own exception types for bad files
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise RunDirError(f"{path}: cannot load ONNX model ({reason})") from None
+    inputs = sorted(i.name for i in session.get_inputs())
+    outputs = [o.name for o in session.get_outputs()]
+    if inputs != sorted(ONNX_INPUTS) or outputs != [ONNX_OUTPUT]:
+        raise RunDirError(
+            f"{path}: expected inputs {', '.join(ONNX_INPUTS)} and output {ONNX_OUTPUT}, "
+            f"got inputs {', '.join(inputs)} and outputs {', '.join(outputs)}; "
+            "expected a graph written by 'multihot export RUN --format onnx'"
+        )
+    return session
+
+
+def onnx_probabilities(
+    session,
+    input_ids: list[list[int]],
+    *,
+    pad_token_id: int,
+    batch_size: int = 64,
+    workers: int | None = None,
+) -> np.ndarray:
+    """Probabilities of shape ``(n_texts, num_labels)`` from an ONNX session, rows in input order.
+
+    Batching is that of :func:`multihot.inference.torch_backend.predict_logits` (sorted by length, padded to the
+    batch's longest text), so both engines see the same padded batches; only when there are fewer
+    texts than ``batch_size`` per worker are the batches made smaller, so that every worker gets one.
+    ``workers`` batches run at once, each on one core (see :func:`onnx_session`); the default is
+    :func:`available_cores`.
+    On GoEmotions test with int8 scratch-mini and 2 cores, tokenization included, this ran at 2311
+    texts/s (median of six) against 1946 for one batch at a time on two intra-operator threads.
+    """
+    workers = max(1, workers or available_cores())
+    lengths = np.fromiter((len(ids) for ids in input_ids), dtype=np.int64, count=len(input_ids))
+    out = np.empty((len(input_ids), onnx_num_labels(session)), dtype=np.float32)
+    size = max(1, min(batch_size, -(-len(input_ids) // workers)))
+
+    def run(batch_indices: list[int]) -> None:
+        ids, mask = pad([input_ids[i] for i in batch_indices], pad_token_id)
+        out[batch_indices] = session.run(
+            [ONNX_OUTPUT], dict(zip(ONNX_INPUTS, (ids, mask), strict=True))
+        )[0]
+
+    batches = sorted_batches(lengths, size)
+    if workers == 1 or len(batches) < 2:
+        for batch_indices in batches:
+            run(batch_indices)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(workers, len(batches))) as pool:
+            list(pool.map(run, batches))  # list(): re-raises a batch's exception here
+    return out
+
+
+def onnx_num_labels(session) -> int:
+    """The width of the graph's output: its static shape, else the labels in its metadata."""
+    width = session.get_outputs()[0].shape[1]
+    if isinstance(width, int):
+        return width
+    labels = onnx_metadata(session).get("labels")
+    if not isinstance(labels, list):
+        raise RunDirError("ONNX model: output width unknown and no 'labels' in its metadata")
+    return len(labels)
+
+
+def onnx_metadata(session) -> dict[str, Any]:
+    """The multihot entries of a graph's metadata_props, JSON-decoded (absent ones left out)."""
+    props = session.get_modelmeta().custom_metadata_map
+    out = {}
+    for key, value in props.items():
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _check_graph_matches_run(
+    session, path: Path, labels: LabelSet, thresholds: Thresholds, run: Path
+) -> None:
+    """The graph must be this run's model: same labels; thresholds re-tuned since are only logged."""
+    meta = onnx_metadata(session)
+    num_outputs = onnx_num_labels(session)
+    graph_labels = meta.get("labels")
+    if num_outputs != len(labels) or (graph_labels is not None and graph_labels != labels.names):
+        raise RunDirError(
+            f"{path}: the graph's labels ({graph_labels if graph_labels else num_outputs}) do not "
+            f"match {run / 'labels.json'}; export this run again"
+        )
+    saved = meta.get("thresholds", {}).get("thresholds")
+    if saved is not None and saved != thresholds.to_dict(labels.names)["thresholds"]:
+        logger.warning(
+            "%s: thresholds differ from %s (re-tuned after export?); using the run's",
+            path,
+            run / "thresholds.json",
+        )
+
+
+class OnnxBackend:
+    """Logits are not what the graph returns: probabilities are (the sigmoid is inside it).
+
+    Args:
+        session: an onnxruntime session from :func:`onnx_session`.
+        tokenizer: the run's tokenizer.
+        max_length: the run's ``max_length``.
+    """
+
+    kind = "onnx"
+
+    def __init__(self, session, tokenizer, max_length: int):
+        self.session, self.tokenizer, self.max_length = session, tokenizer, max_length
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64, precision: str = "auto"):
+        """Probabilities of shape ``(n_texts, num_labels)``, rows in input order."""
+        ids = encode(self.tokenizer, texts, self.max_length)
+        if not ids:
+            return np.zeros((0, onnx_num_labels(self.session)), dtype=np.float32)
+        return onnx_probabilities(
+            self.session, ids, pad_token_id=self.tokenizer.pad_token_id, batch_size=batch_size
+        )
+
+
+def load_onnx_backend(files: RunFiles, onnx_path: str | Path | None = None) -> OnnxBackend:
+    """The ONNX backend of a transformer run: ``onnx_path`` or the run's model.onnx, checked
+    against the run's labels."""
+    run = files.path
+    if files.kind == "tfidf-logreg":
+        raise ConfigError(
+            f"{run}: a baseline (TF-IDF + logistic regression) run has no ONNX export; "
+            "use the torch backend"
+        )
+    path = Path(onnx_path) if onnx_path is not None else run / ONNX_FILE
+    if not path.is_file():
+        raise RunDirError(
+            f"{path}: no such ONNX model; write it with 'multihot export {run} --format onnx'"
+            + (f" -o {path}" if onnx_path is not None else "")
+        )
+    if onnx_path is None:
+        check_self_contained(run, (ONNX_FILE,))
+    session = onnx_session(path)
+    _check_graph_matches_run(session, path, files.labels, files.thresholds, run)
+    return OnnxBackend(session, load_tokenizer(run / "tokenizer"), files.config.model.max_length)

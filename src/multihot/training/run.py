@@ -1,0 +1,338 @@
+"""A whole training run: resolve the config, prepare the data, train each member, assemble the model,
+tune the thresholds on validation, save the run directory. :meth:`multihot.Classifier.train` is
+this module's :func:`train_run`; :func:`resume_run` continues one a kill interrupted.
+
+A run with an output directory keeps checkpoints there (:mod:`multihot.training.checkpoint`), so a
+killed run continues where it stopped and ends as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from multihot.artifacts.transformer import save_transformer_run
+from multihot.core import distributed
+from multihot.core.config import RunConfig
+from multihot.core.errors import ConfigError, RunDirError
+from multihot.data.batching import TokenizedDataset
+from multihot.data.encoding import tokenize
+from multihot.data.labels import LabelSet
+from multihot.data.prepare import DataLike, PreparedData, prepare_data
+from multihot.data.readers import Dataset
+from multihot.inference.torch_backend import TorchBackend
+from multihot.modeling.encoders import (
+    build_encoder,
+    encoder_from_config,
+    is_scratch,
+    load_pretrained,
+)
+from multihot.modeling.ensemble import SeedEnsemble
+from multihot.modeling.model import MultiLabelModel
+from multihot.scoring.probabilities import sigmoid
+from multihot.scoring.thresholds import Thresholds, finish_validation
+from multihot.training.checkpoint import RunCheckpoints, tokenizer_fingerprint
+from multihot.training.loop import TrainCallback, TrainResult, fit
+from multihot.training.losses import build_loss, compute_pos_weight
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedRun:
+    """What a training run ends with: the model and everything a run directory holds."""
+
+    model: MultiLabelModel | SeedEnsemble
+    tokenizer: Any
+    encoder_config: dict[str, Any]
+    labels: LabelSet
+    thresholds: Thresholds
+    config: RunConfig
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+@dataclass
+class _Setup:
+    """What every member of a run shares: the data, the tokenizer, the loss."""
+
+    config: RunConfig
+    data: PreparedData
+    tokenizer: Any
+    encoder_config: dict[str, Any]
+    train_set: TokenizedDataset
+    val_set: TokenizedDataset
+    loss_fn: Any
+    checkpoints: RunCheckpoints | None
+    trust_remote_weights: bool
+
+
+def train_run(
+    train: DataLike,
+    val: DataLike | None = None,
+    *,
+    config: RunConfig | None = None,
+    output: str | Path | None = None,
+    callback: TrainCallback | None = None,
+    trust_remote_weights: bool = False,
+    resume: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> TrainedRun:
+    """Train, tune thresholds and (with ``output``) save a run; see :meth:`multihot.Classifier.train`."""
+    from accelerate.utils import set_seed
+
+    checkpoints = RunCheckpoints(output) if output is not None else None
+    config, saved = _starting_config(checkpoints, config, overrides or {}, resume)
+    # Before anything is written (fit checks it too, for callers of fit alone).
+    distributed.check_batch_split(config.train.batch_size, distributed.state().num_processes)
+    data = prepare_data(train, val, config)
+    set_seed(config.train.seed)
+    m = config.model
+    encoder, tokenizer, encoder_config = build_encoder(
+        m.encoder, data.train.texts, m.vocab_size, m.max_length, m.dropout,
+        trust_remote_weights=trust_remote_weights,
+    )  # fmt: skip
+    if checkpoints is not None:
+        invocation = _invocation(config, train, val, data, tokenizer)
+        if resume:
+            _check_same_inputs(saved, invocation, checkpoints)
+        else:
+            checkpoints.start(invocation)
+    setup = _Setup(
+        config, data, tokenizer, encoder_config,
+        TokenizedDataset(tokenize(tokenizer, data.train.texts, m.max_length), data.train_targets),
+        TokenizedDataset(tokenize(tokenizer, data.val.texts, m.max_length), data.val_targets),
+        _loss(config, data), checkpoints, trust_remote_weights,
+    )  # fmt: skip
+    members, results = [], []
+    for member in range(m.ensemble):
+        model, result = _train_member(setup, member, encoder if member == 0 else None, callback)
+        members.append(model)
+        results.append(result)
+    run = _assemble(setup, members, results)
+    if output is not None:
+        # Launched over several processes, every one ends with the same model; one writes it.
+        # The save replaces the whole directory: the checkpoints go with it.
+        state = distributed.state()
+        if state.is_main_process:
+            save_run(run, output)
+        state.wait_for_everyone()
+    return run
+
+
+def resume_run(
+    run: str | Path, *, callback: TrainCallback | None = None, trust_remote_weights: bool = False
+) -> TrainedRun:
+    """Continue the interrupted run in ``run`` with the data files it recorded; see
+    :meth:`multihot.Classifier.resume`."""
+    saved = RunCheckpoints(run).invocation()
+    if saved.get("in_memory") or not isinstance(saved.get("train"), str):
+        raise RunDirError(
+            f"{run}: trained on data given in memory, not read from files; resume it with "
+            f"Classifier.train(train, val, output={str(run)!r}, resume=True)"
+        )
+    return train_run(
+        saved["train"], saved.get("val"), output=run, callback=callback,
+        trust_remote_weights=trust_remote_weights, resume=True,
+    )  # fmt: skip
+
+
+def save_run(run: TrainedRun, path: str | Path) -> Path:
+    """Write ``run`` as a run directory (all or nothing)."""
+    return save_transformer_run(
+        path, model=run.model, tokenizer=run.tokenizer, encoder_config=run.encoder_config,
+        config=run.config, labels=run.labels, thresholds=run.thresholds, metrics=run.metrics,
+        history=run.history,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ the run's config
+def resolve_config(config: RunConfig | None, overrides: dict[str, Any]) -> RunConfig:
+    """``config`` (default: the defaults) with ``overrides``, and the learning rate the encoder
+    needs when none is given."""
+    config = (config or RunConfig()).override(**overrides)
+    if config.train.lr is None:
+        # Random weights need far larger steps than fine-tuning a pretrained encoder.
+        config = config.override(lr=4e-4 if is_scratch(config.model.encoder) else 5e-5)
+    return config
+
+
+def _starting_config(
+    checkpoints: RunCheckpoints | None,
+    config: RunConfig | None,
+    overrides: dict[str, Any],
+    resume: bool,
+) -> tuple[RunConfig, dict[str, Any] | None]:
+    """The config to train with and, when resuming, what the interrupted run recorded."""
+    from multihot.artifacts.rundir import check_output_dir
+
+    if not resume:
+        config = resolve_config(config, overrides)
+        if checkpoints is not None:
+            check_output_dir(checkpoints.run)
+            checkpoints.refuse_unfinished()
+        return config, None
+    if checkpoints is None:
+        raise ConfigError("resume: needs output, the run directory to resume")
+    saved = checkpoints.invocation()
+    return _resumed_config(checkpoints, saved, config, overrides), saved
+
+
+def _resumed_config(
+    checkpoints: RunCheckpoints,
+    saved: dict[str, Any],
+    given: RunConfig | None,
+    overrides: dict[str, Any],
+) -> RunConfig:
+    """The interrupted run's config (``saved``: its invocation); ``given`` and ``overrides`` may
+    only repeat it."""
+    config = checkpoints.config(saved)
+    asked = resolve_config(given or config, overrides)
+    if asked != config:
+        flat = {k: v for section in config.to_dict().values() for k, v in section.items()}
+        differ = [
+            f"{key}={value!r} (the run has {flat[key]!r})"
+            for section in asked.to_dict().values()
+            for key, value in section.items()
+            if value != flat[key]
+        ]
+        raise ConfigError(
+            f"{checkpoints.run}: a resumed run keeps its own settings; these differ: "
+            + ", ".join(differ)
+        )
+    return config
+
+
+def _invocation(config: RunConfig, train, val, data: PreparedData, tokenizer) -> dict[str, Any]:
+    """What resuming needs to know: the config, the data files, fingerprints of data and tokenizer."""
+    return {
+        "config": config.to_dict(),
+        "train": _source(train),
+        "val": _source(val),
+        "in_memory": isinstance(train, Dataset) or isinstance(val, Dataset),
+        "data_sha256": data.fingerprint(),
+        "tokenizer_sha256": tokenizer_fingerprint(tokenizer),
+    }
+
+
+def _check_same_inputs(
+    saved: dict[str, Any], now: dict[str, Any], checkpoints: RunCheckpoints
+) -> None:
+    if saved.get("data_sha256") != now["data_sha256"]:
+        raise RunDirError(
+            f"{checkpoints.run}: the training or validation data differ from the interrupted "
+            f"run's (recorded: train {saved.get('train')}, val {saved.get('val')}); resume with "
+            f"the same data"
+        )
+    if saved.get("tokenizer_sha256") != now["tokenizer_sha256"]:
+        raise RunDirError(
+            f"{checkpoints.run}: the tokenizer built now differs from the interrupted run's "
+            f"(another encoder directory, or another tokenizers version?); it cannot be resumed"
+        )
+
+
+def _source(data: DataLike | None) -> str | None:
+    """A data file as an absolute path, so a run resumes from any directory (None: in memory)."""
+    return None if data is None or isinstance(data, Dataset) else str(Path(data).resolve())
+
+
+def _loss(config: RunConfig, data: PreparedData):
+    t = config.train
+    return build_loss(
+        t.loss,
+        compute_pos_weight(data.train_targets, t.pos_weight, data.labels.names),
+        label_smoothing=t.label_smoothing,
+        focal_gamma=t.focal_gamma,
+        asl_gamma_neg=t.asl_gamma_neg,
+        asl_gamma_pos=t.asl_gamma_pos,
+        asl_clip=t.asl_clip,
+    )
+
+
+# ---------------------------------------------------------------------------------- the members
+def _train_member(
+    setup: _Setup, member: int, encoder, callback: TrainCallback | None
+) -> tuple[MultiLabelModel, TrainResult]:
+    """Train ensemble member ``member`` (seed ``seed + member``), or take its result from a
+    checkpoint when it had finished before an interruption; returns its best weights."""
+    from accelerate.utils import set_seed
+
+    config, checkpoints = setup.config, setup.checkpoints
+    m, t = config.model, config.train
+    member_config = replace(m, pooling=m.member_pooling(member))
+    done = checkpoints.load_member(member) if checkpoints is not None else None
+    if done is not None:
+        logger.info("member %d of the ensemble had finished; not trained again", member)
+        result = done
+    else:
+        if encoder is None:  # the first member gets the encoder built with the tokenizer
+            set_seed(t.seed + member)
+            encoder = (
+                encoder_from_config(setup.encoder_config)
+                if is_scratch(m.encoder)
+                else load_pretrained(m.encoder, trust_remote_weights=setup.trust_remote_weights)[0]
+            )
+        model = MultiLabelModel(encoder, len(setup.data.labels), member_config)
+        tokenizer = setup.tokenizer
+        result = fit(
+            model, setup.loss_fn, setup.train_set, setup.val_set, replace(t, seed=t.seed + member),
+            pad_token_id=tokenizer.pad_token_id, label_names=setup.data.labels.names,
+            callback=callback, mask_token_id=tokenizer.mask_token_id,
+            special_ids=tokenizer.all_special_ids,
+            checkpoint=checkpoints.member_state(member) if checkpoints else None,
+            resume=checkpoints is not None and checkpoints.has_state(member),
+        )  # fmt: skip
+        if checkpoints is not None:
+            checkpoints.save_member(member, result)
+    # The best weights go into a fresh module: the trained one may have been changed in place by
+    # the distributed wrapper (FSDP2 turns its parameters into shards).
+    best = MultiLabelModel(
+        encoder_from_config(setup.encoder_config), len(setup.data.labels), member_config
+    )
+    if result.state_dict:  # empty on the other processes of an FSDP job: they never save
+        best.load_state_dict(result.state_dict)
+    result.state_dict = {}
+    return best, result
+
+
+def _assemble(
+    setup: _Setup, members: list[MultiLabelModel], results: list[TrainResult]
+) -> TrainedRun:
+    """One model (or a seed ensemble), its history, and thresholds tuned on validation."""
+    t = setup.config.train
+    if len(members) == 1:
+        model, history = members[0], results[0].history
+        best = {"best": _best_record(results[0], t.metric)}
+    else:
+        model = SeedEnsemble(members)
+        history = [{"member": i, **record} for i, r in enumerate(results) for record in r.history]
+        best = {
+            "members": [
+                {"member": i, "seed": t.seed + i, **_best_record(r, t.metric)}
+                for i, r in enumerate(results)
+            ]
+        }
+    # Thresholds are tuned on the probabilities that prediction gives, not on those of the
+    # evaluation during training: prediction runs another copy of the model (SDPA attention, the
+    # last layer for [CLS] alone with cls/pooler pooling) that rounds differently in bf16.
+    backend = TorchBackend(
+        model, setup.tokenizer, setup.encoder_config, setup.config.model.max_length
+    )
+    data = setup.data
+    val_probs = sigmoid(backend.predict_logits(data.val.texts))
+    thresholds, metrics = finish_validation(data.labels.names, data.val_targets, val_probs, t)
+    metrics.update(
+        best,
+        precision=results[0].precision,
+        stopped_early=any(r.stopped_early for r in results),
+    )
+    return TrainedRun(
+        backend.model, setup.tokenizer, setup.encoder_config, data.labels, thresholds,
+        setup.config, metrics, history,
+    )  # fmt: skip
+
+
+def _best_record(result: TrainResult, metric: str) -> dict[str, Any]:
+    return {"step": result.best["step"], "epoch": result.best["epoch"], "metric": metric}
