@@ -102,3 +102,25 @@ def test_tokenize_gives_the_ids_of_a_tokenizer_call(kind):
         assert tokenize(tok, texts, max_length) == expected
         assert tokenize(tok, texts[:1], max_length) == expected[:1]
     assert tokenize(tok, [], 12) == []
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "byte-level-bpe"])
+def test_the_rust_tokenizer_gives_the_ids_of_transformers(kind, tmp_path):
+    """ONNX prediction reads the saved tokenizer with the tokenizers library alone (no
+    transformers, no torch): the same ids and padding id as transformers reading the same files,
+    as the torch backend does."""
+    from transformers import AutoTokenizer
+
+    from conftest import TOY_TEXTS
+    from multihot.data.encoding import RustTokenizer, tokenize
+    from multihot.modeling.encoders import train_wordpiece
+
+    corpus = TOY_TEXTS * 5 + ["Ünïcode àccents and emoji 😂🔥", "<s> [CLS] special-looking text"]
+    tok = train_wordpiece(corpus, 200) if kind == "wordpiece" else _byte_level_bpe(corpus)
+    tok.save_pretrained(str(tmp_path))
+    tok = AutoTokenizer.from_pretrained(str(tmp_path))
+    texts = [*corpus, "a much longer text " * 30, "x", " ", "[SEP] </s> [MASK]"]
+    for max_length in (12, 64):
+        light = RustTokenizer.from_dir(tmp_path, max_length)
+        assert tokenize(light, texts, max_length) == tokenize(tok, texts, max_length)
+        assert light.pad_token_id == tok.pad_token_id

@@ -519,7 +519,6 @@ def predict(
 ) -> None:
     """Label new texts with the run's thresholds; streams files of any size."""
     from multihot.core import distributed
-    from multihot.data.readers import iter_text_batches
     from multihot.data.writers import check_output_path, open_writer
     from multihot.inference.predictor import Predictor
 
@@ -540,6 +539,8 @@ def predict(
         batches = iter([list(text)])
     else:
         # Checks the file and its text column now, before an output file is opened.
+        from multihot.data.readers import iter_text_batches  # pandas: only for files
+
         batches = iter_text_batches(
             input_file, text_col=text_col or predictor.config.data.text_col, batch_size=chunk_size
         )

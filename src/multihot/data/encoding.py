@@ -8,7 +8,9 @@ here needs torch, so the ONNX path can run without it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -71,6 +73,8 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]
     if not texts:
         return []
     texts = list(texts)
+    if isinstance(tokenizer, RustTokenizer):  # truncates at the max_length it was made with
+        return tokenizer.encode_batch(texts)
 
     def call(batch: list[str]) -> list[list[int]]:
         out = tokenizer(batch, truncation=True, max_length=max_length, return_attention_mask=False)
@@ -80,6 +84,54 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]
     if encode is None:  # a slow (Python) tokenizer, or an older tokenizers
         return call(texts)
     return call(texts[:1]) + [encoding.ids for encoding in encode(texts[1:])]
+
+
+class RustTokenizer:
+    """A run's ``tokenizer.json`` through the ``tokenizers`` library alone: the ids of
+    :func:`tokenize` with a Hugging Face tokenizer, without importing transformers (which imports
+    torch). The ONNX backend reads texts with it; ``multihot export`` checks that it gives the
+    ids the transformers tokenizer gives before it writes a graph.
+
+    Args:
+        tokenizer: a ``tokenizers.Tokenizer``.
+        pad_token_id: the id of the padding token.
+        max_length: ids per text at most, special tokens included.
+        truncation_side: ``right`` (the default of transformers) or ``left``.
+    """
+
+    def __init__(
+        self, tokenizer, pad_token_id: int, max_length: int, truncation_side: str = "right"
+    ):
+        self.tokenizer = tokenizer
+        self.pad_token_id = pad_token_id
+        tokenizer.no_padding()  # batches are padded by pad(), to their own longest text
+        tokenizer.enable_truncation(max_length, strategy="longest_first", direction=truncation_side)
+
+    @classmethod
+    def from_dir(cls, path: str | Path, max_length: int) -> RustTokenizer:
+        """The tokenizer saved in ``path`` (``tokenizer.json``, ``tokenizer_config.json``).
+
+        Raises:
+            MultihotError: no ``tokenizer.json`` (a slow-only tokenizer), or no padding token.
+        """
+        from tokenizers import Tokenizer
+
+        path = Path(path)
+        try:
+            tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+            settings = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+        except Exception as err:  # tokenizers raises its own exception type
+            raise MultihotError(f"{path}: cannot read the tokenizer ({err})") from None
+        pad = settings.get("pad_token")
+        pad = pad.get("content") if isinstance(pad, dict) else pad
+        pad_id = tokenizer.token_to_id(pad) if isinstance(pad, str) else None
+        if pad_id is None:
+            raise MultihotError(f"{path / 'tokenizer_config.json'}: no padding token")
+        side = settings.get("truncation_side", "right")
+        return cls(tokenizer, pad_id, max_length, side)
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [encoding.ids for encoding in self.tokenizer.encode_batch_fast(list(texts))]
 
 
 def encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:

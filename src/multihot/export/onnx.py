@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from multihot.artifacts.rundir import ONNX_FILE, ONNX_INT8_FILE
+from multihot.artifacts.rundir import ONNX_FILE, ONNX_INT8_FILE, TOKENIZER
 from multihot.core.errors import ExportError, MultihotError
 from multihot.core.files import temp_file
+from multihot.data.encoding import RustTokenizer
 from multihot.export.parity import (
     FP32_TOLERANCE,
     INT8_MIN_AGREEMENT,
@@ -103,6 +104,13 @@ def export_onnx(
         )
     texts = parity_texts(clf.tokenizer, clf.config.model.max_length) + list(check_texts or [])
     ids = _tokenize(clf, texts)
+    # The ONNX backend reads texts without transformers: it must give these very ids.
+    light = RustTokenizer.from_dir(run / TOKENIZER, clf.config.model.max_length)
+    if light.encode_batch(texts) != ids or light.pad_token_id != clf.tokenizer.pad_token_id:
+        raise ExportError(
+            f"{run / TOKENIZER}: read with the tokenizers library alone (as ONNX prediction reads "
+            "it), the tokenizer gives other ids than through transformers; nothing written"
+        )
     expected = _torch_probs(model, ids, clf.tokenizer.pad_token_id, batch_size)
 
     proto = _trace(model, clf.tokenizer.pad_token_id, clf.config.model.encoder)

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from multihot.artifacts.rundir import ONNX_FILE, check_self_contained
-from multihot.artifacts.runs import RunFiles, load_tokenizer
+from multihot.artifacts.rundir import ONNX_FILE, TOKENIZER, check_self_contained
+from multihot.artifacts.runs import RunFiles
 from multihot.core.errors import ConfigError, MultihotError, RunDirError
-from multihot.data.encoding import encode, pad, sorted_batches
+from multihot.data.encoding import RustTokenizer, encode, pad, sorted_batches
 from multihot.data.labels import LabelSet
 from multihot.scoring.thresholds import Thresholds
 
@@ -233,4 +233,5 @@ def load_onnx_backend(files: RunFiles, onnx_path: str | Path | None = None) -> O
         check_self_contained(run, (ONNX_FILE,))
     session = onnx_session(path)
     _check_graph_matches_run(session, path, files.labels, files.thresholds, run)
-    return OnnxBackend(session, load_tokenizer(run / "tokenizer"), files.config.model.max_length)
+    max_length = files.config.model.max_length
+    return OnnxBackend(session, RustTokenizer.from_dir(run / TOKENIZER, max_length), max_length)
