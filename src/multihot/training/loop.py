@@ -119,13 +119,45 @@ def fit(
 
     The model and loss should be built after seeding (``accelerate.utils.set_seed``) so a run
     repeats exactly. ``mask_token_id`` and ``special_ids`` (tokens never masked) are needed with
-    ``config.mask_prob`` (see :mod:`multihot.modeling.masking`). Evaluation tunes thresholds on ``val`` with ``config.thresholds`` before
-    computing the selection metric, the same way the final thresholds are chosen.
+    ``config.mask_prob`` (see :mod:`multihot.modeling.masking`). Evaluation tunes thresholds on
+    ``val`` with ``config.thresholds`` before computing the selection metric, the same way the
+    final thresholds are chosen.
 
     With ``checkpoint`` (a directory), the full training state is saved there after every
-    evaluation (:class:`multihot.training.checkpoint.TrainingCheckpoint`); with ``resume`` too, training
-    continues from the state saved there, exactly where the interrupted run was.
+    evaluation (:class:`multihot.training.checkpoint.TrainingCheckpoint`); with ``resume`` too,
+    training continues from the state saved there, exactly where the interrupted run was.
     """
+    accelerator, precision = build_accelerator(config)
+    if not accelerator.is_main_process:
+        callback = None  # one progress bar and one log, from the main process
+    train_loader, val_loader, sampler = build_loaders(train, val, config, accelerator, pad_token_id)
+    masking = masking_settings(config, model, mask_token_id, special_ids, pad_token_id)
+    run = _prepare(model, loss_fn, config, accelerator, train_loader, sampler, masking)
+    checkpoints = _checkpoints(run, config, checkpoint)
+    result = TrainResult(state_dict={}, best={}, precision=precision)
+    counters = _Counters(started=time.perf_counter())
+    resumed = None
+    if checkpoints is not None and resume:
+        resumed = checkpoints.restore(result)
+        counters.resume_from(resumed)
+        logger.info("resumed at step %d of %d", counters.step, run.total_steps)
+    evaluator = Evaluator(run, val, val_loader, config, label_names, result, counters,
+                          checkpoints, callback)  # fmt: skip
+    if callback:
+        callback.on_train_start(run.total_steps, run.steps_per_epoch)
+    _epochs(run, evaluator, counters, config, callback, checkpoints, resumed)
+    if counters.stopped:
+        result.stopped_early = True
+        logger.info("early stopping after %d evaluations without improvement", config.patience)
+    if callback:
+        callback.on_train_end()
+    accelerator.free_memory()
+    return result
+
+
+def build_accelerator(config: TrainConfig):
+    """``(accelerator, precision)``: Accelerate set up for this run (device, mixed precision,
+    gradient accumulation, the global batch cut into one slice per process)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
     from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
@@ -148,8 +180,6 @@ def fit(
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     check_batch_split(config.batch_size, accelerator.num_processes)
-    if not accelerator.is_main_process:
-        callback = None  # one progress bar and one log, from the main process
     if accelerator.num_processes > 1:
         logger.info(
             "training in %d processes (%s, %s), %d texts per process and step",
@@ -158,6 +188,15 @@ def fit(
             accelerator.device.type,
             config.batch_size // accelerator.num_processes,
         )
+    return accelerator, precision
+
+
+def build_loaders(
+    train: TokenizedDataset, val: TokenizedDataset, config: TrainConfig, accelerator,
+    pad_token_id: int,
+) -> tuple[DataLoader, DataLoader, LengthGroupedBatchSampler]:  # fmt: skip
+    """``(train_loader, val_loader, sampler)``: length-grouped shuffled training batches; this
+    process's share of the validation batches (batch i goes to process i mod N)."""
     collate = Collator(pad_token_id)
     sampler = LengthGroupedBatchSampler(train.lengths, config.batch_size, seed=config.seed)
     workers = config.num_workers
@@ -167,25 +206,58 @@ def fit(
     if workers:
         loader_options.update(pin_memory=accelerator.device.type == "cuda")
     train_loader = DataLoader(train, batch_sampler=sampler, **loader_options)
-    # Validation is sharded by whole batches, not by Accelerate: batch i goes to process
-    # i mod N, and _gather_logits puts every row back in its place (no row repeated or dropped).
+    # Validation is sharded by whole batches, not by Accelerate: _gather_logits puts every row
+    # back in its place (no row repeated or dropped).
     val_batches = sorted_batches(val.lengths, config.batch_size * 2)
     val_loader = DataLoader(
         val,
         batch_sampler=val_batches[accelerator.process_index :: accelerator.num_processes],
         **loader_options,
     )
-    masking = None
-    if config.mask_prob:
-        if mask_token_id is None:
-            raise ConfigError("mask_prob: the tokenizer has no mask token to corrupt texts with")
-        masking = {
-            "prob": config.mask_prob,
-            "mask_token_id": mask_token_id,
-            "special_ids": sorted(set(special_ids) | {pad_token_id, mask_token_id}),
-            "vocab_size": model.encoder.get_input_embeddings().weight.shape[0],
-            "generator": torch.Generator().manual_seed(config.seed),
-        }
+    return train_loader, val_loader, sampler
+
+
+def masking_settings(
+    config: TrainConfig, model, mask_token_id: int | None, special_ids: Sequence[int],
+    pad_token_id: int,
+) -> dict[str, Any] | None:  # fmt: skip
+    """The arguments of :func:`multihot.modeling.masking.mask_tokens` for this run, or None
+    without ``config.mask_prob``. Its generator is the run's own, so resuming can restore it."""
+    if not config.mask_prob:
+        return None
+    if mask_token_id is None:
+        raise ConfigError("mask_prob: the tokenizer has no mask token to corrupt texts with")
+    return {
+        "prob": config.mask_prob,
+        "mask_token_id": mask_token_id,
+        "special_ids": sorted(set(special_ids) | {pad_token_id, mask_token_id}),
+        "vocab_size": model.encoder.get_input_embeddings().weight.shape[0],
+        "generator": torch.Generator().manual_seed(config.seed),
+    }
+
+
+@dataclass
+class _Run:
+    """The pieces one training run is made of, prepared by Accelerate."""
+
+    accelerator: Any
+    net: torch.nn.Module
+    """What is trained: the model, or the model with an MLM head (``mlm_weight``)."""
+    model: torch.nn.Module
+    """What is evaluated and saved (prepared)."""
+    optimizer: Any
+    scheduler: Any
+    loss_fn: torch.nn.Module
+    ema: Any
+    train_loader: DataLoader
+    sampler: LengthGroupedBatchSampler
+    masking: dict[str, Any] | None
+    steps_per_epoch: int
+    total_steps: int
+
+
+def _prepare(model, loss_fn, config: TrainConfig, accelerator, train_loader, sampler, masking):
+    """The optimizer, the schedule and the EMA, and everything placed by Accelerate."""
     # With an MLM loss the module trained carries a prediction head that the saved model does not.
     net = MaskedLMTraining(model) if config.mlm_weight else model
     if accelerator.device.type == "cpu":
@@ -196,9 +268,7 @@ def fit(
     optimizer = torch.optim.AdamW(_param_groups(net, config), lr=config.lr, fused=True)
     net, optimizer, train_loader = accelerator.prepare(net, optimizer, train_loader)
     model = accelerator.unwrap_model(net).model if config.mlm_weight else net
-    loss_fn = loss_fn.to(accelerator.device)
-
-    # Evaluate (and keep) an exponential moving average of the weights: smoother than any single step.
+    # Evaluate (and keep) an exponential moving average of the weights: smoother than any step.
     ema = None
     if config.ema_decay:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -208,161 +278,218 @@ def fit(
             multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
             use_buffers=True,
         )
-
     # The schedule counts this process's optimiser steps, so it is built after sharding.
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
     scheduler = _linear_warmup_decay(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    checkpoints = None
-    if checkpoint is not None and TrainingCheckpoint.supported(accelerator):
-        checkpoints = TrainingCheckpoint(
-            checkpoint, accelerator, net=net, optimizer=optimizer, scheduler=scheduler,
-            steps_per_epoch=steps_per_epoch, grad_accum=config.grad_accum, ema=ema,
-            generator=masking["generator"] if masking else None,
-        )  # fmt: skip
-    elif checkpoint is not None:
+    return _Run(
+        accelerator, net, model, optimizer, scheduler, loss_fn.to(accelerator.device), ema,
+        train_loader, sampler, masking, steps_per_epoch, total_steps,
+    )  # fmt: skip
+
+
+def _checkpoints(run: _Run, config: TrainConfig, directory) -> TrainingCheckpoint | None:
+    if directory is None:
+        return None
+    if not TrainingCheckpoint.supported(run.accelerator):
         logger.warning(
-            "no checkpoints with %s: this run cannot be resumed", accelerator.distributed_type
+            "no checkpoints with %s: this run cannot be resumed", run.accelerator.distributed_type
         )
+        return None
+    return TrainingCheckpoint(
+        directory, run.accelerator, net=run.net, optimizer=run.optimizer, scheduler=run.scheduler,
+        steps_per_epoch=run.steps_per_epoch, grad_accum=config.grad_accum, ema=run.ema,
+        generator=run.masking["generator"] if run.masking else None,
+    )  # fmt: skip
 
-    if callback:
-        callback.on_train_start(total_steps, steps_per_epoch)
-    result = TrainResult(state_dict={}, best={}, precision=precision)
-    stale = 0
-    step = 0
-    started = time.perf_counter()
-    running_loss, running_count, seen = 0.0, 0, 0
-    on_cpu = accelerator.device.type == "cpu"
-    shown_loss = float("nan")
-    stop, first_epoch, resumed = False, 0, None
-    if checkpoints is not None and resume:
-        resumed = checkpoints.restore(result)
-        step, stale, seen, stop, first_epoch = (
-            resumed.step, resumed.stale, resumed.seen, resumed.stopped, resumed.epoch,
-        )  # fmt: skip
-        started -= resumed.seconds
-        logger.info("resumed at step %d of %d", step, total_steps)
 
-    def evaluate(epoch: float) -> bool:
-        """Evaluate, keep the weights if best; True when early stopping says stop."""
-        nonlocal stale, running_loss, running_count
-        evaluated = model if ema is None else ema.module
-        # Scored unwrapped: processes score different numbers of batches, and DDP's forward is a
-        # collective (it broadcasts buffers), so a wrapped forward would hang on uneven shares.
-        logits = _gather_logits(
-            accelerator.unwrap_model(evaluated), val_loader, accelerator, len(val), len(label_names)
-        )
-        targets = val.targets
-        on_device = accelerator.device
-        val_loss = loss_fn(
-            torch.from_numpy(logits).to(on_device), torch.from_numpy(targets).to(on_device)
-        ).item()
-        # Each process summed the loss of its slices; the mean over processes is the batch loss.
-        summed = torch.as_tensor(running_loss, dtype=torch.float32, device=on_device)
-        train_loss = float(accelerator.reduce(summed, reduction="mean")) / max(1, running_count)
-        probs = sigmoid(logits)
-        thresholds = tune_for_config(targets, probs, config)
-        metrics = thresholds.metrics(targets, probs, label_names)
-        metrics.pop("per_label")
-        record = {
-            "step": step,
-            "epoch": round(epoch, 4),
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            **metrics,
-            "seconds": round(time.perf_counter() - started, 2),
-        }
-        running_loss, running_count = 0.0, 0
+@dataclass
+class _Counters:
+    """What the loop counts, shared with the :class:`Evaluator`."""
+
+    started: float
+    step: int = 0
+    stale: int = 0
+    """Evaluations without improvement (early stopping)."""
+    seen: int = 0
+    """Training texts seen, all processes (the throughput shown)."""
+    epoch: int = 0
+    """The epoch to start at (a resumed run's)."""
+    stopped: bool = False
+    running_loss: Any = 0.0
+    """The training loss summed since the last evaluation (a tensor on the device once summed)."""
+    running_count: int = 0
+    shown_loss: float = float("nan")
+    """The loss the progress callback shows (read back from a GPU only now and then)."""
+
+    def resume_from(self, at) -> None:
+        """Take the counters of a checkpoint (:class:`multihot.training.checkpoint.Position`)."""
+        self.step, self.stale, self.seen = at.step, at.stale, at.seen
+        self.stopped, self.epoch = at.stopped, at.epoch
+        self.started -= at.seconds
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
+class Evaluator:
+    """Scores the validation data, records the evaluation, keeps the best weights, saves the
+    checkpoint and says when early stopping ends the run.
+
+    Args:
+        run: the prepared pieces of the run.
+        val: the validation data (its targets).
+        val_loader: this process's share of the validation batches.
+        config: the run's settings (metric, thresholds, patience).
+        label_names: the labels, for the metrics.
+        result: where the history and the best evaluation go.
+        counters: the loop's counters (step, stale, running loss).
+        checkpoints: where the state is saved after each evaluation, or None.
+        callback: told about each evaluation, or None.
+    """
+
+    def __init__(
+        self, run: _Run, val: TokenizedDataset, val_loader: DataLoader, config: TrainConfig,
+        label_names: list[str], result: TrainResult, counters: _Counters,
+        checkpoints: TrainingCheckpoint | None, callback: TrainCallback | None,
+    ):  # fmt: skip
+        self.run, self.val, self.val_loader, self.config = run, val, val_loader, config
+        self.label_names, self.result, self.counters = label_names, result, counters
+        self.checkpoints, self.callback = checkpoints, callback
+
+    def __call__(self, epoch: float) -> bool:
+        """Evaluate at ``epoch`` (fractional mid-epoch); True when early stopping says stop."""
+        run, config, result, counters = self.run, self.config, self.result, self.counters
+        evaluated = run.model if run.ema is None else run.ema.module
+        record, probs = self._score(evaluated, epoch)
         result.history.append(record)
         if not result.best or metric_is_better(
             config.metric, record[config.metric], result.best[config.metric]
         ):
-            result.best = record
-            result.val_probs = probs
+            result.best, result.val_probs = record, probs
             # get_state_dict gathers the full weights where FSDP or DeepSpeed shard them (every
             # process takes part; with FSDP only the main process receives them).
             weights = (
-                accelerator.get_state_dict(model)
-                if ema is None
-                else accelerator.unwrap_model(evaluated).state_dict()
+                run.accelerator.get_state_dict(run.model)
+                if run.ema is None
+                else run.accelerator.unwrap_model(evaluated).state_dict()
             )
             result.state_dict = {k: v.detach().to("cpu", copy=True) for k, v in weights.items()}
-            stale = 0
+            counters.stale = 0
         else:
-            stale += 1
-        stop_now = bool(config.patience) and stale >= config.patience
-        if checkpoints is not None:
-            checkpoints.save(
-                result, step=step, stale=stale, stopped=stop_now, seen=seen,
-                seconds=time.perf_counter() - started,
+            counters.stale += 1
+        stop = bool(config.patience) and counters.stale >= config.patience
+        if self.checkpoints is not None:
+            self.checkpoints.save(
+                result, step=counters.step, stale=counters.stale, stopped=stop,
+                seen=counters.seen, seconds=counters.seconds(),
             )  # fmt: skip
-        if callback:
-            callback.on_evaluate(record)
+        if self.callback:
+            self.callback.on_evaluate(record)
         logger.info(
             "step %d: %s %.4f (best %.4f)",
-            step,
-            config.metric,
-            record[config.metric],
-            result.best[config.metric],
-        )
-        return stop_now
+            counters.step, config.metric, record[config.metric], result.best[config.metric],
+        )  # fmt: skip
+        return stop
 
-    for epoch in range(first_epoch, config.epochs):
-        if stop:  # a resumed run that early stopping had already ended
-            break
-        sampler.set_epoch(epoch)
+    def _score(self, evaluated, epoch: float) -> tuple[dict[str, Any], np.ndarray]:
+        """The evaluation's record (losses, metrics after tuned thresholds) and probabilities."""
+        run, counters, accelerator = self.run, self.counters, self.run.accelerator
+        # Scored unwrapped: processes score different numbers of batches, and DDP's forward is a
+        # collective (it broadcasts buffers), so a wrapped forward would hang on uneven shares.
+        logits = _gather_logits(
+            accelerator.unwrap_model(evaluated), self.val_loader, accelerator, len(self.val),
+            len(self.label_names),
+        )  # fmt: skip
+        targets, device = self.val.targets, accelerator.device
+        val_loss = run.loss_fn(
+            torch.from_numpy(logits).to(device), torch.from_numpy(targets).to(device)
+        ).item()
+        # Each process summed the loss of its slices; the mean over processes is the batch loss.
+        summed = torch.as_tensor(counters.running_loss, dtype=torch.float32, device=device)
+        train_loss = float(accelerator.reduce(summed, reduction="mean")) / max(
+            1, counters.running_count
+        )
+        probs = sigmoid(logits)
+        metrics = tune_for_config(targets, probs, self.config).metrics(
+            targets, probs, self.label_names
+        )
+        metrics.pop("per_label")
+        counters.running_loss, counters.running_count = 0.0, 0
+        record = {
+            "step": counters.step, "epoch": round(epoch, 4), "train_loss": train_loss,
+            "val_loss": val_loss, **metrics, "seconds": round(counters.seconds(), 2),
+        }  # fmt: skip
+        return record, probs
+
+
+def _epochs(
+    run: _Run, evaluate: Evaluator, counters: _Counters, config: TrainConfig,
+    callback: TrainCallback | None, checkpoints: TrainingCheckpoint | None, resumed,
+) -> None:  # fmt: skip
+    """The epoch loop: train, evaluate every ``eval_every`` steps or each epoch, stop early."""
+    accelerator, train_loader = run.accelerator, run.train_loader
+    for epoch in range(counters.epoch, config.epochs):
+        if counters.stopped:  # a resumed run that early stopping had already ended
+            return
+        run.sampler.set_epoch(epoch)
         # Accelerate's loader re-sets the sampler's epoch from its own count of passes, which a
         # resumed run did not start at zero.
         train_loader.set_epoch(epoch)
-        net.train()
+        run.net.train()
         batches, skipped = train_loader, 0
         if resumed is not None:  # the rest of the epoch the checkpoint was taken in
             batches = checkpoints.batches(accelerator, train_loader, resumed)
             skipped, resumed = resumed.batch, None
         for batch_index, batch in enumerate(batches, start=skipped):
-            with accelerator.accumulate(net):
-                with fast_attention(accelerator.device):
-                    loss = _training_loss(net, loss_fn, batch, masking, config.mlm_weight)
-                    accelerator.backward(loss)
-                if accelerator.sync_gradients and config.grad_clip:
-                    accelerator.clip_grad_norm_(net.parameters(), config.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            # On a GPU, .item() waits for the step to finish; summing on the device keeps the
-            # host queueing the next batch while the GPU works.
-            running_loss = running_loss + loss.detach().float()
-            running_count += 1
-            seen += batch["input_ids"].shape[0] * accelerator.num_processes  # slices are equal
-            if not accelerator.sync_gradients:
+            if not _train_step(run, batch, config, counters, callback):
                 continue
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(accelerator.unwrap_model(model))
-            step += 1
-            if callback:
-                if on_cpu or step % LOSS_SYNC_EVERY == 0 or step == 1:
-                    shown_loss = loss.item()
-                callback.on_step(step, shown_loss, seen / (time.perf_counter() - started))
-            if config.eval_every and step % config.eval_every == 0:
-                stop = evaluate(epoch + (batch_index + 1) / len(train_loader))
-                net.train()
-                if stop:
-                    break
-        if stop:
-            break
+            if config.eval_every and counters.step % config.eval_every == 0:
+                counters.stopped = evaluate(epoch + (batch_index + 1) / len(train_loader))
+                run.net.train()
+                if counters.stopped:
+                    return
         # Every epoch without --eval-every; with it, once more at the end unless the last step was.
         last_epoch = epoch == config.epochs - 1
-        if not config.eval_every or (last_epoch and step % config.eval_every):
-            stop = evaluate(epoch + 1.0)
-            if stop:
-                break
-    if stop:
-        result.stopped_early = True
-        logger.info("early stopping after %d evaluations without improvement", config.patience)
+        if not config.eval_every or (last_epoch and counters.step % config.eval_every):
+            counters.stopped = evaluate(epoch + 1.0)
+            if counters.stopped:
+                return
+
+
+def _train_step(
+    run: _Run, batch, config: TrainConfig, counters: _Counters, callback: TrainCallback | None
+) -> bool:
+    """One batch forward and backward; True when it ended an optimiser step (gradients synced)."""
+    accelerator, net = run.accelerator, run.net
+    with accelerator.accumulate(net):
+        with fast_attention(accelerator.device):
+            loss = _training_loss(net, run.loss_fn, batch, run.masking, config.mlm_weight)
+            accelerator.backward(loss)
+        if accelerator.sync_gradients and config.grad_clip:
+            accelerator.clip_grad_norm_(net.parameters(), config.grad_clip)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    # On a GPU, .item() waits for the step to finish; summing on the device keeps the host
+    # queueing the next batch while the GPU works.
+    counters.running_loss = counters.running_loss + loss.detach().float()
+    counters.running_count += 1
+    counters.seen += batch["input_ids"].shape[0] * accelerator.num_processes  # slices are equal
+    if not accelerator.sync_gradients:
+        return False
+    run.scheduler.step()
+    if run.ema is not None:
+        run.ema.update_parameters(accelerator.unwrap_model(run.model))
+    counters.step += 1
     if callback:
-        callback.on_train_end()
-    accelerator.free_memory()
-    return result
+        if (
+            accelerator.device.type == "cpu"
+            or counters.step % LOSS_SYNC_EVERY == 0
+            or counters.step == 1
+        ):
+            counters.shown_loss = loss.item()
+        callback.on_step(counters.step, counters.shown_loss, counters.seen / counters.seconds())
+    return True
 
 
 def _training_loss(
