@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.text import Text
 
+from multihot.cli.options import config_options, with_options
+from multihot.core.config import DataConfig, ModelConfig, TrainConfig
 from multihot.core.errors import MultihotError
 
 app = typer.Typer(
@@ -175,8 +177,16 @@ PredictProcesses = Annotated[
 
 
 # --------------------------------------------------------------------------------------- train
+TRAIN_OPTIONS = [
+    *config_options(ModelConfig, "Model"),
+    *config_options(TrainConfig, "Training"),
+    *config_options(DataConfig, "Data columns"),
+]
+
+
 @app.command()
 @_friendly
+@with_options(TRAIN_OPTIONS)
 def train(
     ctx: typer.Context,
     train_file: Annotated[
@@ -201,10 +211,6 @@ def train(
         Path | None,
         typer.Option("--config", help="YAML or JSON file with the same keys as the flags."),
     ] = None,
-    encoder: Annotated[
-        str | None,
-        typer.Option(help="HF checkpoint name/directory or scratch-tiny|mini|small|base."),
-    ] = None,
     trust_remote_weights: Annotated[
         bool,
         typer.Option(
@@ -213,140 +219,18 @@ def train(
             "torch.load(weights_only=True). Default: safetensors only.",
         ),
     ] = False,
-    epochs: Annotated[int | None, typer.Option(help="Passes over the training data.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Texts per step.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Encoder learning rate.")] = None,
-    head_lr: Annotated[
-        float | None, typer.Option(help="Pooling/head learning rate (default: lr).")
-    ] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay.")] = None,
-    warmup_ratio: Annotated[
-        float | None, typer.Option(help="Fraction of steps of linear warmup.")
-    ] = None,
-    grad_clip: Annotated[float | None, typer.Option(help="Max gradient norm (0: off).")] = None,
-    grad_accum: Annotated[int | None, typer.Option(help="Batches per optimiser step.")] = None,
-    max_length: Annotated[int | None, typer.Option(help="Max tokens per text.")] = None,
-    pooling: Annotated[
-        str | None, typer.Option(help="cls, pooler, mean, max, attention, label-attention.")
-    ] = None,
-    head: Annotated[str | None, typer.Option(help="linear or mlp.")] = None,
-    head_hidden: Annotated[int | None, typer.Option(help="Hidden size of the mlp head.")] = None,
-    dropout: Annotated[
-        float | None, typer.Option(help="Dropout in encoder (scratch) and head.")
-    ] = None,
-    vocab_size: Annotated[
-        int | None, typer.Option(help="WordPiece vocabulary of scratch encoders.")
-    ] = None,
-    precision: Annotated[str | None, typer.Option(help="auto, fp32, bf16, fp16.")] = None,
-    eval_every: Annotated[
-        int | None, typer.Option(help="Evaluate every N steps (0: every epoch).")
-    ] = None,
-    metric: Annotated[str | None, typer.Option(help="Selection / early-stopping metric.")] = None,
-    ema_decay: Annotated[
-        float | None,
-        typer.Option(help="Keep an exponential moving average of the weights (0: off)."),
-    ] = None,
-    mask_prob: Annotated[
-        float | None,
-        typer.Option(help="Corrupt this fraction of training tokens ([MASK]/random/kept)."),
-    ] = None,
-    mlm_weight: Annotated[
-        float | None,
-        typer.Option(help="Weight of a masked-token prediction loss (needs --mask-prob)."),
-    ] = None,
-    patience: Annotated[
-        int | None, typer.Option(help="Early stopping patience in evaluations (0: off).")
-    ] = None,
-    seed: Seed = None,
-    ensemble: Annotated[
-        int | None,
-        typer.Option(help="Train N models (seeds seed..seed+N-1) and average them."),
-    ] = None,
-    ensemble_pooling: Annotated[
-        str | None,
-        typer.Option(help="Pooling of each ensemble member in turn, e.g. mean,cls."),
-    ] = None,
-    loss: Annotated[str | None, typer.Option(help="bce, focal or asl (asymmetric).")] = None,
-    pos_weight: Annotated[
-        str | None, typer.Option(help="none, auto, sqrt, or a JSON file of weights.")
-    ] = None,
-    label_smoothing: Annotated[float | None, typer.Option(help="Target smoothing e.")] = None,
-    focal_gamma: Annotated[float | None, typer.Option(help="Focal loss gamma.")] = None,
-    asl_gamma_neg: Annotated[float | None, typer.Option(help="ASL gamma of negatives.")] = None,
-    asl_gamma_pos: Annotated[float | None, typer.Option(help="ASL gamma of positives.")] = None,
-    asl_clip: Annotated[float | None, typer.Option(help="ASL probability clip.")] = None,
-    thresholds: ThresholdStrategy = None,
-    fixed_threshold: Annotated[
-        float | None, typer.Option(help="Threshold of the fixed strategy.")
-    ] = None,
-    min_support: MinSupport = None,
-    top1_fallback: Top1Fallback = None,
-    val_fraction: ValFraction = None,
-    text_col: TextCol = None,
-    labels_col: LabelsCol = None,
-    label_cols: LabelCols = None,
-    label_sep: LabelSep = None,
     processes: Processes = 1,
+    flags: dict[str, Any] | None = None,
 ) -> None:
     """Train a model and tune its thresholds; leaves a run directory.
 
     The run directory keeps a checkpoint at every evaluation while training: after a kill,
     'multihot train --resume RUN' continues where it stopped.
     """
-    from multihot.classifier import Classifier
-    from multihot.cli.progress import RichProgress
     from multihot.core import distributed
-    from multihot.core.config import RunConfig, load_config_file
 
-    flags = dict(
-        encoder=encoder,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        head_lr=head_lr,
-        weight_decay=weight_decay,
-        warmup_ratio=warmup_ratio,
-        grad_clip=grad_clip,
-        grad_accum=grad_accum,
-        max_length=max_length,
-        pooling=pooling,
-        head=head,
-        head_hidden=head_hidden,
-        dropout=dropout,
-        vocab_size=vocab_size,
-        precision=precision,
-        eval_every=eval_every,
-        metric=metric,
-        patience=patience,
-        ema_decay=ema_decay,
-        mask_prob=mask_prob,
-        mlm_weight=mlm_weight,
-        seed=seed,
-        ensemble=ensemble,
-        ensemble_pooling=ensemble_pooling,
-        loss=loss,
-        pos_weight=pos_weight,
-        label_smoothing=label_smoothing,
-        focal_gamma=focal_gamma,
-        asl_gamma_neg=asl_gamma_neg,
-        asl_gamma_pos=asl_gamma_pos,
-        asl_clip=asl_clip,
-        thresholds=thresholds,
-        fixed_threshold=fixed_threshold,
-        min_support=min_support,
-        top1_fallback=top1_fallback,
-        val_fraction=val_fraction,
-    )
-    flags.update(_data_overrides(text_col, labels_col, label_cols, label_sep))
     if resume is not None:
-        given = {"TRAIN_FILE": train_file, "--val": val, "--output": output, "--config": config}
-        given.update({f"--{k.replace('_', '-')}": v for k, v in flags.items()})
-        conflicting = [name for name, value in given.items() if value is not None]
-        if conflicting:
-            raise MultihotError(
-                f"--resume continues {resume} with the data and settings it started with; "
-                f"drop {', '.join(conflicting)}"
-            )
+        _refuse_settings_with_resume(resume, train_file, val, output, config, flags)
     elif train_file is None:
         raise MultihotError("missing TRAIN_FILE (or --resume RUN to continue an interrupted run)")
     else:
@@ -356,35 +240,49 @@ def train(
         check_output_dir(output)  # before relaunching: one error, not one per process
     if processes > 1 and not distributed.is_launched():
         _relaunch(ctx, processes)
-
     if resume is not None:
-        from multihot.training.checkpoint import RunCheckpoints
-
-        callback = RichProgress(err, metric=RunCheckpoints(resume).config().train.metric)
-        clf = Classifier.resume(
-            resume, callback=callback, trust_remote_weights=trust_remote_weights
-        )
-        output = resume
+        clf, output = _resume(resume, trust_remote_weights), resume
     else:
-        base = (
-            RunConfig.from_dict(load_config_file(config), source=str(config))
-            if config
-            else RunConfig()
-        )
-        run_config = base.override(**flags)
-        callback = RichProgress(err, metric=run_config.train.metric)
-        clf = Classifier.train(
-            train_file,
-            val,
-            config=run_config,
-            output=output,
-            callback=callback,
-            trust_remote_weights=trust_remote_weights,
-        )
+        clf = _train(train_file, val, output, config, flags, trust_remote_weights)
     if not distributed.state().is_main_process:
         return  # the main process reports
     _print_train_report(clf)
     out.print(f"saved {output}")
+
+
+def _refuse_settings_with_resume(resume: Path, train_file, val, output, config, flags) -> None:
+    given = {"TRAIN_FILE": train_file, "--val": val, "--output": output, "--config": config}
+    given.update({f"--{k.replace('_', '-')}": v for k, v in flags.items()})
+    conflicting = [name for name, value in given.items() if value is not None]
+    if conflicting:
+        raise MultihotError(
+            f"--resume continues {resume} with the data and settings it started with; "
+            f"drop {', '.join(conflicting)}"
+        )
+
+
+def _resume(run: Path, trust_remote_weights: bool):
+    from multihot.classifier import Classifier
+    from multihot.cli.progress import RichProgress
+    from multihot.training.checkpoint import RunCheckpoints
+
+    callback = RichProgress(err, metric=RunCheckpoints(run).config().train.metric)
+    return Classifier.resume(run, callback=callback, trust_remote_weights=trust_remote_weights)
+
+
+def _train(train_file: Path, val, output: Path, config, flags, trust_remote_weights: bool):
+    """Train with the settings of ``config`` (a file), overridden by the flags given."""
+    from multihot.classifier import Classifier
+    from multihot.cli.progress import RichProgress
+    from multihot.core.config import RunConfig, load_config_file
+
+    base = RunConfig.from_dict(load_config_file(config), source=str(config)) if config else None
+    run_config = (base or RunConfig()).override(**flags)
+    return Classifier.train(
+        train_file, val, config=run_config, output=output,
+        callback=RichProgress(err, metric=run_config.train.metric),
+        trust_remote_weights=trust_remote_weights,
+    )  # fmt: skip
 
 
 def _print_train_report(clf) -> None:

@@ -8,7 +8,9 @@ error, never a silent attribute.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -106,7 +108,8 @@ class TrainConfig:
     epochs: int = 3
     """Passes over the training data."""
     batch_size: int = 64
-    """Texts per optimisation step (per process) before gradient accumulation."""
+    """Texts per optimisation step over all processes (the global batch; each process takes an
+    equal slice, so it must be a multiple of their number), before gradient accumulation."""
     lr: float | None = None
     """Peak learning rate of the encoder (default: 4e-4 for scratch encoders, 5e-5 for pretrained)."""
     head_lr: float | None = None
@@ -293,3 +296,21 @@ def _parse_problem(err: Exception) -> str:
     problem = getattr(err, "problem", None) or (str(err).strip().splitlines() or [""])[0]
     mark = getattr(err, "problem_mark", None)
     return problem + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark else "")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of dataclass ``cls``, whitespace collapsed: the one place an
+    option is described (the CLI's help comes from it).
+
+    Example:
+        >>> field_docs(DataConfig)["text_col"]
+        'Column holding the text.'
+    """
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:], strict=False):
+        is_doc = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and is_doc:
+            docs[node.target.id] = " ".join(str(after.value.value).split())
+    return docs

@@ -12,8 +12,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from multihot.artifacts.rundir import HF_DIR
+from multihot import __version__
+from multihot.artifacts.rundir import HF_DIR, WEIGHTS
+from multihot.artifacts.runs import load_tokenizer
 from multihot.core.errors import ExportError
+from multihot.core.files import write_dir_atomic
+from multihot.data.encoding import tokenize
 from multihot.export.parity import (
     FP32_TOLERANCE,
     ExportResult,
@@ -73,62 +77,22 @@ def export_hf(
         >>> from transformers import pipeline  # doctest: +SKIP
         >>> clf = pipeline("text-classification", model="hf/emotions", function_to_apply="sigmoid", top_k=None)  # doctest: +SKIP
     """
-    from safetensors.torch import save_file
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
-    from multihot import __version__
-    from multihot.artifacts.runs import load_tokenizer
-    from multihot.core.files import write_dir_atomic
-
     run = Path(run)
     clf = _load_transformer_run(run, "Hugging Face")
     m = clf.config.model
-    model_type = clf.encoder_config.get("model_type")
-    if m.ensemble > 1 or m.pooling != "pooler" or m.head != "linear" or model_type != "bert":
-        raise ExportError(
-            f"{run}: a Hugging Face export needs a single model with pooling 'pooler', head "
-            f"'linear' and a BERT encoder (BertForSequenceClassification); this run has "
-            f"pooling {m.pooling!r}, head {m.head!r}, encoder type {model_type!r}"
-            + (f", an ensemble of {m.ensemble}" if m.ensemble > 1 else "")
-            + "; export it with --format onnx instead"
-        )
+    _check_shape(clf, run)
     path = Path(output) if output is not None else run / HF_DIR
     _check_replaceable(path, run)
     model = clf.model.to("cpu").float().eval()
     texts = parity_texts(clf.tokenizer, m.max_length) + list(check_texts or [])
     ids = _tokenize(clf, texts)
     expected = _torch_probs(model, ids, clf.tokenizer.pad_token_id, batch_size)
-    names = clf.labels.names
-
     parity: Parity | None = None
 
     def fill(tmp: Path) -> None:
         nonlocal parity
-        raw = dict(clf.encoder_config)
-        hf_config = AutoConfig.for_model(raw.pop("model_type"), **raw)
-        hf_config.architectures = ["BertForSequenceClassification"]
-        hf_config.problem_type = "multi_label_classification"
-        hf_config.id2label = dict(enumerate(names))
-        hf_config.label2id = {name: i for i, name in enumerate(names)}
-        hf_config.multihot_thresholds = clf.thresholds.to_dict(names)
-        hf_config.multihot_max_length = m.max_length
-        hf_config.multihot_version = __version__
-        hf_config.save_pretrained(str(tmp))
-        save_file(hf_state_dict(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        clf.tokenizer.model_max_length = m.max_length
-        clf.tokenizer.save_pretrained(str(tmp))
-
-        with warnings.catch_warnings(), _no_progress_bars():
-            warnings.simplefilter("ignore")
-            hf_model, info = AutoModelForSequenceClassification.from_pretrained(
-                str(tmp), output_loading_info=True
-            )
-        unmatched = [k for key in ("missing_keys", "unexpected_keys") for k in info.get(key, [])]
-        if unmatched:
-            raise ExportError(f"Hugging Face export: weights not mapped: {', '.join(unmatched)}")
-        hf_tokenizer = load_tokenizer(tmp)
-        from multihot.data.encoding import tokenize
-
+        _write_hf(tmp, clf, model)
+        hf_model, hf_tokenizer = _reload(tmp)
         if tokenize(hf_tokenizer, texts, m.max_length) != ids:
             raise ExportError(
                 "Hugging Face export: the saved tokenizer does not reproduce the run's token ids; "
@@ -143,6 +107,56 @@ def export_hf(
     assert parity is not None
     logger.debug("wrote %s; %s", path, parity.summary())
     return ExportResult(path, "hf", parity)
+
+
+def _check_shape(clf, run: Path) -> None:
+    """Only a single pooler + linear BERT is a ``BertForSequenceClassification``."""
+    m = clf.config.model
+    model_type = clf.encoder_config.get("model_type")
+    if m.ensemble > 1 or m.pooling != "pooler" or m.head != "linear" or model_type != "bert":
+        raise ExportError(
+            f"{run}: a Hugging Face export needs a single model with pooling 'pooler', head "
+            f"'linear' and a BERT encoder (BertForSequenceClassification); this run has "
+            f"pooling {m.pooling!r}, head {m.head!r}, encoder type {model_type!r}"
+            + (f", an ensemble of {m.ensemble}" if m.ensemble > 1 else "")
+            + "; export it with --format onnx instead"
+        )
+
+
+def _write_hf(directory: Path, clf, model: nn.Module) -> None:
+    """The config (labels, thresholds, max_length in it), the weights and the tokenizer."""
+    from safetensors.torch import save_file
+    from transformers import AutoConfig
+
+    names, max_length = clf.labels.names, clf.config.model.max_length
+    raw = dict(clf.encoder_config)
+    hf_config = AutoConfig.for_model(raw.pop("model_type"), **raw)
+    hf_config.architectures = ["BertForSequenceClassification"]
+    hf_config.problem_type = "multi_label_classification"
+    hf_config.id2label = dict(enumerate(names))
+    hf_config.label2id = {name: i for i, name in enumerate(names)}
+    hf_config.multihot_thresholds = clf.thresholds.to_dict(names)
+    hf_config.multihot_max_length = max_length
+    hf_config.multihot_version = __version__
+    hf_config.save_pretrained(str(directory))
+    save_file(hf_state_dict(model), str(directory / WEIGHTS), metadata={"format": "pt"})
+    clf.tokenizer.model_max_length = max_length
+    clf.tokenizer.save_pretrained(str(directory))
+
+
+def _reload(directory: Path):
+    """The export as transformers loads it: ``(model, tokenizer)``; every weight must map."""
+    from transformers import AutoModelForSequenceClassification
+
+    with warnings.catch_warnings(), _no_progress_bars():
+        warnings.simplefilter("ignore")
+        hf_model, info = AutoModelForSequenceClassification.from_pretrained(
+            str(directory), output_loading_info=True
+        )
+    unmatched = [k for key in ("missing_keys", "unexpected_keys") for k in info.get(key, [])]
+    if unmatched:
+        raise ExportError(f"Hugging Face export: weights not mapped: {', '.join(unmatched)}")
+    return hf_model, load_tokenizer(directory)
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from multihot import __version__
 from multihot.artifacts.rundir import ONNX_FILE, ONNX_INT8_FILE, TOKENIZER
 from multihot.core.errors import ExportError, MultihotError
 from multihot.core.files import temp_file
@@ -91,54 +92,24 @@ def export_onnx(
     """
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ExportError(f"quantize: expected one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
-    onnx = _import_onnx()
+    _import_onnx()  # a clear error before any work when onnx is missing
     run = Path(run)
     clf = _load_transformer_run(run, "ONNX")
     path = _onnx_destination(run, output, quantize)
     model = clf.model.to("cpu").float().eval()
-    size = sum(p.numel() * p.element_size() for p in model.parameters())
-    if size > MAX_ONNX_BYTES:
-        raise ExportError(
-            f"{run}: the model has {size / 1024**3:.1f} GiB of weights, more than a single-file "
-            "ONNX model holds (2 GiB)"
-        )
+    _check_size(model, run)
     texts = parity_texts(clf.tokenizer, clf.config.model.max_length) + list(check_texts or [])
     ids = _tokenize(clf, texts)
-    # The ONNX backend reads texts without transformers: it must give these very ids.
-    light = RustTokenizer.from_dir(run / TOKENIZER, clf.config.model.max_length)
-    if light.encode_batch(texts) != ids or light.pad_token_id != clf.tokenizer.pad_token_id:
-        raise ExportError(
-            f"{run / TOKENIZER}: read with the tokenizers library alone (as ONNX prediction reads "
-            "it), the tokenizer gives other ids than through transformers; nothing written"
-        )
+    _check_light_tokenizer(run, clf, texts, ids)
     expected = _torch_probs(model, ids, clf.tokenizer.pad_token_id, batch_size)
-
     proto = _trace(model, clf.tokenizer.pad_token_id, clf.config.model.encoder)
     fd, tmp_name = temp_file(path)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        if quantize == "int8":
-            _quantize_int8(proto, tmp)
-            proto = onnx.load(str(tmp))
-        from multihot import __version__
-
-        onnx.helper.set_model_props(
-            proto,
-            {
-                "labels": json.dumps(clf.labels.names, ensure_ascii=False),
-                "thresholds": json.dumps(
-                    clf.thresholds.to_dict(clf.labels.names), ensure_ascii=False
-                ),
-                "max_length": json.dumps(clf.config.model.max_length),
-                "multihot_version": json.dumps(__version__),
-                "precision": json.dumps(quantize or "fp32"),
-            },
-        )
-        onnx.save(proto, str(tmp))
-        session = onnx_session(tmp)
+        _write_graph(proto, tmp, clf, quantize)
         got = onnx_probabilities(
-            session, ids, pad_token_id=clf.tokenizer.pad_token_id, batch_size=batch_size
+            onnx_session(tmp), ids, pad_token_id=clf.tokenizer.pad_token_id, batch_size=batch_size
         )
         exported = f"onnx {quantize or 'fp32'}"
         if quantize == "int8":
@@ -152,6 +123,47 @@ def export_onnx(
         tmp.unlink(missing_ok=True)
     logger.debug("wrote %s; %s", path, parity.summary())
     return ExportResult(path, "onnx", parity)
+
+
+def _check_size(model: nn.Module, run: Path) -> None:
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    if size > MAX_ONNX_BYTES:
+        raise ExportError(
+            f"{run}: the model has {size / 1024**3:.1f} GiB of weights, more than a single-file "
+            "ONNX model holds (2 GiB)"
+        )
+
+
+def _check_light_tokenizer(run: Path, clf, texts: list[str], ids: list[list[int]]) -> None:
+    """The ONNX backend reads texts without transformers (:class:`RustTokenizer`): it must give
+    the very ids the graph is checked on."""
+    light = RustTokenizer.from_dir(run / TOKENIZER, clf.config.model.max_length)
+    if light.encode_batch(texts) != ids or light.pad_token_id != clf.tokenizer.pad_token_id:
+        raise ExportError(
+            f"{run / TOKENIZER}: read with the tokenizers library alone (as ONNX prediction reads "
+            "it), the tokenizer gives other ids than through transformers; nothing written"
+        )
+
+
+def _write_graph(proto, path: Path, clf, quantize: str | None) -> None:
+    """Save the traced graph (int8-quantized with ``quantize``) with the run's labels, thresholds,
+    ``max_length`` and the multihot version in its metadata."""
+    onnx = _import_onnx()
+    if quantize == "int8":
+        _quantize_int8(proto, path)
+        proto = onnx.load(str(path))
+    names = clf.labels.names
+    onnx.helper.set_model_props(
+        proto,
+        {
+            "labels": json.dumps(names, ensure_ascii=False),
+            "thresholds": json.dumps(clf.thresholds.to_dict(names), ensure_ascii=False),
+            "max_length": json.dumps(clf.config.model.max_length),
+            "multihot_version": json.dumps(__version__),
+            "precision": json.dumps(quantize or "fp32"),
+        },
+    )
+    onnx.save(proto, str(path))
 
 
 def _onnx_destination(run: Path, output: str | Path | None, quantize: str | None) -> Path:

@@ -148,60 +148,19 @@ def compute_metrics(
     targets, probs, thresholds, decisions = _check_inputs(
         targets, probs, thresholds, label_names, decisions
     )
-    n, num_labels = targets.shape
-    out: dict = {}
     # zero_division=0 already silences P/R/F1; this catches anything else sklearn finds undefined.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        for average in _AVERAGES:
-            p, r, f, _ = skm.precision_recall_fscore_support(
-                targets, decisions, average=average, zero_division=0
-            )
-            out[f"{average}_f1"] = _float(f)
-            out[f"{average}_precision"] = _float(p)
-            out[f"{average}_recall"] = _float(r)
-
-        positives = targets.sum(axis=0)
-        has_pos = positives > 0
-        has_both = has_pos & (positives < n)
-        roc_auc = [
-            _float(skm.roc_auc_score(targets[:, j], probs[:, j])) if has_both[j] else None
-            for j in range(num_labels)
-        ]
-        ap = [
-            _float(skm.average_precision_score(targets[:, j], probs[:, j])) if has_pos[j] else None
-            for j in range(num_labels)
-        ]
-        total_pos = int(positives.sum())
-        out["micro_roc_auc"] = (
-            _float(skm.roc_auc_score(targets, probs, average="micro"))
-            if 0 < total_pos < targets.size
-            else None
-        )
-        out["macro_roc_auc"] = _mean_defined(roc_auc)
-        out["micro_ap"] = (
-            _float(skm.average_precision_score(targets, probs, average="micro"))
-            if total_pos > 0
-            else None
-        )
-        out["macro_ap"] = _mean_defined(ap)
-        out["hamming_loss"] = _float(skm.hamming_loss(targets, decisions))
-        out["subset_accuracy"] = _float(skm.accuracy_score(targets, decisions))
-        out["jaccard_samples"] = _float(
-            skm.jaccard_score(targets, decisions, average="samples", zero_division=0)
-        )
-        # sklearn scores a text with no (or only) positive labels as 1.0; with no positives at
-        # all every text would score 1.0, which says nothing, so report it as undefined.
-        out["lrap"] = (
-            _float(skm.label_ranking_average_precision_score(targets, probs))
-            if total_pos > 0
-            else None
-        )
+        decided = _decision_metrics(skm, targets, decisions)
+        ranking, roc_auc, ap = _ranking_metrics(skm, targets, probs)
+    both = {**decided, **ranking}
+    out = {key: both[key] for key in _ORDER}  # the order metrics.json has always had
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
         p, r, f, support = skm.precision_recall_fscore_support(
             targets, decisions, average=None, zero_division=0
         )
-    out["num_texts"] = int(n)
-    out["num_labels"] = int(num_labels)
+    out["num_texts"], out["num_labels"] = int(targets.shape[0]), int(targets.shape[1])
     out["per_label"] = {
         str(name): {
             "precision": _float(p[j]),
@@ -215,3 +174,62 @@ def compute_metrics(
         for j, name in enumerate(label_names)
     }
     return out
+
+
+_ORDER = (
+    *(f"{avg}_{m}" for avg in _AVERAGES for m in ("f1", "precision", "recall")),
+    *("micro_roc_auc", "macro_roc_auc", "micro_ap", "macro_ap"),
+    *("hamming_loss", "subset_accuracy", "jaccard_samples", "lrap"),
+)
+
+
+def _decision_metrics(skm, targets: np.ndarray, decisions: np.ndarray) -> dict:
+    """P/R/F1 (every average), Hamming loss, subset accuracy and Jaccard of the decisions."""
+    out: dict = {}
+    for average in _AVERAGES:
+        p, r, f, _ = skm.precision_recall_fscore_support(
+            targets, decisions, average=average, zero_division=0
+        )
+        out[f"{average}_f1"] = _float(f)
+        out[f"{average}_precision"] = _float(p)
+        out[f"{average}_recall"] = _float(r)
+    out["hamming_loss"] = _float(skm.hamming_loss(targets, decisions))
+    out["subset_accuracy"] = _float(skm.accuracy_score(targets, decisions))
+    out["jaccard_samples"] = _float(
+        skm.jaccard_score(targets, decisions, average="samples", zero_division=0)
+    )
+    return out
+
+
+def _ranking_metrics(skm, targets: np.ndarray, probs: np.ndarray):
+    """``(overall, roc_auc per label, ap per label)``: ROC-AUC, AP and LRAP of the probabilities,
+    None where undefined."""
+    n, num_labels = targets.shape
+    positives = targets.sum(axis=0)
+    has_pos = positives > 0
+    has_both = has_pos & (positives < n)
+    roc_auc = [
+        _float(skm.roc_auc_score(targets[:, j], probs[:, j])) if has_both[j] else None
+        for j in range(num_labels)
+    ]
+    ap = [
+        _float(skm.average_precision_score(targets[:, j], probs[:, j])) if has_pos[j] else None
+        for j in range(num_labels)
+    ]
+    total_pos = int(positives.sum())
+    out = {
+        "micro_roc_auc": _float(skm.roc_auc_score(targets, probs, average="micro"))
+        if 0 < total_pos < targets.size
+        else None,
+        "macro_roc_auc": _mean_defined(roc_auc),
+        "micro_ap": _float(skm.average_precision_score(targets, probs, average="micro"))
+        if total_pos > 0
+        else None,
+        "macro_ap": _mean_defined(ap),
+        # sklearn scores a text with no (or only) positive labels as 1.0; with no positives at
+        # all every text would score 1.0, which says nothing, so report it as undefined.
+        "lrap": _float(skm.label_ranking_average_precision_score(targets, probs))
+        if total_pos > 0
+        else None,
+    }
+    return out, roc_auc, ap

@@ -124,6 +124,38 @@ def _best_arrays(
     return _with_prefix(tensors, "best/"), None if probs is None else probs.numpy()
 
 
+def optimizer_to_files(optimizer) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """An optimizer's state as ``(JSON part, tensors)``: the tensors (moments) keyed
+    ``"{param index}/{name}"``, everything else (step counts that are numbers, param groups) in
+    the JSON part, so nothing needs pickling."""
+    state = optimizer.state_dict()
+    meta: dict[str, Any] = {"param_groups": state["param_groups"], "state": {}}
+    tensors = {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}/{name}"] = value
+            else:
+                meta["state"].setdefault(str(index), {})[name] = value
+    return meta, tensors
+
+
+def optimizer_from_files(optimizer, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """Load what :func:`optimizer_to_files` wrote into ``optimizer``."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        index, name = key.split("/", 1)
+        state.setdefault(int(index), {})[name] = value
+    for index, values in meta["state"].items():
+        state.setdefault(int(index), {}).update(values)
+    groups = meta["param_groups"]
+    for saved, current in zip(groups, optimizer.param_groups, strict=False):
+        for key, value in saved.items():  # JSON has lists where the optimizer has tuples
+            if isinstance(current.get(key), tuple):
+                saved[key] = tuple(value)
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
 # ------------------------------------------------------------------------- one training run: fit
 @dataclass
 class Position:
@@ -221,7 +253,6 @@ class TrainingCheckpoint:
                 "scaler": accelerator.scaler.state_dict() if accelerator.scaler else None,
                 "rng": {"python": random.getstate(), "numpy": _numpy_state()},
             }
-            optimizer = self.optimizer.state_dict()
             tensors = {
                 **_prefixed("net/", accelerator.unwrap_model(self.net).state_dict()),
                 **_best_tensors(result),
@@ -229,13 +260,8 @@ class TrainingCheckpoint:
             }
             if self.ema is not None:
                 tensors.update(_prefixed("ema/", self.ema.state_dict()))
-            meta["optimizer"] = {"param_groups": optimizer["param_groups"], "state": {}}
-            for index, values in optimizer["state"].items():
-                for name, value in values.items():
-                    if isinstance(value, torch.Tensor):
-                        tensors[f"optimizer/{index}/{name}"] = value
-                    else:
-                        meta["optimizer"]["state"].setdefault(str(index), {})[name] = value
+            meta["optimizer"], optimizer_tensors = optimizer_to_files(self.optimizer)
+            tensors.update(_prefixed("optimizer/", optimizer_tensors))
             remove_leftovers(self.directory)
             _write_state(self.directory, meta, tensors)
             logger.debug("checkpoint at step %d in %s", step, self.directory)
@@ -280,18 +306,9 @@ class TrainingCheckpoint:
             accelerator.unwrap_model(self.net).load_state_dict(_with_prefix(tensors, "net/"))
             if self.ema is not None:
                 self.ema.load_state_dict(_with_prefix(tensors, "ema/"))
-            state: dict[int, dict[str, Any]] = {}
-            for key, value in _with_prefix(tensors, "optimizer/").items():
-                index, name = key.split("/", 1)
-                state.setdefault(int(index), {})[name] = value
-            for index, values in meta["optimizer"]["state"].items():
-                state.setdefault(int(index), {}).update(values)
-            groups = meta["optimizer"]["param_groups"]
-            for saved, current in zip(groups, self.optimizer.param_groups, strict=False):
-                for key, value in saved.items():  # JSON has lists where the optimizer has tuples
-                    if isinstance(current.get(key), tuple):
-                        saved[key] = tuple(value)
-            self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+            optimizer_from_files(
+                self.optimizer, meta["optimizer"], _with_prefix(tensors, "optimizer/")
+            )
         except (RuntimeError, KeyError, ValueError) as err:
             raise RunDirError(
                 f"{self.directory}: does not fit this model ({str(err).splitlines()[0][:200]})"
