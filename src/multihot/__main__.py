@@ -1,3 +1,3 @@
-from multihot.cli.app import main
+from multihot.cli import main
 
 main()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from multihot.cli.app import TRAIN_OPTIONS, app
+from multihot.cli import app
+from multihot.cli.train import TRAIN_OPTIONS
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -1,0 +1,72 @@
+"""``multihot baseline``: TF-IDF + logistic regression, the same report and run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from multihot.cli.app import (
+    LabelCols,
+    LabelsCol,
+    LabelSep,
+    MinSupport,
+    Seed,
+    TextCol,
+    ThresholdStrategy,
+    Top1Fallback,
+    TrainFile,
+    ValFile,
+    ValFraction,
+    app,
+    data_overrides,
+    friendly,
+    out,
+)  # fmt: skip
+from multihot.cli.report import print_report
+
+
+@app.command()
+@friendly
+def baseline(
+    train_file: TrainFile,
+    val: ValFile = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Run directory (default: runs/<train name>-baseline)."),
+    ] = None,
+    c: Annotated[
+        float, typer.Option("--C", help="Inverse regularisation of each logistic regression.")
+    ] = 4.0,
+    ngram_max: Annotated[int, typer.Option(help="Word n-grams from 1 to this length.")] = 2,
+    min_df: Annotated[int, typer.Option(help="Ignore n-grams in fewer texts.")] = 2,
+    max_features: Annotated[int, typer.Option(help="Keep at most this many n-grams.")] = 200_000,
+    thresholds: ThresholdStrategy = None,
+    min_support: MinSupport = None,
+    top1_fallback: Top1Fallback = None,
+    val_fraction: ValFraction = None,
+    seed: Seed = None,
+    text_col: TextCol = None,
+    labels_col: LabelsCol = None,
+    label_cols: LabelCols = None,
+    label_sep: LabelSep = None,
+) -> None:
+    """TF-IDF (word 1-2 grams) + one logistic regression per label, with the same thresholds and report."""
+    from multihot.baseline.linear import BaselineConfig
+    from multihot.classifier import Classifier
+
+    output = output or Path("runs") / f"{train_file.stem}-baseline"
+    clf = Classifier.train_baseline(
+        train_file, val, output=output,
+        baseline=BaselineConfig(ngram_max=ngram_max, min_df=min_df, max_features=max_features, C=c),
+        thresholds=thresholds, min_support=min_support, top1_fallback=top1_fallback,
+        val_fraction=val_fraction, seed=seed,
+        **data_overrides(text_col, labels_col, label_cols, label_sep),
+    )  # fmt: skip
+    info = clf.metrics["baseline"]
+    print_report(
+        clf.metrics["validation"],
+        title=f"validation (baseline, {info['num_features']} n-grams, {info['seconds']:.1f}s)",
+    )
+    out.print(f"saved {output}")

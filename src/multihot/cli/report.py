@@ -1,0 +1,80 @@
+"""Printing reports: the overall and per-label metrics tables, and what re-tuning changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from multihot.cli.app import out
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def print_report(metrics: dict[str, Any], title: str) -> None:
+    overall = Table(title=f"overall: {title}", show_header=True, title_justify="left")
+    for col in ("", "micro", "macro", "weighted", "samples"):
+        overall.add_column(col, justify="right" if col else "left")
+    for name in ("f1", "precision", "recall"):
+        overall.add_row(
+            name,
+            *(
+                fmt(metrics.get(f"{avg}_{name}"))
+                for avg in ("micro", "macro", "weighted", "samples")
+            ),
+        )
+    overall.add_row(
+        "roc_auc", fmt(metrics.get("micro_roc_auc")), fmt(metrics.get("macro_roc_auc")), "", ""
+    )
+    overall.add_row(
+        "avg precision", fmt(metrics.get("micro_ap")), fmt(metrics.get("macro_ap")), "", ""
+    )
+    out.print(overall)
+    out.print(
+        f"hamming loss {fmt(metrics.get('hamming_loss'))}   subset accuracy {fmt(metrics.get('subset_accuracy'))}   "
+        f"texts {metrics.get('num_texts')}   labels {metrics.get('num_labels')}"
+    )
+    per_label = Table(title="per label", title_justify="left")
+    for col in ("label", "precision", "recall", "f1", "support", "auc", "threshold"):
+        per_label.add_column(col, justify="left" if col == "label" else "right")
+    for name, m in metrics.get("per_label", {}).items():
+        per_label.add_row(
+            name,
+            fmt(m["precision"], 3),
+            fmt(m["recall"], 3),
+            fmt(m["f1"], 3),
+            str(m["support"]),
+            fmt(m["roc_auc"], 3),
+            fmt(m["threshold"], 3),
+        )
+    out.print(per_label)
+
+
+def print_train_report(clf) -> None:
+    # A single model has one best evaluation; each member of an ensemble has its own.
+    best = clf.metrics.get("members") or [clf.metrics["best"]]
+    epochs = ", ".join(f"{b['epoch']:g}" for b in best)
+    members = f" of its {len(best)} members" if len(best) > 1 else ""
+    print_report(
+        clf.metrics["validation"],
+        title=f"validation ({best[0]['metric']} best at epoch {epochs}{members})",
+    )
+
+
+def print_threshold_changes(names: list[str], before, after) -> None:
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if abs(a - b) > 1e-9]
+    if not changed:
+        out.print("thresholds unchanged")
+        return
+    table = Table(title=f"thresholds changed: {len(changed)} of {len(names)}", title_justify="left")
+    for col in ("label", "before", "after"):
+        table.add_column(col, justify="left" if col == "label" else "right")
+    for i in changed:
+        table.add_row(names[i], fmt(float(before[i]), 3), fmt(float(after[i]), 3))
+    out.print(table)

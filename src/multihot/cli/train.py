@@ -1,0 +1,129 @@
+"""``multihot train``: train a model and tune its thresholds, or resume an interrupted run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from multihot.cli.app import (
+    Processes,
+    ValFile,
+    app,
+    err,
+    friendly,
+    out,
+    relaunch,
+)  # fmt: skip
+from multihot.cli.options import config_options, with_options
+from multihot.cli.report import print_train_report
+from multihot.core.config import DataConfig, ModelConfig, TrainConfig
+from multihot.core.errors import MultihotError
+
+TRAIN_OPTIONS = [
+    *config_options(ModelConfig, "Model"),
+    *config_options(TrainConfig, "Training"),
+    *config_options(DataConfig, "Data columns"),
+]
+
+
+@app.command()
+@friendly
+@with_options(TRAIN_OPTIONS)
+def train(
+    ctx: typer.Context,
+    train_file: Annotated[
+        Path | None,
+        typer.Argument(help="Training data (.csv .tsv .jsonl .json .parquet); not with --resume."),
+    ] = None,
+    val: ValFile = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            metavar="RUN",
+            help="Continue the interrupted run in RUN from its last checkpoint, with its own data "
+            "and settings (give no other flags but --trust-remote-weights).",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Run directory (default: runs/<train name>)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML or JSON file with the same keys as the flags."),
+    ] = None,
+    trust_remote_weights: Annotated[
+        bool,
+        typer.Option(
+            "--trust-remote-weights",
+            help="Accept an encoder with only pickled weights (pytorch_model.bin), read with "
+            "torch.load(weights_only=True). Default: safetensors only.",
+        ),
+    ] = False,
+    processes: Processes = 1,
+    flags: dict[str, Any] | None = None,
+) -> None:
+    """Train a model and tune its thresholds; leaves a run directory.
+
+    The run directory keeps a checkpoint at every evaluation while training: after a kill,
+    'multihot train --resume RUN' continues where it stopped.
+    """
+    from multihot.core import distributed
+
+    if resume is not None:
+        _refuse_settings_with_resume(resume, train_file, val, output, config, flags)
+    elif train_file is None:
+        raise MultihotError("missing TRAIN_FILE (or --resume RUN to continue an interrupted run)")
+    else:
+        from multihot.artifacts.rundir import check_output_dir
+
+        output = output or Path("runs") / train_file.stem
+        check_output_dir(output)  # before relaunching: one error, not one per process
+    if processes > 1 and not distributed.is_launched():
+        relaunch(ctx, processes)
+    if resume is not None:
+        clf, output = _resume(resume, trust_remote_weights), resume
+    else:
+        clf = _train(train_file, val, output, config, flags, trust_remote_weights)
+    if not distributed.state().is_main_process:
+        return  # the main process reports
+    print_train_report(clf)
+    out.print(f"saved {output}")
+
+
+def _refuse_settings_with_resume(resume: Path, train_file, val, output, config, flags) -> None:
+    given = {"TRAIN_FILE": train_file, "--val": val, "--output": output, "--config": config}
+    given.update({f"--{k.replace('_', '-')}": v for k, v in flags.items()})
+    conflicting = [name for name, value in given.items() if value is not None]
+    if conflicting:
+        raise MultihotError(
+            f"--resume continues {resume} with the data and settings it started with; "
+            f"drop {', '.join(conflicting)}"
+        )
+
+
+def _resume(run: Path, trust_remote_weights: bool):
+    from multihot.classifier import Classifier
+    from multihot.cli.progress import RichProgress
+    from multihot.training.checkpoint import RunCheckpoints
+
+    callback = RichProgress(err, metric=RunCheckpoints(run).config().train.metric)
+    return Classifier.resume(run, callback=callback, trust_remote_weights=trust_remote_weights)
+
+
+def _train(train_file: Path, val, output: Path, config, flags, trust_remote_weights: bool):
+    """Train with the settings of ``config`` (a file), overridden by the flags given."""
+    from multihot.classifier import Classifier
+    from multihot.cli.progress import RichProgress
+    from multihot.core.config import RunConfig, load_config_file
+
+    base = RunConfig.from_dict(load_config_file(config), source=str(config)) if config else None
+    run_config = (base or RunConfig()).override(**flags)
+    return Classifier.train(
+        train_file, val, config=run_config, output=output,
+        callback=RichProgress(err, metric=run_config.train.metric),
+        trust_remote_weights=trust_remote_weights,
+    )  # fmt: skip

@@ -1,0 +1,81 @@
+"""``multihot tune-thresholds``: re-tune a run's thresholds on other labelled data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from multihot.cli.app import (
+    BatchSize,
+    LabelCols,
+    LabelsCol,
+    LabelSep,
+    MinSupport,
+    Precision,
+    TextCol,
+    Top1Fallback,
+    app,
+    friendly,
+    load_classifier,
+    out,
+)  # fmt: skip
+from multihot.cli.report import print_report, print_threshold_changes
+
+
+@app.command("tune-thresholds")
+@friendly
+def tune_thresholds(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    data: Annotated[Path, typer.Argument(help="Labelled data to tune on (not the test set).")],
+    strategy: Annotated[
+        str | None, typer.Option(help="fixed, global or per-label (default: the run's).")
+    ] = None,
+    min_support: MinSupport = None,
+    top1_fallback: Top1Fallback = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show the report and what would change; save nothing."),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Tune even when no label has --min-support positives in DATA."
+        ),
+    ] = False,
+    batch_size: BatchSize = 64,
+    precision: Precision = "auto",
+    text_col: TextCol = None,
+    labels_col: LabelsCol = None,
+    label_cols: LabelCols = None,
+    label_sep: LabelSep = None,
+) -> None:
+    """Re-tune the run's thresholds on other labelled data and save them into the run.
+
+    The thresholds replaced are kept in RUN/thresholds.previous.json.
+    """
+    from multihot.artifacts.rundir import PREVIOUS_THRESHOLDS, THRESHOLDS
+
+    clf = load_classifier(run, text_col, labels_col, label_cols, label_sep)
+    before = clf.thresholds.values.copy()
+    metrics = clf.tune_thresholds(
+        data,
+        strategy=strategy,
+        min_support=min_support,
+        top1_fallback=top1_fallback,
+        batch_size=batch_size,
+        precision=precision,
+        force=force,
+    )
+    print_report(metrics, title=f"{data} (tuned here)")
+    print_threshold_changes(clf.label_names, before, clf.thresholds.values)
+    if dry_run:
+        out.print(f"dry run: {run / THRESHOLDS} not changed")
+        return
+    clf.save_thresholds(run)
+    out.print(
+        f"saved {run / THRESHOLDS}; the previous thresholds are in {run / PREVIOUS_THRESHOLDS} "
+        f"(to undo: mv {run / PREVIOUS_THRESHOLDS} {run / THRESHOLDS})",
+        soft_wrap=True,
+    )
