@@ -1,4 +1,11 @@
-"""Shared by the speed benchmarks: the machine, its measured matmul peak, model FLOPs, tables.
+"""What the benchmarks share: GoEmotions, the machine line, FLOP counts, dev scores, the Hugging
+Face recipes multihot is measured against, and markdown tables.
+
+Each script (goemotions.py, train_speed.py, predict_speed.py, dev_crossfit.py) is its own
+comparison, with its own flags and ``main``; what two of them need is written once here. Importing
+this module sets ``HF_HUB_OFFLINE=1`` (unless it is set): huggingface_hub reads it when it is first
+imported, so the scripts import this module before transformers, and nothing here imports
+transformers at the top.
 
 FLOPs are counted analytically, as in the MFU literature: 2 x the multiply-adds of every matmul of
 the encoder (Q, K, V and output projections, attention scores and attention-weighted values, both
@@ -11,6 +18,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import sys
@@ -22,8 +30,61 @@ from typing import Any
 import numpy as np
 import torch
 
+from multihot.core.precision import cpu_supports_bf16, default_device
+from multihot.data.encoding import tokenize
+from multihot.data.readers import Dataset, read_goemotions
+from multihot.scoring.thresholds import tune_for_config
+
+# Every model and tokenizer here is built from scratch or read from a local directory: a benchmark
+# that reached for the Hub would time the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "goemotions"
+"""The official GoEmotions TSVs and labels.txt, beside the repository (``--data`` elsewhere)."""
+
+
+# ------------------------------------------------------------------------------------- set-up
+def serial_tokenizers() -> None:
+    """Turn off the Rust tokenizers' own threads (``TOKENIZERS_PARALLELISM=false`` unless set).
+
+    For the accuracy scripts, which fork DataLoader workers after tokenizing (on a GPU): tokenizers
+    would warn and turn its threads off in every child. The speed scripts leave them on: their
+    timings include tokenization, as a user's would.
+    """
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def setup_logging(*info: str) -> None:
+    """Warnings and errors as bare messages on stderr; INFO as well from the loggers named."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    for name in info:
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+# --------------------------------------------------------------------------------------- data
+def load_goemotions(data_dir: Path, split: str) -> tuple[Dataset, list[str]]:
+    """One split (``train``, ``dev`` or ``test``) of the official GoEmotions TSVs as a
+    :class:`multihot.data.readers.Dataset`, and the 28 label names of labels.txt."""
+    names = (data_dir / "labels.txt").read_text(encoding="utf-8").split()
+    return read_goemotions(data_dir / f"{split}.tsv", names), names
+
+
+def subset(dataset: Dataset, size: int | None, seed: int | np.random.Generator = 0) -> Dataset:
+    """``size`` rows of ``dataset`` drawn at random (kept in file order); all of it for None.
+
+    ``seed`` is a seed or a generator: several subsets drawn from one generator follow one stream.
+    """
+    if size is None or size >= len(dataset):
+        return dataset
+    rng = np.random.default_rng(seed)  # a Generator passes through unchanged
+    return dataset.subset(np.sort(rng.choice(len(dataset), size, replace=False)))
+
+
+def token_lengths(clf, texts: Sequence[str]) -> np.ndarray:
+    """Tokens per text as the run ``clf`` reads them (special tokens in, truncated, no padding)."""
+    ids = tokenize(clf.tokenizer, texts, clf.config.model.max_length)
+    return np.array([len(row) for row in ids])
 
 
 # ------------------------------------------------------------------------------------ machine
@@ -54,6 +115,7 @@ def cpu_flags() -> list[str]:
 
 
 def version(package: str) -> str:
+    """The installed version of ``package``, or ``not installed``."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -62,8 +124,6 @@ def version(package: str) -> str:
 
 def describe_machine() -> dict[str, Any]:
     """What a reader needs to compare figures across machines (and whether this one was busy)."""
-    from multihot.core.precision import cpu_supports_bf16
-
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     info: dict[str, Any] = {
         "cpu": cpu_model(),
@@ -84,6 +144,7 @@ def describe_machine() -> dict[str, Any]:
 
 
 def machine_lines(info: dict[str, Any]) -> list[str]:
+    """The speed benchmarks' machine lines: processor, cores, threads, GPU; versions; load."""
     v = info["versions"]
     lines = [
         f"machine: {info['cpu']}, {info['cores']} cores ({', '.join(info['cpu_flags']) or 'no AVX'}),"
@@ -100,7 +161,14 @@ def machine_lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
-# ---------------------------------------------------------------------------------- matmul peak
+def machine_line(info: dict[str, Any]) -> str:
+    """The accuracy benchmark's one machine line: processor, cores, torch and its threads."""
+    return (
+        f"machine: {info['cpu']}, {info['cores']} cores, torch {info['versions']['torch']}, "
+        f"threads {info['torch_threads']}"
+    )
+
+
 def matmul_peak(
     dtype: torch.dtype, size: int = 2048, seconds: float = 1.0, device: str = "cpu"
 ) -> float:
@@ -135,8 +203,6 @@ def matmul_peaks(seconds: float = 1.0) -> dict[str, Any]:
 
     2048 x 2048 on a CPU; 8192 x 8192 on a GPU, where smaller products cannot fill the device.
     """
-    from multihot.core.precision import default_device
-
     device = default_device().type
     size = 8192 if device == "cuda" else 2048
     return {
@@ -148,13 +214,13 @@ def matmul_peaks(seconds: float = 1.0) -> dict[str, Any]:
 
 
 def peak_line(peaks: dict[str, Any]) -> str:
+    """The line that prints :func:`matmul_peaks`."""
     return (
         f"measured matmul peak ({peaks['size']} x {peaks['size']} on {peaks['device']}, best of "
         f"1 s): fp32 {gflops(peaks['fp32'])} GFLOP/s, bf16 {gflops(peaks['bf16'])} GFLOP/s"
     )
 
 
-# ------------------------------------------------------------------------------------- FLOPs
 def start_report() -> tuple[Callable[[str], None], dict[str, Any], dict[str, Any]]:
     """Print the machine and its measured matmul peaks; return a timestamped stderr logger, both.
 
@@ -172,6 +238,7 @@ def start_report() -> tuple[Callable[[str], None], dict[str, Any], dict[str, Any
     return log, machine, peaks
 
 
+# -------------------------------------------------------------------------------------- FLOPs
 def forward_flops(
     encoder_config: dict[str, Any],
     lengths: Iterable[int],
@@ -185,8 +252,8 @@ def forward_flops(
     ``L * (4 H^2 + 2 H I)`` for the projections and feed-forward, ``2 L^2 H`` for attention
     (``Q K^T`` and ``softmax(.) V``); per text ``H^2 + H * num_labels`` for pooler and classifier.
     With ``first_token_only`` (a cls/pooler model reads only the first token's last state, see
-    ``multihot.modeling.first_token``) the last layer counts what that state needs: keys and values of every
-    token, ``L * 2 H^2``, and for the one query ``4 H^2 + 2 H I - 2 H^2 + 2 L H``.
+    ``multihot.modeling.first_token``) the last layer counts what that state needs: keys and values
+    of every token, ``L * 2 H^2``, and for the one query ``4 H^2 + 2 H I - 2 H^2 + 2 L H``.
 
     Example:
         >>> forward_flops({"hidden_size": 2, "intermediate_size": 8, "num_hidden_layers": 1}, [1], 1)
@@ -210,21 +277,197 @@ def training_flops(forward: float) -> float:
     return 3.0 * forward
 
 
-def padded_tokens(lengths: Sequence[int], batch_size: int, *, sort: bool, multiple: int = 1) -> int:
-    """Tokens a model computes on when texts are batched (sorted by length or in input order) and
-    each batch is padded to its longest text, rounded up to ``multiple``."""
+def chunks(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """``order`` (indices) cut into consecutive batches of ``batch_size``, the last one short."""
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def padded_tokens(
+    lengths: Sequence[int], batches: Iterable[Sequence[int]], multiple: int = 1
+) -> int:
+    """Tokens a model computes on when each batch (indices into ``lengths``) is padded to its
+    longest text, rounded up to ``multiple``.
+
+    Example:
+        >>> padded_tokens([3, 1, 2], [[0, 1], [2]], multiple=2)
+        10
+    """
     lens = np.asarray(lengths)
-    if sort:
-        lens = np.sort(lens)[::-1]
     total = 0
-    for start in range(0, len(lens), batch_size):
-        batch = lens[start : start + batch_size]
-        longest = -(-int(batch.max()) // multiple) * multiple
+    for batch in batches:
+        longest = -(-int(lens[np.asarray(batch)].max()) // multiple) * multiple
         total += longest * len(batch)
     return total
 
 
-# ------------------------------------------------------------------------------------ helpers
+# ------------------------------------------------------------------------------------- scores
+def tuned_macro_f1(
+    targets: np.ndarray,
+    probs: np.ndarray,
+    config,
+    names: Sequence[str],
+    measure: tuple[np.ndarray, np.ndarray] | None = None,
+) -> float:
+    """Macro F1 with thresholds tuned on ``(targets, probs)`` the way the run tunes them
+    (``config`` its :class:`multihot.core.config.TrainConfig`), measured on ``measure`` (targets
+    and probabilities of other rows) or, without it, on the same rows: optimistic, since the
+    thresholds have seen the answers.
+
+    Args:
+        targets: multi-hot ``(n_texts, num_labels)``.
+        probs: probabilities ``(n_texts, num_labels)``, columns in the order of ``names``.
+    """
+    thresholds = tune_for_config(targets, probs, config)
+    measured_targets, measured_probs = measure or (targets, probs)
+    return thresholds.metrics(measured_targets, measured_probs, names)["macro_f1"]
+
+
+def met(ok: bool) -> str:
+    """How the scripts report a target: ``met`` or ``NOT met``."""
+    return "met" if ok else "NOT met"
+
+
+# ---------------------------------------------------------------------- Hugging Face recipes
+def hf_config(encoder_config: dict[str, Any], labels):
+    """The transformers config of a multihot run's encoder (``encoder_config``) with its
+    ``labels`` (a :class:`multihot.data.labels.LabelSet`) and
+    ``problem_type="multi_label_classification"``: what ``AutoModelForSequenceClassification``
+    builds the same encoder and a linear head from."""
+    from transformers import AutoConfig
+
+    config = dict(encoder_config)
+    model_type = config.pop("model_type")
+    for key in ("problem_type", "id2label", "label2id", "num_labels", "architectures"):
+        config.pop(key, None)
+    return AutoConfig.for_model(
+        model_type,
+        **config,
+        num_labels=len(labels),
+        problem_type="multi_label_classification",
+        id2label=dict(enumerate(labels.names)),
+        label2id=labels.index,
+    )
+
+
+def hf_model(clf):
+    """``AutoModelForSequenceClassification`` on the multihot run's encoder config and labels,
+    freshly initialised with the run's seed."""
+    from transformers import AutoModelForSequenceClassification, set_seed
+
+    config = hf_config(clf.encoder_config, clf.labels)
+    set_seed(clf.config.train.seed)
+    return AutoModelForSequenceClassification.from_config(config)
+
+
+class HFEncoded(torch.utils.data.Dataset):
+    """Texts tokenized once, up front (as ``datasets.map`` would), with multi-hot float labels:
+    what the Trainer reads.
+
+    Truncated at the run's ``max_length``; with ``pad_to``, every text padded (and truncated) to
+    that many tokens, as ``run_classification.py``'s ``pad_to_max_length`` does.
+    """
+
+    def __init__(self, clf, data: Dataset, pad_to: int | None = None):
+        padding: dict[str, Any] = (
+            {"padding": "max_length", "max_length": pad_to}
+            if pad_to
+            else {"max_length": clf.config.model.max_length}
+        )
+        self.enc = clf.tokenizer(data.texts, truncation=True, **padding)
+        self.targets = clf.labels.encode(data.labels)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {
+            "input_ids": self.enc["input_ids"][i],
+            "attention_mask": self.enc["attention_mask"][i],
+            "labels": self.targets[i],
+        }
+
+
+def hf_trainer(
+    clf,
+    train: Dataset,
+    out: Path,
+    *,
+    epochs: int = 1,
+    max_steps: int = -1,
+    pad_to: int | None = None,
+    eval_batch_size: int | None = None,
+    log_epochs: bool = False,
+    callbacks: Sequence[Any] = (),
+):
+    """The Hugging Face recipe multihot is measured against, ready to ``train()``.
+
+    ``AutoModelForSequenceClassification(problem_type="multi_label_classification")`` (plain
+    BCE) on the multihot run's encoder config, vocabulary and tokenizer (:func:`hf_model`), with
+    the run's batch size, learning rate, weight decay, seed and precision (bf16 or fp16 autocast
+    where the run used it) and the Trainer's other defaults: ``DataCollatorWithPadding``, or
+    ``default_data_collator`` when every text is padded to ``pad_to`` tokens.
+
+    Args:
+        clf: the multihot run whose set-up the Trainer copies.
+        train: the texts and labels to train on.
+        out: the Trainer's ``output_dir`` (nothing is saved there).
+        epochs, max_steps: ``num_train_epochs`` and ``max_steps`` (-1: whole epochs).
+        pad_to: pad every text to this many tokens (``run_classification.py``'s default).
+        eval_batch_size: ``per_device_eval_batch_size`` (default twice the training batch).
+        log_epochs: the Trainer prints its loss once an epoch and its summary at the end (and a
+            progress bar on a terminal); otherwise it prints nothing.
+        callbacks: more ``TrainerCallback`` objects (timers).
+    """
+    from accelerate.state import AcceleratorState
+    from transformers import (
+        DataCollatorWithPadding,
+        PrinterCallback,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+    )
+
+    AcceleratorState._reset_state()  # the multihot run in this process chose its own precision
+    t = clf.config.train
+    precision = clf.metrics.get("precision")
+    args = TrainingArguments(
+        output_dir=str(out),
+        num_train_epochs=epochs,
+        max_steps=max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=eval_batch_size or 2 * t.batch_size,
+        learning_rate=t.lr,
+        weight_decay=t.weight_decay,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        eval_strategy="no",
+        save_strategy="no",
+        logging_strategy="epoch" if log_epochs else "no",
+        report_to="none",
+        seed=t.seed,
+        disable_tqdm=not (log_epochs and sys.stderr.isatty()),
+    )
+    trainer = Trainer(
+        model=hf_model(clf),
+        args=args,
+        train_dataset=HFEncoded(clf, train, pad_to),
+        data_collator=default_data_collator if pad_to else DataCollatorWithPadding(clf.tokenizer),
+        callbacks=list(callbacks),
+    )
+    if not log_epochs:
+        trainer.remove_callback(PrinterCallback)  # its final metrics dict would land in the tables
+    return trainer
+
+
+def hf_predict_proba(trainer, clf, data: Dataset, pad_to: int | None = None) -> np.ndarray:
+    """Probabilities ``(n_texts, num_labels)`` (float64, label order of ``clf``) of the trained
+    :func:`hf_trainer` on ``data``, its texts encoded as for training."""
+    logits = trainer.predict(HFEncoded(clf, data, pad_to)).predictions
+    return 1 / (1 + np.exp(-logits.astype(np.float64)))
+
+
+# ------------------------------------------------------------------------------------- output
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
@@ -233,28 +476,15 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def gflops(flops_per_second: float) -> str:
+    """FLOP/s as GFLOP/s with one decimal."""
     return f"{flops_per_second / 1e9:.1f}"
 
 
 def fraction(value: float, peak: float) -> str:
+    """``value`` as a percentage of ``peak``, one decimal."""
     return f"{value / peak:.1%}"
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
+    """``data`` as indented JSON (what JSON cannot hold written as its ``str``)."""
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-
-
-def load_goemotions(data_dir: Path, split: str):
-    """One split of GoEmotions as a :class:`multihot.data.readers.Dataset`, and the label names."""
-    from multihot.data.readers import read_goemotions
-
-    names = (data_dir / "labels.txt").read_text(encoding="utf-8").split()
-    return read_goemotions(data_dir / f"{split}.tsv", names), names
-
-
-def subset(dataset, size: int | None, seed: int = 0):
-    """``size`` rows of ``dataset`` drawn at random (kept in file order); all of it for None."""
-    if size is None or size >= len(dataset):
-        return dataset
-    rng = np.random.default_rng(seed)
-    return dataset.subset(np.sort(rng.choice(len(dataset), size, replace=False)))

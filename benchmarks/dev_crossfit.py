@@ -15,32 +15,25 @@ It reads only dev.tsv; runs come from ``multihot train`` or ``multihot baseline`
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
+from _common import DEFAULT_DATA, load_goemotions, serial_tokenizers, tuned_macro_f1
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from multihot import Classifier  # noqa: E402
-from multihot.data.readers import read_goemotions  # noqa: E402
-from multihot.scoring.thresholds import tune_for_config
-
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
+from multihot import Classifier
 
 
 def dev_scores(targets: np.ndarray, probs: np.ndarray, config, names, splits: int = 3):
     """(macro F1 tuned and measured on all of dev, cross-fitted macro F1 over half-splits)."""
-    whole = tune_for_config(targets, probs, config).metrics(targets, probs, names)["macro_f1"]
+    whole = tuned_macro_f1(targets, probs, config, names)
     rng = np.random.default_rng(0)
     halves = []
     for _ in range(splits):
         order = rng.permutation(len(targets))
         a, b = order[: len(order) // 2], order[len(order) // 2 :]
         for tune, measure in ((a, b), (b, a)):
-            thresholds = tune_for_config(targets[tune], probs[tune], config)
-            halves.append(thresholds.metrics(targets[measure], probs[measure], names)["macro_f1"])
+            held_out = (targets[measure], probs[measure])
+            halves.append(tuned_macro_f1(targets[tune], probs[tune], config, names, held_out))
     return whole, float(np.mean(halves))
 
 
@@ -52,9 +45,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="GoEmotions directory")
     parser.add_argument("--only-average", action="store_true", help="skip the single-run rows")
     args = parser.parse_args()
+    serial_tokenizers()
 
-    names = (args.data / "labels.txt").read_text(encoding="utf-8").split()
-    dev = read_goemotions(args.data / "dev.tsv", names)
+    dev, names = load_goemotions(args.data, "dev")
     runs = [Classifier.load(path) for path in args.runs]
     targets = runs[0].labels.encode(dev.labels)
     probs = [run.predict_proba(dev.texts, batch_size=128) for run in runs]

@@ -2,7 +2,7 @@
 
 One scratch-mini run with ``pooling="pooler"`` and ``head="linear"`` (trained for one epoch on a
 GoEmotions subset: speed does not depend on accuracy; or ``--run DIR``) is exported with
-``multihot.export.exporters.export_hf`` for the pipeline and ``export_onnx`` (fp32 and int8) for onnxruntime,
+``multihot.export.export_hf`` for the pipeline and ``export_onnx`` (fp32 and int8) for onnxruntime,
 so every side computes with the same weights. All sides score the same texts (GoEmotions test) at
 the same batch size, in one process, each warmed up first and timed end to end (tokenization
 included); the sides take turns, one call each per round, and the fastest of ``--repeats`` rounds
@@ -28,8 +28,6 @@ agreeing with PyTorch fp32 on >= 99.5% of (text, label) pairs; streaming peak RS
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -40,32 +38,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from _common import (  # noqa: E402
+import numpy as np
+import torch
+from _common import (
     DEFAULT_DATA,
+    chunks,
     forward_flops,
     fraction,
     gflops,
+    hf_config,
     load_goemotions,
+    met,
     padded_tokens,
+    setup_logging,
     start_report,
     subset,
     table,
+    token_lengths,
     write_json,
 )
-from multihot.export.exporters import export_hf, export_onnx, hf_state_dict  # noqa: E402
-from transformers.utils import logging as hf_logging  # noqa: E402
+from transformers.utils import logging as hf_logging
 
-from multihot import Classifier  # noqa: E402
-from multihot.core.errors import ExportError  # noqa: E402
-from multihot.core.precision import default_device, resolve_precision  # noqa: E402
-from multihot.data.batching import default_pad_multiple, tokenize  # noqa: E402
-from multihot.inference.predictor import Predictor  # noqa: E402
-from multihot.modeling.encoders import encoder_from_config, scratch_config  # noqa: E402
-from multihot.modeling.model import MultiLabelModel  # noqa: E402
+from multihot import Classifier
+from multihot.core.errors import ExportError
+from multihot.core.precision import default_device, resolve_precision
+from multihot.data.batching import default_pad_multiple
+from multihot.data.encoding import sorted_batches
+from multihot.export.hf import export_hf, hf_state_dict
+from multihot.export.onnx import export_onnx
+from multihot.inference.predictor import Predictor
+from multihot.modeling.encoders import encoder_from_config, scratch_config
+from multihot.modeling.model import MultiLabelModel
 
 TARGET_TORCH = 3.0
 TARGET_ONNX = 6.0
@@ -133,7 +136,7 @@ def base_run(run: Path, out: Path, hf_dir: Path) -> Path:
     scores 64 texts of up to ``max_length + 8`` tokens twice: minutes at this size on two cores. The
     scratch-mini part goes through ``export_hf`` itself.
     """
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertForSequenceClassification
 
     clf = Classifier.load(run)
     config = clf.config.override(
@@ -145,11 +148,7 @@ def base_run(run: Path, out: Path, hf_dir: Path) -> Path:
     model = MultiLabelModel(encoder_from_config(encoder_config), len(clf.labels), config.model)
     Classifier(model, clf.tokenizer, clf.labels, clf.thresholds, config, encoder_config).save(out)
 
-    hf_config = BertConfig(**{k: v for k, v in encoder_config.items() if k != "model_type"})
-    hf_config.problem_type = "multi_label_classification"
-    hf_config.id2label = dict(enumerate(clf.labels.names))
-    hf_config.label2id = clf.labels.index
-    hf_model = BertForSequenceClassification(hf_config)
+    hf_model = BertForSequenceClassification(hf_config(encoder_config, clf.labels))
     hf_model.load_state_dict(hf_state_dict(model))
     hf_model.save_pretrained(str(hf_dir))
     clf.tokenizer.model_max_length = max_length
@@ -248,9 +247,10 @@ def run_sides(
     multihot row (torch fp32) is the reference."""
     device = default_device()
     auto = resolve_precision("auto", device)
-    pipeline_padded = padded_tokens(lengths, batch_size, sort=False)
+    # The pipeline batches texts in input order; multihot sorts them by length first.
+    pipeline_padded = padded_tokens(lengths, chunks(np.arange(len(lengths)), batch_size))
     ours_padded = padded_tokens(
-        lengths, batch_size, sort=True, multiple=default_pad_multiple() or 1
+        lengths, sorted_batches(lengths, batch_size), default_pad_multiple() or 1
     )
     sides: dict[str, tuple[str, Callable[[list[str]], np.ndarray], int]] = {}
 
@@ -376,17 +376,20 @@ def measure_model(
     peaks: dict[str, Any],
     log: Callable[[str], None],
 ) -> tuple[str, list[dict[str, Any]]]:
+    """Every side on ``texts``: the markdown table (under a line on the texts) and its records."""
     clf = Classifier.load(run)
-    lengths = [len(ids) for ids in tokenize(clf.tokenizer, texts, clf.config.model.max_length)]
+    lengths = token_lengths(clf, texts)
     # What the output needs: with cls/pooler pooling the last layer's other tokens are not read
     # (multihot leaves them out; the pipeline computes them, like padding).
     first_token = clf.config.model.pooling in ("cls", "pooler")
     flops = forward_flops(clf.encoder_config, lengths, len(clf.labels), first_token)
     sides = run_sides(run, exports, texts, batch_size, repeats, lengths, log)
-    rows, records = side_rows(sides, clf.thresholds, flops, peaks, sum(lengths))
+    real_tokens = int(lengths.sum())
+    rows, records = side_rows(sides, clf.thresholds, flops, peaks, real_tokens)
     note = (
-        f"{len(texts)} texts, {sum(lengths)} tokens (mean {np.mean(lengths):.1f}, max "
-        f"{max(lengths)}), batch size {batch_size}, {flops / len(texts) / 1e6:.1f} MFLOP per text"
+        f"{len(texts)} texts, {real_tokens} tokens (mean {np.mean(lengths):.1f}, max "
+        f"{int(lengths.max())}), batch size {batch_size}, {flops / len(texts) / 1e6:.1f} MFLOP "
+        "per text"
     )
     return note + "\n\n" + table(SIDE_HEADERS, rows), records
 
@@ -447,6 +450,7 @@ def measure_streaming(
     work: Path,
     log: Callable[[str], None],
 ) -> tuple[str, list[dict[str, Any]]]:
+    """``multihot predict`` in a subprocess on files of ``sizes`` rows: the table and records."""
     if backend != "torch" and backend not in exports:
         raise SystemExit(f"--backend {backend}: this run has no such export (see the notes above)")
     extra = (
@@ -492,14 +496,11 @@ def measure_streaming(
 
 # ------------------------------------------------------------------------------------- verdict
 def verdict(records: list[dict[str, Any]], stream: list[dict[str, Any]]) -> list[str]:
+    """One line per issue-4 target: the figure, the target, met or not."""
     by_name = {r["name"]: r for r in records}
     torch_auto = next(r for name, r in by_name.items() if "auto" in name)
     onnx = [r for name, r in by_name.items() if name.startswith("multihot onnx")]
     ours = [r for name, r in by_name.items() if name.startswith("multihot")]
-
-    def met(ok: bool) -> str:
-        return "met" if ok else "NOT met"
-
     lines = [
         f"PyTorch backend ({torch_auto['name']}): {torch_auto['vs_pipeline_fp32']:.2f}x the fp32 "
         f"pipeline (target {TARGET_TORCH:.0f}x): {met(torch_auto['vs_pipeline_fp32'] >= TARGET_TORCH)}",
@@ -552,7 +553,7 @@ def main() -> None:
     parser.add_argument("--skip-base", action="store_true", help="no BERT-base-shaped part")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    setup_logging()
     hf_logging.disable_progress_bar()
     sizes = QUICK if args.quick else FULL
     repeats = args.repeats or sizes.repeats

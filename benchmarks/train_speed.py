@@ -3,9 +3,9 @@
 multihot is ``Classifier.train`` with the library defaults and ``encoder="scratch-mini"``. The
 Trainer side is ``AutoModelForSequenceClassification(problem_type="multi_label_classification")``
 built from the same encoder config, with the same vocabulary and tokenizer (both taken from the
-multihot run, as ``run_hf_recipe`` in goemotions.py does), the same batch size, epochs, learning
-rate, weight decay and precision (bf16 autocast where the CPU has fast bf16: ``bf16=True,
-use_cpu=True``), in two configurations:
+multihot run by ``hf_trainer`` in _common.py, the recipe goemotions.py runs too), the same batch
+size, epochs, learning rate, weight decay and precision (bf16 autocast where the CPU has fast bf16:
+``bf16=True, use_cpu=True``), in two configurations:
 
 - **Trainer, dynamic padding**: its usual settings, ``DataCollatorWithPadding``, no
   ``group_by_length``;
@@ -32,8 +32,6 @@ worse.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import tempfile
 import time
 import warnings
@@ -41,42 +39,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from _common import (  # noqa: E402
+import numpy as np
+from _common import (
     DEFAULT_DATA,
+    chunks,
     forward_flops,
     fraction,
     gflops,
+    hf_predict_proba,
+    hf_trainer,
     load_goemotions,
+    met,
+    padded_tokens,
+    setup_logging,
     start_report,
     subset,
     table,
+    token_lengths,
     training_flops,
+    tuned_macro_f1,
     write_json,
 )
-from transformers import (  # noqa: E402
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    DataCollatorWithPadding,
-    PrinterCallback,
-    Trainer,
-    TrainerCallback,
-    TrainingArguments,
-    default_data_collator,
-    set_seed,
-)
+from transformers import TrainerCallback
 
-from multihot import Classifier  # noqa: E402
-from multihot.data.batching import LengthGroupedBatchSampler, default_pad_multiple  # noqa: E402
-from multihot.data.encoding import tokenize  # noqa: E402
-from multihot.data.readers import Dataset  # noqa: E402
-from multihot.scoring.thresholds import (
-    Thresholds,  # noqa: E402
-    tune_for_config,
-)
+from multihot import Classifier
+from multihot.data.batching import LengthGroupedBatchSampler, default_pad_multiple
+from multihot.data.readers import Dataset
+from multihot.scoring.thresholds import Thresholds
 
 TARGET_SPEEDUP = 2.0
 HF_MAX_LENGTH = 128
@@ -176,6 +165,7 @@ class HFLoopTimer(TrainerCallback):
 def train_multihot(
     train: Dataset, dev: Dataset, epochs: int, encoder: str, out: Path
 ) -> tuple[Classifier, LoopTimer, float]:
+    """``Classifier.train`` with the library defaults: the run, its loop timer, its wall seconds."""
     timer = LoopTimer()
     started = time.perf_counter()
     clf = Classifier.train(train, dev, encoder=encoder, epochs=epochs, callback=timer, output=out)
@@ -185,69 +175,23 @@ def train_multihot(
 def multihot_padded_tokens(lengths: np.ndarray, batch_size: int, seed: int, epochs: int) -> int:
     """Tokens multihot computes on: its length-grouped batches, padded as its collator pads them."""
     sampler = LengthGroupedBatchSampler(lengths, batch_size, seed=seed)
-    multiple = default_pad_multiple() or 1
-    total = 0
-    for epoch in range(epochs):
-        sampler.set_epoch(epoch)
-        for batch in sampler:
-            total += -(-int(lengths[batch].max()) // multiple) * multiple * len(batch)
-    return total
+
+    def batches():
+        for epoch in range(epochs):
+            sampler.set_epoch(epoch)
+            yield from sampler
+
+    return padded_tokens(lengths, batches(), default_pad_multiple() or 1)
 
 
 def random_batch_padded_tokens(lengths: np.ndarray, batch_size: int, seed: int, epochs: int) -> int:
     """Tokens of shuffled batches each padded to its longest text (the Trainer's default)."""
     rng = np.random.default_rng(seed)
-    total = 0
-    for _ in range(epochs):
-        order = rng.permutation(len(lengths))
-        for start in range(0, len(order), batch_size):
-            batch = lengths[order[start : start + batch_size]]
-            total += int(batch.max()) * len(batch)
-    return total
+    epochs_of_batches = (chunks(rng.permutation(len(lengths)), batch_size) for _ in range(epochs))
+    return padded_tokens(lengths, (batch for batches in epochs_of_batches for batch in batches))
 
 
 # ---------------------------------------------------------------------------- Hugging Face
-class Encoded(torch.utils.data.Dataset):
-    """Texts tokenized once, up front (as ``datasets.map`` would), with multi-hot float labels."""
-
-    def __init__(self, clf: Classifier, data: Dataset, pad_to_max_length: bool):
-        padding: dict[str, Any] = (
-            {"padding": "max_length", "max_length": HF_MAX_LENGTH}
-            if pad_to_max_length
-            else {"max_length": clf.config.model.max_length}
-        )
-        self.enc = clf.tokenizer(data.texts, truncation=True, **padding)
-        self.targets = clf.labels.encode(data.labels)
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {
-            "input_ids": self.enc["input_ids"][i],
-            "attention_mask": self.enc["attention_mask"][i],
-            "labels": self.targets[i],
-        }
-
-
-def hf_model(clf: Classifier):
-    """``AutoModelForSequenceClassification`` on the multihot run's encoder config, freshly seeded."""
-    encoder_config = dict(clf.encoder_config)
-    model_type = encoder_config.pop("model_type")
-    for key in ("problem_type", "id2label", "label2id", "num_labels", "architectures"):
-        encoder_config.pop(key, None)
-    config = AutoConfig.for_model(
-        model_type,
-        **encoder_config,
-        num_labels=len(clf.labels),
-        problem_type="multi_label_classification",
-        id2label=dict(enumerate(clf.labels.names)),
-        label2id=clf.labels.index,
-    )
-    set_seed(clf.config.train.seed)
-    return AutoModelForSequenceClassification.from_config(config)
-
-
 def train_hf(
     clf: Classifier,
     train: Dataset,
@@ -258,45 +202,18 @@ def train_hf(
     max_steps: int = -1,
     pad_to_max_length: bool = False,
 ) -> tuple[HFLoopTimer, np.ndarray | None]:
-    """The Trainer with its usual settings on the multihot run's encoder, tokenizer and hyper-parameters."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state()  # the multihot run in this process chose its own precision
-    t = clf.config.train
-    args = TrainingArguments(
-        output_dir=str(out),
-        num_train_epochs=epochs,
-        max_steps=max_steps,
-        per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=2 * t.batch_size,
-        learning_rate=t.lr,
-        weight_decay=t.weight_decay,
-        bf16=clf.metrics.get("precision") == "bf16",
-        fp16=clf.metrics.get("precision") == "fp16",
-        use_cpu=not torch.cuda.is_available(),
-        eval_strategy="no",
-        save_strategy="no",
-        logging_strategy="no",
-        report_to="none",
-        seed=t.seed,
-        disable_tqdm=True,
-    )
+    """The Trainer with its usual settings on the multihot run's encoder, tokenizer and
+    hyper-parameters (``_common.hf_trainer``), or padding every text to ``HF_MAX_LENGTH``; its
+    loop timer and dev probabilities."""
     timer = HFLoopTimer()
-    trainer = Trainer(
-        model=hf_model(clf),
-        args=args,
-        train_dataset=Encoded(clf, train, pad_to_max_length),
-        data_collator=default_data_collator
-        if pad_to_max_length
-        else DataCollatorWithPadding(clf.tokenizer),
-        callbacks=[timer],
+    pad_to = HF_MAX_LENGTH if pad_to_max_length else None
+    trainer = hf_trainer(
+        clf, train, out, epochs=epochs, max_steps=max_steps, pad_to=pad_to, callbacks=[timer]
     )
-    trainer.remove_callback(PrinterCallback)  # its final metrics dict would land in the tables
     trainer.train()
     if dev is None:
         return timer, None
-    logits = trainer.predict(Encoded(clf, dev, pad_to_max_length)).predictions
-    return timer, 1 / (1 + np.exp(-logits.astype(np.float64)))
+    return timer, hf_predict_proba(trainer, clf, dev, pad_to)
 
 
 # ---------------------------------------------------------------------------------- report
@@ -305,8 +222,7 @@ def dev_f1(clf: Classifier, dev: Dataset, probs: np.ndarray) -> tuple[float, flo
     targets = clf.labels.encode(dev.labels)
     names = clf.labels.names
     fixed = Thresholds.fixed(len(names)).metrics(targets, probs, names)["macro_f1"]
-    tuned = tune_for_config(targets, probs, clf.config.train).metrics(targets, probs, names)
-    return fixed, tuned["macro_f1"]
+    return fixed, tuned_macro_f1(targets, probs, clf.config.train, names)
 
 
 def speed_table(
@@ -316,6 +232,7 @@ def speed_table(
     real_tokens: int | None,
     f1: dict[str, tuple[float, float]] | None,
 ) -> tuple[str, list[dict[str, Any]]]:
+    """The table of one model shape (every side's speed, ratios, dev F1, FLOP/s) and its records."""
     baselines = [o for o in outcomes if o.name.startswith("Trainer")]
     headers = ["system", "samples/s", *(f"x {b.name}" for b in baselines), "loop s"]
     if f1 is not None:
@@ -369,7 +286,7 @@ def main() -> None:
     parser.add_argument("--skip-base", action="store_true", help="no BERT-base-shaped part")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    setup_logging()
     warnings.filterwarnings("ignore", module="transformers")
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()
@@ -395,9 +312,7 @@ def main() -> None:
         t = clf.config.train
         precision = clf.metrics["precision"]
         n = len(train) * args.epochs
-        lengths = np.array(
-            [len(ids) for ids in tokenize(clf.tokenizer, train.texts, clf.config.model.max_length)]
-        )
+        lengths = token_lengths(clf, train.texts)
         ours = Outcome(
             "multihot",
             n,
@@ -451,12 +366,7 @@ def main() -> None:
                 base_train, base_dev, 1, "scratch-base", work / "base"
             )
             hf_timer, _ = train_hf(base_clf, base_train, None, work / "hf-base", epochs=1)
-            base_lengths = [
-                len(ids)
-                for ids in tokenize(
-                    base_clf.tokenizer, base_train.texts, base_clf.config.model.max_length
-                )
-            ]
+            base_lengths = token_lengths(base_clf, base_train.texts)
             per_sample = (
                 training_flops(
                     forward_flops(base_clf.encoder_config, base_lengths, len(base_clf.labels))
@@ -477,11 +387,11 @@ def main() -> None:
     trainer = next(r for r in records if r["name"] == "Trainer, dynamic padding")
     speedup = records[0]["ratios"]["Trainer, dynamic padding"]
     ours_f1, theirs_f1 = records[0]["dev_macro_f1_tuned"], trainer["dev_macro_f1_tuned"]
-    met = speedup >= TARGET_SPEEDUP and ours_f1 >= theirs_f1
+    achieved = speedup >= TARGET_SPEEDUP and ours_f1 >= theirs_f1
     verdict = (
         f"multihot {speedup:.2f}x the Trainer (usual settings, target {TARGET_SPEEDUP:.0f}x), dev "
         f"macro F1 {ours_f1:.4f} vs {theirs_f1:.4f} (both tuned on dev; Trainer at 0.5: "
-        f"{trainer['dev_macro_f1_at_half']:.4f}): {'met' if met else 'NOT met'}"
+        f"{trainer['dev_macro_f1_at_half']:.4f}): {met(achieved)}"
     )
     print(f"\n## against the issue's target\n\n- {verdict}")
     if args.quick:

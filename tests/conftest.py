@@ -1,8 +1,10 @@
-"""Shared fixtures: everything offline, tiny encoders, files under tmp_path."""
+"""Shared fixtures: everything offline, tiny encoders, files under tmp_path.
+
+Constants and helper functions are in ``helpers.py``; this file holds only fixtures.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -12,46 +14,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "examples" / "goemotions"
+# helpers.py is not a test module: without this its asserts (assert_clean_error) would fail
+# with a bare AssertionError instead of pytest's account of the values.
+pytest.register_assert_rewrite("helpers")
 
-# A handful of texts that a tiny encoder can learn exactly (the overfit test).
-TOY_TEXTS = [
-    "i love this so much",
-    "this is terrible and sad",
-    "what a great day",
-    "i hate waiting in line",
-    "happy happy joy joy",
-    "so angry right now",
-    "lovely weather today",
-    "awful service and rude staff",
-]
-TOY_LABELS = [
-    ["joy", "love"],
-    ["sadness"],
-    ["joy"],
-    ["anger"],
-    ["joy"],
-    ["anger"],
-    ["joy"],
-    ["anger", "sadness"],
-]
-
-# Small and fast: 2 layers of hidden 128, tiny vocabulary; fp32 so results are exact.
-TINY = {
-    "encoder": "scratch-tiny",
-    "vocab_size": 120,
-    "max_length": 32,
-    "precision": "fp32",
-    "seed": 0,
-}
-
-
-def write_jsonl(path: Path, texts, labels) -> Path:
-    with open(path, "w", encoding="utf-8") as fh:
-        for text, names in zip(texts, labels, strict=True):
-            fh.write(json.dumps({"text": text, "labels": names}) + "\n")
-    return path
+from helpers import TINY, TOY_LABELS, TOY_TEXTS, invoke, write_jsonl  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +36,44 @@ def toy_run(tmp_path_factory, toy_file):
         toy_file, toy_file, output=out, epochs=30, lr=2e-3, batch_size=4, warmup_ratio=0.0, **TINY
     )
     return clf, out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, toy_file) -> Path:
+    """A run directory trained for one epoch: only its files matter here, not its predictions."""
+    from multihot import Classifier
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    Classifier.train(toy_file, toy_file, output=out, epochs=1, batch_size=8, **TINY)
+    return out
+
+
+@pytest.fixture(scope="session")
+def baseline_run(tmp_path_factory, toy_file) -> Path:
+    """A TF-IDF + logistic regression run, written by ``multihot baseline``."""
+    out = tmp_path_factory.mktemp("runs") / "baseline"
+    result = invoke("baseline", toy_file, "--val", toy_file, "-o", out, "--min-df", 1, "--C", 100)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def local_bert(tmp_path_factory) -> Path:
+    """A tiny 'pretrained' BERT saved as a Hugging Face directory (model.safetensors), as a user's
+    checkpoint would be."""
+    from transformers import BertConfig, BertModel
+
+    from multihot.modeling.encoders import train_wordpiece
+
+    path = tmp_path_factory.mktemp("bert")
+    tokenizer = train_wordpiece(TOY_TEXTS * 2, vocab_size=100)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import TINY, TOY_LABELS, TOY_TEXTS, write_jsonl
+from helpers import TINY, TOY_LABELS, TOY_TEXTS, write_jsonl
 from multihot import Classifier
 from multihot.core.errors import DataError, MultihotError
 from multihot.data.readers import Dataset, read_dataset
@@ -128,12 +128,21 @@ def test_eval_every_steps_and_early_stopping(toy_file):
 
 
 def test_tune_thresholds_changes_and_reports(toy_run):
+    """The thresholds are replaced (values, not only the strategy's name), and what is reported,
+    and recorded in the metrics, is what the new thresholds give: what evaluate says afterwards.
+    Comparing the report with evaluate alone would pass with the old thresholds left in place."""
     clf = Classifier.load(toy_run[1])  # a copy: the session fixture stays as trained
-    metrics = clf.tune_thresholds(Dataset(TOY_TEXTS, TOY_LABELS, "toy", None), strategy="fixed")
+    data = Dataset(TOY_TEXTS, TOY_LABELS, "toy", None)
+    before, at_before = clf.thresholds.values.copy(), clf.evaluate(data)
+    assert not np.allclose(before, 0.5)  # the run's tuned thresholds: "fixed" (0.5) is a change
+    metrics = clf.tune_thresholds(data, strategy="fixed")
     assert clf.thresholds.strategy == "fixed"
-    assert metrics["macro_f1"] == pytest.approx(
-        clf.evaluate(Dataset(TOY_TEXTS, TOY_LABELS, "toy", None))["macro_f1"]
-    )
+    np.testing.assert_array_equal(clf.thresholds.values, np.full(len(clf.label_names), 0.5))
+    assert [metrics["per_label"][name]["threshold"] for name in clf.label_names] == [0.5] * 4
+    assert metrics["macro_f1"] == pytest.approx(clf.evaluate(data)["macro_f1"])
+    assert metrics == clf.evaluate(data)
+    assert metrics["macro_f1"] != at_before["macro_f1"]  # these data tell the two apart
+    assert clf.metrics["thresholds_tuned_on"] == {"data": "toy", **metrics}
 
 
 def test_runs_with_different_precisions_in_one_process(toy_file):

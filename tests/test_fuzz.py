@@ -31,10 +31,8 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from conftest import TINY
-from multihot.cli.app import app
+from helpers import invoke
 from multihot.core.errors import MultihotError
 from multihot.data.readers import Dataset, iter_text_batches, read_dataset, read_goemotions
 
@@ -47,8 +45,6 @@ FUZZ = settings(
 )
 HANG_SECONDS = 30
 """A reader still busy after this long counts as hung (the deadline only measures, never stops)."""
-
-runner = CliRunner()
 
 # --- what a result or an error must look like ------------------------------------------------
 
@@ -126,16 +122,6 @@ def fresh_dir(root: Path) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("fuzz")
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, toy_file) -> Path:
-    """A tiny run trained for one epoch: its predictions need not be good, only written."""
-    from multihot import Classifier
-
-    out = tmp_path_factory.mktemp("runs") / "fuzz"
-    Classifier.train(toy_file, toy_file, output=out, epochs=1, batch_size=8, **TINY)
-    return out
 
 
 # --- building blocks of hostile files ----------------------------------------------------------
@@ -564,7 +550,7 @@ def test_repeated_column_names_are_refused(workdir, header, suffix, data):
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".txt"])
-def test_predict_writes_everything_or_nothing(run_dir, workdir, suffix):
+def test_predict_writes_everything_or_nothing(tiny_run, workdir, suffix):
     """``predict -o``: the library's error, word for word, and no file; or every text, in order."""
     files = FILES.get(suffix, text_files)
 
@@ -578,10 +564,7 @@ def test_predict_writes_everything_or_nothing(run_dir, workdir, suffix):
                 lambda: [t for b in iter_text_batches(path, batch_size=2) for t in b], path
             )
             with no_hang():
-                result = runner.invoke(
-                    app,
-                    ["predict", str(run_dir), str(path), "-o", str(out), "--chunk-size", "2"],
-                )
+                result = invoke("predict", tiny_run, path, "-o", out, "--chunk-size", 2)
             assert "Traceback" not in result.output, result.output
             if message is not None:
                 assert result.exit_code == 2, result.output
@@ -606,12 +589,12 @@ def read_predicted_texts(path: Path) -> list[str]:
     return [r["text"] for r in records]
 
 
-def test_cli_prints_file_contents_in_errors_as_they_are(run_dir, tmp_path):
+def test_cli_prints_file_contents_in_errors_as_they_are(tiny_run, tmp_path):
     """The error line was rich markup: '[/x]' raised MarkupError, ':joy:' became an emoji."""
     path = tmp_path / "in.csv"
     path.write_text("[/x],:joy:,[bold]\na,b,c\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    result = runner.invoke(app, ["predict", str(run_dir), str(path), "-o", str(out)])
+    result = invoke("predict", tiny_run, path, "-o", out)
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {path}: no column 'text'; available columns: '[/x]', ':joy:', '[bold]'; "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SAMPLE
+from helpers import SAMPLE
 from multihot import Classifier
 from multihot.data.readers import read_dataset
 from multihot.scoring.metrics import compute_metrics

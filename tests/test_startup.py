@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT, TOY_TEXTS, copy_run
 
 HEAVY = ("torch", "transformers", "accelerate", "sklearn", "pandas")
 PROBE = """
@@ -49,14 +48,12 @@ def test_help_and_argument_errors_import_no_model_library(args):
 def exported(toy_run, tmp_path_factory):
     from multihot.export import export_onnx
 
-    run = shutil.copytree(toy_run[1], tmp_path_factory.mktemp("startup") / "run")
+    run = copy_run(toy_run[1], tmp_path_factory.mktemp("startup") / "run")
     export_onnx(run)
     return run
 
 
 def test_onnx_prediction_imports_neither_torch_nor_transformers(exported, toy_run):
-    from conftest import TOY_TEXTS
-
     result = imported("predict", exported, "--text", TOY_TEXTS[0], "--backend", "onnx")
     assert result == {"code": 0, "heavy": []}, result
     # And it gives what the torch backend gives (bf16 there: within its rounding).

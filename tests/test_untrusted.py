@@ -7,59 +7,18 @@ without the ``trust_remote_weights`` opt-in (which reads pickles with ``weights_
 
 from __future__ import annotations
 
-import pathlib
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from conftest import TINY, TOY_TEXTS
+from helpers import TINY, assert_clean_error, copy_run, invoke, write_payload
 from multihot import Classifier
-from multihot.cli.app import app
 from multihot.core.config import load_config_file
 from multihot.core.errors import ConfigError, EncoderError, RunDirError
 from multihot.inference.predictor import Predictor
-from multihot.modeling.encoders import load_pretrained, train_wordpiece
-from test_cli import assert_clean_error
-
-runner = CliRunner()
-
-
-class Payload:
-    """Unpickling this calls ``marker.touch()``: harmless, but proof that code ran."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.marker,))
-
-
-def write_payload(path: Path, marker: Path) -> Path:
-    """A torch.save checkpoint that looks like a state dict but runs code when unpickled."""
-    torch.save({"embeddings.word_embeddings.weight": Payload(marker)}, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def safe_bert(tmp_path_factory) -> Path:
-    """A tiny BERT saved as a Hugging Face directory with model.safetensors."""
-    from transformers import BertConfig, BertModel
-
-    path = tmp_path_factory.mktemp("bert") / "safe"
-    tokenizer = train_wordpiece(TOY_TEXTS * 2, vocab_size=100)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+from multihot.modeling.encoders import load_pretrained
 
 
 @pytest.fixture
@@ -68,28 +27,18 @@ def marker(tmp_path) -> Path:
 
 
 @pytest.fixture
-def evil_bert(safe_bert, tmp_path, marker) -> Path:
-    """The same directory with its safetensors removed and a malicious pytorch_model.bin."""
+def evil_bert(local_bert, tmp_path, marker) -> Path:
+    """A tiny BERT directory with its safetensors removed and a malicious pytorch_model.bin."""
     path = tmp_path / "evil-bert"
-    shutil.copytree(safe_bert, path)
+    shutil.copytree(local_bert, path)
     (path / "model.safetensors").unlink()
     write_payload(path / "pytorch_model.bin", marker)
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, toy_file) -> Path:
-    """A run directory trained for one epoch: only its files matter here."""
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    Classifier.train(toy_file, toy_file, output=out, epochs=1, batch_size=8, **TINY)
-    return out
-
-
 @pytest.fixture
 def run_copy(tiny_run, tmp_path) -> Path:
-    path = tmp_path / "run"
-    shutil.copytree(tiny_run, path)
-    return path
+    return copy_run(tiny_run, tmp_path / "run")
 
 
 def test_the_payload_is_armed(tmp_path, marker):
@@ -119,12 +68,12 @@ def test_opt_in_still_never_runs_pickled_code(evil_bert, marker):
     assert not marker.exists()
 
 
-def test_opt_in_loads_plain_pickled_weights(safe_bert, tmp_path):
+def test_opt_in_loads_plain_pickled_weights(local_bert, tmp_path):
     """A pickle of tensors only is what the opt-in is for: it loads, with the same weights."""
     from safetensors.torch import load_file
 
     path = tmp_path / "bin-bert"
-    shutil.copytree(safe_bert, path)
+    shutil.copytree(local_bert, path)
     state = load_file(str(path / "model.safetensors"))
     (path / "model.safetensors").unlink()
     torch.save(state, path / "pytorch_model.bin")
@@ -186,8 +135,9 @@ def test_pickle_renamed_to_safetensors_is_named_as_a_pickle(run_copy, marker):
 
 
 def tiny_train(*args):
-    flags = ["--epochs", "1", "--max-length", str(TINY["max_length"]), "--precision", "fp32"]
-    return runner.invoke(app, ["train", *map(str, args), *flags])
+    return invoke(
+        "train", *args, "--epochs", 1, "--max-length", TINY["max_length"], "--precision", "fp32"
+    )
 
 
 def test_cli_refuses_a_pickled_encoder(evil_bert, marker, toy_file, tmp_path):
@@ -203,7 +153,7 @@ def test_cli_refuses_a_run_with_pickled_weights(run_copy, marker, tmp_path):
     (run_copy / "model.safetensors").unlink()
     write_payload(run_copy / "pytorch_model.bin", marker)
     out = tmp_path / "predictions.jsonl"
-    result = runner.invoke(app, ["predict", str(run_copy), "--text", "hello", "-o", str(out)])
+    result = invoke("predict", run_copy, "--text", "hello", "-o", out)
     assert_clean_error(result, "pytorch_model.bin", "weights_only=True")
     assert not marker.exists() and not out.exists()
 

@@ -19,26 +19,23 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
-from conftest import ROOT, TOY_LABELS, TOY_TEXTS, write_jsonl
+from helpers import (
+    TOY_LABELS,
+    TOY_TEXTS,
+    assert_clean_error,
+    copy_run,
+    invoke,
+    subprocess_env,
+    train_cli,
+    tree,
+    write_jsonl,
+)
 from multihot import Classifier, Predictor
 from multihot.core.errors import RunDirError
-from test_cli import assert_clean_error, invoke, tiny_flags
-
-
-def copy_run(toy_run, tmp_path, name="run") -> Path:
-    return Path(shutil.copytree(toy_run[1], tmp_path / name))
-
-
-def tree(path: Path) -> dict[str, bytes]:
-    """Every file under ``path`` with its bytes, to show nothing changed."""
-    return {
-        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
-    }
 
 
 def train_into(toy_file, output, *extra):
-    return invoke("train", toy_file, "--val", toy_file, "-o", output, "--epochs", 1,
-                  "--batch-size", 4, *tiny_flags(), *extra)  # fmt: skip
+    return train_cli(toy_file, output, "--epochs", 1, "--batch-size", 4, *extra)
 
 
 # ------------------------------------------------------------------- 1, 4: train --output paths
@@ -54,7 +51,7 @@ def test_train_refuses_a_directory_holding_other_files(toy_file, tmp_path):
 
 
 def test_train_refuses_a_finished_run_with_a_file_of_the_users_in_it(toy_run, toy_file, tmp_path):
-    run = copy_run(toy_run, tmp_path)
+    run = copy_run(toy_run[1], tmp_path / "run")
     (run / "notes.txt").write_text("mine\n")
     before = tree(run)
     assert_clean_error(train_into(toy_file, run), "notes.txt")
@@ -62,7 +59,7 @@ def test_train_refuses_a_finished_run_with_a_file_of_the_users_in_it(toy_run, to
 
 
 def test_train_replaces_a_finished_run_and_fills_an_empty_directory(toy_run, toy_file, tmp_path):
-    run = copy_run(toy_run, tmp_path)
+    run = copy_run(toy_run[1], tmp_path / "run")
     (run / "model.onnx").write_bytes(b"an export of the old run")  # multihot's own file
     result = train_into(toy_file, run)
     assert result.exit_code == 0, result.output
@@ -130,7 +127,7 @@ def test_predict_refuses_to_write_over_its_input(toy_run, tmp_path, monkeypatch,
 
 # ------------------------------------------------------------------- 3: tune-thresholds safety
 def test_tune_thresholds_refuses_too_few_positives_and_keeps_the_thresholds(toy_run, tmp_path):
-    run = copy_run(toy_run, tmp_path)
+    run = copy_run(toy_run[1], tmp_path / "run")
     five = write_jsonl(tmp_path / "five.jsonl", TOY_TEXTS[:5], TOY_LABELS[:5])
     before = tree(run)
     result = invoke("tune-thresholds", run, five)
@@ -139,7 +136,7 @@ def test_tune_thresholds_refuses_too_few_positives_and_keeps_the_thresholds(toy_
 
 
 def test_tune_thresholds_dry_run_changes_nothing(toy_run, tmp_path):
-    run = copy_run(toy_run, tmp_path)
+    run = copy_run(toy_run[1], tmp_path / "run")
     five = write_jsonl(tmp_path / "five.jsonl", TOY_TEXTS[:5], TOY_LABELS[:5])
     before = tree(run)
     result = invoke("tune-thresholds", run, five, "--min-support", 1, "--dry-run")
@@ -149,7 +146,7 @@ def test_tune_thresholds_dry_run_changes_nothing(toy_run, tmp_path):
 
 
 def test_forced_tuning_names_the_fallback_labels_and_keeps_the_old_thresholds(toy_run, tmp_path):
-    run = copy_run(toy_run, tmp_path)
+    run = copy_run(toy_run[1], tmp_path / "run")
     five = write_jsonl(tmp_path / "five.jsonl", TOY_TEXTS[:5], TOY_LABELS[:5])
     old = (run / "thresholds.json").read_text()
     # Five rows: joy has 3 positives, the others 1 each; with min_support 3 only joy is tuned.
@@ -211,13 +208,13 @@ BROKEN = {
 @pytest.mark.parametrize("case", BROKEN)
 def test_run_files_that_disagree_are_a_broken_run_directory(toy_run, tmp_path, case):
     name, edit, fragment = BROKEN[case]
-    run = copy_run(toy_run, tmp_path)
+    run = copy_run(toy_run[1], tmp_path / "run")
     _edit_json(run / name, edit)
     assert_clean_error(invoke("predict", run, "--text", "hello"), "broken run directory", fragment)
 
 
 def test_weights_with_another_head_size_are_a_broken_run_directory(toy_run, tmp_path):
-    run = copy_run(toy_run, tmp_path)
+    run = copy_run(toy_run[1], tmp_path / "run")
     for name, edit in (("labels.json", lambda n: n.append("extra")),
                        ("config.json", _set("num_labels", 5))):  # fmt: skip
         _edit_json(run / name, edit)
@@ -228,7 +225,7 @@ def test_weights_with_another_head_size_are_a_broken_run_directory(toy_run, tmp_
 
 
 def test_weights_saved_without_the_record_still_load(toy_run, tmp_path):
-    run = copy_run(toy_run, tmp_path)
+    run = copy_run(toy_run[1], tmp_path / "run")
     save_file(load_file(run / "model.safetensors"), run / "model.safetensors")
     probs = Classifier.load(run).predict_proba(TOY_TEXTS, precision="fp32")
     assert (probs == toy_run[0].predict_proba(TOY_TEXTS, precision="fp32")).all()
@@ -273,7 +270,7 @@ def test_replaced_outputs_keep_their_mode(toy_run, toy_file, tmp_path, umask_027
     out.chmod(0o604)
     assert invoke("predict", toy_run[1], toy_file, "-o", out).exit_code == 0
     assert mode(out) == 0o604 and out.read_text() != "old\n"
-    run = copy_run(toy_run, tmp_path)
+    run = copy_run(toy_run[1], tmp_path / "run")
     run.chmod(0o755)
     (run / "thresholds.json").chmod(0o644)
     assert invoke("tune-thresholds", run, toy_file, "--min-support", 1).exit_code == 0
@@ -288,7 +285,7 @@ def test_replaced_outputs_keep_their_mode(toy_run, toy_file, tmp_path, umask_027
 
 # ------------------------------------------------------------------------------ links outside
 def test_a_weights_file_linked_from_outside_the_run_is_refused(toy_run, tmp_path):
-    run = copy_run(toy_run, tmp_path)
+    run = copy_run(toy_run[1], tmp_path / "run")
     elsewhere = tmp_path / "elsewhere.safetensors"
     shutil.move(run / "model.safetensors", elsewhere)
     os.symlink(elsewhere, run / "model.safetensors")
@@ -300,7 +297,7 @@ def test_a_weights_file_linked_from_outside_the_run_is_refused(toy_run, tmp_path
 
 
 def test_a_run_reached_through_a_symlink_loads(toy_run, tmp_path):
-    run = copy_run(toy_run, tmp_path)
+    run = copy_run(toy_run[1], tmp_path / "run")
     os.symlink(run, tmp_path / "latest")
     assert Classifier.load(tmp_path / "latest").label_names == toy_run[0].label_names
 
@@ -324,12 +321,11 @@ main()
 
 
 def run_killed(args, n: int, before: bool, log: Path) -> int:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])}
     code = KILL_AT_REPLACE.format(n=n, before=before)
     with open(log, "w") as fh:
         process = subprocess.run(
             [sys.executable, "-c", code, *map(str, args)],
-            env=env,
+            env=subprocess_env(),
             stdout=fh,
             stderr=fh,
             timeout=300,
@@ -349,7 +345,7 @@ def test_kill_during_tune_thresholds_leaves_old_or_new_thresholds(toy_run, tmp_p
     data = write_jsonl(tmp_path / "other.jsonl", TOY_TEXTS[::-1] * 2, TOY_LABELS[::-1] * 2)
     seen, log = [], tmp_path / "log"
     for n, before in kill_points():
-        run = copy_run(toy_run, tmp_path / f"{n}-{before}")
+        run = copy_run(toy_run[1], tmp_path / f"{n}-{before}" / "run")
         code = run_killed(["tune-thresholds", run, data, "--strategy", "global"], n, before, log)
         thresholds = Classifier.load(run).thresholds.to_dict(names)  # loads, whatever the kill
         if code == 0:  # fewer replaces than n: the command ran to its end
@@ -368,12 +364,12 @@ def test_kill_during_tune_thresholds_leaves_old_or_new_thresholds(toy_run, tmp_p
 def test_kill_during_export_leaves_a_run_that_loads(toy_run, toy_file, tmp_path):
     from multihot.artifacts.rundir import check_output_dir
 
-    reference = copy_run(toy_run, tmp_path / "reference")
+    reference = copy_run(toy_run[1], tmp_path / "reference" / "run")
     assert invoke("export", reference, "--format", "onnx").exit_code == 0
     expected = Predictor.load(reference, backend="onnx").predict_proba(TOY_TEXTS)
     log = tmp_path / "log"
     for n, before in kill_points():
-        run = copy_run(toy_run, tmp_path / f"{n}-{before}")
+        run = copy_run(toy_run[1], tmp_path / f"{n}-{before}" / "run")
         shutil.copy(reference / "model.onnx", run / "model.onnx")  # an earlier export, replaced
         code = run_killed(["export", run, "--format", "onnx"], n, before, log)
         assert code in (0, -signal.SIGKILL), log.read_text()[-2000:]

@@ -5,20 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
-from conftest import TOY_LABELS, TOY_TEXTS
+from helpers import TOY_LABELS, TOY_TEXTS, assert_clean_error, copy_run, invoke
 from multihot import Classifier
 from multihot.baseline.linear import BaselineConfig, TfidfLogistic
-from test_cli import assert_clean_error, invoke
-
-
-@pytest.fixture(scope="module")
-def baseline_run(tmp_path_factory, toy_file):
-    out = tmp_path_factory.mktemp("runs") / "baseline"
-    result = invoke("baseline", toy_file, "--val", toy_file, "-o", out, "--min-df", 1, "--C", 100)
-    assert result.exit_code == 0, result.output
-    return out
 
 
 def test_baseline_logits_match_sklearn_pipeline():
@@ -71,10 +61,7 @@ def test_baseline_python_api_round_trip(tmp_path, toy_file):
 
 
 def test_broken_baseline_run(baseline_run, tmp_path):
-    import shutil
-
-    run = tmp_path / "broken"
-    shutil.copytree(baseline_run, run)
+    run = copy_run(baseline_run, tmp_path / "broken")
     (run / "vocabulary.json").write_text("{}")
     assert_clean_error(invoke("predict", run, "--text", "hello"), "do not match")
     (run / "vocabulary.json").unlink()

@@ -6,53 +6,28 @@ import json
 import re
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import TINY, TOY_LABELS, TOY_TEXTS, write_jsonl
-from multihot.cli.app import app
-
-runner = CliRunner()
-
-
-def invoke(*args, input=None):
-    return runner.invoke(app, [str(a) for a in args], input=input)
-
-
-def assert_clean_error(result, *fragments):
-    """Exit 2, one line naming what was wrong, and no traceback."""
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and "Traceback" not in result.stderr
-    # Log lines (INFO ...) may come first; the error is one line, and the last.
-    message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith("error:"), result.stderr
-    assert sum(line.startswith("error:") for line in result.stderr.splitlines()) == 1
-    for fragment in fragments:
-        assert fragment in message, message
-
-
-def tiny_flags():
-    return [
-        "--encoder", TINY["encoder"], "--vocab-size", TINY["vocab_size"], "--max-length", TINY["max_length"],
-        "--precision", TINY["precision"], "--seed", TINY["seed"],
-    ]  # fmt: skip
+from helpers import (
+    TOY_LABELS,
+    TOY_TEXTS,
+    assert_clean_error,
+    copy_run,
+    invoke,
+    read_jsonl,
+    tiny_flags,
+    train_cli,
+    write_jsonl,
+)
 
 
 # ------------------------------------------------------------------------------------ happy path
 def test_train_writes_a_complete_run_directory(tmp_path, toy_file):
     out = tmp_path / "run"
+    # The long spelling of -o, here only.
     result = invoke(
-        "train",
-        toy_file,
-        "--val",
-        toy_file,
-        "--output",
-        out,
-        "--epochs",
-        2,
-        "--batch-size",
-        4,
+        "train", toy_file, "--val", toy_file, "--output", out, "--epochs", 2, "--batch-size", 4,
         *tiny_flags(),
-    )
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     for name in (
         "config.json",
@@ -76,19 +51,7 @@ def test_train_config_file_and_flags_override(tmp_path, toy_file):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("epochs: 3\nbatch-size: 4\npooling: mean\nhead: mlp\nhead_hidden: 16\n")
     out = tmp_path / "run"
-    result = invoke(
-        "train",
-        toy_file,
-        "--val",
-        toy_file,
-        "-o",
-        out,
-        "--config",
-        cfg,
-        "--epochs",
-        1,
-        *tiny_flags(),
-    )
+    result = train_cli(toy_file, out, "--config", cfg, "--epochs", 1)
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
     assert config["train"]["epochs"] == 1  # the flag wins
@@ -97,9 +60,9 @@ def test_train_config_file_and_flags_override(tmp_path, toy_file):
 
 def test_train_ensemble_flags(tmp_path, toy_file):
     out = tmp_path / "run"
-    result = invoke(
-        "train", toy_file, "--val", toy_file, "-o", out, "--epochs", 1, "--ensemble", 2,
-        "--ensemble-pooling", "mean,cls", "--mask-prob", 0.1, *tiny_flags(),
+    result = train_cli(
+        toy_file, out, "--epochs", 1, "--ensemble", 2, "--ensemble-pooling", "mean,cls",
+        "--mask-prob", 0.1,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
@@ -121,10 +84,7 @@ def test_evaluate_table_and_json(toy_run, toy_file):
 
 
 def test_evaluate_save_records_metrics(toy_run, toy_file, tmp_path):
-    import shutil
-
-    run = tmp_path / "copy"
-    shutil.copytree(toy_run[1], run)
+    run = copy_run(toy_run[1], tmp_path / "copy")
     assert invoke("evaluate", run, toy_file, "--save").exit_code == 0
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["evaluations"][str(toy_file)]["num_texts"] == len(TOY_TEXTS)
@@ -159,7 +119,7 @@ def test_predict_file_to_jsonl_and_csv_in_input_order(toy_run, toy_file, tmp_pat
         "fp32",
     )
     assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = read_jsonl(out)
     assert [r["text"] for r in rows] == TOY_TEXTS
     assert [r["labels"] for r in rows] == [sorted(x) for x in TOY_LABELS]
 
@@ -183,10 +143,7 @@ def test_predict_stdin_lines(toy_run):
 
 
 def test_tune_thresholds_saves_into_the_run(toy_run, toy_file, tmp_path):
-    import shutil
-
-    run = tmp_path / "copy"
-    shutil.copytree(toy_run[1], run)
+    run = copy_run(toy_run[1], tmp_path / "copy")
     result = invoke("tune-thresholds", run, toy_file, "--strategy", "global", "--force")
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "thresholds.json").read_text())
@@ -202,7 +159,7 @@ def test_zero_one_columns_are_detected(tmp_path):
     ]
     path.write_text("\n".join(rows) + "\n")
     out = tmp_path / "run"
-    result = invoke("train", path, "--val", path, "-o", out, "--epochs", 1, *tiny_flags())
+    result = train_cli(path, out, "--epochs", 1)
     assert result.exit_code == 0, result.output
     assert "0/1 columns as labels" in result.stderr
     assert json.loads((out / "labels.json").read_text()) == ["joy", "anger"]
@@ -265,19 +222,7 @@ def test_label_with_no_positive_example_warns_and_goes_on(tmp_path):
         f"{t},{int('joy' in ls)},0" for t, ls in zip(TOY_TEXTS, TOY_LABELS, strict=True)
     ]
     path.write_text("\n".join(rows) + "\n")
-    result = invoke(
-        "train",
-        path,
-        "--val",
-        path,
-        "--label-cols",
-        "joy,never",
-        "-o",
-        tmp_path / "run",
-        "--epochs",
-        1,
-        *tiny_flags(),
-    )
+    result = train_cli(path, tmp_path / "run", "--label-cols", "joy,never", "--epochs", 1)
     assert result.exit_code == 0, result.output
     assert re.search(r"label 'never' has no\s+positive example", result.stderr)
 
@@ -307,10 +252,7 @@ def test_label_with_no_positive_example_warns_and_goes_on(tmp_path):
     ],
 )
 def test_broken_run_directory(toy_run, tmp_path, damage, fragment):
-    import shutil
-
-    run = tmp_path / "broken"
-    shutil.copytree(toy_run[1], run)
+    run = copy_run(toy_run[1], tmp_path / "broken")
     damage(run)
     assert_clean_error(invoke("predict", run, "--text", "hello"), fragment)
 

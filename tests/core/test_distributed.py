@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SAMPLE
+from helpers import SAMPLE, TINY, TOY_TEXTS, assert_clean_error, invoke, read_jsonl
 from multihot.core import distributed
 from multihot.data.readers import read_dataset
 
@@ -51,12 +51,8 @@ def multihot(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def history(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-
-
 def assert_same_training(a: Path, b: Path) -> None:
-    ha, hb = history(a), history(b)
+    ha, hb = read_jsonl(a / "history.jsonl"), read_jsonl(b / "history.jsonl")
     assert [r["step"] for r in ha] == [r["step"] for r in hb] == [19, 38]
     for ra, rb in zip(ha, hb, strict=True):
         for key in ("train_loss", "val_loss", "macro_f1", "micro_f1", "weighted_f1"):
@@ -164,15 +160,8 @@ def launched(monkeypatch) -> list[list[str]]:
 
 def test_processes_flag_relaunches_the_same_command(launched, tmp_path):
     """--processes N runs 'accelerate launch ... -m multihot' with the verb's own arguments."""
-    from typer.testing import CliRunner
-
-    from multihot.cli.app import app
-
     train = tmp_path / "t.csv"
-    result = CliRunner().invoke(
-        app,
-        ["-v", "train", str(train), "--epochs", "2", "--no-top1-fallback", "--processes", "2"],
-    )
+    result = invoke("-v", "train", train, "--epochs", 2, "--no-top1-fallback", "--processes", 2)
     assert result.exit_code == 0, result.output
     (command,) = launched
     assert command[1:4] == ["-m", "accelerate.commands.launch", "--multi_gpu"]
@@ -208,7 +197,6 @@ def test_saved_weights_do_not_come_from_the_module_the_wrapper_changed(toy_file,
     trained module's embedding as an empty shard, as a process's slice of it may be."""
     import torch
 
-    from conftest import TINY, TOY_TEXTS
     from multihot.classifier import Classifier
     from multihot.training import run as classifier_module
 
@@ -242,10 +230,6 @@ def test_uneven_validation_shares_do_not_hang(toy_file, tmp_path):
 
 
 # ------------------------------------------------------------------------- prediction, processes
-def predictions(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
 @pytest.mark.slow
 def test_prediction_over_two_processes_keeps_input_order(data, one_process, tmp_path):
     """203 texts read 101 at a time: chunks of 101, 101 and 1, the last leaving process 1 nothing
@@ -262,7 +246,7 @@ def test_prediction_over_two_processes_keeps_input_order(data, one_process, tmp_
     assert done.returncode == 0, done.stderr[-3000:]
     assert "launching 2 processes" in done.stderr
     assert done.stderr.count("wrote 203 predictions") == 1  # written by the first process only
-    expected, got = predictions(one), predictions(two)
+    expected, got = read_jsonl(one), read_jsonl(two)
     assert [r["text"] for r in got] == [r["text"] for r in expected]
     assert [r["labels"] for r in got] == [r["labels"] for r in expected]
     for a, b in zip(expected, got, strict=True):
@@ -287,13 +271,7 @@ def test_shares_cover_every_row_once(monkeypatch, rows, processes):
 
 def test_predict_processes_relaunches_with_repeated_options(launched, tmp_path):
     """A repeatable option (--text) goes into the relaunched command once per value."""
-    from typer.testing import CliRunner
-
-    from multihot.cli.app import app
-
-    result = CliRunner().invoke(
-        app, ["predict", str(tmp_path), "--text", "a b", "--text", "c", "--processes", "3"]
-    )
+    result = invoke("predict", tmp_path, "--text", "a b", "--text", "c", "--processes", 3)
     assert result.exit_code == 0, result.output
     (command,) = launched
     assert command[command.index("--num_processes") + 1] == "3"
@@ -302,8 +280,6 @@ def test_predict_processes_relaunches_with_repeated_options(launched, tmp_path):
 
 
 def test_predict_processes_refuses_stdin(monkeypatch, tmp_path):
-    from test_cli import assert_clean_error, invoke
-
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("launched"))
     result = invoke("predict", tmp_path, "-", "--processes", "2", input="some text\n")
     assert_clean_error(result, "cannot share stdin")

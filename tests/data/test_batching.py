@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import TOY_TEXTS
 from multihot.data.batching import Collator, LengthGroupedBatchSampler
 from multihot.data.encoding import sorted_batches
 
@@ -89,7 +90,6 @@ def test_tokenize_gives_the_ids_of_a_tokenizer_call(kind):
     """The fast path (Rust encode_batch_fast after one call through transformers) returns exactly
     what the transformers call returns, truncation side and special-token text included, even
     after a call that left other truncation settings on the tokenizer."""
-    from conftest import TOY_TEXTS
     from multihot.data.encoding import tokenize
     from multihot.modeling.encoders import train_wordpiece
 
@@ -111,7 +111,6 @@ def test_the_rust_tokenizer_gives_the_ids_of_transformers(kind, tmp_path):
     as the torch backend does."""
     from transformers import AutoTokenizer
 
-    from conftest import TOY_TEXTS
     from multihot.data.encoding import RustTokenizer, tokenize
     from multihot.modeling.encoders import train_wordpiece
 

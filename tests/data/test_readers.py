@@ -6,10 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers import SAMPLE
 from multihot.core.errors import DataError
 from multihot.data.readers import Dataset, iter_text_batches, read_dataset, read_goemotions
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "goemotions"
 
 TEXTS = ["so happy for you!", "NA", 'he said "no", twice', "ugh", "héllo wörld ✨"]
 LABELS = [["joy", "love"], [], ["anger"], ["annoyance", "anger"], ["joy"]]
@@ -314,7 +313,7 @@ def test_read_goemotions_bad_id_names_the_row(tmp_path, ids):
 def test_bundled_sample_loads_with_28_labels():
     names = set()
     for split, rows in (("train", 4000), ("dev", 500), ("test", 500)):
-        data = read_dataset(EXAMPLES / f"{split}.jsonl")
+        data = read_dataset(SAMPLE / f"{split}.jsonl")
         assert len(data) == rows
         names.update(n for labels in data.labels for n in labels)
     assert len(names) == 28

@@ -4,31 +4,24 @@ and exports that drift: an error with the figures, and nothing left behind."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 
-from conftest import TINY, TOY_TEXTS
+from helpers import TINY, TOY_TEXTS, assert_clean_error, copy_run, invoke, read_jsonl
 from multihot import Classifier, Predictor
 from multihot import export as exporting
 from multihot.core.errors import ExportError
 from multihot.export import hf as hf_export
 from multihot.export import onnx as onnx_export
 from multihot.export import parity as parity_check
-from test_cli import assert_clean_error, invoke
-
-
-def _copy_run(src, dst):
-    shutil.copytree(src, dst)
-    return dst
 
 
 @pytest.fixture(scope="module")
 def onnx_run(toy_run, tmp_path_factory):
     """A copy of the toy run (so the session's run stays as it was) with model.onnx exported."""
     clf, src = toy_run
-    run = _copy_run(src, tmp_path_factory.mktemp("export") / "toy")
+    run = copy_run(src, tmp_path_factory.mktemp("export") / "toy")
     return clf, run, exporting.export_onnx(run)
 
 
@@ -40,15 +33,6 @@ def pooler_run(toy_file, tmp_path_factory):
         toy_file, toy_file, output=out, epochs=3, lr=2e-3, batch_size=4, pooling="pooler", **TINY
     )
     return clf, out
-
-
-@pytest.fixture(scope="module")
-def baseline_run(toy_file, tmp_path_factory):
-    from multihot.baseline.linear import BaselineConfig
-
-    out = tmp_path_factory.mktemp("runs") / "baseline"
-    Classifier.train_baseline(toy_file, toy_file, baseline=BaselineConfig(min_df=1), output=out)
-    return out
 
 
 def _leftovers(directory):
@@ -107,7 +91,7 @@ def test_onnx_export_of_a_first_token_model_matches_the_whole_model(pooler_run, 
     assert result.parity.max_abs_diff <= 1e-4
     texts = TOY_TEXTS + ["a much longer text " * 20, "x"]
     predictor = Predictor.load(run, backend="onnx", onnx_path=result.path)
-    ids = parity_check._tokenize(clf, texts)
+    ids = parity_check.run_ids(clf, texts)
     pad = clf.tokenizer.pad_token_id
     whole = sigmoid(predict_logits(clf.model, ids, pad_token_id=pad, batch_size=3, prune=False))
     np.testing.assert_allclose(predictor.predict_proba(texts, batch_size=3), whole, atol=1e-5)
@@ -207,7 +191,7 @@ def test_predict_backend_onnx_gives_the_torch_output(onnx_run, toy_file, tmp_pat
         args = ("predict", run, toy_file, "-o", out, "--batch-size", 3, "--chunk-size", 5)
         result = invoke(*args, "--backend", backend, *flags)
         assert result.exit_code == 0, result.output
-        rows[backend] = [json.loads(line) for line in out.read_text().splitlines()]
+        rows[backend] = read_jsonl(out)
     torch_rows, onnx_rows = rows["torch"], rows["onnx"]
     assert [r["text"] for r in onnx_rows] == [r["text"] for r in torch_rows] == TOY_TEXTS
     assert [r["labels"] for r in onnx_rows] == [r["labels"] for r in torch_rows]
@@ -329,7 +313,7 @@ def test_predict_onnx_without_an_export(toy_run, tmp_path):
 
 # ------------------------------------------------------------------------------ parity failures
 def test_an_onnx_export_that_drifts_leaves_nothing(toy_run, tmp_path, monkeypatch):
-    run = _copy_run(toy_run[1], tmp_path / "run")
+    run = copy_run(toy_run[1], tmp_path / "run")
     before = sorted(p.name for p in run.iterdir())
     monkeypatch.setattr(onnx_export, "FP32_TOLERANCE", -1.0)  # any difference, even 0, is drift
     with pytest.raises(ExportError, match=r"parity check failed: onnx fp32 .* max \|prob diff\|"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import TOY_LABELS, TOY_TEXTS
+from helpers import TOY_LABELS, TOY_TEXTS
 from multihot import Classifier
 from multihot.core.errors import EncoderError
 from multihot.modeling.encoders import (
@@ -42,27 +42,6 @@ def test_scratch_sizes(name):
 def test_unknown_scratch_size():
     with pytest.raises(EncoderError, match="scratch-huge"):
         scratch_config("scratch-huge", 100, 16)
-
-
-@pytest.fixture(scope="module")
-def local_bert(tmp_path_factory):
-    """A tiny 'pretrained' BERT saved as a Hugging Face directory, as a user's checkpoint would be."""
-    from transformers import BertConfig, BertModel
-
-    path = tmp_path_factory.mktemp("bert")
-    tokenizer = train_wordpiece(TOY_TEXTS * 2, vocab_size=100)
-    model = BertModel(
-        BertConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-        )
-    )
-    model.save_pretrained(path)  # model.safetensors
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def test_local_directory_trains_with_pooler_and_round_trips(local_bert, toy_file, tmp_path):

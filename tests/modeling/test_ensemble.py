@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, TOY_TEXTS
+from helpers import TINY, TOY_TEXTS
 from multihot import Classifier
 from multihot.core.errors import ConfigError
 from multihot.modeling.ensemble import mean_probability_logits

@@ -68,8 +68,19 @@ def test_models_that_read_every_token_are_left_whole():
 
 
 def test_prediction_prunes_by_default_with_the_same_logits():
+    """predict_logits runs every batch through the first-token layer unless told not to, and the
+    logits are those of the whole model. Comparing the two calls' logits alone proves nothing
+    about the default: they agree just as well when neither call prunes."""
     model = _model("pooler")
+    last_layers = []  # the type of the model's last layer at each forward pass
+    model.register_forward_pre_hook(
+        lambda module, args: last_layers.append(type(module.encoder.encoder.layer[-1]))
+    )
     ids = [[2, 7, 8, 9, 3], [2, 11, 3], [2, 12, 13, 14, 15, 16, 17, 3]]
     pruned = predict_logits(model, ids, pad_token_id=0, batch_size=2)
+    assert last_layers == [FirstTokenLayer, FirstTokenLayer]  # 3 texts in batches of 2
+    last_layers.clear()
     whole = predict_logits(model, ids, pad_token_id=0, batch_size=2, prune=False)
+    assert len(last_layers) == 2 and FirstTokenLayer not in last_layers
+    assert not isinstance(model.encoder.encoder.layer[-1], FirstTokenLayer)  # put back
     torch.testing.assert_close(torch.from_numpy(pruned), torch.from_numpy(whole), atol=1e-5, rtol=0)

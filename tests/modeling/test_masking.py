@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, TOY_TEXTS
+from helpers import TINY, TOY_TEXTS
 from multihot import Classifier
 from multihot.core.errors import ConfigError
 from multihot.modeling.masking import mask_tokens
@@ -66,9 +66,31 @@ def test_mlm_training_changes_the_model_and_saves_no_mlm_head(toy_file, tmp_path
     )
 
 
-def test_masking_without_mlm_trains(toy_file):
-    clf = Classifier.train(toy_file, toy_file, epochs=1, batch_size=4, mask_prob=0.2, **TINY)
+def test_masking_without_mlm_trains(toy_file, monkeypatch):
+    """mask_prob alone: the model trains on corrupted texts ([MASK] reaches it), which changes
+    what it learns, and no MLM head is trained or saved. A finite loss alone would not show it:
+    a run that ignored mask_prob would train just as well."""
+    from multihot.training import run as training_run
+
+    real_fit, seen = training_run.fit, []  # the input ids of every training forward pass
+
+    def recording_fit(model, *args, **kwargs):
+        model.register_forward_pre_hook(
+            lambda module, inputs: seen.append(inputs[0].clone()) if module.training else None
+        )
+        return real_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(training_run, "fit", recording_fit)
+    settings = dict(epochs=1, batch_size=4, **TINY)
+    clf = Classifier.train(toy_file, toy_file, mask_prob=0.2, **settings)
     assert np.isfinite(clf.history[-1]["train_loss"])
+    mask_id = clf.tokenizer.mask_token_id
+    assert len(seen) == 2 and any((ids == mask_id).any() for ids in seen)
+    seen.clear()
+    plain = Classifier.train(toy_file, toy_file, **settings)
+    assert len(seen) == 2 and not any((ids == mask_id).any() for ids in seen)
+    assert clf.history[-1]["train_loss"] != plain.history[-1]["train_loss"]
+    assert set(clf.model.state_dict()) == set(plain.model.state_dict())
 
 
 def test_mlm_weight_needs_masking():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, TOY_TEXTS
+from helpers import TINY, TOY_TEXTS
 from multihot import Classifier
 from multihot.core.config import HEADS, POOLINGS, ModelConfig
 from multihot.modeling.encoders import encoder_from_config, scratch_config

@@ -99,11 +99,31 @@ def test_decisions_override_thresholds():
     assert m["per_label"]["l1"]["recall"] == 1.0
 
 
+def leaves(value, path=""):
+    """``(path, value)`` of every value in nested dicts: ``per_label.l0.roc_auc``."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from leaves(inner, f"{path}.{key}" if path else key)
+    else:
+        yield path, value
+
+
 def test_values_are_plain_python():
+    """Plain floats and ints (no numpy scalars), and None only where a metric is undefined: on
+    these data, label l0's ranking metrics (it has no positive text), nowhere else. Accepting
+    None for every metric would let a metric that stopped being computed pass."""
     targets, probs, names = make_data(seed=3)
     m = compute_metrics(targets, probs, 0.5, names)
+    assert PRIMARY_METRICS
     for key in PRIMARY_METRICS:
-        assert m[key] is None or type(m[key]) is float
+        assert type(m[key]) is float, (key, m[key])  # all of them defined on these data
+    values = dict(leaves(m))
+    assert sorted(p for p, v in values.items() if v is None) == [
+        "per_label.l0.ap",
+        "per_label.l0.roc_auc",
+    ]
+    for path, value in values.items():
+        assert value is None or type(value) in (float, int, str), (path, type(value))
     assert type(m["per_label"]["l1"]["support"]) is int
 
 

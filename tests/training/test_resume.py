@@ -10,10 +10,8 @@ weights, metrics and history (all but the timings) of a run that was never inter
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,16 +23,25 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import ROOT, TINY, TOY_LABELS, TOY_TEXTS
+from helpers import (
+    TINY,
+    TOY_LABELS,
+    TOY_TEXTS,
+    assert_clean_error,
+    copy_run,
+    invoke,
+    read_jsonl,
+    subprocess_env,
+    tiny_flags,
+    write_payload,
+)
 from multihot import Classifier
 from multihot.core.errors import ConfigError, RunDirError
-from multihot.core.files import dumps, write_dir_atomic
+from multihot.core.files import dumps
 from multihot.data.readers import Dataset
 from multihot.inference.predictor import Predictor
 from multihot.training.checkpoint import RunCheckpoints, TrainingCheckpoint
-from multihot.training.loop import TrainResult
-from test_cli import assert_clean_error, invoke
-from test_untrusted import write_payload
+from multihot.training.result import TrainResult
 
 # 8 toy texts in batches of 2: 4 steps an epoch, 24 steps, an evaluation (and a checkpoint) every
 # 3 steps: some in the middle of an epoch, some at its last batch.
@@ -252,44 +259,6 @@ def test_each_process_restores_its_own_rng_states(tmp_path):
         )
 
 
-def test_an_error_between_the_renames_of_a_directory_swap_keeps_the_old_directory(
-    tmp_path, monkeypatch
-):
-    """Regression: where directories cannot be swapped in one step, an exception (Ctrl-C) after the
-    old directory was renamed away left nothing at the path."""
-    import multihot.core.files
-
-    path = tmp_path / "dir"
-    write_dir_atomic(path, lambda tmp: (tmp / "old").write_text("old"))
-    monkeypatch.setattr(multihot.core.files, "_exchange", lambda a, b: False)
-    real_replace, calls = os.replace, []
-
-    def replace(src, dst):
-        calls.append(dst)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", replace)
-    with pytest.raises(KeyboardInterrupt):
-        write_dir_atomic(path, lambda tmp: (tmp / "new").write_text("new"))
-    monkeypatch.undo()
-    assert [p.name for p in tmp_path.iterdir()] == ["dir"]
-    assert (path / "old").read_text() == "old"
-
-
-@pytest.mark.parametrize("swap", ["exchange", "two renames"])
-def test_replacing_a_directory_leaves_nothing_beside_it(tmp_path, monkeypatch, swap):
-    import multihot.core.files
-
-    if swap == "two renames":
-        monkeypatch.setattr(multihot.core.files, "_exchange", lambda a, b: False)
-    for content in ("first", "second", "third"):
-        write_dir_atomic(tmp_path / "dir", lambda tmp, c=content: (tmp / "f").write_text(c))
-    assert [p.name for p in tmp_path.iterdir()] == ["dir"]
-    assert (tmp_path / "dir" / "f").read_text() == "third"
-
-
 # ------------------------------------------------------------------ resumed = never interrupted
 @pytest.fixture(scope="module")
 def uninterrupted(toy_file):
@@ -401,7 +370,7 @@ def unfinished(toy_file, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def unfinished_copy(unfinished, tmp_path) -> Path:
-    return Path(shutil.copytree(unfinished, tmp_path / "run"))
+    return copy_run(unfinished, tmp_path / "run")
 
 
 def test_resume_refuses_other_data_or_settings(unfinished_copy, toy_file, tmp_path):
@@ -481,23 +450,21 @@ transformer.write_outcome = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
 
 
 def cli_flags(toy_file):
+    """The command-line spelling of :data:`RUN`."""
     return [
         "--val", toy_file, "--epochs", RUN["epochs"], "--batch-size", RUN["batch_size"],
-        "--eval-every", RUN["eval_every"], "--encoder", TINY["encoder"],
-        "--vocab-size", TINY["vocab_size"], "--max-length", TINY["max_length"],
-        "--precision", TINY["precision"], "--seed", TINY["seed"],
+        "--eval-every", RUN["eval_every"], *tiny_flags(),
     ]  # fmt: skip
 
 
 def start(args, log: Path, patch: str | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])}
     if patch is None:
         command = [sys.executable, "-m", "multihot", *map(str, args)]
     else:
         code = f"import os, signal\n{patch}\nfrom multihot.cli.app import main\nmain()\n"
         command = [sys.executable, "-c", code, *map(str, args)]
     with open(log, "w") as fh:
-        return subprocess.Popen(command, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, env=subprocess_env(), stdout=fh, stderr=subprocess.STDOUT)
 
 
 def assert_killed(process: subprocess.Popen, log: Path):
@@ -533,8 +500,7 @@ def test_sigkilled_cli_runs_resume_to_the_uninterrupted_result(toy_file, tmp_pat
     result = invoke("train", "--resume", run)
     assert result.exit_code == 0, result.output
     assert (run / "metrics.json").read_text() == (reference / "metrics.json").read_text()
-    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-    expected = [json.loads(line) for line in (reference / "history.jsonl").read_text().splitlines()]
+    history, expected = (read_jsonl(p / "history.jsonl") for p in (run, reference))
     assert without_timings(history) == without_timings(expected)
     weights, expected = (load_file(p / "model.safetensors") for p in (run, reference))
     assert weights.keys() == expected.keys()

@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from multihot import __version__
 from multihot.core.errors import RunDirError
 from multihot.core.files import json_safe, leftovers
 from multihot.core.pickles import PICKLE_SUFFIXES
@@ -201,8 +202,6 @@ def library_versions() -> dict[str, str]:
     import tokenizers
     import torch
     import transformers
-
-    from multihot import __version__
 
     return {
         "multihot": __version__,

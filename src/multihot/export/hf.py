@@ -22,11 +22,11 @@ from multihot.export.parity import (
     FP32_TOLERANCE,
     ExportResult,
     Parity,
-    _load_transformer_run,
-    _tokenize,
-    _torch_probs,
+    load_transformer_run,
     measure_parity,
     parity_texts,
+    run_ids,
+    torch_probs,
 )
 
 logger = logging.getLogger(__name__)
@@ -78,15 +78,15 @@ def export_hf(
         >>> clf = pipeline("text-classification", model="hf/emotions", function_to_apply="sigmoid", top_k=None)  # doctest: +SKIP
     """
     run = Path(run)
-    clf = _load_transformer_run(run, "Hugging Face")
+    clf = load_transformer_run(run, "Hugging Face")
     m = clf.config.model
     _check_shape(clf, run)
     path = Path(output) if output is not None else run / HF_DIR
     _check_replaceable(path, run)
     model = clf.model.to("cpu").float().eval()
     texts = parity_texts(clf.tokenizer, m.max_length) + list(check_texts or [])
-    ids = _tokenize(clf, texts)
-    expected = _torch_probs(model, ids, clf.tokenizer.pad_token_id, batch_size)
+    ids = run_ids(clf, texts)
+    expected = torch_probs(model, ids, clf.tokenizer.pad_token_id, batch_size)
     parity: Parity | None = None
 
     def fill(tmp: Path) -> None:
@@ -98,7 +98,7 @@ def export_hf(
                 "Hugging Face export: the saved tokenizer does not reproduce the run's token ids; "
                 "nothing written"
             )
-        got = _torch_probs(
+        got = torch_probs(
             _HFLogits(hf_model.float().eval()), ids, hf_tokenizer.pad_token_id, batch_size
         )
         parity = measure_parity("hf", expected, got, clf.thresholds, FP32_TOLERANCE)

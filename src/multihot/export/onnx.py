@@ -24,11 +24,11 @@ from multihot.export.parity import (
     INT8_MIN_AGREEMENT,
     INT8_TOLERANCE,
     ExportResult,
-    _load_transformer_run,
-    _tokenize,
-    _torch_probs,
+    load_transformer_run,
     measure_parity,
     parity_texts,
+    run_ids,
+    torch_probs,
 )
 from multihot.inference.onnx_backend import (
     ONNX_INPUTS,
@@ -94,14 +94,14 @@ def export_onnx(
         raise ExportError(f"quantize: expected one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
     _import_onnx()  # a clear error before any work when onnx is missing
     run = Path(run)
-    clf = _load_transformer_run(run, "ONNX")
+    clf = load_transformer_run(run, "ONNX")
     path = _onnx_destination(run, output, quantize)
     model = clf.model.to("cpu").float().eval()
     _check_size(model, run)
     texts = parity_texts(clf.tokenizer, clf.config.model.max_length) + list(check_texts or [])
-    ids = _tokenize(clf, texts)
+    ids = run_ids(clf, texts)
     _check_light_tokenizer(run, clf, texts, ids)
-    expected = _torch_probs(model, ids, clf.tokenizer.pad_token_id, batch_size)
+    expected = torch_probs(model, ids, clf.tokenizer.pad_token_id, batch_size)
     proto = _trace(model, clf.tokenizer.pad_token_id, clf.config.model.encoder)
     fd, tmp_name = temp_file(path)
     os.close(fd)

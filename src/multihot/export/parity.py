@@ -27,8 +27,13 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from multihot.artifacts.rundir import check_run_dir, read_json
 from multihot.classifier import Classifier
 from multihot.core.errors import ExportError
+from multihot.data.encoding import tokenize
+from multihot.data.readers import iter_text_batches
+from multihot.inference.torch_backend import predict_logits
+from multihot.scoring.probabilities import sigmoid
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +130,6 @@ def parity_texts(tokenizer, max_length: int, n: int = NUM_CHECK_TEXTS, seed: int
 
 def read_check_texts(path: str | Path, text_col: str = "text") -> list[str]:
     """Every text of a data file (csv, tsv, jsonl, json, parquet, txt) to check parity on."""
-    from multihot.data.readers import iter_text_batches
-
     return [text for batch in iter_text_batches(path, text_col=text_col) for text in batch]
 
 
@@ -164,10 +167,8 @@ def measure_parity(
     return parity
 
 
-def _load_transformer_run(run: Path, target: str):
+def load_transformer_run(run: Path, target: str):
     """The run's :class:`multihot.Classifier`; a baseline run is an :class:`ExportError`."""
-    from multihot.artifacts.rundir import check_run_dir, read_json
-
     check_run_dir(run, required=("config.json",))
     if read_json(run / "config.json").get("kind") == "tfidf-logreg":
         raise ExportError(
@@ -177,20 +178,15 @@ def _load_transformer_run(run: Path, target: str):
     return Classifier.load(run)
 
 
-def _tokenize(clf, texts: list[str]) -> list[list[int]]:
-    from multihot.data.encoding import tokenize
-
+def run_ids(clf, texts: list[str]) -> list[list[int]]:
     return tokenize(clf.tokenizer, texts, clf.config.model.max_length)
 
 
-def _torch_probs(
+def torch_probs(
     model: nn.Module, ids: list[list[int]], pad_token_id: int, batch_size: int
 ) -> np.ndarray:
     """The reference: PyTorch in fp32 on the CPU, with the batching every prediction path uses,
     and the whole model (the exported graph may leave out what the output does not read)."""
-    from multihot.inference.torch_backend import predict_logits
-    from multihot.scoring.probabilities import sigmoid
-
     logits = predict_logits(
         model, ids, pad_token_id=pad_token_id, batch_size=batch_size, device="cpu",
         precision="fp32", prune=False,

@@ -23,10 +23,12 @@ import numpy as np
 
 from multihot.artifacts.runs import RunFiles, read_linear_model, read_run_files
 from multihot.baseline.linear import BaselineConfig, TfidfLogistic
+from multihot.core import distributed
 from multihot.core.config import RunConfig
 from multihot.core.errors import ConfigError, RunDirError
 from multihot.data.encoding import check_texts
 from multihot.data.labels import LabelSet
+from multihot.inference.onnx_backend import load_onnx_backend
 from multihot.scoring.thresholds import Thresholds
 
 logger = logging.getLogger(__name__)
@@ -124,8 +126,6 @@ class Predictor:
                     f"precision {precision!r} applies to the torch backend only; the onnx backend "
                     "computes in the precision the graph was exported with"
                 )
-            from multihot.inference.onnx_backend import load_onnx_backend
-
             files = read_run_files(run_dir, for_onnx=True)
             engine = load_onnx_backend(files, onnx_path)
         return cls(files.labels, files.thresholds, files.config, backend, engine, precision)
@@ -161,8 +161,6 @@ class Predictor:
     def _distributed_proba(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """Probabilities for all ``texts``, this process computing its contiguous share of them."""
         import torch  # only here: ONNX prediction in one process runs without torch
-
-        from multihot.core import distributed
 
         texts = check_texts(texts)  # the whole batch, so every process fails alike on a bad text
         mine = distributed.share(len(texts))

@@ -42,12 +42,14 @@ import numpy as np
 import torch
 
 from multihot.artifacts.rundir import CHECKPOINTS, read_json
+from multihot.core import distributed
 from multihot.core.config import RunConfig
 from multihot.core.errors import MultihotError, RunDirError
 from multihot.core.files import remove_leftovers, write_atomic, write_dir_atomic
+from multihot.training.result import TrainResult
 
 if TYPE_CHECKING:
-    from multihot.training.loop import TrainResult
+    from multihot.training.result import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -462,8 +464,6 @@ class RunCheckpoints:
 
     def load_member(self, member: int) -> TrainResult | None:
         """A finished member's :class:`multihot.training.loop.TrainResult`, or None if not finished."""
-        from multihot.training.loop import TrainResult
-
         directory = self._result(member)
         if not (directory / STATE_JSON).exists():
             return None
@@ -483,12 +483,8 @@ class RunCheckpoints:
 
 
 def _is_main() -> bool:
-    from multihot.core import distributed
-
     return distributed.state().is_main_process
 
 
 def _wait() -> None:
-    from multihot.core import distributed
-
     distributed.state().wait_for_everyone()

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,6 +35,7 @@ from multihot.scoring.metrics import metric_is_better
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import tune_for_config
 from multihot.training.checkpoint import TrainingCheckpoint
+from multihot.training.result import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -53,22 +54,6 @@ class TrainCallback(Protocol):
     def on_evaluate(self, record: dict[str, Any]) -> None: ...
 
     def on_train_end(self) -> None: ...
-
-
-@dataclass
-class TrainResult:
-    """What training leaves: the best weights and how they were found."""
-
-    state_dict: dict[str, torch.Tensor]
-    """The weights of the best evaluation, on CPU."""
-    best: dict[str, Any]
-    """The history record of the best evaluation."""
-    history: list[dict[str, Any]] = field(default_factory=list)
-    """One record per evaluation: step, epoch, losses, metrics, seconds."""
-    val_probs: np.ndarray | None = None
-    """Validation probabilities ``(n_val, num_labels)`` at the best evaluation."""
-    stopped_early: bool = False
-    precision: str = "fp32"
 
 
 def _param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from multihot.artifacts.rundir import check_output_dir
 from multihot.artifacts.transformer import save_transformer_run
 from multihot.core import distributed
 from multihot.core.config import RunConfig
@@ -34,8 +35,9 @@ from multihot.modeling.model import MultiLabelModel
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import Thresholds, finish_validation
 from multihot.training.checkpoint import RunCheckpoints, tokenizer_fingerprint
-from multihot.training.loop import TrainCallback, TrainResult, fit
+from multihot.training.loop import TrainCallback, fit
 from multihot.training.losses import build_loss, compute_pos_weight
+from multihot.training.result import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -166,8 +168,6 @@ def _starting_config(
     resume: bool,
 ) -> tuple[RunConfig, dict[str, Any] | None]:
     """The config to train with and, when resuming, what the interrupted run recorded."""
-    from multihot.artifacts.rundir import check_output_dir
-
     if not resume:
         config = resolve_config(config, overrides)
         if checkpoints is not None:
