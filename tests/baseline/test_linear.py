@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from helpers import TOY_LABELS, TOY_TEXTS, assert_clean_error, copy_run, invoke
 from multihot import Classifier
@@ -66,3 +67,17 @@ def test_broken_baseline_run(baseline_run, tmp_path):
     assert_clean_error(invoke("predict", run, "--text", "hello"), "do not match")
     (run / "vocabulary.json").unlink()
     assert_clean_error(invoke("predict", run, "--text", "hello"), "missing vocabulary.json")
+
+
+def test_resuming_a_baseline_run_is_a_clear_error(baseline_run, tmp_path):
+    """A baseline run is a run kind, not a Classifier missing its state: resuming one says why
+    it cannot be done, from Python and from the command line, and changes nothing."""
+    from multihot.core.errors import RunDirError
+
+    run = copy_run(baseline_run, tmp_path / "linear")
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(RunDirError, match="the run is complete; there is nothing to resume"):
+        Classifier.resume(run)
+    assert_clean_error(invoke("train", "--resume", run), "nothing to resume")
+    assert sorted(p.name for p in run.iterdir()) == before
+    assert Classifier.load(run).kind == "tfidf-logreg"
