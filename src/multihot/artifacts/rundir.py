@@ -30,6 +30,7 @@ from multihot.core.errors import RunDirError
 from multihot.core.files import json_safe, leftovers
 from multihot.core.pickles import PICKLE_SUFFIXES
 
+CONFIG = "config.json"
 WEIGHTS, TOKENIZER, VOCABULARY = "model.safetensors", "tokenizer", "vocabulary.json"
 THRESHOLDS, METRICS = "thresholds.json", "metrics.json"
 REQUIRED = ("config.json", WEIGHTS, TOKENIZER, "labels.json", THRESHOLDS)
@@ -132,6 +133,11 @@ def check_self_contained(path: Path, names: tuple[str, ...]) -> None:
                 f"{linked}: a symlink to {linked.resolve()}, outside the run directory; a run "
                 "directory must be self-contained: copy the file in place of the link"
             )
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """A run directory's config.json, parsed (the directory checked to be one)."""
+    return read_json(check_run_dir(Path(path), required=(CONFIG,)) / CONFIG)
 
 
 def check_run_dir(path: Path, required: tuple[str, ...] = REQUIRED) -> Path:

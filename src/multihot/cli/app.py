@@ -186,9 +186,9 @@ def load_classifier(run: Path, text_col, labels_col, label_cols, label_sep):
 
 def run_text_col(run: Path) -> str:
     """The text column a run was trained with (``text`` when its config says nothing)."""
-    from multihot.artifacts.rundir import check_run_dir, read_json
+    from multihot.artifacts.rundir import read_config
 
-    data = read_json(check_run_dir(run, required=("config.json",)) / "config.json").get("data", {})
+    data = read_config(run).get("data", {})
     return data.get("text_col") or "text"
 
 

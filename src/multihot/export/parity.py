@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from multihot.artifacts.rundir import check_run_dir, read_json
+from multihot.artifacts.rundir import read_config
 from multihot.classifier import Classifier
 from multihot.core.errors import ExportError
 from multihot.data.encoding import tokenize
@@ -169,8 +169,7 @@ def measure_parity(
 
 def load_transformer_run(run: Path, target: str):
     """The run's :class:`multihot.Classifier`; a baseline run is an :class:`ExportError`."""
-    check_run_dir(run, required=("config.json",))
-    if read_json(run / "config.json").get("kind") == "tfidf-logreg":
+    if read_config(run).get("kind") == "tfidf-logreg":
         raise ExportError(
             f"{run}: a baseline (TF-IDF + logistic regression) run cannot be exported to {target}; "
             "only transformer runs of 'multihot train' can"

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from multihot.artifacts.rundir import ONNX_FILE, TOKENIZER, check_self_contained
+from multihot.artifacts.rundir import ONNX_FILE, THRESHOLDS, TOKENIZER, check_self_contained
 from multihot.artifacts.runs import RunFiles
 from multihot.core.errors import ConfigError, MultihotError, RunDirError
 from multihot.data.encoding import RustTokenizer, encode, pad, sorted_batches
@@ -186,7 +186,7 @@ def _check_graph_matches_run(
         logger.warning(
             "%s: thresholds differ from %s (re-tuned after export?); using the run's",
             path,
-            run / "thresholds.json",
+            run / THRESHOLDS,
         )
 
 

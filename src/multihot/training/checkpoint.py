@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from multihot.artifacts.rundir import CHECKPOINTS, read_json
+from multihot.artifacts.rundir import CHECKPOINTS, CONFIG, read_json
 from multihot.core import distributed
 from multihot.core.config import RunConfig
 from multihot.core.errors import MultihotError, RunDirError
@@ -417,7 +417,7 @@ class RunCheckpoints:
         if not self.run.is_dir():
             raise RunDirError(f"{self.run}: no such run directory")
         if not self.exists():
-            if (self.run / "config.json").exists():
+            if (self.run / CONFIG).exists():
                 raise RunDirError(f"{self.run}: the run is complete; there is nothing to resume")
             raise RunDirError(
                 f"{self.run}: no checkpoint to resume from (the run was stopped before it "
