@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.text import Text
 
+from multihot.cli.options import config_options
+from multihot.core.config import DataConfig
 from multihot.core.errors import MultihotError
 
 app = typer.Typer(
@@ -71,29 +73,10 @@ def _main(
     _setup_logging(verbose)
 
 
-def split_cols(value: str | None) -> list[str] | None:
-    return None if value is None else [c.strip() for c in value.split(",") if c.strip()]
-
-
-def data_overrides(text_col, labels_col, label_cols, label_sep) -> dict[str, Any]:
-    return {
-        "text_col": text_col,
-        "labels_col": labels_col,
-        "label_cols": split_cols(label_cols),
-        "label_sep": label_sep,
-    }
-
-
+DATA_OPTIONS = config_options(DataConfig, "Data columns", show_defaults=False)
+"""``--text-col``, ``--labels-col``, ``--label-cols``, ``--label-sep``: where the data files
+hold texts and labels (the run's own columns when not given)."""
 TextCol = Annotated[str | None, typer.Option("--text-col", help="Text column (default: text).")]
-LabelsCol = Annotated[
-    str | None, typer.Option("--labels-col", help="Column of label-name lists (default: labels).")
-]
-LabelCols = Annotated[
-    str | None, typer.Option("--label-cols", help="Comma-separated 0/1 label columns.")
-]
-LabelSep = Annotated[
-    str | None, typer.Option("--label-sep", help="Delimiter inside the labels column.")
-]
 TrainFile = Annotated[Path, typer.Argument(help="Training data (.csv .tsv .jsonl .json .parquet).")]
 ValFile = Annotated[
     Path | None, typer.Option("--val", help="Validation data; default: a stratified hold-out.")
@@ -175,12 +158,12 @@ PredictProcesses = Annotated[
 
 
 # ------------------------------------------------------------------------------------- helpers
-def load_classifier(run: Path, text_col, labels_col, label_cols, label_sep):
+def load_classifier(run: Path, flags: dict[str, Any]):
     """Load a run; data-column flags override the columns it was trained with."""
     from multihot.classifier import Classifier
 
     clf = Classifier.load(run)
-    clf.config = clf.config.override(**data_overrides(text_col, labels_col, label_cols, label_sep))
+    clf.config = clf.config.override(**flags)
     return clf
 
 

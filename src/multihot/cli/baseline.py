@@ -3,32 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from multihot.cli.app import (
-    LabelCols,
-    LabelsCol,
-    LabelSep,
+    DATA_OPTIONS,
     MinSupport,
     Seed,
-    TextCol,
     ThresholdStrategy,
     Top1Fallback,
     TrainFile,
     ValFile,
     ValFraction,
     app,
-    data_overrides,
     friendly,
     out,
 )  # fmt: skip
+from multihot.cli.options import with_options
 from multihot.cli.report import print_report
 
 
 @app.command()
 @friendly
+@with_options(DATA_OPTIONS)
 def baseline(
     train_file: TrainFile,
     val: ValFile = None,
@@ -47,10 +45,7 @@ def baseline(
     top1_fallback: Top1Fallback = None,
     val_fraction: ValFraction = None,
     seed: Seed = None,
-    text_col: TextCol = None,
-    labels_col: LabelsCol = None,
-    label_cols: LabelCols = None,
-    label_sep: LabelSep = None,
+    flags: dict[str, Any] | None = None,
 ) -> None:
     """TF-IDF (word 1-2 grams) + one logistic regression per label, with the same thresholds and report."""
     from multihot.baseline.linear import BaselineConfig
@@ -62,7 +57,7 @@ def baseline(
         baseline=BaselineConfig(ngram_max=ngram_max, min_df=min_df, max_features=max_features, C=c),
         thresholds=thresholds, min_support=min_support, top1_fallback=top1_fallback,
         val_fraction=val_fraction, seed=seed,
-        **data_overrides(text_col, labels_col, label_cols, label_sep),
+        **flags,
     )  # fmt: skip
     info = clf.metrics["baseline"]
     print_report(

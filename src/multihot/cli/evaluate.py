@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from multihot.cli.app import (
+    DATA_OPTIONS,
     BatchSize,
-    LabelCols,
-    LabelsCol,
-    LabelSep,
     Precision,
-    TextCol,
     app,
     friendly,
     load_classifier,
 )  # fmt: skip
+from multihot.cli.options import with_options
 from multihot.cli.report import print_report
 
 
 @app.command()
 @friendly
+@with_options(DATA_OPTIONS)
 def evaluate(
     run: Annotated[Path, typer.Argument(help="Run directory.")],
     data: Annotated[Path, typer.Argument(help="Labelled data file.")],
@@ -33,13 +32,10 @@ def evaluate(
     ] = False,
     batch_size: BatchSize = 64,
     precision: Precision = "auto",
-    text_col: TextCol = None,
-    labels_col: LabelsCol = None,
-    label_cols: LabelCols = None,
-    label_sep: LabelSep = None,
+    flags: dict[str, Any] | None = None,
 ) -> None:
     """Overall and per-label metrics of a run on labelled data, with its saved thresholds."""
-    clf = load_classifier(run, text_col, labels_col, label_cols, label_sep)
+    clf = load_classifier(run, flags)
     metrics = clf.evaluate(data, batch_size=batch_size, precision=precision)
     if save:
         clf.metrics.setdefault("evaluations", {})[str(data)] = metrics

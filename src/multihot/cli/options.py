@@ -42,8 +42,11 @@ def _base_type(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
-def config_options(cls: type, panel: str, exclude: tuple[str, ...] = ()) -> list[ConfigOption]:
-    """The options of every field of dataclass ``cls`` (but ``exclude``), under help ``panel``."""
+def config_options(
+    cls: type, panel: str, exclude: tuple[str, ...] = (), show_defaults: bool = True
+) -> list[ConfigOption]:
+    """The options of every field of dataclass ``cls`` (but ``exclude``), under help ``panel``;
+    ``show_defaults=False`` where the default is not the dataclass's (a run's own columns)."""
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     options = []
@@ -58,7 +61,7 @@ def config_options(cls: type, panel: str, exclude: tuple[str, ...] = ()) -> list
         info = typer.Option(
             *decls,
             help=docs[f.name] + (" Comma-separated." if is_list else ""),
-            show_default=str(shown) if shown is not None else False,
+            show_default=str(shown) if shown is not None and show_defaults else False,
             rich_help_panel=panel,
         )
         options.append(ConfigOption(f.name, flag, Annotated[kind | None, info], is_list))

@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from multihot.cli.app import (
+    DATA_OPTIONS,
     BatchSize,
-    LabelCols,
-    LabelsCol,
-    LabelSep,
     MinSupport,
     Precision,
-    TextCol,
     Top1Fallback,
     app,
     friendly,
     load_classifier,
     out,
 )  # fmt: skip
+from multihot.cli.options import with_options
 from multihot.cli.report import print_report, print_threshold_changes
 
 
 @app.command("tune-thresholds")
 @friendly
+@with_options(DATA_OPTIONS)
 def tune_thresholds(
     run: Annotated[Path, typer.Argument(help="Run directory.")],
     data: Annotated[Path, typer.Argument(help="Labelled data to tune on (not the test set).")],
@@ -46,10 +45,7 @@ def tune_thresholds(
     ] = False,
     batch_size: BatchSize = 64,
     precision: Precision = "auto",
-    text_col: TextCol = None,
-    labels_col: LabelsCol = None,
-    label_cols: LabelCols = None,
-    label_sep: LabelSep = None,
+    flags: dict[str, Any] | None = None,
 ) -> None:
     """Re-tune the run's thresholds on other labelled data and save them into the run.
 
@@ -57,7 +53,7 @@ def tune_thresholds(
     """
     from multihot.artifacts.rundir import PREVIOUS_THRESHOLDS, THRESHOLDS
 
-    clf = load_classifier(run, text_col, labels_col, label_cols, label_sep)
+    clf = load_classifier(run, flags)
     before = clf.thresholds.values.copy()
     metrics = clf.tune_thresholds(
         data,

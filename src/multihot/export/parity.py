@@ -1,22 +1,8 @@
-"""Exporting a run: an ONNX graph (fp32 or int8) or a Hugging Face model directory.
-
-Every export ends with a **parity check**: the exported model and the run's PyTorch model in fp32
-score the same texts (a fixed, seeded set of texts built from the tokenizer's vocabulary at lengths
-from one word to past ``max_length``, plus any texts of the user's), and the largest absolute
-difference in probability must be within a tolerance (int8 graphs: also the decisions after the
-run's thresholds must agree on at least 99% of (text, label) pairs). The export is written to a
-temporary file or directory next to its destination and renamed into place only when the check
-passes: an export that drifts raises :class:`multihot.core.errors.ExportError` and leaves nothing behind.
-
-- ONNX: inputs ``input_ids`` and ``attention_mask`` (int64, ``(batch, sequence)``, both axes
-  dynamic), output ``probabilities`` ``(batch, num_labels)``: the sigmoid is inside the graph. The
-  labels, thresholds (the content of thresholds.json), ``max_length`` and multihot version travel in
-  the model's metadata_props as JSON strings. Single models and seed ensembles both export.
-- Hugging Face: runs with ``pooling="pooler"``, ``head="linear"`` and a BERT encoder are exactly a
-  ``BertForSequenceClassification`` (the pooler output, dropout, one linear layer), so they become a
-  directory that ``AutoModelForSequenceClassification`` and ``pipeline("text-classification")`` load
-  as they are, with ``problem_type="multi_label_classification"`` and the thresholds in the config.
-"""
+"""The parity check every export ends with: the exported model and the run's PyTorch model in fp32
+score the same texts, a fixed, seeded set built from the tokenizer's vocabulary (one word to past
+``max_length``) plus any of the user's, and the largest probability difference must be within
+:data:`FP32_TOLERANCE` (int8: :data:`INT8_TOLERANCE`, and :data:`INT8_MIN_AGREEMENT` of the
+decisions the same). See :mod:`multihot.export`."""
 
 from __future__ import annotations
 
