@@ -191,6 +191,11 @@ BROKEN = {
         lambda data: data["model"].__setitem__("pooling", "max"),
         "other config.json's pooling",
     ),
+    "head activation": (
+        "config.json",
+        lambda data: data["model"].__setitem__("head_activation", "relu"),
+        "other config.json's head_activation",
+    ),
     "encoder config": (
         "config.json",
         lambda data: data["encoder_config"].__setitem__("num_attention_heads", 4),

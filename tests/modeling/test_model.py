@@ -68,3 +68,28 @@ def test_every_pooling_and_head_trains_and_round_trips(toy_file, tmp_path, pooli
     before = clf.predict_proba(TOY_TEXTS, precision="fp32")
     after = Classifier.load(tmp_path / "run").predict_proba(TOY_TEXTS, precision="fp32")
     np.testing.assert_array_equal(before, after)
+
+
+def test_the_mlp_head_activation_is_a_choice(toy_file, tmp_path):
+    """--head-activation relu gives the mlp head a ReLU (the founding design's FC 256 + ReLU),
+    gelu stays the default; it is saved with the run, and another value is a config error."""
+    from multihot.core.errors import ConfigError
+    from multihot.modeling.heads import build_head
+
+    relu = build_head("mlp", 8, 3, 16, 0.0, "relu")
+    gelu = build_head("mlp", 8, 3, 16, 0.0)
+    assert isinstance(relu.act, torch.nn.ReLU) and isinstance(gelu.act, torch.nn.GELU)
+    gelu.load_state_dict(relu.state_dict())  # same weights: only the activation differs
+    x = torch.randn(4, 8)
+    assert not torch.allclose(relu(x), gelu(x))
+    with pytest.raises(ConfigError, match="head_activation"):
+        ModelConfig(head_activation="tanh")
+    clf = Classifier.train(
+        toy_file, toy_file, output=tmp_path / "run", epochs=1, head="mlp", head_hidden=16,
+        head_activation="relu", **TINY,
+    )  # fmt: skip
+    again = Classifier.load(tmp_path / "run")
+    assert again.config.model.head_activation == "relu"
+    assert isinstance(again.model.head.act, torch.nn.ReLU)
+    probs = clf.predict_proba(TOY_TEXTS, precision="fp32")
+    np.testing.assert_array_equal(probs, again.predict_proba(TOY_TEXTS, precision="fp32"))

@@ -114,6 +114,7 @@ def weights_metadata(
     if config is not None:
         record["poolings"] = [config.member_pooling(i) for i in range(config.ensemble)]
         record["head"] = config.head
+        record["head_activation"] = config.head_activation
     if encoder_config is not None:
         record["encoder_config_sha256"] = _sha256_json(encoder_config)
     return {WEIGHTS_META: json.dumps(record, ensure_ascii=False)}
@@ -123,6 +124,7 @@ _RECORDED = {
     "labels": "labels.json (names or order)",
     "poolings": "config.json's pooling",
     "head": "config.json's head",
+    "head_activation": "config.json's head_activation",
     "encoder_config_sha256": "config.json's encoder_config",
 }
 

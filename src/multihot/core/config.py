@@ -20,6 +20,7 @@ from multihot.core.errors import ConfigError
 
 POOLINGS = ("cls", "pooler", "mean", "max", "attention", "label-attention")
 HEADS = ("linear", "mlp")
+HEAD_ACTIVATIONS = ("gelu", "relu")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOSSES = ("bce", "focal", "asl")
 AVERAGES = ("micro", "macro", "weighted", "samples")
@@ -64,6 +65,8 @@ class ModelConfig:
     """linear (dropout + one layer) or mlp (layer, GELU, dropout, layer)."""
     head_hidden: int = 256
     """Hidden size of the mlp head."""
+    head_activation: str = "gelu"
+    """Activation of the mlp head's hidden layer: gelu or relu."""
     dropout: float = 0.1
     """Dropout before the head's layers."""
     max_length: int = 128
@@ -91,6 +94,7 @@ class ModelConfig:
         for pooling in self.ensemble_pooling or []:
             _check_choice("ensemble_pooling", pooling, POOLINGS)
         _check_choice("head", self.head, HEADS)
+        _check_choice("head_activation", self.head_activation, HEAD_ACTIVATIONS)
         _check_positive("head_hidden", self.head_hidden)
         _check_below_one("dropout", self.dropout)
         if self.max_length < 8:

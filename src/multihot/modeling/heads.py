@@ -38,16 +38,21 @@ class LinearHead(nn.Module):
         return self.out(self.dropout(pooled))
 
 
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+"""The mlp head's activations by name (see :data:`multihot.core.config.HEAD_ACTIVATIONS`)."""
+
+
 class MLPHead(nn.Module):
-    """Linear to ``head_hidden``, GELU, dropout, linear to the logits."""
+    """Linear to ``head_hidden``, the activation (GELU or ReLU), dropout, linear to the logits."""
 
     def __init__(
-        self, hidden_size: int, num_labels: int, head_hidden: int = 256, dropout: float = 0.1
-    ):
+        self, hidden_size: int, num_labels: int, head_hidden: int = 256, dropout: float = 0.1,
+        activation: str = "gelu",
+    ):  # fmt: skip
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.hidden = nn.Linear(hidden_size, head_hidden)
-        self.act = nn.GELU()
+        self.act = ACTIVATIONS[activation]()
         self.out = LabelOutput(head_hidden, num_labels)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
@@ -56,11 +61,12 @@ class MLPHead(nn.Module):
 
 
 def build_head(
-    name: str, hidden_size: int, num_labels: int, head_hidden: int, dropout: float
-) -> nn.Module:
+    name: str, hidden_size: int, num_labels: int, head_hidden: int, dropout: float,
+    activation: str = "gelu",
+) -> nn.Module:  # fmt: skip
     """The head called ``name`` (see :data:`multihot.core.config.HEADS`)."""
     if name == "linear":
         return LinearHead(hidden_size, num_labels, dropout)
     if name == "mlp":
-        return MLPHead(hidden_size, num_labels, head_hidden, dropout)
+        return MLPHead(hidden_size, num_labels, head_hidden, dropout, activation)
     raise ValueError(f"unknown head {name!r}")

@@ -29,7 +29,10 @@ class MultiLabelModel(nn.Module):
         hidden = encoder.config.hidden_size
         self.encoder = encoder
         self.pooling = build_pooling(config.pooling, hidden, num_labels)
-        self.head = build_head(config.head, hidden, num_labels, config.head_hidden, config.dropout)
+        self.head = build_head(
+            config.head, hidden, num_labels, config.head_hidden, config.dropout,
+            config.head_activation,
+        )  # fmt: skip
         self.num_labels = num_labels
 
     def forward(
