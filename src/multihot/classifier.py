@@ -40,7 +40,8 @@ class Classifier:
 
     A transformer (``model`` a :class:`multihot.modeling.model.MultiLabelModel` or a seed
     ensemble, with its ``tokenizer`` and ``encoder_config``) or a linear baseline (``model`` a
-    :class:`multihot.baseline.linear.TfidfLogistic`, no tokenizer).
+    :class:`multihot.baseline.linear.TfidfLogistic`, no tokenizer), or, with no tokenizer, a
+    backend :func:`multihot.inference.predictor.load_backend` built.
 
     Example:
         >>> clf = Classifier.train("train.jsonl", val="dev.jsonl", encoder="scratch-mini", epochs=3)  # doctest: +SKIP
@@ -62,7 +63,9 @@ class Classifier:
         metrics: dict[str, Any] | None = None,
         history: list[dict[str, Any]] | None = None,
     ):
-        if isinstance(model, TfidfLogistic):
+        # Without a tokenizer, ``model`` computes logits itself: a TfidfLogistic, or a backend
+        # that loading built already (a TorchBackend is not wrapped twice).
+        if tokenizer is None:
             self.backend = model
         else:
             self.backend = TorchBackend(model, tokenizer, encoder_config, config.model.max_length)
@@ -297,9 +300,5 @@ class Classifier:
         """Load a run directory, of any kind, written by :meth:`save` (weights from safetensors
         only), after checking its files against each other."""
         files = runs.read_run_files(path)
-        backend = load_backend(files)
-        model = backend.model if isinstance(backend, TorchBackend) else backend
-        return cls(
-            model, getattr(backend, "tokenizer", None), files.labels, files.thresholds,
-            files.config, getattr(backend, "encoder_config", None), files.metrics, files.history,
-        )  # fmt: skip
+        return cls(load_backend(files), None, files.labels, files.thresholds, files.config,
+                   metrics=files.metrics, history=files.history)  # fmt: skip

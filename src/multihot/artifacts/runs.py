@@ -80,9 +80,6 @@ def read_run(path: Path, raw: dict[str, Any]) -> tuple[RunConfig, LabelSet, Thre
     missing = [name for name in CONFIG_SECTIONS if not isinstance(raw.get(name), dict)]
     if missing:
         raise broken(path, f"config.json has no {', '.join(repr(m) for m in missing)} section")
-    kind = raw.get("kind", "transformer")
-    if kind not in RUN_KINDS:
-        raise broken(path, f"config.json: unknown kind {kind!r}; expected one of {RUN_KINDS}")
     names = read_json(path / "labels.json", list)
     try:
         labels = LabelSet(names)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import inspect
 import json
 from dataclasses import dataclass, field, fields
@@ -302,6 +303,7 @@ def _parse_problem(err: Exception) -> str:
     return problem + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark else "")
 
 
+@functools.cache
 def field_docs(cls: type) -> dict[str, str]:
     """The docstring under each field of dataclass ``cls``, whitespace collapsed: the one place an
     option is described (the CLI's help comes from it).
