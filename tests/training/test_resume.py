@@ -116,7 +116,8 @@ def test_checkpoint_round_trip_restores_every_state_without_unpickling(tmp_path,
     from accelerate.state import AcceleratorState
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    from multihot.training.loop import _linear_warmup_decay
+    from multihot.core.config import TrainConfig
+    from multihot.training.optim import warmup_decay
 
     AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(mixed_precision="no")
@@ -127,7 +128,7 @@ def test_checkpoint_round_trip_restores_every_state_without_unpickling(tmp_path,
             torch.nn.Linear(6, 4), torch.nn.Dropout(0.3), torch.nn.Linear(4, 3)
         )
         optimizer = torch.optim.AdamW(net.parameters(), lr=1e-2, fused=True)
-        scheduler = _linear_warmup_decay(optimizer, 2, 10)
+        scheduler = warmup_decay(optimizer, TrainConfig(warmup_ratio=0.2), 10)
         ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
         generator = torch.Generator().manual_seed(seed)
         checkpoint = TrainingCheckpoint(
@@ -227,13 +228,15 @@ def test_each_process_restores_its_own_rng_states(tmp_path):
     from accelerate.state import AcceleratorState
     from safetensors.torch import save_file
 
-    from multihot.training.loop import _linear_warmup_decay
+    from multihot.core.config import TrainConfig
+    from multihot.training.optim import warmup_decay
 
     AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(mixed_precision="no")
     net = torch.nn.Linear(3, 2)
     optimizer = torch.optim.AdamW(net.parameters())
-    options = dict(net=net, optimizer=optimizer, scheduler=_linear_warmup_decay(optimizer, 0, 4))
+    schedule = warmup_decay(optimizer, TrainConfig(warmup_ratio=0.0), 4)
+    options = dict(net=net, optimizer=optimizer, scheduler=schedule)
     state = tmp_path / "last"
     TrainingCheckpoint(state, accelerator, steps_per_epoch=4, **options).save(
         TrainResult(state_dict={}, best={}), step=4, stale=0, stopped=False

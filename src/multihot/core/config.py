@@ -119,6 +119,17 @@ class TrainConfig:
     """Peak learning rate of the encoder (default: 4e-4 for scratch encoders, 5e-5 for pretrained)."""
     head_lr: float | None = None
     """Peak learning rate of pooling and head (default: the same as lr)."""
+    layer_lr_decay: float = 1.0
+    """Each encoder block below the top one trains at this fraction of the rate of the block above
+    it, the embeddings lowest (1: one rate for the whole encoder)."""
+    freeze_encoder_epochs: float = 0.0
+    """Train only pooling and head for this many epochs (fractions allowed) before the encoder;
+    the encoder's warmup starts when it is unfrozen."""
+    freeze_embeddings: bool = False
+    """Keep the encoder's embeddings as they are for the whole run."""
+    gradient_checkpointing: bool = False
+    """Recompute the encoder's activations in the backward pass instead of keeping them: far less
+    memory for big encoders and long texts, about a third more time per step."""
     weight_decay: float = 0.01
     """AdamW weight decay (not applied to biases and LayerNorm weights)."""
     warmup_ratio: float = 0.1
@@ -179,6 +190,11 @@ class TrainConfig:
             _check_positive("lr", self.lr)
         if self.head_lr is not None:
             _check_positive("head_lr", self.head_lr)
+        if not 0.0 < self.layer_lr_decay <= 1.0:
+            raise ConfigError(
+                f"layer_lr_decay: expected a value in (0, 1], got {self.layer_lr_decay}"
+            )
+        _check_positive("freeze_encoder_epochs", self.freeze_encoder_epochs, allow_zero=True)
         _check_positive("weight_decay", self.weight_decay, allow_zero=True)
         _check_positive("grad_clip", self.grad_clip, allow_zero=True)
         _check_below_one("warmup_ratio", self.warmup_ratio)

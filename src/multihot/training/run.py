@@ -29,6 +29,7 @@ from multihot.modeling.encoders import (
     encoder_from_config,
     is_scratch,
     load_pretrained,
+    position_limit,
 )
 from multihot.modeling.ensemble import SeedEnsemble
 from multihot.modeling.model import MultiLabelModel
@@ -96,6 +97,8 @@ def train_run(
         m.encoder, data.train.texts, m.vocab_size, m.max_length, m.dropout,
         trust_remote_weights=trust_remote_weights,
     )  # fmt: skip
+    config = _cap_max_length(config, encoder, tokenizer)
+    m = config.model
     if checkpoints is not None:
         invocation = _invocation(config, train, val, data, tokenizer)
         if resume:
@@ -159,6 +162,21 @@ def resolve_config(config: RunConfig | None, overrides: dict[str, Any]) -> RunCo
         # Random weights need far larger steps than fine-tuning a pretrained encoder.
         config = config.override(lr=4e-4 if is_scratch(config.model.encoder) else 5e-5)
     return config
+
+
+def _cap_max_length(config: RunConfig, encoder, tokenizer) -> RunConfig:
+    """``config`` with ``max_length`` no longer than a pretrained encoder reads, saying so."""
+    if is_scratch(config.model.encoder):
+        return config  # built for max_length
+    limit = position_limit(encoder, tokenizer)
+    if limit is None or config.model.max_length <= limit:
+        return config
+    logger.warning(
+        "max_length %d is more than encoder %s reads (%d tokens, special tokens included); "
+        "texts are cut at %d tokens",
+        config.model.max_length, config.model.encoder, limit, limit,
+    )  # fmt: skip
+    return config.override(max_length=limit)
 
 
 def _starting_config(
