@@ -351,12 +351,19 @@ def hf_config(encoder_config: dict[str, Any], labels):
 
 def hf_model(clf):
     """``AutoModelForSequenceClassification`` on the multihot run's encoder config and labels,
-    freshly initialised with the run's seed."""
+    with the run's seed: freshly initialised for a scratch encoder, else the same pretrained
+    weights the run started from (and a new linear head)."""
     from transformers import AutoModelForSequenceClassification, set_seed
+
+    from multihot.modeling.encoders import is_scratch, resolve_encoder
 
     config = hf_config(clf.encoder_config, clf.labels)
     set_seed(clf.config.train.seed)
-    return AutoModelForSequenceClassification.from_config(config)
+    if is_scratch(clf.config.model.encoder):
+        return AutoModelForSequenceClassification.from_config(config)
+    return AutoModelForSequenceClassification.from_pretrained(
+        resolve_encoder(clf.config.model.encoder), config=config, use_safetensors=True
+    )
 
 
 class HFEncoded(torch.utils.data.Dataset):

@@ -8,6 +8,7 @@ the end. The multihot settings are the library defaults plus the flags in ``MULT
     python benchmarks/goemotions.py --quick           # 4000/500/500 rows, 2 epochs: a smoke run
     python benchmarks/goemotions.py --skip-hf         # only multihot and the baseline
     python benchmarks/goemotions.py --seed 142        # other random draws (members: seed, seed + 1)
+    python benchmarks/goemotions.py --encoder minilm  # the packaged pretrained all-MiniLM-L6-v2
 
 Reference points (test macro F1, from ../shared/data/goemotions/SOURCE.md): the paper's fine-tuned
 BERT-base 0.46; public reproductions 0.503 (threshold 0.3) and 0.531 (focal loss, label smoothing);
@@ -42,13 +43,18 @@ from multihot.data.readers import Dataset
 from multihot.scoring.metrics import compute_metrics
 from multihot.scoring.thresholds import Thresholds, tune_thresholds
 
-# What the benchmark sets on top of the library defaults (issue 3 asks to state them).
-MULTIHOT_FLAGS: dict = {
-    "encoder": "scratch-mini",
-    "epochs": 2,
-    "ensemble": 2,
-    "ensemble_pooling": ["mean", "cls"],
+# What the benchmark sets on top of the library defaults (issue 3 asks to state them), per encoder.
+MULTIHOT_FLAGS: dict[str, dict] = {
+    "scratch-mini": {
+        "encoder": "scratch-mini",
+        "epochs": 2,
+        "ensemble": 2,
+        "ensemble_pooling": ["mean", "cls"],
+    },
+    "minilm": {"encoder": "minilm", "epochs": 3},
 }
+TARGETS = {"scratch-mini": (0.50, 900), "minilm": (0.55, 3600)}
+"""Test macro F1 at least, and seconds of training and tuning at most."""
 PAPER = {
     "BERT-base (paper)": 0.46,
     "BERT-base reproduction, t=0.3": 0.503,
@@ -78,18 +84,22 @@ def summary(metrics: dict) -> dict:
 def run_multihot(train: Dataset, dev: Dataset, flags: dict, out: Path) -> tuple[Classifier, float]:
     """``Classifier.train`` with ``flags``, and its seconds (training and threshold tuning)."""
     started = time.perf_counter()
-    clf = Classifier.train(train, dev, output=out, **flags)
+    # The baseline is its own row here, timed apart.
+    clf = Classifier.train(train, dev, output=out, compare_baseline=False, **flags)
     return clf, time.perf_counter() - started
 
 
-def run_hf_recipe(clf: Classifier, train: Dataset, test: Dataset, epochs: int, out: Path):
-    """The Hugging Face recipe (``_common.hf_trainer``: the same encoder config and vocabulary,
-    plain BCE) for ``epochs``; its test probabilities (read at threshold 0.5) and training seconds."""
+def run_hf_recipe(
+    clf: Classifier, train: Dataset, dev: Dataset, test: Dataset, epochs: int, out: Path
+):
+    """The Hugging Face recipe (``_common.hf_trainer``: the same encoder config and vocabulary, or
+    the same pretrained weights, plain BCE) for ``epochs``; its dev and test probabilities (read
+    at threshold 0.5, and with per-label thresholds tuned on dev) and training seconds."""
     trainer = hf_trainer(clf, train, out, epochs=epochs, eval_batch_size=64, log_epochs=True)
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
-    return hf_predict_proba(trainer, clf, test), seconds
+    return hf_predict_proba(trainer, clf, dev), hf_predict_proba(trainer, clf, test), seconds
 
 
 def main() -> None:
@@ -98,6 +108,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="GoEmotions directory (TSVs + labels.txt)"
+    )
+    parser.add_argument(
+        "--encoder",
+        choices=sorted(MULTIHOT_FLAGS),
+        default="scratch-mini",
+        help="scratch-mini (no download) or minilm (the packaged all-MiniLM-L6-v2)",
     )
     parser.add_argument("--quick", action="store_true", help="4000/500/500 rows, 2 epochs")
     parser.add_argument("--skip-hf", action="store_true", help="do not run the Hugging Face recipe")
@@ -115,7 +131,7 @@ def main() -> None:
     serial_tokenizers()
     setup_logging("multihot.training.loop")  # one line per evaluation
 
-    flags = dict(MULTIHOT_FLAGS, **({"epochs": 2} if args.quick else {}))
+    flags = dict(MULTIHOT_FLAGS[args.encoder], **({"epochs": 2} if args.quick else {}))
     if args.seed is not None:
         flags["seed"] = args.seed
     print(machine_line(describe_machine()))
@@ -145,7 +161,12 @@ def main() -> None:
 
     hf_probs = None
     if not args.skip_hf:
-        hf_probs, hf_seconds = run_hf_recipe(clf, train, test, flags["epochs"], runs / "hf")
+        hf_dev, hf_probs, hf_seconds = run_hf_recipe(
+            clf, train, dev, test, flags["epochs"], runs / "hf"
+        )
+        hf_thresholds = tune_thresholds(
+            dev_targets, hf_dev, strategy="per-label", min_support=clf.config.train.min_support
+        )
         print(f"HF recipe: trained in {hf_seconds:.0f}s")
 
     # ---- the test split, read once, from here on
@@ -165,6 +186,11 @@ def main() -> None:
             "seconds": hf_seconds,
         }
         per_label["HF recipe"] = metrics["per_label"]
+        metrics = hf_thresholds.metrics(test_targets, hf_probs, clf.label_names)
+        results["HF recipe, per-label thresholds tuned on dev"] = {
+            **summary(metrics),
+            "seconds": hf_seconds,
+        }
 
     # What each threshold strategy adds, tuned on dev, measured on test, same multihot model.
     strategies = {
@@ -216,8 +242,13 @@ def main() -> None:
     for name in clf.label_names:
         row = " | ".join(f"{per_label[c][name]['f1']:.3f}" for c in columns)
         print(f"| {name} | {ours['per_label'][name]['support']} | {row} |")
-    target = met(results["multihot " + flags["encoder"]]["macro_f1"] >= 0.50 and seconds <= 900)
-    print(f"\ntarget (test macro F1 >= 0.50 in <= 900 s of training + tuning): {target}")
+    f1_target, seconds_target = TARGETS[args.encoder]
+    ours_f1 = results["multihot " + flags["encoder"]]["macro_f1"]
+    target = met(ours_f1 >= f1_target and seconds <= seconds_target)
+    print(
+        f"\ntarget (test macro F1 >= {f1_target:.2f} in <= {seconds_target} s of training + "
+        f"tuning): {target} ({ours_f1:.4f} in {seconds:.0f} s)"
+    )
     if args.json:
         write_json(
             args.json,

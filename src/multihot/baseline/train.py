@@ -12,7 +12,7 @@ from multihot.artifacts.runs import save_linear_run
 from multihot.baseline.linear import BaselineConfig, TfidfLogistic
 from multihot.core.config import RunConfig
 from multihot.data.labels import LabelSet
-from multihot.data.prepare import DataLike, prepare_data
+from multihot.data.prepare import DataLike, PreparedData, prepare_data
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import Thresholds, finish_validation
 
@@ -51,11 +51,25 @@ def train_baseline(
         >>> run.metrics["validation"]["macro_f1"]  # doctest: +SKIP
         0.45
     """
-    baseline = baseline or BaselineConfig()
     config = (config or RunConfig()).override(encoder=TfidfLogistic.kind, **overrides)
     if output is not None:
         check_output_dir(Path(output))
-    data = prepare_data(train, val, config)
+    run = fit_baseline(prepare_data(train, val, config), config, baseline)
+    if output is not None:
+        save_linear_run(
+            output, vocabulary=run.model.vocabulary, arrays=run.model.arrays(),
+            baseline=run.model.config_dict(), config=config, labels=run.labels,
+            thresholds=run.thresholds, metrics=run.metrics, history=run.history,
+        )  # fmt: skip
+    return run
+
+
+def fit_baseline(
+    data: PreparedData, config: RunConfig, baseline: BaselineConfig | None = None
+) -> BaselineRun:
+    """Fit the baseline on prepared data (its train and validation rows as they are) and tune its
+    thresholds on the validation rows with ``config.train``'s settings; nothing is saved."""
+    baseline = baseline or BaselineConfig()
     started = time.perf_counter()
     model = TfidfLogistic.fit(
         data.train.texts, data.train_targets, baseline, seed=config.train.seed
@@ -68,11 +82,4 @@ def train_baseline(
     overall = {k: v for k, v in metrics["validation"].items() if k != "per_label"}
     metrics["baseline"] = {"seconds": seconds, "num_features": len(model.vocabulary)}
     history = [{"step": 0, "epoch": 1.0, **overall, "seconds": seconds}]
-    run = BaselineRun(model, data.labels, thresholds, config, metrics, history)
-    if output is not None:
-        save_linear_run(
-            output, vocabulary=model.vocabulary, arrays=model.arrays(),
-            baseline=model.config_dict(), config=config, labels=run.labels,
-            thresholds=thresholds, metrics=metrics, history=history,
-        )  # fmt: skip
-    return run
+    return BaselineRun(model, data.labels, thresholds, config, metrics, history)

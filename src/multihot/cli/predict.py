@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -14,9 +15,12 @@ from multihot.cli.app import (
     app,
     err,
     friendly,
+    out,
     relaunch,
 )  # fmt: skip
 from multihot.core.errors import MultihotError
+
+FORMATS = ("auto", "json", "text")
 
 
 @app.command()
@@ -36,8 +40,16 @@ def predict(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Output .jsonl or .csv (default: JSONL on stdout)."),
+        typer.Option("--output", "-o", help="Output .jsonl or .csv (default: stdout)."),
     ] = None,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="Stdout: auto (text on a terminal, else JSON lines), json, or text (the labels "
+            "that fired and the near misses, with thresholds). With -o its suffix decides.",
+        ),
+    ] = "auto",
     batch_size: BatchSize = 64,
     precision: Annotated[
         str,
@@ -69,11 +81,28 @@ def predict(
         raise MultihotError("give either an INPUT file (or '-') or --text, not both or neither")
     if onnx_model is not None and backend != "onnx":
         raise MultihotError("--onnx-model needs --backend onnx")
+    if output_format not in FORMATS:
+        raise MultihotError(
+            f"--format: expected one of {', '.join(FORMATS)}, got {output_format!r}"
+        )
+    if output is not None and output_format == "text":
+        # A file gets the format its suffix names, for programs; the text form is for reading.
+        raise MultihotError(
+            f"--format text is for reading, not for -o {output}: leave out -o and redirect "
+            "stdout to keep the text form (--format text > predictions.txt)"
+        )
     launched = distributed.is_launched()
     if (processes > 1 or launched) and input_file == "-":
         raise MultihotError("several processes cannot share stdin ('-'); give the texts as a file")
     if output is not None:  # in every process, before any of them waits on the others
-        check_output_path(output, inputs=[input_file] if input_file not in (None, "-") else [])
+        fmt = check_output_path(
+            output, inputs=[input_file] if input_file not in (None, "-") else []
+        )
+        if output_format == "json" and fmt != "jsonl":
+            raise MultihotError(
+                f"--format json: -o {output} writes {fmt} (its suffix decides); name a .jsonl "
+                "file or leave out --format"
+            )
     if processes > 1 and not launched:
         relaunch(ctx, processes)
     main_process = distributed.state().is_main_process if launched else True
@@ -92,8 +121,29 @@ def predict(
         for _ in results:  # computes this process's share of each batch; the first one writes
             pass
         return
+    if output is None and (
+        output_format == "text" or (output_format == "auto" and sys.stdout.isatty())
+    ):
+        print_text(results, predictor.label_names, predictor.thresholds.values)
+        return
     with open_writer(output, predictor.label_names) as writer:
         for texts, probs, labels in results:
             writer.write(texts, probs, labels)
     if output is not None:
         err.print(f"wrote {writer.count} predictions to {output}")
+
+
+def print_text(results, label_names: list[str], thresholds) -> None:
+    """Each text's block (:func:`multihot.cli.render.render_prediction`), a blank line between."""
+    from multihot.cli.render import render_prediction
+
+    first = True
+    for texts, probs, labels in results:
+        for text, row, fired in zip(texts, probs, labels, strict=True):
+            if not first:
+                out.print()
+            first = False
+            block = render_prediction(
+                text, label_names, row, thresholds, fired, text_width=max(out.width, 40)
+            )
+            out.print(block, soft_wrap=True)

@@ -7,6 +7,7 @@ from typing import Any
 from rich.table import Table
 
 from multihot.cli.app import out
+from multihot.scoring.metrics import metric_is_better
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -65,6 +66,29 @@ def print_train_report(clf) -> None:
         clf.metrics["validation"],
         title=f"validation ({best[0]['metric']} best at epoch {epochs}{members})",
     )
+    print_baseline_comparison(clf.metrics, best[0]["metric"])
+
+
+def print_baseline_comparison(metrics: dict[str, Any], metric: str) -> None:
+    """The model beside the linear baseline fitted on the same split, and which one wins."""
+    baseline = metrics.get("linear_baseline")
+    if not baseline or "error" in baseline:
+        return
+    model = metrics["validation"]
+    names = list(dict.fromkeys([metric, "macro_f1", "micro_f1"]))
+    table = Table(title="validation, beside the linear baseline on the same split",
+                  title_justify="left")  # fmt: skip
+    for col in ("", "this model", f"baseline (TF-IDF + LR, {baseline['seconds']:.0f} s)"):
+        table.add_column(col, justify="right" if col else "left")
+    for name in names:
+        table.add_row(name, fmt(model.get(name)), fmt(baseline.get(name)))
+    out.print(table)
+    if metric_is_better(metric, baseline[metric], model[metric]):
+        out.print(
+            f"[bold]The linear baseline beats this model on validation {metric} "
+            f"({fmt(baseline[metric])} against {fmt(model[metric])}).[/bold] Try more epochs, a "
+            "pretrained encoder (--encoder minilm), or use `multihot baseline`."
+        )
 
 
 def print_threshold_changes(names: list[str], before, after) -> None:

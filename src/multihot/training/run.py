@@ -9,14 +9,17 @@ killed run continues where it stopped and ends as the uninterrupted run would ha
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from multihot.artifacts.rundir import check_output_dir
 from multihot.artifacts.transformer import save_transformer_run
+from multihot.baseline.linear import TfidfLogistic
+from multihot.baseline.train import fit_baseline
 from multihot.core import distributed
-from multihot.core.config import RunConfig
+from multihot.core.config import AUTO_STEPS, RunConfig, auto_epochs
 from multihot.core.errors import ConfigError, RunDirError
 from multihot.data.batching import TokenizedDataset
 from multihot.data.encoding import tokenize
@@ -91,6 +94,7 @@ def train_run(
     # Before anything is written (fit checks it too, for callers of fit alone).
     distributed.check_batch_split(config.train.batch_size, distributed.state().num_processes)
     data = prepare_data(train, val, config)
+    config = _resolve_epochs(config, len(data.train))
     set_seed(config.train.seed)
     m = config.model
     encoder, tokenizer, encoder_config = build_encoder(
@@ -117,6 +121,8 @@ def train_run(
         members.append(model)
         results.append(result)
     run = _assemble(setup, members, results)
+    if config.train.compare_baseline:
+        run.metrics["linear_baseline"] = compare_with_baseline(data, config)
     if output is not None:
         # Launched over several processes, every one ends with the same model; one writes it.
         # The save replaces the whole directory: the checkpoints go with it.
@@ -162,6 +168,21 @@ def resolve_config(config: RunConfig | None, overrides: dict[str, Any]) -> RunCo
         # Random weights need far larger steps than fine-tuning a pretrained encoder.
         config = config.override(lr=4e-4 if is_scratch(config.model.encoder) else 5e-5)
     return config
+
+
+def _resolve_epochs(config: RunConfig, num_texts: int) -> RunConfig:
+    """``config`` with ``epochs`` set: as given, or :func:`auto_epochs` for the training data."""
+    t = config.train
+    if t.epochs is not None:
+        return config
+    epochs = auto_epochs(num_texts, t.batch_size, t.grad_accum)
+    logger.info(
+        "training for up to %d epochs (about %d optimiser steps on %d texts)%s",
+        epochs, AUTO_STEPS, num_texts,
+        f"; early stopping after {t.patience} evaluations without improvement"
+        if t.patience else "",
+    )  # fmt: skip
+    return config.override(epochs=epochs)
 
 
 def _cap_max_length(config: RunConfig, encoder, tokenizer) -> RunConfig:
@@ -350,6 +371,20 @@ def _assemble(
         backend.model, setup.tokenizer, setup.encoder_config, data.labels, thresholds,
         setup.config, metrics, history,
     )  # fmt: skip
+
+
+def compare_with_baseline(data: PreparedData, config: RunConfig) -> dict[str, Any]:
+    """The linear baseline fitted on the same train and validation rows, thresholds tuned the same
+    way: its validation scores (overall), and its seconds. A baseline that cannot be fitted is
+    reported, not raised: the model it is compared with is trained already."""
+    started = time.perf_counter()
+    try:
+        baseline = fit_baseline(data, config.override(encoder=TfidfLogistic.kind))
+    except (ValueError, MemoryError) as err:
+        logger.warning("the linear baseline could not be fitted for comparison: %s", err)
+        return {"error": str(err)}
+    scores = {k: v for k, v in baseline.metrics["validation"].items() if k != "per_label"}
+    return {**scores, "seconds": round(time.perf_counter() - started, 2)}
 
 
 def _best_record(result: TrainResult, metric: str) -> dict[str, Any]:
