@@ -18,12 +18,21 @@ tuning are not counted. Dev macro F1 is printed for every side at threshold 0.5 
 thresholds tuned on dev the way multihot tunes them (both on dev itself: the same optimism for all).
 A BERT-base-shaped section (scratch-base, random weights) times a few training steps on each side.
 
+A MiniLM section runs the same comparison (the same two Trainer configurations, ``--epochs``, dev
+and F1 columns) on the packaged pretrained all-MiniLM-L6-v2 (BERT, 6 layers x 384, 22M parameters,
+its own 30,522-piece vocabulary; ``encoder="minilm"``) on 10,000 rows of train: both sides start
+from the same pretrained weights with a new linear head (``hf_model`` in _common.py). multihot
+keeps its defaults for a pretrained encoder, which may give the head and the lower layers rates of
+their own; the Trainer runs ``lr`` for every weight. The section's set-up line prints both; neither
+changes the time a step takes.
+
 Commands (from the repository root):
 
-    python benchmarks/train_speed.py                  # full: all 43,410 train rows, 1 epoch (~25 min)
-    python benchmarks/train_speed.py --quick          # under two minutes: 1,500 rows, a smoke run
+    python benchmarks/train_speed.py            # full: 43,410 rows, MiniLM 10,000 (~45 min)
+    python benchmarks/train_speed.py --quick    # a smoke run of a few minutes: 1,500 rows, MiniLM 320
     python benchmarks/train_speed.py --epochs 3 --json train.json
-    python benchmarks/train_speed.py --skip-max-length --skip-base   # saves ~15 of the 25 minutes
+    python benchmarks/train_speed.py --skip-max-length --skip-base   # saves ~25 of the 45 minutes
+    python benchmarks/train_speed.py --skip-minilm                   # scratch encoders (~25 min)
 
 Issue 4 target: >= 2x the Trainer's samples/s (usual settings, same precision) with dev macro F1 no
 worse.
@@ -61,6 +70,7 @@ from _common import (
     write_json,
 )
 from transformers import TrainerCallback
+from transformers.utils import logging as hf_logging
 
 from multihot import Classifier
 from multihot.data.batching import LengthGroupedBatchSampler, default_pad_multiple
@@ -80,10 +90,12 @@ class Sizes:
     """Rows of dev for evaluation and thresholds (None: all of it)."""
     base_steps: int
     """Optimiser steps of the BERT-base-shaped section."""
+    minilm_rows: int
+    """Rows of GoEmotions train of the MiniLM section (dev: ``dev_rows``, as scratch-mini's)."""
 
 
-FULL = Sizes(None, None, 20)
-QUICK = Sizes(1500, 500, 3)
+FULL = Sizes(None, None, 20, 10_000)
+QUICK = Sizes(1500, 500, 3, 320)
 
 
 @dataclass
@@ -216,6 +228,53 @@ def train_hf(
     return timer, hf_predict_proba(trainer, clf, dev, pad_to)
 
 
+# ------------------------------------------------------------------------------ comparison
+def compare_sides(
+    train: Dataset,
+    dev: Dataset,
+    encoder: str,
+    epochs: int,
+    max_length_run: bool,
+    work: Path,
+    log,
+) -> tuple[Classifier, np.ndarray, list[Outcome]]:
+    """multihot (library defaults) on ``encoder``, then the Trainer on the run's set-up with
+    dynamic padding and, with ``max_length_run``, every text padded to ``HF_MAX_LENGTH``: the
+    multihot run, the token lengths of ``train`` and every side's outcome, multihot first."""
+    log(f"multihot: {encoder}, library defaults, {epochs} epoch(s) on {len(train)} rows")
+    clf, timer, wall = train_multihot(train, dev, epochs, encoder, work / encoder)
+    t = clf.config.train
+    n = len(train) * epochs
+    lengths = token_lengths(clf, train.texts)
+    ours = Outcome(
+        "multihot",
+        n,
+        timer.seconds,
+        clf.predict_proba(dev.texts, 2 * t.batch_size),
+        multihot_padded_tokens(lengths, t.batch_size, t.seed, epochs),
+        {"wall_seconds_incl_tokenizer_evaluation_thresholds": wall},
+    )
+    log(f"  {ours.rate:.1f} samples/s ({timer.seconds:.1f}s loop, {wall:.1f}s in all)")
+    outcomes = [ours]
+    runs: list[tuple[str, bool, int]] = [
+        (
+            "Trainer, dynamic padding",
+            False,
+            random_batch_padded_tokens(lengths, t.batch_size, t.seed, epochs),
+        )
+    ]
+    if max_length_run:
+        runs.append(("Trainer, max_length 128", True, HF_MAX_LENGTH * n))
+    for name, pad, padded in runs:
+        log(f"{name}: same encoder, tokenizer, batch size, epochs, lr, precision")
+        hf_timer, probs = train_hf(
+            clf, train, dev, work / f"hf-{encoder}", epochs=epochs, pad_to_max_length=pad
+        )
+        outcomes.append(Outcome(name, n, hf_timer.seconds, probs, padded))
+        log(f"  {outcomes[-1].rate:.1f} samples/s ({hf_timer.seconds:.1f}s loop)")
+    return clf, lengths, outcomes
+
+
 # ---------------------------------------------------------------------------------- report
 def dev_f1(clf: Classifier, dev: Dataset, probs: np.ndarray) -> tuple[float, float]:
     """Dev macro F1 at 0.5 and with thresholds tuned on dev as multihot tunes them."""
@@ -272,22 +331,67 @@ def speed_table(
     return table(headers, rows), records
 
 
+def lr_line(t) -> str:
+    """The learning rates of both sides (``t`` the run's TrainConfig): one ``lr`` for a scratch
+    encoder; for a pretrained one, multihot's head rate and layer decay beside the Trainer's one."""
+    head_lr = t.head_lr or t.lr
+    decay = 1.0 if t.layer_lr_decay is None else t.layer_lr_decay
+    if head_lr == t.lr and decay == 1.0:
+        return f"lr {t.lr}"
+    return (
+        f"lr {t.lr} (multihot: head {head_lr:g}, layer lr decay {decay:g}; Trainer: {t.lr} "
+        "for every weight)"
+    )
+
+
+def compare_section(
+    title: str,
+    clf: Classifier,
+    train: Dataset,
+    dev: Dataset,
+    lengths: np.ndarray,
+    outcomes: list[Outcome],
+    epochs: int,
+    peaks: dict[str, Any],
+) -> tuple[str, list[dict[str, Any]]]:
+    """The markdown section of :func:`compare_sides` (heading, set-up line, table), its records."""
+    t = clf.config.train
+    flops_per_sample = training_flops(
+        forward_flops(clf.encoder_config, lengths, len(clf.labels))
+    ) / len(train)
+    f1 = {o.name: dev_f1(clf, dev, o.dev_probs) for o in outcomes}
+    speeds, records = speed_table(
+        outcomes, flops_per_sample, peaks, int(lengths.sum()) * epochs, f1
+    )
+    text = (
+        f"## {title}, GoEmotions train ({len(train)} rows x {epochs} epoch(s)), "
+        f"dev {len(dev)} rows\n\nbatch size {t.batch_size}, {lr_line(t)}, precision "
+        f"{clf.metrics['precision']}, {lengths.mean():.1f} tokens per text on average, "
+        f"{flops_per_sample / 1e9:.2f} GFLOP per sample (3x forward); multihot pooling "
+        f"{clf.config.model.pooling}, loss "
+        f"{t.loss} (pos_weight {t.pos_weight}), Trainer BCE\n\n{speeds}"
+    )
+    return text, records
+
+
 # ------------------------------------------------------------------------------------ main
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="GoEmotions directory")
-    parser.add_argument("--quick", action="store_true", help="a smoke run in under two minutes")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
     parser.add_argument("--epochs", type=int, default=1, help="epochs of every side")
     parser.add_argument(
         "--skip-max-length", action="store_true", help="no run_classification.py-style run"
     )
     parser.add_argument("--skip-base", action="store_true", help="no BERT-base-shaped part")
+    parser.add_argument("--skip-minilm", action="store_true", help="no pretrained MiniLM part")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     setup_logging()
     warnings.filterwarnings("ignore", module="transformers")
+    hf_logging.disable_progress_bar()  # "Loading weights" bars of the pretrained MiniLM
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()
     log, machine, peaks = start_report()
@@ -305,57 +409,15 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="multihot-train-speed-") as tmp:
         work = Path(tmp)
-        log(
-            f"multihot: scratch-mini, library defaults, {args.epochs} epoch(s) on {len(train)} rows"
+        clf, lengths, outcomes = compare_sides(
+            train, dev, "scratch-mini", args.epochs, not args.skip_max_length, work, log
         )
-        clf, timer, wall = train_multihot(train, dev, args.epochs, "scratch-mini", work / "mini")
         t = clf.config.train
-        precision = clf.metrics["precision"]
-        n = len(train) * args.epochs
-        lengths = token_lengths(clf, train.texts)
-        ours = Outcome(
-            "multihot",
-            n,
-            timer.seconds,
-            clf.predict_proba(dev.texts, 2 * t.batch_size),
-            multihot_padded_tokens(lengths, t.batch_size, t.seed, args.epochs),
-            {"wall_seconds_incl_tokenizer_evaluation_thresholds": wall},
-        )
-        log(f"  {ours.rate:.1f} samples/s ({timer.seconds:.1f}s loop, {wall:.1f}s in all)")
-        outcomes = [ours]
-        runs: list[tuple[str, bool, int]] = [
-            (
-                "Trainer, dynamic padding",
-                False,
-                random_batch_padded_tokens(lengths, t.batch_size, t.seed, args.epochs),
-            )
-        ]
-        if not args.skip_max_length:
-            runs.append(("Trainer, max_length 128", True, HF_MAX_LENGTH * n))
-        for name, pad, padded in runs:
-            log(f"{name}: same encoder config, tokenizer, batch size, epochs, lr, precision")
-            hf_timer, probs = train_hf(
-                clf, train, dev, work / "hf", epochs=args.epochs, pad_to_max_length=pad
-            )
-            outcomes.append(Outcome(name, n, hf_timer.seconds, probs, padded))
-            log(f"  {outcomes[-1].rate:.1f} samples/s ({hf_timer.seconds:.1f}s loop)")
-
-        flops_per_sample = training_flops(
-            forward_flops(clf.encoder_config, lengths, len(clf.labels))
-        ) / len(train)
-        f1 = {o.name: dev_f1(clf, dev, o.dev_probs) for o in outcomes}
-        mini_table, records = speed_table(
-            outcomes, flops_per_sample, peaks, int(lengths.sum()) * args.epochs, f1
+        mini_section, records = compare_section(
+            "scratch-mini", clf, train, dev, lengths, outcomes, args.epochs, peaks
         )
         results["mini"] = records
-        print(
-            f"\n## scratch-mini, GoEmotions train ({len(train)} rows x {args.epochs} epoch(s)), "
-            f"dev {len(dev)} rows\n\nbatch size {t.batch_size}, lr {t.lr}, precision {precision}, "
-            f"{lengths.mean():.1f} tokens per text on average, "
-            f"{flops_per_sample / 1e9:.2f} GFLOP per sample (3x forward); multihot pooling "
-            f"{clf.config.model.pooling}, loss "
-            f"{t.loss} (pos_weight {t.pos_weight}), Trainer BCE\n\n{mini_table}"
-        )
+        print(f"\n{mini_section}")
 
         if not args.skip_base:
             rows = sizes.base_steps * t.batch_size
@@ -383,6 +445,24 @@ def main() -> None:
                 f"\n## BERT-base shape (scratch-base, random weights), {sizes.base_steps} steps "
                 f"of {t.batch_size} texts, first step included\n\n{base_table}"
             )
+
+        if not args.skip_minilm:
+            minilm_train = subset(train_all, sizes.minilm_rows)
+            minilm_clf, minilm_lengths, minilm_outcomes = compare_sides(
+                minilm_train, dev, "minilm", args.epochs, not args.skip_max_length, work, log
+            )
+            minilm_section, minilm_records = compare_section(
+                "MiniLM (all-MiniLM-L6-v2, pretrained)",
+                minilm_clf,
+                minilm_train,
+                dev,
+                minilm_lengths,
+                minilm_outcomes,
+                args.epochs,
+                peaks,
+            )
+            results["minilm"] = {"train_rows": len(minilm_train), "sides": minilm_records}
+            print(f"\n{minilm_section}")
 
     trainer = next(r for r in records if r["name"] == "Trainer, dynamic padding")
     speedup = records[0]["ratios"]["Trainer, dynamic padding"]

@@ -117,12 +117,13 @@ class TrainConfig:
     """Texts per optimisation step over all processes (the global batch; each process takes an
     equal slice, so it must be a multiple of their number), before gradient accumulation."""
     lr: float | None = None
-    """Peak learning rate of the encoder (default: 4e-4 for scratch encoders, 5e-5 for pretrained)."""
+    """Peak learning rate of the encoder (default: 4e-4 for scratch encoders, 1e-4 for pretrained)."""
     head_lr: float | None = None
-    """Peak learning rate of pooling and head (default: the same as lr)."""
-    layer_lr_decay: float = 1.0
+    """Peak learning rate of pooling and head (default: lr for scratch encoders, 10 x lr for
+    pretrained ones, whose head starts from random weights on top of trained ones)."""
+    layer_lr_decay: float | None = None
     """Each encoder block below the top one trains at this fraction of the rate of the block above
-    it, the embeddings lowest (1: one rate for the whole encoder)."""
+    it, the embeddings lowest (default: 1, one rate, for scratch encoders; 0.8 for pretrained)."""
     freeze_encoder_epochs: float = 0.0
     """Train only pooling and head for this many epochs (fractions allowed) before the encoder;
     the encoder's warmup starts when it is unfrozen."""
@@ -194,7 +195,7 @@ class TrainConfig:
             _check_positive("lr", self.lr)
         if self.head_lr is not None:
             _check_positive("head_lr", self.head_lr)
-        if not 0.0 < self.layer_lr_decay <= 1.0:
+        if self.layer_lr_decay is not None and not 0.0 < self.layer_lr_decay <= 1.0:
             raise ConfigError(
                 f"layer_lr_decay: expected a value in (0, 1], got {self.layer_lr_decay}"
             )

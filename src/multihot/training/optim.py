@@ -67,7 +67,7 @@ def param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, 
     """
     head_lr = config.head_lr or config.lr
     num_layers = count_layers(model)
-    decay = config.layer_lr_decay
+    decay = 1.0 if config.layer_lr_decay is None else config.layer_lr_decay
     groups: dict[tuple[bool, int, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:

@@ -164,10 +164,35 @@ def resolve_config(config: RunConfig | None, overrides: dict[str, Any]) -> RunCo
     """``config`` (default: the defaults) with ``overrides``, and the learning rate the encoder
     needs when none is given."""
     config = (config or RunConfig()).override(**overrides)
-    if config.train.lr is None:
-        # Random weights need far larger steps than fine-tuning a pretrained encoder.
-        config = config.override(lr=4e-4 if is_scratch(config.model.encoder) else 5e-5)
-    return config
+    return config.override(**pretrained_defaults(config) if not is_scratch(config.model.encoder)
+                           else scratch_defaults(config))  # fmt: skip
+
+
+SCRATCH_DEFAULTS = {"lr": 4e-4, "layer_lr_decay": 1.0}
+"""What ``lr`` and ``layer_lr_decay`` default to for a scratch encoder (head_lr: lr)."""
+PRETRAINED_DEFAULTS = {"lr": 1e-4, "head_lr_factor": 10.0, "layer_lr_decay": 0.8}
+"""For a pretrained encoder: the best of four settings on GoEmotions dev with all-MiniLM-L6-v2
+(10k training texts, 1 epoch; dev macro F1 0.375 at lr 5e-5, 0.465 with head_lr 1e-3, 0.476 at
+lr 1e-4, 0.479 at lr 1e-4, head_lr 1e-3, layer_lr_decay 0.8). head_lr is lr times the factor."""
+
+
+def scratch_defaults(config: RunConfig) -> dict[str, Any]:
+    """The optimiser settings left unset, for random weights: far larger steps than fine-tuning."""
+    t = config.train
+    return {k: v for k, v in SCRATCH_DEFAULTS.items() if getattr(t, k) is None}
+
+
+def pretrained_defaults(config: RunConfig) -> dict[str, Any]:
+    """The optimiser settings left unset, for a pretrained encoder: gentle steps for its trained
+    weights, lower still for its lower layers, larger ones for the new head."""
+    t = config.train
+    lr = t.lr if t.lr is not None else PRETRAINED_DEFAULTS["lr"]
+    chosen: dict[str, Any] = {"lr": lr}
+    if t.head_lr is None:
+        chosen["head_lr"] = lr * PRETRAINED_DEFAULTS["head_lr_factor"]
+    if t.layer_lr_decay is None:
+        chosen["layer_lr_decay"] = PRETRAINED_DEFAULTS["layer_lr_decay"]
+    return chosen
 
 
 def _resolve_epochs(config: RunConfig, num_texts: int) -> RunConfig:
