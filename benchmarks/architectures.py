@@ -6,7 +6,7 @@ its best evaluation chosen and its thresholds tuned on dev.tsv. Dev macro F1 is 
 default pooling for pretrained encoders; each variant's test figures are read once, after it is
 trained, for the table (no choice is made on them).
 
-    python benchmarks/architectures.py                      # all seven, 1 epoch each (~75 min, 2 cores)
+    python benchmarks/architectures.py                      # all seven, 1 epoch each (~35 min, 2 cores)
     python benchmarks/architectures.py --variants mean,cls  # some of them
     python benchmarks/architectures.py --rows 4000 --epochs 1 --dev-rows 500   # a smoke run
 

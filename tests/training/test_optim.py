@@ -247,10 +247,14 @@ def test_pretrained_and_scratch_encoders_get_their_own_optimiser_defaults(local_
     from multihot.core.config import RunConfig
     from multihot.training.run import resolve_config
 
-    scratch = resolve_config(None, {"encoder": "scratch-mini"}).train
-    assert (scratch.lr, scratch.head_lr, scratch.layer_lr_decay) == (4e-4, None, 1.0)
-    pretrained = resolve_config(None, {"encoder": str(local_bert)}).train
-    assert (pretrained.lr, pretrained.head_lr, pretrained.layer_lr_decay) == (1e-4, 1e-3, 0.8)
+    scratch = resolve_config(None, {"encoder": "scratch-mini"})
+    t = scratch.train
+    assert (t.lr, t.head_lr, t.layer_lr_decay, scratch.model.pooling) == (4e-4, None, 1.0, "mean")
+    pretrained = resolve_config(None, {"encoder": str(local_bert)})
+    t = pretrained.train
+    assert (t.lr, t.head_lr, t.layer_lr_decay) == (1e-4, 1e-3, 0.8)
+    assert pretrained.model.pooling == "label-attention"
+    assert resolve_config(None, {"encoder": "minilm", "pooling": "cls"}).model.pooling == "cls"
     given = resolve_config(RunConfig(), {"encoder": "minilm", "lr": 2e-5}).train
     assert given.head_lr == pytest.approx(2e-4) and given.layer_lr_decay == 0.8
     kept = resolve_config(None, {"encoder": "minilm", "head_lr": 5e-5, "layer_lr_decay": 1.0})

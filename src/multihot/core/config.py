@@ -60,8 +60,9 @@ class ModelConfig:
 
     encoder: str = "scratch-mini"
     """A Hugging Face checkpoint (hub name or local directory) or scratch-tiny|mini|small|base."""
-    pooling: str = "mean"
-    """How token states become one vector: cls, pooler, mean, max, attention, label-attention."""
+    pooling: str | None = None
+    """How token states become one vector: cls, pooler, mean, max, attention, label-attention
+    (default: mean for scratch encoders, label-attention for pretrained ones)."""
     head: str = "linear"
     """linear (dropout + one layer) or mlp (layer, GELU, dropout, layer)."""
     head_hidden: int = 256
@@ -83,11 +84,14 @@ class ModelConfig:
 
     def member_pooling(self, member: int) -> str:
         """The pooling of ensemble member ``member`` (0-based)."""
+        if self.pooling is None:
+            raise ConfigError("pooling: not resolved (a run's config always has one)")
         poolings = self.ensemble_pooling or [self.pooling]
         return poolings[member % len(poolings)]
 
     def __post_init__(self) -> None:
-        _check_choice("pooling", self.pooling, POOLINGS)
+        if self.pooling is not None:
+            _check_choice("pooling", self.pooling, POOLINGS)
         if isinstance(self.ensemble_pooling, str):
             self.ensemble_pooling = [
                 p.strip() for p in self.ensemble_pooling.split(",") if p.strip()

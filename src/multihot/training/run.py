@@ -168,8 +168,13 @@ def resolve_config(config: RunConfig | None, overrides: dict[str, Any]) -> RunCo
                            else scratch_defaults(config))  # fmt: skip
 
 
-SCRATCH_DEFAULTS = {"lr": 4e-4, "layer_lr_decay": 1.0}
-"""What ``lr`` and ``layer_lr_decay`` default to for a scratch encoder (head_lr: lr)."""
+SCRATCH_DEFAULTS = {"lr": 4e-4, "layer_lr_decay": 1.0, "pooling": "mean"}
+"""What ``lr``, ``layer_lr_decay`` and ``pooling`` default to for a scratch encoder (head_lr:
+lr)."""
+PRETRAINED_POOLING = "label-attention"
+"""The pooling dev picked for a pretrained encoder: all-MiniLM-L6-v2 on GoEmotions, 1 epoch, dev
+macro F1 0.5543 against cls 0.5529, mean 0.5502, attention + FC 256 + ReLU 0.5481, pooler 0.5428
+and max 0.5427 (``benchmarks/architectures.py``; the top three are within noise of each other)."""
 PRETRAINED_DEFAULTS = {"lr": 1e-4, "head_lr_factor": 10.0, "layer_lr_decay": 0.8}
 """For a pretrained encoder: the best of four settings on GoEmotions dev with all-MiniLM-L6-v2
 (10k training texts, 1 epoch; dev macro F1 0.375 at lr 5e-5, 0.465 with head_lr 1e-3, 0.476 at
@@ -178,8 +183,9 @@ lr 1e-4, 0.479 at lr 1e-4, head_lr 1e-3, layer_lr_decay 0.8). head_lr is lr time
 
 def scratch_defaults(config: RunConfig) -> dict[str, Any]:
     """The optimiser settings left unset, for random weights: far larger steps than fine-tuning."""
-    t = config.train
-    return {k: v for k, v in SCRATCH_DEFAULTS.items() if getattr(t, k) is None}
+    unset = {k for k in ("lr", "layer_lr_decay") if getattr(config.train, k) is None}
+    unset |= {"pooling"} if config.model.pooling is None else set()
+    return {k: v for k, v in SCRATCH_DEFAULTS.items() if k in unset}
 
 
 def pretrained_defaults(config: RunConfig) -> dict[str, Any]:
@@ -192,6 +198,8 @@ def pretrained_defaults(config: RunConfig) -> dict[str, Any]:
         chosen["head_lr"] = lr * PRETRAINED_DEFAULTS["head_lr_factor"]
     if t.layer_lr_decay is None:
         chosen["layer_lr_decay"] = PRETRAINED_DEFAULTS["layer_lr_decay"]
+    if config.model.pooling is None:
+        chosen["pooling"] = PRETRAINED_POOLING
     return chosen
 
 
