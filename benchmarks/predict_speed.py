@@ -197,6 +197,19 @@ def export_all(
     return paths, notes
 
 
+def export_or_exit(
+    run: Path, directory: Path, log: Callable[[str], None]
+) -> tuple[dict[str, Path], list[str]]:
+    """:func:`export_all` with its notes logged; an export that fails ends the script."""
+    try:
+        exports, notes = export_all(run, directory)
+    except ExportError as err:
+        raise SystemExit(f"{run}: {err}") from None
+    for note in notes:
+        log(note)
+    return exports, notes
+
+
 def minilm_run(
     data: Path, run: Path | None, sizes: Sizes, out: Path, log: Callable[[str], None]
 ) -> tuple[Path, str]:
@@ -621,12 +634,7 @@ def main() -> None:
         else:
             run = args.run
         log("exporting: Hugging Face directory, ONNX fp32, ONNX int8 (parity-checked)")
-        try:
-            exports, notes = export_all(run, work / "exports")
-        except ExportError as err:
-            raise SystemExit(f"{run}: {err}") from None
-        for note in notes:
-            log(note)
+        exports, notes = export_or_exit(run, work / "exports", log)
 
         log(f"scoring {len(texts)} texts with every side")
         mini_table, records = measure_model(
@@ -667,12 +675,7 @@ def main() -> None:
             minilm_repeats = args.repeats or sizes.minilm_repeats
             minilm, source = minilm_run(args.data, args.minilm_run, sizes, work / "minilm", log)
             log("MiniLM: exporting: Hugging Face directory, ONNX fp32, ONNX int8 (parity-checked)")
-            try:
-                minilm_exports, notes = export_all(minilm, work / "minilm-exports")
-            except ExportError as err:
-                raise SystemExit(f"{minilm}: {err}") from None
-            for note in notes:
-                log(note)
+            minilm_exports, notes = export_or_exit(minilm, work / "minilm-exports", log)
             log(f"MiniLM: scoring {len(minilm_texts)} texts with every side")
             minilm_table, minilm_records = measure_model(
                 minilm, minilm_exports, minilm_texts, args.batch_size, minilm_repeats, peaks, log
