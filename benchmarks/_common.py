@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from multihot import Classifier
 from multihot.core.precision import cpu_supports_bf16, default_device
 from multihot.data.encoding import tokenize
 from multihot.data.readers import Dataset, read_goemotions
@@ -328,6 +329,29 @@ def met(ok: bool) -> str:
 
 
 # ---------------------------------------------------------------------- Hugging Face recipes
+def train_pooler_run(
+    data: Path,
+    train_rows: int | None,
+    val_rows: int | None,
+    out: Path,
+    encoder: str = "scratch-mini",
+) -> Path:
+    """A pooler + linear run on ``encoder``: one epoch on ``train_rows`` rows of train (None: all),
+    thresholds on ``val_rows`` rows of dev."""
+    train, _ = load_goemotions(data, "train")
+    dev, _ = load_goemotions(data, "dev")
+    Classifier.train(
+        subset(train, train_rows),
+        subset(dev, val_rows),
+        encoder=encoder,
+        pooling="pooler",
+        head="linear",
+        epochs=1,
+        output=out,
+    )
+    return out
+
+
 def hf_config(encoder_config: dict[str, Any], labels):
     """The transformers config of a multihot run's encoder (``encoder_config``) with its
     ``labels`` (a :class:`multihot.data.labels.LabelSet`) and

@@ -62,6 +62,7 @@ from _common import (
     subset,
     table,
     token_lengths,
+    train_pooler_run,
     write_json,
 )
 from transformers.utils import logging as hf_logging
@@ -125,29 +126,6 @@ class Side:
 
 
 # -------------------------------------------------------------------------------------- model
-def train_run(
-    data: Path,
-    train_rows: int | None,
-    val_rows: int | None,
-    out: Path,
-    encoder: str = "scratch-mini",
-) -> Path:
-    """A pooler + linear run on ``encoder``: one epoch on ``train_rows`` rows of train (None: all),
-    thresholds on ``val_rows`` rows of dev."""
-    train, _ = load_goemotions(data, "train")
-    dev, _ = load_goemotions(data, "dev")
-    Classifier.train(
-        subset(train, train_rows),
-        subset(dev, val_rows),
-        encoder=encoder,
-        pooling="pooler",
-        head="linear",
-        epochs=1,
-        output=out,
-    )
-    return out
-
-
 def base_run(run: Path, out: Path, hf_dir: Path) -> Path:
     """A BERT-base-shaped run (random weights) with the labels, thresholds and tokenizer of ``run``,
     and the same weights as a Hugging Face directory in ``hf_dir``.
@@ -222,7 +200,7 @@ def minilm_run(
     rows, val_rows = sizes.minilm_train_rows, sizes.val_rows
     log(f"MiniLM: training minilm (pooler + linear), 1 epoch on {rows} rows of train")
     started = time.perf_counter()
-    train_run(data, rows, val_rows, out, encoder="minilm")
+    train_pooler_run(data, rows, val_rows, out, encoder="minilm")
     seconds = time.perf_counter() - started
     return out, (
         f"encoder minilm trained here: 1 epoch on {rows} rows of train, thresholds on "
@@ -630,7 +608,7 @@ def main() -> None:
         if args.run is None:
             rows = sizes.train_rows or "all"
             log(f"training scratch-mini (pooler + linear), 1 epoch on {rows} rows of train")
-            run = train_run(args.data, sizes.train_rows, sizes.val_rows, work / "run")
+            run = train_pooler_run(args.data, sizes.train_rows, sizes.val_rows, work / "run")
         else:
             run = args.run
         log("exporting: Hugging Face directory, ONNX fp32, ONNX int8 (parity-checked)")

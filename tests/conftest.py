@@ -18,7 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # with a bare AssertionError instead of pytest's account of the values.
 pytest.register_assert_rewrite("helpers")
 
-from helpers import TINY, TOY_LABELS, TOY_TEXTS, invoke, write_jsonl  # noqa: E402
+from helpers import TINY, TOY_LABELS, TOY_TEXTS, copy_run, invoke, write_jsonl  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +36,17 @@ def toy_run(tmp_path_factory, toy_file):
         toy_file, toy_file, output=out, epochs=30, lr=2e-3, batch_size=4, warmup_ratio=0.0, **TINY
     )
     return clf, out
+
+
+@pytest.fixture(scope="session")
+def onnx_run(toy_run, tmp_path_factory):
+    """A copy of the toy run (so the session's run stays as it was) with model.onnx exported:
+    ``(classifier, run directory, export result)``."""
+    from multihot import export as exporting
+
+    clf, src = toy_run
+    run = copy_run(src, tmp_path_factory.mktemp("export") / "toy")
+    return clf, run, exporting.export_onnx(run)
 
 
 @pytest.fixture(scope="session")

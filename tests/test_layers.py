@@ -25,6 +25,7 @@ LAYERS = [
     "training",  # the loop, checkpoints, losses, the run's training
     "classifier",  # the facade
     "export",  # ONNX and Hugging Face
+    "serve",  # the HTTP API, its batcher, the page, the client
     "cli",  # the command line
 ]
 # Modules at the package root that are not a layer of their own.

@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Classifier": "multihot.classifier",
+    "Client": "multihot.serve.client",
     "Predictor": "multihot.inference.predictor",
     "DataConfig": "multihot.core.config",
     "ModelConfig": "multihot.core.config",
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from multihot.core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from multihot.core.errors import MultihotError
     from multihot.inference.predictor import Predictor
+    from multihot.serve.client import Client
 
 
 def __getattr__(name: str) -> Any:
@@ -42,6 +44,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Classifier",
+    "Client",
     "DataConfig",
     "ModelConfig",
     "MultihotError",

@@ -18,14 +18,6 @@ from multihot.export import parity as parity_check
 
 
 @pytest.fixture(scope="module")
-def onnx_run(toy_run, tmp_path_factory):
-    """A copy of the toy run (so the session's run stays as it was) with model.onnx exported."""
-    clf, src = toy_run
-    run = copy_run(src, tmp_path_factory.mktemp("export") / "toy")
-    return clf, run, exporting.export_onnx(run)
-
-
-@pytest.fixture(scope="module")
 def pooler_run(toy_file, tmp_path_factory):
     """A tiny BERT with pooling 'pooler' and a linear head: exactly BertForSequenceClassification."""
     out = tmp_path_factory.mktemp("runs") / "pooler"

@@ -203,6 +203,26 @@ def read_run_files(path: str | Path, *, for_onnx: bool = False) -> RunFiles:
     return RunFiles(path, kind, config, labels, thresholds, raw, metrics, history)
 
 
+def model_id(files: RunFiles, model_file: str | Path | None = None) -> str:
+    """A name for the model a run directory holds: the directory's name and the first 12 hex
+    digits of a SHA-256 over config.json, labels.json, thresholds.json and ``model_file`` (the
+    weights by default). Re-tuned thresholds or another export give another id.
+
+    Example:
+        >>> model_id(read_run_files("runs/emotions"))  # doctest: +SKIP
+        'emotions@3f9a0c2b71de'
+    """
+    digest = hashlib.sha256()
+    model = Path(model_file) if model_file is not None else files.path / WEIGHTS
+    for path in (files.path / "config.json", files.path / "labels.json",
+                 files.path / THRESHOLDS, model):  # fmt: skip
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return f"{files.path.name}@{digest.hexdigest()[:12]}"
+
+
 # ----------------------------------------------------------------------------------- writing
 def config_json(kind: str, config: RunConfig, num_labels: int, **info: Any) -> str:
     return dumps(

@@ -138,6 +138,16 @@ class TfidfLogistic:
         """Probabilities of shape ``(n_texts, num_labels)``."""
         return sigmoid(self.predict_logits(texts))
 
+    def encode(self, texts: Sequence[str]) -> list[str]:
+        """The checked texts: a linear model computes from the text itself."""
+        return check_texts(texts)
+
+    def predict_proba_encoded(
+        self, texts: list[str], batch_size: int = 64, precision: str = "auto"
+    ) -> np.ndarray:
+        """:meth:`predict_proba` of texts already encoded (:meth:`encode`)."""
+        return sigmoid(self.logits(texts))
+
     def config_dict(self) -> dict[str, Any]:
         """The settings, as config.json's ``baseline`` section holds them."""
         return dataclasses.asdict(self.config)

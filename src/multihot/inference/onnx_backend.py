@@ -197,16 +197,28 @@ class OnnxBackend:
         session: an onnxruntime session from :func:`onnx_session`.
         tokenizer: the run's tokenizer.
         max_length: the run's ``max_length``.
+        path: the graph's file.
     """
 
     kind = "onnx"
 
-    def __init__(self, session, tokenizer, max_length: int):
+    def __init__(self, session, tokenizer, max_length: int, path: Path | None = None):
         self.session, self.tokenizer, self.max_length = session, tokenizer, max_length
+        self.path = path
+        """The graph's file, where it was loaded from one."""
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """The token ids of checked texts, truncated to ``max_length``."""
+        return encode(self.tokenizer, texts, self.max_length)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64, precision: str = "auto"):
         """Probabilities of shape ``(n_texts, num_labels)``, rows in input order."""
-        ids = encode(self.tokenizer, texts, self.max_length)
+        return self.predict_proba_encoded(self.encode(texts), batch_size, precision)
+
+    def predict_proba_encoded(
+        self, ids: list[list[int]], batch_size: int = 64, precision: str = "auto"
+    ) -> np.ndarray:
+        """:meth:`predict_proba` of texts already encoded (:meth:`encode`)."""
         if not ids:
             return np.zeros((0, onnx_num_labels(self.session)), dtype=np.float32)
         return onnx_probabilities(
@@ -234,4 +246,5 @@ def load_onnx_backend(files: RunFiles, onnx_path: str | Path | None = None) -> O
     session = onnx_session(path)
     _check_graph_matches_run(session, path, files.labels, files.thresholds, run)
     max_length = files.config.model.max_length
-    return OnnxBackend(session, RustTokenizer.from_dir(run / TOKENIZER, max_length), max_length)
+    tokenizer = RustTokenizer.from_dir(run / TOKENIZER, max_length)
+    return OnnxBackend(session, tokenizer, max_length, path)

@@ -4,7 +4,9 @@
 labels, the run's thresholds (thresholds.json), the run's tokenizer and ``max_length``, texts batched
 by length with dynamic padding and put back in input order.
 
-Backends (each has ``kind`` and ``predict_proba(texts, batch_size, precision)``):
+Backends (each has ``kind``, ``predict_proba(texts, batch_size, precision)``, and the same in two
+steps, ``encode(texts)`` then ``predict_proba_encoded(encoded, batch_size, precision)``, so a server
+can encode each request as it comes and compute many requests' texts in one forward pass):
 
 - :class:`multihot.inference.torch_backend.TorchBackend`: a transformer run's weights;
 - :class:`multihot.baseline.linear.TfidfLogistic`: a linear baseline run;
@@ -15,13 +17,14 @@ Backends (each has ``kind`` and ``predict_proba(texts, batch_size, precision)``)
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from multihot.artifacts.runs import RunFiles, read_linear_model, read_run_files
+from multihot.artifacts.runs import RunFiles, model_id, read_linear_model, read_run_files
 from multihot.baseline.linear import BaselineConfig, TfidfLogistic
 from multihot.core import distributed
 from multihot.core.config import RunConfig
@@ -83,7 +86,10 @@ class Predictor:
         backend: str,
         engine,
         precision: str = "auto",
+        files: RunFiles | None = None,
     ):
+        self.files = files
+        """The run directory's files (metrics, config.json as read), when loaded from one."""
         self.labels = labels
         self.thresholds = thresholds
         self.config = config
@@ -128,12 +134,34 @@ class Predictor:
                 )
             files = read_run_files(run_dir, for_onnx=True)
             engine = load_onnx_backend(files, onnx_path)
-        return cls(files.labels, files.thresholds, files.config, backend, engine, precision)
+        return cls(files.labels, files.thresholds, files.config, backend, engine, precision, files)
+
+    @functools.cached_property
+    def model_id(self) -> str | None:
+        """:func:`multihot.artifacts.runs.model_id` of the run and the model file in use (the
+        ONNX graph for that backend); None for a predictor not loaded from a run directory."""
+        if self.files is None:
+            return None
+        return model_id(self.files, getattr(self.engine, "path", None))
 
     # --------------------------------------------------------------------------------- prediction
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Probabilities of shape ``(n_texts, num_labels)``; column ``j`` is ``label_names[j]``."""
         return self.engine.predict_proba(texts, batch_size, self.precision)
+
+    def encode(self, texts: Sequence[str]) -> list:
+        """What the engine computes from, one entry per text: token ids (the text itself for a
+        linear baseline). Checks the texts (:func:`multihot.data.encoding.check_texts`)."""
+        return self.engine.encode(texts)
+
+    @staticmethod
+    def token_count(encoded) -> int:
+        """The tokens one encoded text (:meth:`encode`) costs a forward pass (words for a baseline)."""
+        return len(encoded) if isinstance(encoded, list) else len(encoded.split())
+
+    def predict_proba_encoded(self, encoded: list, batch_size: int = 64) -> np.ndarray:
+        """:meth:`predict_proba` of texts already encoded (:meth:`encode`); the same probabilities."""
+        return self.engine.predict_proba_encoded(encoded, batch_size, self.precision)
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[list[str]]:
         """Label names per text, with the run's thresholds applied."""

@@ -75,12 +75,22 @@ class TorchBackend:
         self.model.to(self.device).eval()
         self._copies: dict[str, tuple[torch.nn.Module, str]] = {}
 
+    def encode(self, texts) -> list[list[int]]:
+        """The token ids of checked texts, truncated to ``max_length``: what
+        :meth:`predict_proba_encoded` computes from."""
+        return encode(self.tokenizer, texts, self.max_length)
+
     def predict_logits(self, texts, batch_size: int = 64, precision: str = "auto") -> np.ndarray:
         """Logits of shape ``(n_texts, num_labels)``, rows in input order.
 
         ``precision="auto"`` is bf16 where the processor supports it (about 1e-2 from fp32).
         """
-        ids = encode(self.tokenizer, texts, self.max_length)
+        return self.logits_encoded(self.encode(texts), batch_size, precision)
+
+    def logits_encoded(
+        self, ids: list[list[int]], batch_size: int = 64, precision: str = "auto"
+    ) -> np.ndarray:
+        """:meth:`predict_logits` of texts already encoded (:meth:`encode`)."""
         precision = resolve_precision(precision, self.device)
         if precision not in self._copies:
             self._copies[precision] = inference_copy(self.model, self.device, precision)
@@ -93,3 +103,9 @@ class TorchBackend:
     def predict_proba(self, texts, batch_size: int = 64, precision: str = "auto") -> np.ndarray:
         """Probabilities of shape ``(n_texts, num_labels)``."""
         return sigmoid(self.predict_logits(texts, batch_size, precision))
+
+    def predict_proba_encoded(
+        self, ids: list[list[int]], batch_size: int = 64, precision: str = "auto"
+    ) -> np.ndarray:
+        """:meth:`predict_proba` of texts already encoded (:meth:`encode`)."""
+        return sigmoid(self.logits_encoded(ids, batch_size, precision))

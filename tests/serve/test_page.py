@@ -1,0 +1,59 @@
+"""The page at ``/`` in a real browser: type a text, submit, and the bars show the API's
+probabilities. Needs headless Chromium (``.ci/run`` installs Debian's ``chromium``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import Browser, Server, chromium_or_skip, screenshot_path
+
+pytest.importorskip("fastapi")
+pytest.importorskip("websocket")
+
+TEXT = "thank you so much, I love it!"
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    browser = Browser(chromium_or_skip(), tmp_path / "profile")
+    yield browser
+    browser.close()
+
+
+def test_the_page_shows_the_apis_probabilities(toy_run, browser, tmp_path):
+    clf, run = toy_run
+    server = Server(run, "--precision", "fp32")
+    try:
+        browser.open(server.url + "/")
+        browser.wait_for("document.body.dataset.state === 'ready'")
+        assert browser.evaluate("document.getElementById('model-id').textContent").startswith(
+            "toy@"
+        )
+        rows = browser.evaluate("document.querySelectorAll('#labels tbody tr').length")
+        assert rows == len(clf.label_names)
+        browser.type("#text", TEXT)
+        browser.click("#submit")
+        browser.wait_for("document.body.dataset.state === 'answered'")
+        shown = browser.evaluate(
+            "JSON.stringify([...document.querySelectorAll('#bars .row')].map(r => "
+            "[r.dataset.label, Number(r.dataset.prob), r.classList.contains('fired')]))"
+        )
+        _, _, answer = server.post({"texts": [TEXT], "return_probs": True})
+        expected = answer["predictions"][0]
+        shown = json.loads(shown)
+        assert [name for name, _, _ in shown] == clf.label_names
+        for name, prob, fired in shown:
+            assert prob == pytest.approx(expected["probs"][name], abs=1e-9)
+            assert fired == (name in expected["labels"])
+        chips = browser.evaluate(
+            "[...document.querySelectorAll('#fired .chip')].map(c => c.textContent)"
+        )
+        assert chips == expected["labels"]
+        shot = browser.screenshot(screenshot_path(tmp_path, "serve-page.png"))
+        assert shot.stat().st_size > 10_000
+        print(f"screenshot: {shot}")
+        assert browser.errors == [], browser.errors
+    finally:
+        server.stop()
