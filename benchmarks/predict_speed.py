@@ -24,6 +24,7 @@ Commands (from the repository root):
     python benchmarks/predict_speed.py --quick             # a few minutes: a smoke run
     python benchmarks/predict_speed.py --skip-stream --skip-base   # scratch-mini and MiniLM only
     python benchmarks/predict_speed.py --minilm-run runs/emo-minilm  # a pooler + linear MiniLM run
+    python benchmarks/predict_speed.py --only-minilm       # the MiniLM part alone
     python benchmarks/predict_speed.py --json predict.json # also save the results
     python benchmarks/predict_speed.py --run runs/emotions # an existing pooler + linear run
     python benchmarks/predict_speed.py --backend onnx-int8 # stream with the int8 ONNX graph
@@ -560,6 +561,51 @@ def verdict(records: list[dict[str, Any]], stream: list[dict[str, Any]]) -> list
 
 
 # ----------------------------------------------------------------------------------------- main
+def measure_scratch(args, sizes, texts, repeats, stream_rows, peaks, work, results, log):
+    """The scratch-mini part (and streaming and BERT-base, unless skipped): its records and the
+    streaming runs, for the issue's targets."""
+    if args.run is None:
+        rows = sizes.train_rows or "all"
+        log(f"training scratch-mini (pooler + linear), 1 epoch on {rows} rows of train")
+        run = train_pooler_run(args.data, sizes.train_rows, sizes.val_rows, work / "run")
+    else:
+        run = args.run
+    log("exporting: Hugging Face directory, ONNX fp32, ONNX int8 (parity-checked)")
+    exports, notes = export_or_exit(run, work / "exports", log)
+
+    log(f"scoring {len(texts)} texts with every side")
+    mini_table, records = measure_model(run, exports, texts, args.batch_size, repeats, peaks, log)
+    results["mini"] = {"sides": records, "notes": notes}
+    print(f"\n## scratch-mini (pooler + linear), GoEmotions test\n\n{mini_table}")
+    print("".join(f"\n{note}" for note in notes))
+
+    stream: list[dict[str, Any]] = []
+    if not args.skip_stream:
+        log("streaming: multihot predict in a subprocess")
+        train, _ = load_goemotions(args.data, "train")
+        stream_table, stream = measure_streaming(
+            run, exports, args.backend, train.texts, stream_rows, work, log
+        )
+        results["streaming"] = {"backend": args.backend, "runs": stream}
+        print(f"\n## streaming prediction, peak memory\n\n{stream_table}")
+
+    if not args.skip_base:
+        log("BERT-base shape: building, exporting to ONNX, scoring")
+        base = base_run(run, work / "base", work / "base-exports" / "hf")
+        base_exports, notes = export_all(base, work / "base-exports", hf=False, int8=not args.quick)
+        base_exports["hf"] = work / "base-exports" / "hf"
+        if args.quick:
+            notes.append("no onnx int8 row in --quick (quantizing BERT-base takes a while)")
+        base_table, base_records = measure_model(
+            base, base_exports, texts[: sizes.base_texts], args.batch_size, 1, peaks, log
+        )
+        results["base"] = {"sides": base_records, "notes": notes}
+        print(f"\n## BERT-base shape (scratch-base, random weights)\n\n{base_table}")
+        print("".join(f"\n{note}" for note in notes))
+
+    return records, stream
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -589,8 +635,13 @@ def main() -> None:
     parser.add_argument("--skip-stream", action="store_true", help="no streaming part")
     parser.add_argument("--skip-base", action="store_true", help="no BERT-base-shaped part")
     parser.add_argument("--skip-minilm", action="store_true", help="no pretrained MiniLM part")
+    parser.add_argument(
+        "--only-minilm", action="store_true", help="the MiniLM part alone (no scratch-mini target)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    if args.only_minilm and args.skip_minilm:
+        parser.error("--only-minilm and --skip-minilm exclude each other")
     setup_logging()
     hf_logging.disable_progress_bar()
     sizes = QUICK if args.quick else FULL
@@ -605,48 +656,12 @@ def main() -> None:
     texts = subset(test, sizes.texts).texts
     with tempfile.TemporaryDirectory(prefix="multihot-predict-speed-") as tmp:
         work = Path(tmp)
-        if args.run is None:
-            rows = sizes.train_rows or "all"
-            log(f"training scratch-mini (pooler + linear), 1 epoch on {rows} rows of train")
-            run = train_pooler_run(args.data, sizes.train_rows, sizes.val_rows, work / "run")
-        else:
-            run = args.run
-        log("exporting: Hugging Face directory, ONNX fp32, ONNX int8 (parity-checked)")
-        exports, notes = export_or_exit(run, work / "exports", log)
-
-        log(f"scoring {len(texts)} texts with every side")
-        mini_table, records = measure_model(
-            run, exports, texts, args.batch_size, repeats, peaks, log
-        )
-        results["mini"] = {"sides": records, "notes": notes}
-        print(f"\n## scratch-mini (pooler + linear), GoEmotions test\n\n{mini_table}")
-        print("".join(f"\n{note}" for note in notes))
-
+        records: list[dict[str, Any]] = []
         stream: list[dict[str, Any]] = []
-        if not args.skip_stream:
-            log("streaming: multihot predict in a subprocess")
-            train, _ = load_goemotions(args.data, "train")
-            stream_table, stream = measure_streaming(
-                run, exports, args.backend, train.texts, stream_rows, work, log
+        if not args.only_minilm:
+            records, stream = measure_scratch(
+                args, sizes, texts, repeats, stream_rows, peaks, work, results, log
             )
-            results["streaming"] = {"backend": args.backend, "runs": stream}
-            print(f"\n## streaming prediction, peak memory\n\n{stream_table}")
-
-        if not args.skip_base:
-            log("BERT-base shape: building, exporting to ONNX, scoring")
-            base = base_run(run, work / "base", work / "base-exports" / "hf")
-            base_exports, notes = export_all(
-                base, work / "base-exports", hf=False, int8=not args.quick
-            )
-            base_exports["hf"] = work / "base-exports" / "hf"
-            if args.quick:
-                notes.append("no onnx int8 row in --quick (quantizing BERT-base takes a while)")
-            base_table, base_records = measure_model(
-                base, base_exports, texts[: sizes.base_texts], args.batch_size, 1, peaks, log
-            )
-            results["base"] = {"sides": base_records, "notes": notes}
-            print(f"\n## BERT-base shape (scratch-base, random weights)\n\n{base_table}")
-            print("".join(f"\n{note}" for note in notes))
 
         if not args.skip_minilm:
             minilm_texts = texts[: sizes.minilm_texts]
@@ -665,7 +680,9 @@ def main() -> None:
             )
             print("".join(f"\n{note}" for note in notes))
 
-    lines = verdict(records, stream)
+    lines = (
+        verdict(records, stream) if records else ["--only-minilm: the targets are scratch-mini's"]
+    )
     if args.quick and args.run is None:
         lines.append(
             "--quick scores with a model trained one epoch on 2,000 rows (the MiniLM one on 320): "

@@ -36,3 +36,6 @@ for name, run in zip(("all-MiniLM-L6-v2, fine-tuned", "scratch-mini, from nothin
     metrics = Classifier.load(run).evaluate(test)
     print(f"{name:34} {metrics['macro_f1']:9.4f} {metrics['micro_f1']:9.4f}")
 EOF
+
+echo
+echo "To try the fine-tuned model by hand: .venv/bin/multihot serve $run  (then open http://127.0.0.1:8000/)"
