@@ -24,9 +24,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import time
-from importlib import resources
+from importlib import metadata, resources
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -36,8 +35,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from multihot import __version__
-from multihot.artifacts.rundir import library_versions
 from multihot.core.errors import MultihotError
+from multihot.core.files import json_safe
 from multihot.serve.batcher import MicroBatcher, QueueFull
 from multihot.serve.config import ServeConfig
 from multihot.serve.metrics import ServerMetrics
@@ -190,27 +189,24 @@ class ServerState:
         self.metrics.texts.inc(texts)
 
     def _model_info(self) -> dict[str, Any]:
-        p = self.predictor
-        files = p.files
-        metrics = files.metrics if files is not None else {}
-        validation = metrics.get("validation", {})
+        p, files = self.predictor, self.predictor.files
+        linear = files is not None and files.kind == "tfidf-logreg"
+        validation = files.metrics.get("validation", {}) if files is not None else {}
         return {
             "model_id": self.model_id,
             "run": files.path.name if files is not None else None,
             "kind": files.kind if files is not None else None,
             "backend": p.backend,
             "precision": p.precision,
-            "encoder": p.config.model.encoder
-            if files is None or files.kind != "tfidf-logreg"
-            else "tfidf-logreg",
+            "encoder": "tfidf-logreg" if linear else p.config.model.encoder,
             "max_length": p.config.model.max_length,
             "labels": p.label_names,
             "thresholds": dict(zip(p.label_names, map(float, p.thresholds.values), strict=True)),
             "threshold_strategy": p.thresholds.strategy,
-            "validation": _finite(validation),
+            "validation": json_safe(validation),
             "versions": {
                 "trained_with": files.raw.get("versions", {}) if files is not None else {},
-                "serving": {"multihot": __version__, **library_versions()},
+                "serving": serving_versions(p.backend),
             },
             "limits": self.config.limits(),
         }
@@ -221,15 +217,15 @@ class ServerState:
         self.ready = True
 
 
-def _finite(value):
-    """``value`` with NaN and infinities (a label without positives) as None: JSON has neither."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def serving_versions(backend: str) -> dict[str, str]:
+    """The versions of what answers requests, read from the installed packages' metadata (the
+    ONNX backend's server never imports torch)."""
+    engine = "onnxruntime" if backend == "onnx" else "torch"
+    versions = {"multihot": __version__}
+    for name in ("fastapi", "uvicorn", "tokenizers", engine):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
 
 
 def create_app(predictor, config: ServeConfig | None = None) -> FastAPI:
