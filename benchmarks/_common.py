@@ -123,6 +123,19 @@ def version(package: str) -> str:
         return "not installed"
 
 
+def proc_status_bytes(pid: int, field: str) -> int | None:
+    """A size from Linux ``/proc/PID/status`` in bytes (``VmRSS``: resident now, ``VmHWM``: the
+    peak so far), or None where the process or the field is not there."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
 def describe_machine() -> dict[str, Any]:
     """What a reader needs to compare figures across machines (and whether this one was busy)."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

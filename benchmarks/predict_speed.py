@@ -58,6 +58,7 @@ from _common import (
     load_goemotions,
     met,
     padded_tokens,
+    proc_status_bytes,
     setup_logging,
     start_report,
     subset,
@@ -436,18 +437,6 @@ def write_rows(path: Path, texts: list[str], rows: int) -> None:
             f.write("\n".join(lines[: min(len(lines), rows - start)]) + "\n")
 
 
-def peak_rss_bytes(pid: int) -> int | None:
-    """The peak resident set size of a running process so far (Linux ``VmHWM``), or None."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return None
-
-
 def predict_subprocess(run: Path, path: Path, out: Path, extra: list[str]) -> tuple[float, int]:
     """Wall seconds and peak RSS (bytes) of ``multihot predict RUN path -o out`` in a fresh process.
 
@@ -461,7 +450,7 @@ def predict_subprocess(run: Path, path: Path, out: Path, extra: list[str]) -> tu
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
         while proc.poll() is None:
-            peak = max(peak, peak_rss_bytes(proc.pid) or 0)
+            peak = max(peak, proc_status_bytes(proc.pid, "VmHWM") or 0)
             time.sleep(0.05)
         seconds = time.perf_counter() - start
         if proc.returncode:

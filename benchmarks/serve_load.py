@@ -48,6 +48,7 @@ from _common import (
     load_goemotions,
     machine_line,
     met,
+    proc_status_bytes,
     table,
     write_json,
 )
@@ -98,13 +99,7 @@ class ServerProcess:
             time.sleep(0.2)
 
     def rss_bytes(self) -> int:
-        try:
-            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 0
+        return proc_status_bytes(self.process.pid, "VmRSS") or 0
 
     def stop(self) -> None:
         self.process.terminate()

@@ -7,10 +7,19 @@ Heavy libraries are imported inside the functions that need them, so importing t
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import os
 import pathlib
 import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -142,9 +151,6 @@ class Server:
     the address it prints; waits until ``/readyz`` answers."""
 
     def __init__(self, run: Path, *flags, timeout: float = 120.0):
-        import subprocess
-        import sys
-        import time
 
         command = [
             sys.executable,
@@ -172,7 +178,6 @@ class Server:
                 self.url = line.split(" at ", 1)[1].split()[0].rstrip(";")
             if time.monotonic() > deadline:
                 raise AssertionError(f"no address within {timeout} s: {self.lines}")
-        import threading
 
         # Keep reading stderr, so a chatty server never blocks on a full pipe.
         threading.Thread(target=lambda: self.lines.extend(self.process.stderr), daemon=True).start()
@@ -183,8 +188,6 @@ class Server:
 
     def request(self, method: str, path: str, body: bytes | None = None, headers=None):
         """``(status, headers, parsed JSON or text)``; never raises on an HTTP error status."""
-        import http.client
-        import urllib.parse
 
         address = urllib.parse.urlsplit(self.url)
         connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
@@ -219,7 +222,6 @@ class Server:
 
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM, then the exit code."""
-        import signal
 
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -265,9 +267,6 @@ class Browser:
     """
 
     def __init__(self, executable: str, profile: Path, offline: bool = False):
-        import subprocess
-        import time
-        import urllib.request
 
         import websocket
 
@@ -332,7 +331,6 @@ class Browser:
 
     def wait_for(self, expression: str, timeout: float = 30.0):
         """Poll a JavaScript expression until it is truthy; its value."""
-        import time
 
         deadline = time.monotonic() + timeout
         while not (value := self.evaluate(expression)):
@@ -361,7 +359,6 @@ class Browser:
         self.send("Input.insertText", text=text)
 
     def screenshot(self, path: Path) -> Path:
-        import base64
 
         data = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
         path.write_bytes(base64.b64decode(data))

@@ -46,7 +46,8 @@ logger = logging.getLogger(__name__)
 ENDPOINTS = ("/", "/v1/predict", "/v1/labels", "/v1/model", "/healthz", "/readyz", "/metrics",
              "/docs", "/openapi.json")  # fmt: skip
 """Paths the request metrics name; every other path is counted as ``other``."""
-RETRY_AFTER_S = 1
+RETRY_AFTER = {"Retry-After": "1"}
+"""The header of every 503: try again in a second."""
 DISCONNECT_CHECK = "http.disconnect"
 
 
@@ -300,10 +301,10 @@ def create_app(predictor, config: ServeConfig | None = None) -> FastAPI:
             job = state.batcher.submit_job(encoded)
         except QueueFull as err:
             raise ApiError(503, "queue_full", f"{err}; retry later",
-                           headers={"Retry-After": str(RETRY_AFTER_S)}) from None  # fmt: skip
+                           headers=RETRY_AFTER) from None  # fmt: skip
         except RuntimeError as err:
             raise ApiError(503, "shutting_down", str(err),
-                           headers={"Retry-After": str(RETRY_AFTER_S)}) from None  # fmt: skip
+                           headers=RETRY_AFTER) from None  # fmt: skip
         gone = asyncio.ensure_future(_disconnected(request.receive))
         try:
             await asyncio.wait({job.future, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -348,7 +349,7 @@ def create_app(predictor, config: ServeConfig | None = None) -> FastAPI:
         if state.ready and not state.draining and state.batcher.alive():
             return {"status": "ready", "model_id": state.model_id}
         why = "shutting down" if state.draining else "not ready"
-        raise ApiError(503, "not_ready", why, headers={"Retry-After": str(RETRY_AFTER_S)})
+        raise ApiError(503, "not_ready", why, headers=RETRY_AFTER)
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics():

@@ -222,7 +222,7 @@ class MicroBatcher:
             for job in jobs:
                 job.failed = True
             self._items = collections.deque((j, i) for j, i in self._items if j not in jobs)
-            self._queued = sum(1 for _ in self._items)
+            self._queued = len(self._items)
         for job in jobs:
             job.loop.call_soon_threadsafe(_reject, job.future, err)
 
