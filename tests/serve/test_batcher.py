@@ -155,3 +155,15 @@ def test_stop_computes_what_is_queued():
 
 async def _submit(batcher):
     batcher.submit_job(ids(1))
+
+
+def test_freed_memory_is_handed_back_every_trim_every_batches(monkeypatch):
+    import multihot.serve.batcher as batcher_module
+
+    trims = []
+    monkeypatch.setattr(batcher_module, "release_free_memory", lambda: trims.append(1) or True)
+    predictor = FakePredictor()
+    batcher = MicroBatcher(predictor, max_batch=1, max_wait_ms=0, trim_every=3)
+    run(batcher, gather(batcher, [ids(1, start=k) for k in range(7)]))
+    assert len(predictor.batches) == 7
+    assert len(trims) == 2  # after batches 3 and 6

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from multihot.core.memory import release_free_memory
+
 logger = logging.getLogger(__name__)
 
 
@@ -73,6 +75,9 @@ class MicroBatcher:
         max_queue: texts queued at most.
         on_batch: called with ``(texts, padded_tokens)`` after each forward pass (metrics).
         on_drop: called with the number of texts dropped because their request was cancelled.
+        trim_every: hand freed heap memory back to the system after every this many batches
+            (:func:`multihot.core.memory.release_free_memory`), so that the activations of many
+            batch shapes do not pile up in the heap; 0: never.
     """
 
     def __init__(
@@ -85,12 +90,15 @@ class MicroBatcher:
         max_queue: int = 1024,
         on_batch=None,
         on_drop=None,
+        trim_every: int = 4,
     ):
         self.predictor = predictor
         self.max_batch, self.max_batch_tokens = max_batch, max_batch_tokens
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
         self.on_batch, self.on_drop = on_batch, on_drop
+        self.trim_every = trim_every
+        self.batches = 0  # forward passes computed, failed ones included
         self._items: collections.deque[tuple[Job, int]] = collections.deque()
         self._queued = 0  # texts of live jobs in _items
         self._cond = threading.Condition()
@@ -195,27 +203,33 @@ class MicroBatcher:
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            try:
-                probs = self.predictor.predict_proba_encoded(
-                    [job.encoded[row] for job, row in batch.items], batch_size=len(batch.items)
-                )
-            except Exception as err:  # every request in the batch gets the error, the server lives
-                logger.exception("a batch of %d texts failed", len(batch.items))
-                self._fail({job for job, _ in batch.items}, err)
-                continue
-            if self.on_batch:
-                self.on_batch(len(batch.items), batch.padded_tokens)
-            finished = []
-            with self._cond:
-                for (job, row), p in zip(batch.items, probs, strict=True):
-                    if job.cancelled or job.failed:
-                        continue
-                    job.probs[row] = p
-                    job.remaining -= 1
-                    if job.remaining == 0:
-                        finished.append(job)
-            for job in finished:
-                job.loop.call_soon_threadsafe(_resolve, job.future, job.probs)
+            self._compute(batch)
+            self.batches += 1
+            if self.trim_every and self.batches % self.trim_every == 0:
+                release_free_memory()
+
+    def _compute(self, batch: Batch) -> None:
+        try:
+            probs = self.predictor.predict_proba_encoded(
+                [job.encoded[row] for job, row in batch.items], batch_size=len(batch.items)
+            )
+        except Exception as err:  # every request in the batch gets the error, the server lives
+            logger.exception("a batch of %d texts failed", len(batch.items))
+            self._fail({job for job, _ in batch.items}, err)
+            return
+        if self.on_batch:
+            self.on_batch(len(batch.items), batch.padded_tokens)
+        finished = []
+        with self._cond:
+            for (job, row), p in zip(batch.items, probs, strict=True):
+                if job.cancelled or job.failed:
+                    continue
+                job.probs[row] = p
+                job.remaining -= 1
+                if job.remaining == 0:
+                    finished.append(job)
+        for job in finished:
+            job.loop.call_soon_threadsafe(_resolve, job.future, job.probs)
 
     def _fail(self, jobs: set[Job], err: Exception) -> None:
         with self._cond:

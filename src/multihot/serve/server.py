@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from multihot.core.errors import ConfigError, MultihotError
+from multihot.core.memory import bound_primitive_cache
 from multihot.inference.predictor import Predictor
 from multihot.serve.config import ServeConfig
 
@@ -44,7 +45,9 @@ def import_server():
 
 
 def load_predictor(run: str | Path, config: ServeConfig) -> Predictor:
-    """The run's predictor on the configured backend and precision."""
+    """The run's predictor on the configured backend and precision, in a process whose oneDNN
+    primitive cache is bounded (:func:`multihot.core.memory.bound_primitive_cache`)."""
+    bound_primitive_cache()
     if config.backend == "onnx":
         return Predictor.load(run, backend="onnx", onnx_path=config.onnx_model)
     return Predictor.load(run, backend="torch", precision=config.precision)
