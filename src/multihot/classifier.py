@@ -15,6 +15,7 @@ import numpy as np
 
 from multihot.artifacts import runs
 from multihot.artifacts.transformer import save_transformer_run
+from multihot.artifacts.validation import ValidationPredictions
 from multihot.baseline.linear import BaselineConfig, TfidfLogistic
 from multihot.baseline.train import train_baseline
 from multihot.core.config import RunConfig
@@ -24,6 +25,7 @@ from multihot.data.prepare import DataLike, read_data
 from multihot.data.readers import Dataset
 from multihot.inference.predictor import load_backend
 from multihot.inference.torch_backend import TorchBackend
+from multihot.scoring.calibration import Calibration, calibration_summary
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import (
     Thresholds,
@@ -62,6 +64,7 @@ class Classifier:
         encoder_config: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
         history: list[dict[str, Any]] | None = None,
+        validation: ValidationPredictions | None = None,
     ):
         # Without a tokenizer, ``model`` computes logits itself: a TfidfLogistic, or a backend
         # that loading built already (a TorchBackend is not wrapped twice).
@@ -74,6 +77,10 @@ class Classifier:
         self.config = config
         self.metrics = metrics or {}
         self.history = history or []
+        self.validation = validation
+        """The validation rows and uncalibrated logits training tuned the thresholds on (saved as
+        validation.jsonl); None for a loaded run (:func:`multihot.artifacts.validation.read_validation`
+        reads them)."""
 
     @property
     def kind(self) -> str:
@@ -95,6 +102,15 @@ class Classifier:
     @property
     def label_names(self) -> list[str]:
         return self.labels.names
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The temperatures every probability is computed with (None: uncalibrated)."""
+        return self.backend.calibration
+
+    @calibration.setter
+    def calibration(self, value: Calibration | None) -> None:
+        self.backend.calibration = value
 
     # ----------------------------------------------------------------------------------- training
     @classmethod
@@ -176,13 +192,14 @@ class Classifier:
         """
         run = train_baseline(train, val, baseline=baseline, output=output, **overrides)
         return cls(run.model, None, run.labels, run.thresholds, run.config,
-                   metrics=run.metrics, history=run.history)  # fmt: skip
+                   metrics=run.metrics, history=run.history,
+                   validation=run.validation)  # fmt: skip
 
     @classmethod
     def _from_run(cls, run: TrainedRun) -> Classifier:
         return cls(
             run.model, run.tokenizer, run.labels, run.thresholds, run.config,
-            run.encoder_config, run.metrics, run.history,
+            run.encoder_config, run.metrics, run.history, run.validation,
         )  # fmt: skip
 
     # --------------------------------------------------------------------------------- prediction
@@ -270,11 +287,63 @@ class Classifier:
         self.metrics["thresholds_tuned_on"] = {"data": dataset.source, **metrics}
         return metrics
 
+    def uncalibrated_logits(
+        self, texts: Sequence[str], batch_size: int = 64, precision: str = "auto"
+    ) -> np.ndarray:
+        """:meth:`predict_logits` without the run's temperatures."""
+        calibration, self.calibration = self.calibration, None
+        try:
+            return self.predict_logits(texts, batch_size, precision)
+        finally:
+            self.calibration = calibration
+
+    def calibrate(
+        self,
+        data: DataLike,
+        batch_size: int = 64,
+        precision: str = "auto",
+        **tuning: Any,
+    ) -> dict[str, Any]:
+        """Fit a temperature per label on labelled data, then re-tune the thresholds there on the
+        calibrated probabilities (``tuning``: the arguments of :meth:`tune_thresholds`).
+
+        Every probability the classifier returns is calibrated afterwards (Python, CLI, ONNX
+        export, server, once saved). A temperature keeps each label's order of texts, so AUC and
+        average precision do not change; the thresholds must move, which is why they are re-tuned.
+
+        Returns:
+            The metrics on ``data`` with the new thresholds, and ``calibration``: ECE overall and
+            per label before and after (:func:`multihot.scoring.calibration.calibration_summary`).
+
+        Example:
+            >>> clf.calibrate("dev.jsonl")["calibration"]["ece_after"]  # doctest: +SKIP
+            0.012
+        """
+        dataset, targets = self._targets(data)
+        logits = self.uncalibrated_logits(dataset.texts, batch_size, precision)
+        calibration = Calibration.fit(targets, logits, dataset.source)
+        summary = calibration_summary(
+            targets, sigmoid(logits), sigmoid(calibration.apply(logits)), self.labels.names
+        )
+        previous = self.calibration
+        self.calibration = calibration
+        try:
+            metrics = self.tune_thresholds(
+                dataset, batch_size=batch_size, precision=precision, **tuning
+            )
+        except Exception:
+            self.calibration = previous
+            raise
+        metrics["calibration"] = summary
+        self.metrics["calibration"] = {"data": dataset.source, **summary}
+        return metrics
+
     # ---------------------------------------------------------------------------------- artifacts
     def save(self, path: str | Path) -> Path:
         """Write the run directory (all or nothing): new, empty, or a multihot run to replace."""
         common = dict(config=self.config, labels=self.labels, thresholds=self.thresholds,
-                      metrics=self.metrics, history=self.history)  # fmt: skip
+                      metrics=self.metrics, history=self.history, calibration=self.calibration,
+                      validation=self.validation)  # fmt: skip
         if isinstance(self.backend, TfidfLogistic):
             model = self.backend
             return runs.save_linear_run(
@@ -290,6 +359,12 @@ class Classifier:
         """Replace only thresholds.json (the old one kept as thresholds.previous.json) and
         metrics.json of an existing run directory."""
         runs.save_thresholds(path, self.labels, self.thresholds, self.metrics)
+
+    def save_calibration(self, path: str | Path) -> None:
+        """Replace calibration.json, thresholds.json (the old one kept as
+        thresholds.previous.json) and metrics.json of an existing run directory."""
+        runs.save_calibration(path, self.labels, self.calibration)
+        self.save_thresholds(path)
 
     def save_metrics(self, path: str | Path) -> None:
         """Replace only metrics.json of an existing run directory."""

@@ -251,6 +251,26 @@ def test_hf_export_loads_with_auto_model_and_pipeline(pooler_run, tmp_path):
     assert invoke("export", run, "--format", "hf", "-o", out).exit_code == 0
 
 
+def test_hf_export_of_a_calibrated_run_gives_calibrated_probabilities(
+    pooler_run, toy_file, tmp_path
+):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    run = copy_run(pooler_run[1], tmp_path / "pooler")
+    clf = Classifier.load(run)
+    clf.calibrate(toy_file, force=True)
+    clf.save_calibration(run)
+    out = tmp_path / "hf"
+    assert invoke("export", run, "--format", "hf", "-o", out).exit_code == 0
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    batch = AutoTokenizer.from_pretrained(out)(TOY_TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        probs = torch.sigmoid(model(**batch).logits).numpy()
+    np.testing.assert_allclose(probs, clf.predict_proba(TOY_TEXTS, precision="fp32"), atol=1e-5)
+    assert not np.allclose(probs, pooler_run[0].predict_proba(TOY_TEXTS, precision="fp32"))
+
+
 # ------------------------------------------------------------------------------------- refusals
 def test_baseline_runs_cannot_export(baseline_run):
     for fmt in ("onnx", "hf"):

@@ -8,6 +8,9 @@ labels.json         label names, in output order
 thresholds.json     one threshold per label, and how they were chosen
 metrics.json        validation (and test) metrics, overall and per label
 history.jsonl       one line per evaluation
+validation.jsonl    validation texts, labels and logits (for reports without data)
+calibration.json    a temperature per label, once calibrated
+training-curves.png history.jsonl plotted, when matplotlib is installed
 ```
 
 While a run trains, it also holds ``checkpoints/`` (see :mod:`multihot.training.checkpoint`); the final save
@@ -41,13 +44,20 @@ ONNX_REQUIRED = ("config.json", TOKENIZER, "labels.json", THRESHOLDS)
 """What ONNX prediction reads of a transformer run (the graph instead of the weights)."""
 PREVIOUS_THRESHOLDS = "thresholds.previous.json"
 """The thresholds that ``multihot tune-thresholds`` replaced, kept so a re-tuning can be undone."""
+CALIBRATION = "calibration.json"
+"""A temperature per label (``multihot tune-thresholds --calibrate``), applied to every probability."""
+VALIDATION = "validation.jsonl"
+"""The validation texts, their labels and the model's uncalibrated logits, as training left them:
+what ``multihot report RUN`` draws from without data."""
 CHECKPOINTS = "checkpoints"
 """The subdirectory of an unfinished run that holds what resuming it needs."""
+TRAINING_CURVES = "training-curves.png"
+"""The plot of history.jsonl that training leaves when matplotlib is installed."""
 ONNX_FILE, ONNX_INT8_FILE, HF_DIR = "model.onnx", "model.int8.onnx", "hf"
 """Where ``multihot export`` writes by default, inside the run directory."""
 RUN_ENTRIES = frozenset(
-    (*REQUIRED, METRICS, "history.jsonl", VOCABULARY, PREVIOUS_THRESHOLDS,
-     CHECKPOINTS, ONNX_FILE, ONNX_INT8_FILE, HF_DIR)
+    (*REQUIRED, METRICS, "history.jsonl", VOCABULARY, PREVIOUS_THRESHOLDS, CALIBRATION,
+     VALIDATION, TRAINING_CURVES, CHECKPOINTS, ONNX_FILE, ONNX_INT8_FILE, HF_DIR)
 )  # fmt: skip
 """Every name multihot writes inside a run directory; anything else there is the user's."""
 

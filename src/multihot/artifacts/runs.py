@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from multihot.artifacts.rundir import (
+    CALIBRATION,
     LINEAR_REQUIRED,
     METRICS,
     ONNX_REQUIRED,
@@ -33,10 +34,12 @@ from multihot.artifacts.rundir import (
     read_history,
     read_json,
 )
+from multihot.artifacts.validation import ValidationPredictions, write_validation
 from multihot.core.config import ModelConfig, RunConfig
 from multihot.core.errors import MultihotError, RunDirError
 from multihot.core.files import dumps, write_atomic, write_dir_atomic
 from multihot.data.labels import LabelSet
+from multihot.scoring.calibration import Calibration
 from multihot.scoring.thresholds import Thresholds
 
 # Keys of config.json that describe the run rather than configure it.
@@ -176,6 +179,21 @@ class RunFiles:
     """config.json as it was read (with ``encoder_config`` or ``baseline``)."""
     metrics: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    calibration: Calibration | None = None
+    """The temperatures of calibration.json, when the run is calibrated."""
+
+
+def read_calibration(path: Path, labels: LabelSet) -> Calibration | None:
+    """calibration.json of a run directory, checked against its labels; None when absent."""
+    file = path / CALIBRATION
+    if not file.exists():
+        return None
+    try:
+        return Calibration.from_dict(read_json(file), labels.names)
+    except RunDirError:
+        raise
+    except MultihotError as err:
+        raise broken(path, f"{CALIBRATION} does not fit labels.json: {err}") from None
 
 
 def read_run_files(path: str | Path, *, for_onnx: bool = False) -> RunFiles:
@@ -200,13 +218,15 @@ def read_run_files(path: str | Path, *, for_onnx: bool = False) -> RunFiles:
     check_run_dir(path, required=required)
     config, labels, thresholds = read_run(path, raw)
     metrics, history = load_metrics_and_history(path)
-    return RunFiles(path, kind, config, labels, thresholds, raw, metrics, history)
+    calibration = read_calibration(path, labels)
+    return RunFiles(path, kind, config, labels, thresholds, raw, metrics, history, calibration)
 
 
 def model_id(files: RunFiles, model_file: str | Path | None = None) -> str:
     """A name for the model a run directory holds: the directory's name and the first 12 hex
-    digits of a SHA-256 over config.json, labels.json, thresholds.json and ``model_file`` (the
-    weights by default). Re-tuned thresholds or another export give another id.
+    digits of a SHA-256 over config.json, labels.json, thresholds.json, calibration.json (when
+    there) and ``model_file`` (the weights by default). Re-tuned thresholds, a calibration or
+    another export give another id.
 
     Example:
         >>> model_id(read_run_files("runs/emotions"))  # doctest: +SKIP
@@ -214,8 +234,9 @@ def model_id(files: RunFiles, model_file: str | Path | None = None) -> str:
     """
     digest = hashlib.sha256()
     model = Path(model_file) if model_file is not None else files.path / WEIGHTS
+    calibration = [files.path / CALIBRATION] if (files.path / CALIBRATION).exists() else []
     for path in (files.path / "config.json", files.path / "labels.json",
-                 files.path / THRESHOLDS, model):  # fmt: skip
+                 files.path / THRESHOLDS, *calibration, model):  # fmt: skip
         digest.update(path.name.encode() + b"\0")
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
@@ -231,12 +252,20 @@ def config_json(kind: str, config: RunConfig, num_labels: int, **info: Any) -> s
     )  # fmt: skip
 
 
-def write_outcome(directory: Path, labels: LabelSet, thresholds: Thresholds, metrics, history):
-    """The files every kind of run has: labels, thresholds, metrics, history."""
+def write_outcome(
+    directory: Path, labels: LabelSet, thresholds: Thresholds, metrics, history,
+    calibration: Calibration | None = None, validation: ValidationPredictions | None = None,
+) -> None:  # fmt: skip
+    """The files every kind of run has: labels, thresholds, metrics, history; and the
+    calibration and validation predictions, when there are any."""
     write_atomic(directory / "labels.json", dumps(labels.names))
     write_atomic(directory / THRESHOLDS, dumps(thresholds.to_dict(labels.names)))
     write_atomic(directory / METRICS, dumps(metrics))
     write_atomic(directory / "history.jsonl", history_text(history))
+    if calibration is not None:
+        write_atomic(directory / CALIBRATION, dumps(calibration.to_dict(labels.names)))
+    if validation is not None:
+        write_validation(directory, validation, labels)
 
 
 def save_dir(path: Path, fill: Callable[[Path], None]) -> Path:
@@ -249,7 +278,8 @@ def save_dir(path: Path, fill: Callable[[Path], None]) -> Path:
 def save_linear_run(
     path: str | Path, *, vocabulary: dict[str, int], arrays: dict[str, np.ndarray],
     baseline: dict[str, Any], config: RunConfig, labels: LabelSet, thresholds: Thresholds,
-    metrics: dict, history: list,
+    metrics: dict, history: list, calibration: Calibration | None = None,
+    validation: ValidationPredictions | None = None,
 ) -> Path:  # fmt: skip
     """Write a linear baseline run: its vocabulary as JSON, ``arrays`` (IDF weights, coefficients,
     intercepts) as safetensors, ``baseline`` (its settings) in config.json."""
@@ -260,7 +290,7 @@ def save_linear_run(
         write_atomic(tmp / "config.json", config_json("tfidf-logreg", config, len(labels), **info))
         write_atomic(tmp / VOCABULARY, json.dumps(vocabulary, ensure_ascii=False))
         save_file(arrays, str(tmp / WEIGHTS), metadata=weights_metadata(labels))
-        write_outcome(tmp, labels, thresholds, metrics, history)
+        write_outcome(tmp, labels, thresholds, metrics, history, calibration, validation)
 
     return save_dir(Path(path), fill)
 
@@ -278,6 +308,15 @@ def save_thresholds(path: str | Path, labels: LabelSet, thresholds: Thresholds, 
         write_atomic(path / PREVIOUS_THRESHOLDS, current.read_text(encoding="utf-8"))
     write_atomic(current, dumps(thresholds.to_dict(labels.names)))
     save_metrics(path, metrics)
+
+
+def save_calibration(path: str | Path, labels: LabelSet, calibration: Calibration | None) -> None:
+    """Replace (or, with None, remove) only calibration.json of an existing run directory."""
+    path = check_run_dir(Path(path), required=("config.json",))
+    if calibration is None:
+        (path / CALIBRATION).unlink(missing_ok=True)
+    else:
+        write_atomic(path / CALIBRATION, dumps(calibration.to_dict(labels.names)))
 
 
 def save_metrics(path: str | Path, metrics: dict) -> None:

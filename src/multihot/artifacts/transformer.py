@@ -19,18 +19,21 @@ from multihot.artifacts.runs import (
     weights_metadata,
     write_outcome,
 )
+from multihot.artifacts.validation import ValidationPredictions
 from multihot.core.config import RunConfig
 from multihot.core.errors import RunDirError
 from multihot.core.files import write_atomic
 from multihot.core.pickles import is_pickle
 from multihot.data.labels import LabelSet
 from multihot.modeling.ensemble import build_model
+from multihot.scoring.calibration import Calibration
 from multihot.scoring.thresholds import Thresholds
 
 
 def save_transformer_run(
     path: str | Path, *, model, tokenizer, encoder_config: dict[str, Any], config: RunConfig,
     labels: LabelSet, thresholds: Thresholds, metrics: dict, history: list,
+    calibration: Calibration | None = None, validation: ValidationPredictions | None = None,
 ) -> Path:  # fmt: skip
     """Write a transformer run directory, all or nothing (a finished run there is replaced)."""
     from safetensors.torch import save_model
@@ -41,7 +44,7 @@ def save_transformer_run(
         metadata = weights_metadata(labels, config.model, encoder_config)
         save_model(model, str(tmp / WEIGHTS), metadata=metadata)
         tokenizer.save_pretrained(str(tmp / TOKENIZER))
-        write_outcome(tmp, labels, thresholds, metrics, history)
+        write_outcome(tmp, labels, thresholds, metrics, history, calibration, validation)
 
     return save_dir(Path(path), fill)
 

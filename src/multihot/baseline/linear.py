@@ -21,6 +21,7 @@ import numpy as np
 from multihot.artifacts.runs import broken
 from multihot.core.errors import ConfigError
 from multihot.data.encoding import check_texts
+from multihot.scoring.calibration import Calibration
 from multihot.scoring.probabilities import sigmoid
 
 logger = logging.getLogger(__name__)
@@ -129,10 +130,16 @@ class TfidfLogistic:
         return (self.features(texts) @ self.coef.T + self.intercept).astype(np.float32)
 
     kind = "tfidf-logreg"
+    calibration: Calibration | None = None
+    """Temperatures applied to every logit the prediction methods return (not :meth:`logits`)."""
 
     def predict_logits(self, texts: Sequence[str], batch_size: int = 64, precision: str = "auto"):
-        """:meth:`logits` of checked texts; ``batch_size`` and ``precision`` do not apply."""
-        return self.logits(check_texts(texts))
+        """:meth:`logits` of checked texts, calibrated when the run is; ``batch_size`` and
+        ``precision`` do not apply."""
+        return self._calibrated(self.logits(check_texts(texts)))
+
+    def _calibrated(self, logits: np.ndarray) -> np.ndarray:
+        return logits if self.calibration is None else self.calibration.apply(logits)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64, precision: str = "auto"):
         """Probabilities of shape ``(n_texts, num_labels)``."""
@@ -146,7 +153,7 @@ class TfidfLogistic:
         self, texts: list[str], batch_size: int = 64, precision: str = "auto"
     ) -> np.ndarray:
         """:meth:`predict_proba` of texts already encoded (:meth:`encode`)."""
-        return sigmoid(self.logits(texts))
+        return sigmoid(self._calibrated(self.logits(texts)))
 
     def config_dict(self) -> dict[str, Any]:
         """The settings, as config.json's ``baseline`` section holds them."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from multihot.artifacts.rundir import check_output_dir
 from multihot.artifacts.runs import save_linear_run
+from multihot.artifacts.validation import ValidationPredictions
 from multihot.baseline.linear import BaselineConfig, TfidfLogistic
 from multihot.core.config import RunConfig
 from multihot.data.labels import LabelSet
@@ -27,6 +28,7 @@ class BaselineRun:
     config: RunConfig
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
+    validation: ValidationPredictions | None = None
 
 
 def train_baseline(
@@ -60,6 +62,7 @@ def train_baseline(
             output, vocabulary=run.model.vocabulary, arrays=run.model.arrays(),
             baseline=run.model.config_dict(), config=config, labels=run.labels,
             thresholds=run.thresholds, metrics=run.metrics, history=run.history,
+            validation=run.validation,
         )  # fmt: skip
     return run
 
@@ -74,12 +77,13 @@ def fit_baseline(
     model = TfidfLogistic.fit(
         data.train.texts, data.train_targets, baseline, seed=config.train.seed
     )
-    probs = sigmoid(model.logits(data.val.texts))
+    logits = model.logits(data.val.texts)
     thresholds, metrics = finish_validation(
-        data.labels.names, data.val_targets, probs, config.train
+        data.labels.names, data.val_targets, sigmoid(logits), config.train
     )
     seconds = round(time.perf_counter() - started, 2)
     overall = {k: v for k, v in metrics["validation"].items() if k != "per_label"}
     metrics["baseline"] = {"seconds": seconds, "num_features": len(model.vocabulary)}
     history = [{"step": 0, "epoch": 1.0, **overall, "seconds": seconds}]
-    return BaselineRun(model, data.labels, thresholds, config, metrics, history)
+    validation = ValidationPredictions(list(data.val.texts), data.val_targets, logits)
+    return BaselineRun(model, data.labels, thresholds, config, metrics, history, validation)

@@ -102,3 +102,17 @@ def print_threshold_changes(names: list[str], before, after) -> None:
     for i in changed:
         table.add_row(names[i], fmt(float(before[i]), 3), fmt(float(after[i]), 3))
     out.print(table)
+
+
+def print_calibration(summary: dict[str, Any]) -> None:
+    """Expected calibration error before and after, overall and per label."""
+    table = Table(
+        title=f"calibration error (ECE): {fmt(summary['ece_before'])} before, "
+        f"{fmt(summary['ece_after'])} after",
+        title_justify="left",
+    )
+    for col in ("label", "ECE before", "ECE after"):
+        table.add_column(col, justify="left" if col == "label" else "right")
+    for name, row in summary["per_label"].items():
+        table.add_row(name, fmt(row["ece_before"]), fmt(row["ece_after"]))
+    out.print(table)

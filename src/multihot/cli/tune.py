@@ -19,7 +19,7 @@ from multihot.cli.app import (
     out,
 )  # fmt: skip
 from multihot.cli.options import with_options
-from multihot.cli.report import print_report, print_threshold_changes
+from multihot.cli.report import print_calibration, print_report, print_threshold_changes
 
 
 @app.command("tune-thresholds")
@@ -43,6 +43,15 @@ def tune_thresholds(
             "--force", help="Tune even when no label has --min-support positives in DATA."
         ),
     ] = False,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="First fit a temperature per label on DATA (saved in RUN/calibration.json and "
+            "applied to every probability), then tune the thresholds on the calibrated "
+            "probabilities.",
+        ),
+    ] = False,
     batch_size: BatchSize = 64,
     precision: Precision = "auto",
     flags: dict[str, Any] | None = None,
@@ -51,25 +60,26 @@ def tune_thresholds(
 
     The thresholds replaced are kept in RUN/thresholds.previous.json.
     """
-    from multihot.artifacts.rundir import PREVIOUS_THRESHOLDS, THRESHOLDS
+    from multihot.artifacts.rundir import CALIBRATION, PREVIOUS_THRESHOLDS, THRESHOLDS
 
     clf = load_classifier(run, flags)
     before = clf.thresholds.values.copy()
-    metrics = clf.tune_thresholds(
-        data,
-        strategy=strategy,
-        min_support=min_support,
-        top1_fallback=top1_fallback,
-        batch_size=batch_size,
-        precision=precision,
-        force=force,
-    )
+    tuning = dict(strategy=strategy, min_support=min_support, top1_fallback=top1_fallback,
+                  batch_size=batch_size, precision=precision, force=force)  # fmt: skip
+    metrics = clf.calibrate(data, **tuning) if calibrate else clf.tune_thresholds(data, **tuning)
     print_report(metrics, title=f"{data} (tuned here)")
+    if calibrate:
+        print_calibration(metrics["calibration"])
     print_threshold_changes(clf.label_names, before, clf.thresholds.values)
     if dry_run:
-        out.print(f"dry run: {run / THRESHOLDS} not changed")
+        changed = f"{run / THRESHOLDS}" + (f" and {run / CALIBRATION}" if calibrate else "")
+        out.print(f"dry run: {changed} not changed")
         return
-    clf.save_thresholds(run)
+    if calibrate:
+        clf.save_calibration(run)
+        out.print(f"saved {run / CALIBRATION}", soft_wrap=True)
+    else:
+        clf.save_thresholds(run)
     out.print(
         f"saved {run / THRESHOLDS}; the previous thresholds are in {run / PREVIOUS_THRESHOLDS} "
         f"(to undo: mv {run / PREVIOUS_THRESHOLDS} {run / THRESHOLDS})",

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -33,6 +34,7 @@ from multihot.export.parity import (
 from multihot.inference.onnx_backend import (
     ONNX_INPUTS,
     ONNX_OUTPUT,
+    graph_temperatures,
     import_onnxruntime,
     onnx_probabilities,
     onnx_session,
@@ -50,14 +52,21 @@ MAX_ONNX_BYTES = 2 * 1024**3 - 64 * 1024**2
 
 # ---------------------------------------------------------------------------------------- ONNX
 class ProbabilityGraph(nn.Module):
-    """What the ONNX graph computes: a model's logits through the sigmoid, in float32."""
+    """What the ONNX graph computes: a model's logits, divided by the run's temperatures when it
+    is calibrated, through the sigmoid, in float32."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, temperatures: np.ndarray | None = None):
         super().__init__()
         self.model = model
+        self.temperatures = (
+            None if temperatures is None else torch.tensor(temperatures, dtype=torch.float32)
+        )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.model(input_ids, attention_mask).float())
+        logits = self.model(input_ids, attention_mask).float()
+        if self.temperatures is not None:
+            logits = logits / self.temperatures
+        return torch.sigmoid(logits)
 
 
 def export_onnx(
@@ -101,8 +110,10 @@ def export_onnx(
     texts = parity_texts(clf.tokenizer, clf.config.model.max_length) + list(check_texts or [])
     ids = run_ids(clf, texts)
     _check_light_tokenizer(run, clf, texts, ids)
-    expected = torch_probs(model, ids, clf.tokenizer.pad_token_id, batch_size)
-    proto = _trace(model, clf.tokenizer.pad_token_id, clf.config.model.encoder)
+    calibration = clf.calibration
+    expected = torch_probs(model, ids, clf.tokenizer.pad_token_id, batch_size, calibration)
+    temperatures = None if calibration is None else calibration.temperatures
+    proto = _trace(model, clf.tokenizer.pad_token_id, clf.config.model.encoder, temperatures)
     fd, tmp_name = temp_file(path)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -161,6 +172,9 @@ def _write_graph(proto, path: Path, clf, quantize: str | None) -> None:
             "max_length": json.dumps(clf.config.model.max_length),
             "multihot_version": json.dumps(__version__),
             "precision": json.dumps(quantize or "fp32"),
+            "temperatures": json.dumps(
+                graph_temperatures(clf.calibration, clf.labels), ensure_ascii=False
+            ),
         },
     )
     onnx.save(proto, str(path))
@@ -179,8 +193,9 @@ def _onnx_destination(run: Path, output: str | Path | None, quantize: str | None
     return path
 
 
-def _trace(model: nn.Module, pad_token_id: int, encoder: str):
-    """The model traced to an ONNX ModelProto with dynamic batch and sequence axes."""
+def _trace(model: nn.Module, pad_token_id: int, encoder: str, temperatures=None):
+    """The model (its logits divided by ``temperatures``, when given) traced to an ONNX
+    ModelProto with dynamic batch and sequence axes."""
     onnx = _import_onnx()
     # Trace with a padded row, so that the graph keeps the attention mask whatever the batch.
     vocab = model_vocab_size(model)
@@ -199,7 +214,7 @@ def _trace(model: nn.Module, pad_token_id: int, encoder: str):
             # deprecation and about shapes it records as constants; the parity check is the judge.
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                ProbabilityGraph(model).eval(),
+                ProbabilityGraph(model, temperatures).eval(),
                 (input_ids, attention_mask),
                 buffer,
                 dynamo=False,

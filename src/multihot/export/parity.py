@@ -19,6 +19,7 @@ from multihot.core.errors import ExportError
 from multihot.data.encoding import tokenize
 from multihot.data.readers import iter_text_batches
 from multihot.inference.torch_backend import predict_logits
+from multihot.scoring.calibration import Calibration
 from multihot.scoring.probabilities import sigmoid
 
 logger = logging.getLogger(__name__)
@@ -168,12 +169,14 @@ def run_ids(clf, texts: list[str]) -> list[list[int]]:
 
 
 def torch_probs(
-    model: nn.Module, ids: list[list[int]], pad_token_id: int, batch_size: int
-) -> np.ndarray:
+    model: nn.Module, ids: list[list[int]], pad_token_id: int, batch_size: int,
+    calibration: Calibration | None = None,
+) -> np.ndarray:  # fmt: skip
     """The reference: PyTorch in fp32 on the CPU, with the batching every prediction path uses,
-    and the whole model (the exported graph may leave out what the output does not read)."""
+    and the whole model (the exported graph may leave out what the output does not read);
+    calibrated with ``calibration``."""
     logits = predict_logits(
         model, ids, pad_token_id=pad_token_id, batch_size=batch_size, device="cpu",
         precision="fp32", prune=False,
     )  # fmt: skip
-    return sigmoid(logits)
+    return sigmoid(logits if calibration is None else calibration.apply(logits))

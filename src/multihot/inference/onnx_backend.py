@@ -16,12 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from multihot.artifacts.rundir import ONNX_FILE, THRESHOLDS, TOKENIZER, check_self_contained
+from multihot.artifacts.rundir import (
+    CALIBRATION,
+    ONNX_FILE,
+    THRESHOLDS,
+    TOKENIZER,
+    check_self_contained,
+)
 from multihot.artifacts.runs import RunFiles
 from multihot.core.errors import ConfigError, MultihotError, RunDirError
 from multihot.data.encoding import RustTokenizer, encode, pad, sorted_batches
 from multihot.data.labels import LabelSet
-from multihot.scoring.thresholds import Thresholds
+from multihot.scoring.calibration import Calibration
 
 logger = logging.getLogger(__name__)
 
@@ -169,10 +175,15 @@ def onnx_metadata(session) -> dict[str, Any]:
     return out
 
 
-def _check_graph_matches_run(
-    session, path: Path, labels: LabelSet, thresholds: Thresholds, run: Path
-) -> None:
-    """The graph must be this run's model: same labels; thresholds re-tuned since are only logged."""
+def graph_temperatures(calibration: Calibration | None, labels: LabelSet) -> dict | None:
+    """The ``temperatures`` entry of a graph's metadata for a run with ``calibration``."""
+    return None if calibration is None else calibration.to_dict(labels.names)["temperatures"]
+
+
+def _check_graph_matches_run(session, path: Path, files: RunFiles) -> None:
+    """The graph must be this run's model: same labels, same calibration (the temperatures are
+    inside the graph); thresholds re-tuned since are only logged."""
+    labels, thresholds, run = files.labels, files.thresholds, files.path
     meta = onnx_metadata(session)
     num_outputs = onnx_num_labels(session)
     graph_labels = meta.get("labels")
@@ -180,6 +191,12 @@ def _check_graph_matches_run(
         raise RunDirError(
             f"{path}: the graph's labels ({graph_labels if graph_labels else num_outputs}) do not "
             f"match {run / 'labels.json'}; export this run again"
+        )
+    if meta.get("temperatures") != graph_temperatures(files.calibration, labels):
+        now = "is calibrated" if files.calibration is not None else "is not calibrated"
+        raise RunDirError(
+            f"{path}: the graph was exported with other calibration than the run has (the run "
+            f"{now} now, see {run / CALIBRATION}); export this run again"
         )
     saved = meta.get("thresholds", {}).get("thresholds")
     if saved is not None and saved != thresholds.to_dict(labels.names)["thresholds"]:
@@ -206,6 +223,8 @@ class OnnxBackend:
         self.session, self.tokenizer, self.max_length = session, tokenizer, max_length
         self.path = path
         """The graph's file, where it was loaded from one."""
+        self.calibration: Calibration | None = None
+        """The temperatures the graph was exported with (they are inside it)."""
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """The token ids of checked texts, truncated to ``max_length``."""
@@ -244,7 +263,9 @@ def load_onnx_backend(files: RunFiles, onnx_path: str | Path | None = None) -> O
     if onnx_path is None:
         check_self_contained(run, (ONNX_FILE,))
     session = onnx_session(path)
-    _check_graph_matches_run(session, path, files.labels, files.thresholds, run)
+    _check_graph_matches_run(session, path, files)
     max_length = files.config.model.max_length
     tokenizer = RustTokenizer.from_dir(run / TOKENIZER, max_length)
-    return OnnxBackend(session, tokenizer, max_length, path)
+    backend = OnnxBackend(session, tokenizer, max_length, path)
+    backend.calibration = files.calibration  # inside the graph: checked above, never applied here
+    return backend

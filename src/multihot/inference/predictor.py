@@ -41,7 +41,7 @@ BACKENDS = ("torch", "onnx")
 
 def load_backend(files: RunFiles):
     """The model of a run directory as a backend: :class:`TorchBackend` for a transformer run,
-    :class:`TfidfLogistic` for a linear baseline run."""
+    :class:`TfidfLogistic` for a linear baseline run; calibrated when the run is."""
     if files.kind == "tfidf-logreg":
         try:
             baseline = BaselineConfig(**files.raw.get("baseline", {}))
@@ -50,15 +50,19 @@ def load_backend(files: RunFiles):
                 f"{files.path / 'config.json'}: bad 'baseline' section ({err})"
             ) from None
         vocabulary, arrays = read_linear_model(files)
-        return TfidfLogistic.from_arrays(
+        model = TfidfLogistic.from_arrays(
             vocabulary, arrays, baseline, files.path, len(files.labels)
         )
+        model.calibration = files.calibration
+        return model
     # Here, not above: they import torch, which ONNX prediction does without.
     from multihot.artifacts.transformer import load_transformer_model
     from multihot.inference.torch_backend import TorchBackend
 
     model, tokenizer, encoder_config = load_transformer_model(files)
-    return TorchBackend(model, tokenizer, encoder_config, files.config.model.max_length)
+    return TorchBackend(
+        model, tokenizer, encoder_config, files.config.model.max_length, files.calibration
+    )
 
 
 class Predictor:

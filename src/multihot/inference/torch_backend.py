@@ -22,6 +22,7 @@ from multihot.core.precision import (
 from multihot.data.batching import Collator, TokenizedDataset
 from multihot.data.encoding import encode, sorted_batches
 from multihot.modeling.first_token import first_token_only
+from multihot.scoring.calibration import Calibration
 from multihot.scoring.probabilities import sigmoid
 
 
@@ -68,9 +69,18 @@ class TorchBackend:
 
     kind = "transformer"
 
-    def __init__(self, model: torch.nn.Module, tokenizer, encoder_config: dict, max_length: int):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        encoder_config: dict,
+        max_length: int,
+        calibration: Calibration | None = None,
+    ):
         self.model, self.tokenizer, self.encoder_config = model, tokenizer, encoder_config
         self.max_length = max_length
+        self.calibration = calibration
+        """Temperatures applied to every logit this backend returns (None: uncalibrated)."""
         self.device = default_device()
         self.model.to(self.device).eval()
         self._copies: dict[str, tuple[torch.nn.Module, str]] = {}
@@ -81,7 +91,8 @@ class TorchBackend:
         return encode(self.tokenizer, texts, self.max_length)
 
     def predict_logits(self, texts, batch_size: int = 64, precision: str = "auto") -> np.ndarray:
-        """Logits of shape ``(n_texts, num_labels)``, rows in input order.
+        """Logits of shape ``(n_texts, num_labels)``, rows in input order, divided by the
+        calibration's temperatures when there is one.
 
         ``precision="auto"`` is bf16 where the processor supports it (about 1e-2 from fp32).
         """
@@ -95,10 +106,11 @@ class TorchBackend:
         if precision not in self._copies:
             self._copies[precision] = inference_copy(self.model, self.device, precision)
         model, autocast_to = self._copies[precision]
-        return predict_logits(
+        logits = predict_logits(
             model, ids, pad_token_id=self.tokenizer.pad_token_id, batch_size=batch_size,
             device=self.device, precision=autocast_to,
         )  # fmt: skip
+        return logits if self.calibration is None else self.calibration.apply(logits)
 
     def predict_proba(self, texts, batch_size: int = 64, precision: str = "auto") -> np.ndarray:
         """Probabilities of shape ``(n_texts, num_labels)``."""

@@ -204,6 +204,11 @@ class ServerState:
             "labels": p.label_names,
             "thresholds": dict(zip(p.label_names, map(float, p.thresholds.values), strict=True)),
             "threshold_strategy": p.thresholds.strategy,
+            "calibration": (
+                None
+                if files is None or files.calibration is None
+                else json_safe(files.calibration.to_dict(p.label_names))
+            ),
             "validation": json_safe(validation),
             "versions": {
                 "trained_with": files.raw.get("versions", {}) if files is not None else {},

@@ -15,6 +15,7 @@ from typing import Any
 
 from multihot.artifacts.rundir import check_output_dir
 from multihot.artifacts.transformer import save_transformer_run
+from multihot.artifacts.validation import ValidationPredictions
 from multihot.baseline.linear import TfidfLogistic
 from multihot.baseline.train import fit_baseline
 from multihot.core import distributed
@@ -57,6 +58,8 @@ class TrainedRun:
     config: RunConfig
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
+    validation: ValidationPredictions | None = None
+    """The validation rows and the model's logits for them (what the thresholds were tuned on)."""
 
 
 @dataclass
@@ -154,7 +157,7 @@ def save_run(run: TrainedRun, path: str | Path) -> Path:
     return save_transformer_run(
         path, model=run.model, tokenizer=run.tokenizer, encoder_config=run.encoder_config,
         config=run.config, labels=run.labels, thresholds=run.thresholds, metrics=run.metrics,
-        history=run.history,
+        history=run.history, validation=run.validation,
     )  # fmt: skip
 
 
@@ -392,8 +395,10 @@ def _assemble(
         model, setup.tokenizer, setup.encoder_config, setup.config.model.max_length
     )
     data = setup.data
-    val_probs = sigmoid(backend.predict_logits(data.val.texts))
-    thresholds, metrics = finish_validation(data.labels.names, data.val_targets, val_probs, t)
+    val_logits = backend.predict_logits(data.val.texts)
+    thresholds, metrics = finish_validation(
+        data.labels.names, data.val_targets, sigmoid(val_logits), t
+    )
     metrics.update(
         best,
         precision=results[0].precision,
@@ -402,6 +407,7 @@ def _assemble(
     return TrainedRun(
         backend.model, setup.tokenizer, setup.encoder_config, data.labels, thresholds,
         setup.config, metrics, history,
+        ValidationPredictions(list(data.val.texts), data.val_targets, val_logits),
     )  # fmt: skip
 
 

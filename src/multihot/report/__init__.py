@@ -1,0 +1,2 @@
+"""Seeing a model: the HTML report (:mod:`multihot.report.html`), its plots
+(:mod:`multihot.report.plots`) and per-label explanations (:mod:`multihot.report.explain`)."""

@@ -1,0 +1,72 @@
+"""Calibration: ECE measures the gap, a temperature per label closes it without reordering texts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from multihot.scoring.calibration import (
+    apply_temperatures,
+    calibration_summary,
+    expected_calibration_error,
+    fit_temperatures,
+    per_label_ece,
+    reliability,
+)
+from multihot.scoring.probabilities import sigmoid
+
+
+def calibrated_logits(n: int = 20_000, labels: int = 3, seed: int = 0):
+    """Logits whose sigmoid is the true probability of each label."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(-1.0, 2.0, size=(n, labels))
+    targets = (rng.random((n, labels)) < sigmoid(logits)).astype(np.int8)
+    return targets, logits
+
+
+def test_ece_of_calibrated_probabilities_is_small_and_of_overconfident_ones_large():
+    targets, logits = calibrated_logits()
+    assert expected_calibration_error(targets, sigmoid(logits)) < 0.01
+    assert expected_calibration_error(targets, sigmoid(4 * logits)) > 0.05
+
+
+def test_reliability_bins_count_every_forecast_and_hold_their_means():
+    probs = np.array([0.0, 0.05, 0.5, 0.51, 1.0])
+    bins = reliability(np.array([0, 0, 1, 1, 1]), probs, bins=2)
+    assert bins.count.tolist() == [3, 2]
+    assert bins.confidence[0] == pytest.approx((0.0 + 0.05 + 0.5) / 3)
+    assert bins.frequency.tolist() == pytest.approx([1 / 3, 1.0])
+
+
+def test_temperatures_undo_overconfidence_and_keep_every_labels_order():
+    targets, logits = calibrated_logits()
+    overconfident = logits * np.array([4.0, 1.0, 0.5])  # too sure, right, too timid
+    temperatures = fit_temperatures(targets, overconfident)
+    assert temperatures == pytest.approx([4.0, 1.0, 0.5], rel=0.1)
+    before, after = sigmoid(overconfident), sigmoid(apply_temperatures(overconfident, temperatures))
+    assert (
+        expected_calibration_error(targets, after) < expected_calibration_error(targets, before) / 3
+    )
+    assert (per_label_ece(targets, after) < 0.015).all()
+    for j in range(3):
+        # No pair of texts changes order (float32 rounding may only merge or split ties).
+        order = np.lexsort((after[:, j], before[:, j]))
+        assert (np.diff(after[order, j]) >= 0).all()
+        assert (np.diff(before[order, j]) >= 0).all()
+        assert roc_auc_score(targets[:, j], after[:, j]) == pytest.approx(
+            roc_auc_score(targets[:, j], before[:, j])
+        )
+
+
+def test_a_label_without_positives_keeps_temperature_one():
+    targets, logits = calibrated_logits(n=500)
+    targets[:, 1] = 0
+    assert fit_temperatures(targets, 3 * logits)[1] == 1.0
+
+
+def test_summary_names_every_label():
+    targets, logits = calibrated_logits(n=2000)
+    summary = calibration_summary(targets, sigmoid(3 * logits), sigmoid(logits), ["a", "b", "c"])
+    assert summary["ece_after"] < summary["ece_before"]
+    assert set(summary["per_label"]) == {"a", "b", "c"}
