@@ -24,6 +24,7 @@ HEADS = ("linear", "mlp")
 HEAD_ACTIVATIONS = ("gelu", "relu")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOSSES = ("bce", "focal", "asl")
+TRACKERS = ("tensorboard", "mlflow")
 AVERAGES = ("micro", "macro", "weighted", "samples")
 
 PRIMARY_METRICS: tuple[str, ...] = (
@@ -187,6 +188,12 @@ class TrainConfig:
     compare_baseline: bool = True
     """Also fit the linear baseline (TF-IDF + logistic regression) on the same split, in seconds,
     and report its validation scores beside the model's."""
+    report_to: str | None = None
+    """Also log every evaluation live to these trackers, comma-separated: ``tensorboard``,
+    ``mlflow`` (through Accelerate; each needs its package installed)."""
+    tracking_dir: str = "tracking"
+    """Where the trackers write (tensorboard's event files, a local mlflow store), one
+    subdirectory per run."""
     num_workers: int | None = None
     """DataLoader worker processes (default: 2 on a GPU, where batching in the main process would
     leave the device waiting; none on a CPU, where the workers would take cores from the model)."""
@@ -231,6 +238,13 @@ class TrainConfig:
         _check_below_one("asl_clip", self.asl_clip)
         _check_choice("thresholds", self.thresholds, THRESHOLD_STRATEGIES)
         _check_choice("metric", self.metric, tuple(PRIMARY_METRICS))
+        for tracker in self.trackers:
+            _check_choice("report_to", tracker, TRACKERS)
+
+    @property
+    def trackers(self) -> list[str]:
+        """The trackers of ``report_to``, in order."""
+        return [t.strip() for t in (self.report_to or "").split(",") if t.strip()]
 
 
 AUTO_STEPS = 2000

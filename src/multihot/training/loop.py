@@ -37,6 +37,9 @@ from multihot.scoring.thresholds import tune_for_config
 from multihot.training.checkpoint import TrainingCheckpoint
 from multihot.training.optim import freeze_embeddings, frozen_steps, param_groups, warmup_decay
 from multihot.training.result import TrainResult
+from multihot.training.tracking import Tracking, check_trackers
+from multihot.training.tracking import log as tracking_log
+from multihot.training.tracking import start as tracking_start
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,7 @@ def fit(
     special_ids: Sequence[int] = (),
     checkpoint: str | Path | None = None,
     resume: bool = False,
+    tracking: Tracking | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``train``, evaluate on ``val``, keep the best weights by ``config.metric``.
 
@@ -83,8 +87,12 @@ def fit(
     With ``checkpoint`` (a directory), the full training state is saved there after every
     evaluation (:class:`multihot.training.checkpoint.TrainingCheckpoint`); with ``resume`` too,
     training continues from the state saved there, exactly where the interrupted run was.
+
+    With ``config.report_to``, every evaluation is also logged to those trackers
+    (:mod:`multihot.training.tracking`) under ``tracking``'s name.
     """
     accelerator, precision = build_accelerator(config)
+    tracked = tracking_start(accelerator, config, tracking)
     if not accelerator.is_main_process:
         callback = None  # one progress bar and one log, from the main process
     train_loader, val_loader, sampler = build_loaders(train, val, config, accelerator, pad_token_id)
@@ -108,6 +116,8 @@ def fit(
         logger.info("early stopping after %d evaluations without improvement", config.patience)
     if callback:
         callback.on_train_end()
+    if tracked:
+        accelerator.end_training()
     accelerator.free_memory()
     return result
 
@@ -129,8 +139,11 @@ def build_accelerator(config: TrainConfig):
     # cpu=True is what makes Accelerate join processes launched on a CPU machine over gloo.
     # DDP must be told that some parameters may get no gradient in a step: an encoder's pooler
     # that the chosen pooling does not use, or the MLM head in a batch where nothing was masked.
+    trackers = check_trackers(config)
     accelerator = Accelerator(
         cpu=device == "cpu",
+        log_with=trackers or None,
+        project_dir=config.tracking_dir if trackers else None,
         dataloader_config=DataLoaderConfiguration(split_batches=True),
         mixed_precision=accelerate_mixed_precision(precision),
         gradient_accumulation_steps=config.grad_accum,
@@ -367,6 +380,8 @@ class Evaluator:
             )  # fmt: skip
         if self.callback:
             self.callback.on_evaluate(record)
+        if run.accelerator.trackers:
+            tracking_log(run.accelerator, record, counters.step)
         logger.info(
             "step %d: %s %.4f (best %.4f)",
             counters.step, config.metric, record[config.metric], result.best[config.metric],

@@ -42,6 +42,7 @@ from multihot.training.checkpoint import RunCheckpoints, tokenizer_fingerprint
 from multihot.training.loop import TrainCallback, fit
 from multihot.training.losses import build_loss, compute_pos_weight
 from multihot.training.result import TrainResult
+from multihot.training.tracking import Tracking, check_trackers, flat_hparams
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class _Setup:
     loss_fn: Any
     checkpoints: RunCheckpoints | None
     trust_remote_weights: bool
+    name: str = "multihot"
+    """The run's name (its output directory's), for the trackers."""
 
 
 def train_run(
@@ -93,8 +96,9 @@ def train_run(
 
     checkpoints = RunCheckpoints(output) if output is not None else None
     config, saved = _starting_config(checkpoints, config, overrides or {}, resume)
-    # Before anything is written (fit checks it too, for callers of fit alone).
+    # Before anything is written (fit checks them too, for callers of fit alone).
     distributed.check_batch_split(config.train.batch_size, distributed.state().num_processes)
+    check_trackers(config.train)
     data = prepare_data(train, val, config)
     config = _resolve_epochs(config, len(data.train))
     set_seed(config.train.seed)
@@ -116,6 +120,7 @@ def train_run(
         TokenizedDataset(tokenize(tokenizer, data.train.texts, m.max_length), data.train_targets),
         TokenizedDataset(tokenize(tokenizer, data.val.texts, m.max_length), data.val_targets),
         _loss(config, data), checkpoints, trust_remote_weights,
+        Path(output).name if output is not None else "multihot",
     )  # fmt: skip
     members, results = [], []
     for member in range(m.ensemble):
@@ -357,6 +362,10 @@ def _train_member(
             special_ids=tokenizer.all_special_ids,
             checkpoint=checkpoints.member_state(member) if checkpoints else None,
             resume=checkpoints is not None and checkpoints.has_state(member),
+            tracking=Tracking(
+                setup.name + (f"-member{member}" if m.ensemble > 1 else ""),
+                flat_hparams(config.to_dict()),
+            ),
         )  # fmt: skip
         if checkpoints is not None:
             checkpoints.save_member(member, result)
