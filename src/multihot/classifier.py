@@ -23,6 +23,8 @@ from multihot.core.errors import DataError
 from multihot.data.labels import LabelSet
 from multihot.data.prepare import DataLike, read_data
 from multihot.data.readers import Dataset
+from multihot.inference.explain import Explanation
+from multihot.inference.explain import explain as explain_text
 from multihot.inference.predictor import load_backend
 from multihot.inference.torch_backend import TorchBackend
 from multihot.scoring.calibration import Calibration, calibration_summary
@@ -105,7 +107,7 @@ class Classifier:
 
     @property
     def calibration(self) -> Calibration | None:
-        """The temperatures every probability is computed with (None: uncalibrated)."""
+        """The calibration every probability is computed with (None: uncalibrated)."""
         return self.backend.calibration
 
     @calibration.setter
@@ -236,7 +238,9 @@ class Classifier:
             yield list(texts), probs, self.labels.decode(self.thresholds.apply(probs))
 
     # --------------------------------------------------------------------------------- evaluation
-    def _targets(self, data: DataLike) -> tuple[Dataset, np.ndarray]:
+    def labelled(self, data: DataLike) -> tuple[Dataset, np.ndarray]:
+        """Labelled data read with the run's data settings, and its targets ``(n_texts,
+        n_labels)`` in the order of :attr:`label_names`; a label the model lacks is an error."""
         dataset = read_data(data, self.config)
         for name in dataset.label_names or []:
             if name not in self.labels:
@@ -249,7 +253,7 @@ class Classifier:
         self, data: DataLike, batch_size: int = 64, precision: str = "auto"
     ) -> dict[str, Any]:
         """Overall and per-label metrics on labelled data, with the saved thresholds."""
-        dataset, targets = self._targets(data)
+        dataset, targets = self.labelled(data)
         probs = self.predict_proba(dataset.texts, batch_size, precision)
         return self.thresholds.metrics(targets, probs, self.labels.names)
 
@@ -272,7 +276,7 @@ class Classifier:
             DataError: no label has ``min_support`` positives in ``data``, so nothing can be tuned
                 on it but noise (``force=True`` tunes anyway). The thresholds are left unchanged.
         """
-        dataset, targets = self._targets(data)
+        dataset, targets = self.labelled(data)
         t = self.config.train
         min_support = t.min_support if min_support is None else min_support
         if (strategy or t.thresholds) != "fixed" and not force:
@@ -290,7 +294,7 @@ class Classifier:
     def uncalibrated_logits(
         self, texts: Sequence[str], batch_size: int = 64, precision: str = "auto"
     ) -> np.ndarray:
-        """:meth:`predict_logits` without the run's temperatures."""
+        """:meth:`predict_logits` without the run's calibration."""
         calibration, self.calibration = self.calibration, None
         try:
             return self.predict_logits(texts, batch_size, precision)
@@ -300,15 +304,18 @@ class Classifier:
     def calibrate(
         self,
         data: DataLike,
+        method: str = "platt",
         batch_size: int = 64,
         precision: str = "auto",
         **tuning: Any,
     ) -> dict[str, Any]:
-        """Fit a temperature per label on labelled data, then re-tune the thresholds there on the
-        calibrated probabilities (``tuning``: the arguments of :meth:`tune_thresholds`).
+        """Fit a temperature and a bias per label on labelled data (``method="temperature"``: the
+        temperature alone; see :mod:`multihot.scoring.calibration`), then re-tune the thresholds
+        there on the calibrated probabilities (``tuning``: the arguments of
+        :meth:`tune_thresholds`).
 
         Every probability the classifier returns is calibrated afterwards (Python, CLI, ONNX
-        export, server, once saved). A temperature keeps each label's order of texts, so AUC and
+        export, server, once saved). Calibration keeps each label's order of texts, so AUC and
         average precision do not change; the thresholds must move, which is why they are re-tuned.
 
         Returns:
@@ -319,9 +326,9 @@ class Classifier:
             >>> clf.calibrate("dev.jsonl")["calibration"]["ece_after"]  # doctest: +SKIP
             0.012
         """
-        dataset, targets = self._targets(data)
+        dataset, targets = self.labelled(data)
         logits = self.uncalibrated_logits(dataset.texts, batch_size, precision)
-        calibration = Calibration.fit(targets, logits, dataset.source)
+        calibration = Calibration.fit(targets, logits, dataset.source, method)
         summary = calibration_summary(
             targets, sigmoid(logits), sigmoid(calibration.apply(logits)), self.labels.names
         )
@@ -337,6 +344,23 @@ class Classifier:
         metrics["calibration"] = summary
         self.metrics["calibration"] = {"data": dataset.source, **summary}
         return metrics
+
+    # ------------------------------------------------------------------------------- explanation
+    def explain(
+        self, text: str, label: str | Sequence[str] | None = None, **options: Any
+    ) -> Explanation:
+        """Which tokens drove each label of ``text``: the label-attention weights when the model
+        pools with ``label-attention``, exact contributions for the linear baseline, integrated
+        gradients otherwise (the explain extra), with a deletion check per label (see
+        :func:`multihot.inference.explain.explain`; ``options``: its ``top_k``, ``method``,
+        ``n_steps``, ``seed``). Default labels: those that fire, or the most probable one.
+
+        Example:
+            >>> e = clf.explain("thank you so much!")  # doctest: +SKIP
+            >>> e.labels[0].label, e.labels[0].top_tokens(2)  # doctest: +SKIP
+            ('gratitude', ['thank', 'you'])
+        """
+        return explain_text(self.backend, text, self.labels, self.thresholds, label, **options)
 
     # ---------------------------------------------------------------------------------- artifacts
     def save(self, path: str | Path) -> Path:

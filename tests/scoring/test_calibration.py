@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from multihot.core.errors import MultihotError
 from multihot.scoring.calibration import (
+    Calibration,
     apply_temperatures,
     calibration_summary,
     expected_calibration_error,
@@ -57,6 +59,43 @@ def test_temperatures_undo_overconfidence_and_keep_every_labels_order():
         assert roc_auc_score(targets[:, j], after[:, j]) == pytest.approx(
             roc_auc_score(targets[:, j], before[:, j])
         )
+
+
+def test_platt_also_removes_a_shift_that_temperatures_cannot():
+    targets, logits = calibrated_logits()
+    shifted = 2.0 * logits + 1.5  # too sure, and every probability too high (as ASL leaves them)
+    temperature_only = Calibration.fit(targets, shifted, method="temperature")
+    platt = Calibration.fit(targets, shifted)
+    assert platt.method == "platt" and (temperature_only.biases == 0).all()
+    np.testing.assert_allclose(platt.temperatures, 2.0, rtol=0.1)
+    np.testing.assert_allclose(platt.biases, -0.75, atol=0.1)
+    assert platt.ece_after < 0.01 < temperature_only.ece_after < temperature_only.ece_before
+    for j in range(3):
+        calibrated = platt.apply(shifted)[:, j]
+        assert (np.diff(calibrated[np.argsort(shifted[:, j])]) >= 0).all()
+
+
+def test_calibration_json_round_trips_and_refuses_bad_values():
+    names = ["a", "b", "c"]
+    c = Calibration(
+        np.array([0.5, 1.0, 2.0]), np.array([-1.0, 0.0, 0.5]), "platt", "dev", 10, 0.2, 0.05
+    )
+    back = Calibration.from_dict(c.to_dict(names), names)
+    np.testing.assert_allclose(back.temperatures, c.temperatures)
+    np.testing.assert_allclose(back.biases, c.biases)
+    assert (back.method, back.fitted_on, back.num_texts, back.ece_before) == (
+        "platt",
+        "dev",
+        10,
+        0.2,
+    )
+    old = {"method": "temperature", "temperatures": {"a": 1, "b": 2, "c": 3}}
+    assert (Calibration.from_dict(old, names).biases == 0).all()
+    for bad in ({"temperatures": {"a": 0, "b": 1, "c": 1}}, {"temperatures": {"a": 1, "b": 1}},
+                {"temperatures": {"a": 1, "b": 1, "c": 1}, "biases": {"a": "x", "b": 0, "c": 0}},
+                {"method": "isotonic", "temperatures": {"a": 1, "b": 1, "c": 1}}):  # fmt: skip
+        with pytest.raises(MultihotError):
+            Calibration.from_dict(bad, names)
 
 
 def test_a_label_without_positives_keeps_temperature_one():

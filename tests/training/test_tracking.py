@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from helpers import TINY, assert_clean_error, train_cli
 
+from helpers import TINY, assert_clean_error, train_cli
 from multihot import Classifier
 from multihot.core.config import TrainConfig
 from multihot.core.errors import ConfigError

@@ -180,7 +180,7 @@ class RunFiles:
     metrics: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     calibration: Calibration | None = None
-    """The temperatures of calibration.json, when the run is calibrated."""
+    """calibration.json (a temperature and a bias per label), when the run is calibrated."""
 
 
 def read_calibration(path: Path, labels: LabelSet) -> Calibration | None:

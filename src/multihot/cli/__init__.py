@@ -3,7 +3,17 @@
 Importing this package registers every verb on :data:`multihot.cli.app.app`.
 """
 
-from multihot.cli import baseline, evaluate, export, predict, serve, train, tune  # noqa: F401
+from multihot.cli import (  # noqa: F401
+    baseline,
+    evaluate,
+    explain,
+    export,
+    predict,
+    report,
+    serve,
+    train,
+    tune,
+)
 from multihot.cli.app import app, main
 
 __all__ = ["app", "main"]

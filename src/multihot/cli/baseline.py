@@ -21,7 +21,7 @@ from multihot.cli.app import (
     out,
 )  # fmt: skip
 from multihot.cli.options import with_options
-from multihot.cli.report import print_report
+from multihot.cli.tables import print_report
 
 
 @app.command()

@@ -17,7 +17,7 @@ from multihot.cli.app import (
     load_classifier,
 )  # fmt: skip
 from multihot.cli.options import with_options
-from multihot.cli.report import print_report
+from multihot.cli.tables import print_report
 
 
 @app.command()
@@ -30,6 +30,10 @@ def evaluate(
     save: Annotated[
         bool, typer.Option("--save", help="Also record them in the run's metrics.json.")
     ] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option("--report", help="Also write the HTML report on DATA to this file."),
+    ] = None,
     batch_size: BatchSize = 64,
     precision: Precision = "auto",
     flags: dict[str, Any] | None = None,
@@ -37,6 +41,10 @@ def evaluate(
     """Overall and per-label metrics of a run on labelled data, with its saved thresholds."""
     clf = load_classifier(run, flags)
     metrics = clf.evaluate(data, batch_size=batch_size, precision=precision)
+    if html is not None:
+        from multihot.cli.report import write_report_file
+
+        write_report_file(clf, run, data, html, batch_size, precision)
     if save:
         clf.metrics.setdefault("evaluations", {})[str(data)] = metrics
         clf.save_metrics(run)

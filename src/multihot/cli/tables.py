@@ -1,4 +1,4 @@
-"""Printing reports: the overall and per-label metrics tables, and what re-tuning changed."""
+"""Printing tables: the overall and per-label metrics, what re-tuning changed, calibration error."""
 
 from __future__ import annotations
 

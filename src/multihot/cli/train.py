@@ -17,7 +17,7 @@ from multihot.cli.app import (
     relaunch,
 )  # fmt: skip
 from multihot.cli.options import config_options, with_options
-from multihot.cli.report import print_train_report
+from multihot.cli.tables import print_train_report
 from multihot.core.config import DataConfig, ModelConfig, TrainConfig
 from multihot.core.errors import MultihotError
 
@@ -91,7 +91,23 @@ def train(
     if not distributed.state().is_main_process:
         return  # the main process reports
     print_train_report(clf)
-    out.print(f"saved {output}")
+    curves = _plot_training_curves(clf.history, output)
+    out.print(f"saved {output}" + (f" (training curves: {curves})" if curves else ""))
+
+
+def _plot_training_curves(history: list, run: Path) -> Path | None:
+    """RUN/training-curves.png when matplotlib (the report extra) is installed; None otherwise."""
+    from multihot.artifacts.rundir import TRAINING_CURVES
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
+    from multihot.report.plots import save_training_curves
+
+    path = Path(run) / TRAINING_CURVES
+    save_training_curves(history, path)
+    return path
 
 
 def _refuse_settings_with_resume(resume: Path, train_file, val, output, config, flags) -> None:

@@ -19,7 +19,7 @@ from multihot.cli.app import (
     out,
 )  # fmt: skip
 from multihot.cli.options import with_options
-from multihot.cli.report import print_calibration, print_report, print_threshold_changes
+from multihot.cli.tables import print_calibration, print_report, print_threshold_changes
 
 
 @app.command("tune-thresholds")
@@ -47,11 +47,18 @@ def tune_thresholds(
         bool,
         typer.Option(
             "--calibrate",
-            help="First fit a temperature per label on DATA (saved in RUN/calibration.json and "
-            "applied to every probability), then tune the thresholds on the calibrated "
-            "probabilities.",
+            help="First fit a temperature and a bias per label on DATA (saved in "
+            "RUN/calibration.json and applied to every probability), then tune the thresholds on "
+            "the calibrated probabilities.",
         ),
     ] = False,
+    calibration_method: Annotated[
+        str,
+        typer.Option(
+            "--calibration-method",
+            help="platt (a temperature and a bias per label) or temperature (the temperature alone).",
+        ),
+    ] = "platt",
     batch_size: BatchSize = 64,
     precision: Precision = "auto",
     flags: dict[str, Any] | None = None,
@@ -66,7 +73,10 @@ def tune_thresholds(
     before = clf.thresholds.values.copy()
     tuning = dict(strategy=strategy, min_support=min_support, top1_fallback=top1_fallback,
                   batch_size=batch_size, precision=precision, force=force)  # fmt: skip
-    metrics = clf.calibrate(data, **tuning) if calibrate else clf.tune_thresholds(data, **tuning)
+    if calibrate:
+        metrics = clf.calibrate(data, method=calibration_method, **tuning)
+    else:
+        metrics = clf.tune_thresholds(data, **tuning)
     print_report(metrics, title=f"{data} (tuned here)")
     if calibrate:
         print_calibration(metrics["calibration"])

@@ -139,9 +139,8 @@ def _write_hf(directory: Path, clf, model: nn.Module) -> None:
     hf_config.multihot_max_length = max_length
     hf_config.multihot_version = __version__
     hf_config.save_pretrained(str(directory))
-    temperatures = None if clf.calibration is None else clf.calibration.temperatures
     save_file(
-        hf_state_dict(model, temperatures), str(directory / WEIGHTS), metadata={"format": "pt"}
+        hf_state_dict(model, clf.calibration), str(directory / WEIGHTS), metadata={"format": "pt"}
     )
     clf.tokenizer.model_max_length = max_length
     clf.tokenizer.save_pretrained(str(directory))
@@ -176,13 +175,14 @@ def _no_progress_bars():
             hf_logging.enable_progress_bar()
 
 
-def hf_state_dict(model: nn.Module, temperatures=None) -> dict[str, torch.Tensor]:
+def hf_state_dict(model: nn.Module, calibration=None) -> dict[str, torch.Tensor]:
     """Our pooler + linear model's weights under ``BertForSequenceClassification`` names.
 
     ``encoder.*`` (a ``BertModel``, pooler included) becomes ``bert.*`` and the head's last layer
     ``head.out.{weight,bias}`` becomes ``classifier.{weight,bias}``; any other key is an error.
-    With ``temperatures`` (a calibrated run), row ``j`` of the classifier is divided by ``T_j``:
-    the logits come out calibrated, exactly, for any tool that applies the sigmoid.
+    With ``calibration`` (a calibrated run's), row ``j`` of the classifier is divided by ``T_j``
+    and ``b_j`` added to its bias: the logits come out calibrated, exactly, for any tool that
+    applies the sigmoid.
     """
     out: dict[str, torch.Tensor] = {}
     for key, tensor in model.state_dict().items():
@@ -195,10 +195,11 @@ def hf_state_dict(model: nn.Module, temperatures=None) -> dict[str, torch.Tensor
                 f"Hugging Face export: no BertForSequenceClassification name for {key}"
             )
         out[name] = tensor.detach().to("cpu", torch.float32).contiguous().clone()
-    if temperatures is not None:
-        t = torch.as_tensor(temperatures, dtype=torch.float32)
+    if calibration is not None:
+        t = torch.as_tensor(calibration.temperatures, dtype=torch.float32)
+        b = torch.as_tensor(calibration.biases, dtype=torch.float32)
         out["classifier.weight"] = out["classifier.weight"] / t[:, None]
-        out["classifier.bias"] = out["classifier.bias"] / t
+        out["classifier.bias"] = out["classifier.bias"] / t + b
     return out
 
 

@@ -11,7 +11,6 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -34,13 +33,14 @@ from multihot.export.parity import (
 from multihot.inference.onnx_backend import (
     ONNX_INPUTS,
     ONNX_OUTPUT,
-    graph_temperatures,
+    graph_calibration,
     import_onnxruntime,
     onnx_probabilities,
     onnx_session,
 )
 from multihot.modeling.encoders import use_eager_attention
 from multihot.modeling.first_token import first_token_only
+from multihot.scoring.calibration import Calibration
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +52,24 @@ MAX_ONNX_BYTES = 2 * 1024**3 - 64 * 1024**2
 
 # ---------------------------------------------------------------------------------------- ONNX
 class ProbabilityGraph(nn.Module):
-    """What the ONNX graph computes: a model's logits, divided by the run's temperatures when it
-    is calibrated, through the sigmoid, in float32."""
+    """What the ONNX graph computes: a model's logits, calibrated (``logit / T + b``) when the run
+    is, through the sigmoid, in float32."""
 
-    def __init__(self, model: nn.Module, temperatures: np.ndarray | None = None):
+    def __init__(self, model: nn.Module, calibration: Calibration | None = None):
         super().__init__()
         self.model = model
-        self.temperatures = (
-            None if temperatures is None else torch.tensor(temperatures, dtype=torch.float32)
-        )
+        self.calibration = None
+        if calibration is not None:
+            self.calibration = tuple(
+                torch.tensor(v, dtype=torch.float32)
+                for v in (calibration.temperatures, calibration.biases)
+            )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         logits = self.model(input_ids, attention_mask).float()
-        if self.temperatures is not None:
-            logits = logits / self.temperatures
+        if self.calibration is not None:
+            temperatures, biases = self.calibration
+            logits = logits / temperatures + biases
         return torch.sigmoid(logits)
 
 
@@ -112,8 +116,7 @@ def export_onnx(
     _check_light_tokenizer(run, clf, texts, ids)
     calibration = clf.calibration
     expected = torch_probs(model, ids, clf.tokenizer.pad_token_id, batch_size, calibration)
-    temperatures = None if calibration is None else calibration.temperatures
-    proto = _trace(model, clf.tokenizer.pad_token_id, clf.config.model.encoder, temperatures)
+    proto = _trace(model, clf.tokenizer.pad_token_id, clf.config.model.encoder, calibration)
     fd, tmp_name = temp_file(path)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -172,8 +175,8 @@ def _write_graph(proto, path: Path, clf, quantize: str | None) -> None:
             "max_length": json.dumps(clf.config.model.max_length),
             "multihot_version": json.dumps(__version__),
             "precision": json.dumps(quantize or "fp32"),
-            "temperatures": json.dumps(
-                graph_temperatures(clf.calibration, clf.labels), ensure_ascii=False
+            "calibration": json.dumps(
+                graph_calibration(clf.calibration, clf.labels), ensure_ascii=False
             ),
         },
     )
@@ -193,8 +196,8 @@ def _onnx_destination(run: Path, output: str | Path | None, quantize: str | None
     return path
 
 
-def _trace(model: nn.Module, pad_token_id: int, encoder: str, temperatures=None):
-    """The model (its logits divided by ``temperatures``, when given) traced to an ONNX
+def _trace(model: nn.Module, pad_token_id: int, encoder: str, calibration=None):
+    """The model (its logits calibrated with ``calibration``, when given) traced to an ONNX
     ModelProto with dynamic batch and sequence axes."""
     onnx = _import_onnx()
     # Trace with a padded row, so that the graph keeps the attention mask whatever the batch.
@@ -214,7 +217,7 @@ def _trace(model: nn.Module, pad_token_id: int, encoder: str, temperatures=None)
             # deprecation and about shapes it records as constants; the parity check is the judge.
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                ProbabilityGraph(model, temperatures).eval(),
+                ProbabilityGraph(model, calibration).eval(),
                 (input_ids, attention_mask),
                 buffer,
                 dynamo=False,

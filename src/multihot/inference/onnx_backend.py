@@ -175,14 +175,18 @@ def onnx_metadata(session) -> dict[str, Any]:
     return out
 
 
-def graph_temperatures(calibration: Calibration | None, labels: LabelSet) -> dict | None:
-    """The ``temperatures`` entry of a graph's metadata for a run with ``calibration``."""
-    return None if calibration is None else calibration.to_dict(labels.names)["temperatures"]
+def graph_calibration(calibration: Calibration | None, labels: LabelSet) -> dict | None:
+    """The ``calibration`` entry of a graph's metadata for a run with ``calibration``: the
+    temperatures and biases the graph applies, by label."""
+    if calibration is None:
+        return None
+    saved = calibration.to_dict(labels.names)
+    return {"temperatures": saved["temperatures"], "biases": saved["biases"]}
 
 
 def _check_graph_matches_run(session, path: Path, files: RunFiles) -> None:
-    """The graph must be this run's model: same labels, same calibration (the temperatures are
-    inside the graph); thresholds re-tuned since are only logged."""
+    """The graph must be this run's model: same labels, same calibration (it is inside the
+    graph); thresholds re-tuned since are only logged."""
     labels, thresholds, run = files.labels, files.thresholds, files.path
     meta = onnx_metadata(session)
     num_outputs = onnx_num_labels(session)
@@ -192,7 +196,7 @@ def _check_graph_matches_run(session, path: Path, files: RunFiles) -> None:
             f"{path}: the graph's labels ({graph_labels if graph_labels else num_outputs}) do not "
             f"match {run / 'labels.json'}; export this run again"
         )
-    if meta.get("temperatures") != graph_temperatures(files.calibration, labels):
+    if meta.get("calibration") != graph_calibration(files.calibration, labels):
         now = "is calibrated" if files.calibration is not None else "is not calibrated"
         raise RunDirError(
             f"{path}: the graph was exported with other calibration than the run has (the run "
@@ -224,7 +228,7 @@ class OnnxBackend:
         self.path = path
         """The graph's file, where it was loaded from one."""
         self.calibration: Calibration | None = None
-        """The temperatures the graph was exported with (they are inside it)."""
+        """The calibration the graph was exported with (it is inside it)."""
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """The token ids of checked texts, truncated to ``max_length``."""

@@ -92,7 +92,7 @@ class TorchBackend:
 
     def predict_logits(self, texts, batch_size: int = 64, precision: str = "auto") -> np.ndarray:
         """Logits of shape ``(n_texts, num_labels)``, rows in input order, divided by the
-        calibration's temperatures when there is one.
+        calibration (``logit / T + b``) when there is one.
 
         ``precision="auto"`` is bf16 where the processor supports it (about 1e-2 from fp32).
         """

