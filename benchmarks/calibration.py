@@ -38,6 +38,7 @@ def main() -> None:
     )
     parser.add_argument("run", type=Path, help="a run directory trained on GoEmotions train")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="GoEmotions directory")
+    parser.add_argument("--method", default="platt", help="platt (default) or temperature")
     parser.add_argument(
         "--report", type=Path, help="also write the calibrated run's report on test"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from helpers import assert_clean_error, invoke
 
 
@@ -33,3 +34,56 @@ def test_explain_a_baseline_run(baseline_run):
     result = invoke("explain", baseline_run, "so angry right now")
     assert result.exit_code == 0, result.output
     assert "angry" in result.stdout
+
+
+def test_report_from_the_runs_validation_rows_and_from_data(toy_run, toy_file, tmp_path):
+    from html.parser import HTMLParser
+
+    _, run = toy_run
+    result = invoke("report", run, "-o", tmp_path / "validation.html")
+    assert result.exit_code == 0, result.output
+    with_data = invoke("report", run, toy_file, "-o", tmp_path / "data.html")
+    assert with_data.exit_code == 0, with_data.output
+
+    class Sections(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.sections, self.plots = set(), 0
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            self.sections.add(attrs.get("data-section"))
+            self.plots += "data-plot" in attrs
+
+    for name, source in (("validation.html", "validation data"), ("data.html", "toy.jsonl")):
+        page = (tmp_path / name).read_text(encoding="utf-8")
+        parsed = Sections()
+        parsed.feed(page)
+        assert source in page and parsed.plots >= 7
+        assert {"metrics", "config", "labels", "curves", "calibration", "frequency", "pairs",
+                "training", "mistakes"} <= parsed.sections  # fmt: skip
+
+
+def test_evaluate_writes_the_report_and_keeps_json_clean(toy_run, toy_file, tmp_path):
+    result = invoke("evaluate", toy_run[1], toy_file, "--json", "--report", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output
+    json.loads(result.stdout)  # the report's message went to stderr
+    assert (tmp_path / "r.html").stat().st_size > 10_000
+
+
+def test_a_run_without_validation_rows_needs_data(toy_run, tmp_path):
+    from helpers import copy_run
+
+    run = copy_run(toy_run[1], tmp_path / "old")
+    (run / "validation.jsonl").unlink()
+    assert_clean_error(invoke("report", run, "-o", tmp_path / "r.html"), "give the labelled data")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_train_leaves_the_training_curves(toy_file, tmp_path):
+    from helpers import train_cli
+
+    result = train_cli(toy_file, tmp_path / "run", "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    png = tmp_path / "run" / "training-curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

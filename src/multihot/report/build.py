@@ -78,6 +78,7 @@ def report_inputs(
         history=clf.history,
         train_seconds=train_seconds(clf.history),
         uncalibrated_probs=None if calibration is None else raw,
+        decisions=clf.thresholds.apply(probs),
     )
 
 
