@@ -3,7 +3,7 @@ and a bias per label (or ``--method temperature``: the temperature alone) fitted
 to test macro F1.
 
     python benchmarks/calibration.py runs/minilm
-    python benchmarks/calibration.py runs/minilm --report report.html   # the HTML report on test
+    python benchmarks/calibration.py runs/minilm --report report.html   # and the report on dev
 
 The run is calibrated in memory (its directory is not changed): ``Classifier.calibrate`` on dev,
 exactly what ``multihot tune-thresholds RUN dev.tsv --calibrate`` does. Test is read once, after
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="GoEmotions directory")
     parser.add_argument("--method", default="platt", help="platt (default) or temperature")
     parser.add_argument(
-        "--report", type=Path, help="also write the calibrated run's report on test"
+        "--report", type=Path, help="also write the calibrated run's HTML report on dev"
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -81,7 +81,7 @@ def main() -> None:
         from multihot.report.build import report_inputs
         from multihot.report.html import write_report
 
-        write_report(report_inputs(clf, args.run, test, batch_size=128), args.report)
+        write_report(report_inputs(clf, args.run, dev, batch_size=128), args.report)
         print(f"wrote {args.report}")
     if args.json:
         write_json(args.json, {"run": str(args.run), "seconds": seconds, "before": before,
