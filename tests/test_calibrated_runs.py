@@ -127,3 +127,17 @@ def test_a_corrupt_calibration_file_is_a_clean_error(toy_run, tmp_path):
         Classifier.load(run)
     result = invoke("predict", run, "--text", "hello")
     assert_clean_error(result, "calibration.json")
+
+
+def test_calibrating_on_too_little_data_changes_nothing(toy_run, tmp_path):
+    from helpers import write_jsonl
+
+    from multihot.core.errors import DataError
+
+    clf = Classifier.load(toy_run[1])
+    thin = write_jsonl(tmp_path / "thin.jsonl", TOY_TEXTS[:2], TOY_LABELS[:2])
+    before = clf.thresholds.values.copy()
+    with pytest.raises(DataError):
+        clf.calibrate(thin)
+    assert clf.calibration is None
+    np.testing.assert_array_equal(clf.thresholds.values, before)

@@ -277,18 +277,26 @@ class Classifier:
                 on it but noise (``force=True`` tunes anyway). The thresholds are left unchanged.
         """
         dataset, targets = self.labelled(data)
+        min_support = self._check_tunable(targets, dataset.source, strategy, min_support, force)
+        probs = self.predict_proba(dataset.texts, batch_size, precision)
+        return self._tune(targets, probs, dataset.source, strategy, min_support, top1_fallback)
+
+    def _check_tunable(self, targets, source, strategy, min_support, force) -> int:
+        """The ``min_support`` in force, after refusing data too thin to tune on."""
         t = self.config.train
         min_support = t.min_support if min_support is None else min_support
         if (strategy or t.thresholds) != "fixed" and not force:
-            check_enough_positives(targets, self.labels.names, min_support, dataset.source)
-        probs = self.predict_proba(dataset.texts, batch_size, precision)
+            check_enough_positives(targets, self.labels.names, min_support, source)
+        return min_support
+
+    def _tune(self, targets, probs, source, strategy, min_support, top1_fallback) -> dict[str, Any]:
         self.thresholds = tune_for_config(
-            targets, probs, t,
+            targets, probs, self.config.train,
             strategy=strategy, min_support=min_support, top1_fallback=top1_fallback,
         )  # fmt: skip
-        log_fallback(self.thresholds, self.labels.names, min_support, dataset.source)
+        log_fallback(self.thresholds, self.labels.names, min_support, source)
         metrics = self.thresholds.metrics(targets, probs, self.labels.names)
-        self.metrics["thresholds_tuned_on"] = {"data": dataset.source, **metrics}
+        self.metrics["thresholds_tuned_on"] = {"data": source, **metrics}
         return metrics
 
     def uncalibrated_logits(
@@ -305,13 +313,16 @@ class Classifier:
         self,
         data: DataLike,
         method: str = "platt",
+        strategy: str | None = None,
+        min_support: int | None = None,
+        top1_fallback: bool | None = None,
         batch_size: int = 64,
         precision: str = "auto",
-        **tuning: Any,
+        force: bool = False,
     ) -> dict[str, Any]:
         """Fit a temperature and a bias per label on labelled data (``method="temperature"``: the
         temperature alone; see :mod:`multihot.scoring.calibration`), then re-tune the thresholds
-        there on the calibrated probabilities (``tuning``: the arguments of
+        there on the calibrated probabilities (the other arguments: as for
         :meth:`tune_thresholds`).
 
         Every probability the classifier returns is calibrated afterwards (Python, CLI, ONNX
@@ -322,25 +333,21 @@ class Classifier:
             The metrics on ``data`` with the new thresholds, and ``calibration``: ECE overall and
             per label before and after (:func:`multihot.scoring.calibration.calibration_summary`).
 
+        Raises:
+            DataError: as :meth:`tune_thresholds`; nothing is changed then.
+
         Example:
             >>> clf.calibrate("dev.jsonl")["calibration"]["ece_after"]  # doctest: +SKIP
             0.012
         """
         dataset, targets = self.labelled(data)
+        min_support = self._check_tunable(targets, dataset.source, strategy, min_support, force)
         logits = self.uncalibrated_logits(dataset.texts, batch_size, precision)
         calibration = Calibration.fit(targets, logits, dataset.source, method)
-        summary = calibration_summary(
-            targets, sigmoid(logits), sigmoid(calibration.apply(logits)), self.labels.names
-        )
-        previous = self.calibration
+        probs = sigmoid(calibration.apply(logits))
+        summary = calibration_summary(targets, sigmoid(logits), probs, self.labels.names)
         self.calibration = calibration
-        try:
-            metrics = self.tune_thresholds(
-                dataset, batch_size=batch_size, precision=precision, **tuning
-            )
-        except Exception:
-            self.calibration = previous
-            raise
+        metrics = self._tune(targets, probs, dataset.source, strategy, min_support, top1_fallback)
         metrics["calibration"] = summary
         self.metrics["calibration"] = {"data": dataset.source, **summary}
         return metrics
