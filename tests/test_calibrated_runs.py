@@ -131,7 +131,6 @@ def test_a_corrupt_calibration_file_is_a_clean_error(toy_run, tmp_path):
 
 def test_calibrating_on_too_little_data_changes_nothing(toy_run, tmp_path):
     from helpers import write_jsonl
-
     from multihot.core.errors import DataError
 
     clf = Classifier.load(toy_run[1])

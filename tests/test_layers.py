@@ -25,6 +25,7 @@ LAYERS = [
     "training",  # the loop, checkpoints, losses, the run's training
     "classifier",  # the facade
     "export",  # ONNX and Hugging Face
+    "tuning",  # k-fold cross-validation, hyperparameter search
     "report",  # the HTML report, its plots, explanations rendered
     "serve",  # the HTTP API, its batcher, the page, the client
     "cli",  # the command line

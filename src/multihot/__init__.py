@@ -20,6 +20,13 @@ _EXPORTS = {
     "RunConfig": "multihot.core.config",
     "TrainConfig": "multihot.core.config",
     "MultihotError": "multihot.core.errors",
+    "cross_validate": "multihot.tuning.cv",
+    "CVResult": "multihot.tuning.cv",
+    "FoldResult": "multihot.tuning.cv",
+    "search": "multihot.tuning.search",
+    "SearchResult": "multihot.tuning.search",
+    "TrialRecord": "multihot.tuning.search",
+    "SearchSpace": "multihot.tuning.space",
 }
 
 if TYPE_CHECKING:
@@ -28,6 +35,9 @@ if TYPE_CHECKING:
     from multihot.core.errors import MultihotError
     from multihot.inference.predictor import Predictor
     from multihot.serve.client import Client
+    from multihot.tuning.cv import CVResult, FoldResult, cross_validate
+    from multihot.tuning.search import SearchResult, TrialRecord, search
+    from multihot.tuning.space import SearchSpace
 
 
 def __getattr__(name: str) -> Any:
@@ -43,13 +53,20 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CVResult",
     "Classifier",
     "Client",
     "DataConfig",
+    "FoldResult",
     "ModelConfig",
     "MultihotError",
     "Predictor",
     "RunConfig",
+    "SearchResult",
+    "SearchSpace",
     "TrainConfig",
+    "TrialRecord",
     "__version__",
+    "cross_validate",
+    "search",
 ]

@@ -3,7 +3,7 @@ import pytest
 from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
 from multihot.core.errors import ConfigError, DataError
-from multihot.data.splits import stratified_split
+from multihot.data.splits import stratified_folds, stratified_split
 
 
 def random_targets(n=200, num_labels=12, seed=0) -> np.ndarray:
@@ -84,3 +84,58 @@ def test_val_fraction_must_be_between_zero_and_one(val_fraction):
 def test_too_little_data(n, val_fraction):
     with pytest.raises(DataError, match="too little data"):
         stratified_split(np.zeros((n, 3)), val_fraction, seed=0)
+
+
+# ------------------------------------------------------------------------------------- k folds
+@pytest.mark.parametrize(("n", "folds"), [(5, 5), (17, 3), (200, 5), (333, 10)])
+def test_folds_put_every_row_in_exactly_one_fold(n, folds):
+    fold = stratified_folds(random_targets(n), folds, seed=0)
+    assert fold.shape == (n,) and fold.dtype.kind == "i"
+    assert set(fold.tolist()) == set(range(folds))  # every fold used, nothing outside 0..folds-1
+    rows = [np.flatnonzero(fold == k) for k in range(folds)]
+    assert np.array_equal(np.sort(np.concatenate(rows)), np.arange(n))
+    assert max(map(len, rows)) - min(map(len, rows)) <= 2  # about n / folds each
+
+
+def test_folds_are_deterministic_for_a_seed():
+    targets = random_targets()
+    assert np.array_equal(stratified_folds(targets, 4, 3), stratified_folds(targets, 4, 3))
+    assert not np.array_equal(stratified_folds(targets, 4, 3), stratified_folds(targets, 4, 4))
+
+
+def fold_deviation(targets: np.ndarray, fold: np.ndarray, folds: int) -> float:
+    """Mean over labels and folds of |a fold's positive rate - the whole set's|."""
+    whole = targets.mean(axis=0)
+    return float(np.mean([np.abs(targets[fold == k].mean(axis=0) - whole) for k in range(folds)]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_folds_keep_label_shares_closer_than_a_random_kfold(seed):
+    from sklearn.model_selection import KFold
+
+    # Rates from 0.3 down to 0.005: the last labels have a handful of positives in 300 rows.
+    targets, folds = random_targets(300, 12, seed=seed), 5
+    plain = np.empty(len(targets), dtype=int)
+    for k, (_, test_idx) in enumerate(KFold(folds, shuffle=True, random_state=seed).split(targets)):
+        plain[test_idx] = k
+    stratified = fold_deviation(targets, stratified_folds(targets, folds, seed), folds)
+    random = fold_deviation(targets, plain, folds)
+    # Measured: 0.004-0.007 against 0.016-0.023 over seeds 0-9.
+    assert stratified < 0.6 * random, (stratified, random)
+
+
+def test_folds_of_a_single_label_column():
+    targets = np.array([[1], [0], [0]] * 6)
+    fold = stratified_folds(targets, 3, seed=0)
+    assert [int(targets[fold == k].sum()) for k in range(3)] == [2, 2, 2]
+
+
+@pytest.mark.parametrize("folds", [1, 0, -2, 2.5, True])
+def test_folds_must_be_an_integer_of_at_least_two(folds):
+    with pytest.raises(ConfigError, match="folds must be an integer of at least 2"):
+        stratified_folds(random_targets(), folds, seed=0)
+
+
+def test_fewer_rows_than_folds():
+    with pytest.raises(DataError, match="too little data for 5 folds: 4 rows"):
+        stratified_folds(np.zeros((4, 3)), 5, seed=0)

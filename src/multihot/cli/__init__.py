@@ -5,11 +5,13 @@ Importing this package registers every verb on :data:`multihot.cli.app.app`.
 
 from multihot.cli import (  # noqa: F401
     baseline,
+    cv,
     evaluate,
     explain,
     export,
     predict,
     report,
+    search,
     serve,
     train,
     tune,

@@ -55,3 +55,72 @@ class RichProgress:
 
     def on_train_end(self) -> None:
         self.progress.stop()
+
+
+class NestedProgress:
+    """One bar over the outer loop (folds, trials) and under it the bar of the training in
+    progress: a :class:`multihot.training.loop.TrainCallback` for each training, and
+    :meth:`advance` after each outer step. Bars only on a terminal; evaluation lines always.
+
+    Example:
+        >>> with NestedProgress(Console(stderr=True), total=5, unit="folds") as progress:  # doctest: +SKIP
+        ...     cross_validate("train.jsonl", callback=progress,
+        ...                    fold_callback=lambda k, fold: progress.advance(f"fold {k}"))
+    """
+
+    def __init__(
+        self, console: Console | None = None, total: int = 1, unit: str = "folds",
+        metric: str = "macro_f1",
+    ):  # fmt: skip
+        self.console = console or Console(stderr=True)
+        self.total, self.unit, self.metric = total, unit, metric
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self.console.is_terminal,
+            transient=False,
+        )
+        self.outer: Any = None
+        self.inner: Any = None
+
+    def __enter__(self) -> NestedProgress:
+        self.progress.start()
+        self.outer = self.progress.add_task(self.unit, total=self.total, info="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def advance(self, info: str = "") -> None:
+        """One outer step done; ``info`` is shown beside the bar and printed as a line."""
+        self.progress.update(self.outer, advance=1, info=info)
+        if info:
+            self.console.print(info, highlight=False, soft_wrap=True)
+
+    def on_train_start(self, total_steps: int, steps_per_epoch: int) -> None:
+        self.inner = self.progress.add_task("  train", total=total_steps, info="")
+
+    def on_step(self, step: int, loss: float, samples_per_second: float) -> None:
+        info = f"loss {loss:.4f}  {samples_per_second:.0f} texts/s"
+        self.progress.update(self.inner, completed=step, info=info)
+
+    def on_evaluate(self, record: dict[str, Any]) -> None:
+        value = record.get(self.metric)
+        self.console.print(
+            f"  epoch {record['epoch']:.2f}  step {record['step']}  "
+            f"val_loss {record['val_loss']:.4f}  "
+            f"{self.metric} {value if value is None else f'{value:.4f}'}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def on_train_end(self) -> None:
+        if self.inner is not None:
+            self.progress.remove_task(self.inner)
+            self.inner = None

@@ -58,14 +58,7 @@ def prepare_data(train: DataLike, val: DataLike | None, config: RunConfig) -> Pr
     """Read the data, fix the label set (train and val together), and hold out val if there is none."""
     train_data = read_data(train, config)
     val_data = read_data(val, config) if val is not None else None
-    names: set[str] = {n for labels in train_data.labels for n in labels}
-    names.update(train_data.label_names or [])
-    if val_data is not None:
-        names.update(n for labels in val_data.labels for n in labels)
-        names.update(val_data.label_names or [])
-    if not names:
-        raise DataError(f"{train_data.source}: no labels: expected at least one label name")
-    labels = LabelSet(train_data.label_names if _same_names(train_data, names) else sorted(names))
+    labels = label_set(train_data, val_data)
     sources = [train_data.source] + ([val_data.source] if val_data is not None else [])
     warn_case_collisions(labels.names, " and ".join(dict.fromkeys(sources)))
     train_targets = labels.encode(train_data.labels, train_data.source)
@@ -95,6 +88,23 @@ def prepare_data(train: DataLike, val: DataLike | None, config: RunConfig) -> Pr
         train_data.subset(val_idx),
         train_targets[val_idx],
     )
+
+
+def label_set(train: Dataset, val: Dataset | None = None) -> LabelSet:
+    """The labels of a run on these data: every name in either, in the order of train's 0/1
+    columns when those name them all, else sorted.
+
+    Raises:
+        DataError: no label name at all.
+    """
+    names: set[str] = {n for labels in train.labels for n in labels}
+    names.update(train.label_names or [])
+    if val is not None:
+        names.update(n for labels in val.labels for n in labels)
+        names.update(val.label_names or [])
+    if not names:
+        raise DataError(f"{train.source}: no labels: expected at least one label name")
+    return LabelSet(train.label_names if _same_names(train, names) else sorted(names))
 
 
 def read_data(data: DataLike, config: RunConfig) -> Dataset:

@@ -102,3 +102,54 @@ def _move(targets: np.ndarray, is_val: np.ndarray, to_val: bool, count: int, rng
     if not to_val:
         for i in skipped[:count]:
             is_val[i] = False
+
+
+def stratified_folds(targets: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Assign every row to one of ``folds`` folds with multi-label iterative stratification.
+
+    Iterative stratification (Sechidis et al., 2011, via ``iterative-stratification``) deals the
+    rows of the rarest labels first, so each fold holds close to ``1 / folds`` of every label's
+    positives, rare labels included, where a random k-fold leaves some folds without them.
+
+    Args:
+        targets: multi-hot array of shape ``(n_texts, num_labels)``.
+        folds: the number of folds, at least 2.
+        seed: the random seed; the same seed and targets give the same folds.
+
+    Returns:
+        Integer array of shape ``(n_texts,)``: the fold of each row, ``0..folds-1``, every fold
+        non-empty.
+
+    Raises:
+        ConfigError: ``folds`` is not an integer of at least 2.
+        DataError: fewer rows than folds.
+
+    Example:
+        >>> targets = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 1], [0, 0]] * 3)
+        >>> fold = stratified_folds(targets, folds=3, seed=0)
+        >>> np.bincount(fold).tolist(), targets[fold == 0].sum(axis=0).tolist()
+        ([6, 6, 6], [3, 3])
+    """
+    is_int = isinstance(folds, (int, np.integer)) and not isinstance(folds, bool)
+    if not is_int or folds < 2:
+        raise ConfigError(f"folds must be an integer of at least 2, got {folds!r}")
+    targets = np.asarray(targets).astype(bool)
+    if targets.ndim != 2 or targets.shape[1] == 0:
+        raise DataError(f"targets must have shape (n_texts, num_labels), got {targets.shape}")
+    n = len(targets)
+    if n < folds:
+        raise DataError(f"too little data for {folds} folds: {n} rows; add rows or use fewer folds")
+    # iterstrat rejects a single column as "binary"; its complement makes it multi-label.
+    y = targets if targets.shape[1] > 1 else np.hstack([targets, ~targets])
+    # Imported here: iterstrat pulls in scikit-learn, a second of start-up that prediction never needs.
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    splitter = MultilabelStratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    fold = np.full(n, -1, dtype=np.int64)
+    for k, (_, test_idx) in enumerate(splitter.split(np.zeros((n, 1)), y)):
+        fold[test_idx] = k
+    if (fold < 0).any() or np.bincount(fold, minlength=folds).min() == 0:
+        raise DataError(
+            f"could not deal {n} rows into {folds} non-empty folds; add rows or use fewer folds"
+        )
+    return fold
