@@ -324,7 +324,7 @@ def test_resumed_run_equals_an_uninterrupted_one(
     # The finished directory is what an uninterrupted run leaves: no checkpoints.
     assert sorted(p.name for p in output.iterdir()) == [
         "config.json", "history.jsonl", "labels.json", "metrics.json", "model.safetensors",
-        "thresholds.json", "tokenizer",
+        "thresholds.json", "tokenizer", "validation.jsonl",
     ]  # fmt: skip
     assert_same_training(Classifier.load(output), resumed)
 
