@@ -21,7 +21,7 @@ import numpy as np
 from multihot.artifacts.runs import broken
 from multihot.core.errors import ConfigError
 from multihot.data.encoding import check_texts
-from multihot.scoring.calibration import Calibration
+from multihot.scoring.calibration import Calibration, calibrated
 from multihot.scoring.probabilities import sigmoid
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class TfidfLogistic:
         return self._calibrated(self.logits(check_texts(texts)))
 
     def _calibrated(self, logits: np.ndarray) -> np.ndarray:
-        return logits if self.calibration is None else self.calibration.apply(logits)
+        return calibrated(logits, self.calibration)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64, precision: str = "auto"):
         """Probabilities of shape ``(n_texts, num_labels)``."""

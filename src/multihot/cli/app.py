@@ -92,6 +92,18 @@ Top1Fallback = Annotated[
 ValFraction = Annotated[float | None, typer.Option(help="Hold-out fraction without --val.")]
 Seed = Annotated[int | None, typer.Option(help="Random seed.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass.")]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML or JSON file with the same keys as the flags."),
+]
+TrustRemoteWeights = Annotated[
+    bool,
+    typer.Option(
+        "--trust-remote-weights",
+        help="Accept an encoder with only pickled weights (pytorch_model.bin), read with "
+        "torch.load(weights_only=True). Default: safetensors only.",
+    ),
+]
 Precision = Annotated[
     str, typer.Option("--precision", help="auto (bf16 where supported), fp32, bf16, fp16.")
 ]

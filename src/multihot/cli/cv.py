@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from multihot.cli.app import app, err, friendly, out
+from multihot.cli.app import ConfigFile, TrustRemoteWeights, app, err, friendly, out
 from multihot.cli.options import with_options
 from multihot.cli.tables import fmt
 from multihot.cli.train import TRAIN_OPTIONS
@@ -65,18 +65,8 @@ def cv(
             "(same data; its own settings).",
         ),
     ] = False,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="YAML or JSON file with the same keys as the flags."),
-    ] = None,
-    trust_remote_weights: Annotated[
-        bool,
-        typer.Option(
-            "--trust-remote-weights",
-            help="Accept an encoder with only pickled weights (pytorch_model.bin), read with "
-            "torch.load(weights_only=True). Default: safetensors only.",
-        ),
-    ] = False,
+    config: ConfigFile = None,
+    trust_remote_weights: TrustRemoteWeights = False,
     flags: dict[str, Any] | None = None,
 ) -> None:
     """Cross-validate: one model per fold, mean +- std over folds overall and per label, and

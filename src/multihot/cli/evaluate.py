@@ -40,11 +40,12 @@ def evaluate(
 ) -> None:
     """Overall and per-label metrics of a run on labelled data, with its saved thresholds."""
     clf = load_classifier(run, flags)
-    metrics = clf.evaluate(data, batch_size=batch_size, precision=precision)
-    if html is not None:
+    if html is None:
+        metrics = clf.evaluate(data, batch_size=batch_size, precision=precision)
+    else:  # the report's inputs hold the same metrics: predict the data once
         from multihot.cli.report import write_report_file
 
-        write_report_file(clf, run, data, html, batch_size, precision)
+        metrics = write_report_file(clf, run, data, html, batch_size, precision).metrics
     if save:
         clf.metrics.setdefault("evaluations", {})[str(data)] = metrics
         clf.save_metrics(run)

@@ -36,9 +36,12 @@ def report(
 
 
 def write_report_file(clf, run: Path, data: Path | None, output: Path, batch_size, precision):
-    """Write ``clf``'s report on ``data`` and say where (``evaluate --report`` shares this)."""
+    """Write ``clf``'s report on ``data`` and say where (``evaluate --report`` shares this);
+    the report's inputs (their ``metrics`` are those ``evaluate`` prints)."""
     from multihot.report.build import report_inputs
     from multihot.report.html import write_report
 
-    write_report(report_inputs(clf, run, data, batch_size, precision), output)
+    inputs = report_inputs(clf, run, data, batch_size, precision)
+    write_report(inputs, output)
     err.print(f"wrote {output} (open it in a browser)", soft_wrap=True)
+    return inputs

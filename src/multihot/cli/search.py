@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from multihot.cli.app import TrainFile, ValFile, app, err, friendly, out
+from multihot.cli.app import TrainFile, TrustRemoteWeights, ValFile, app, err, friendly, out
 from multihot.cli.options import config_options, with_options
 from multihot.cli.tables import fmt
 from multihot.core.config import DataConfig, ModelConfig, TrainConfig
@@ -89,14 +89,7 @@ def search(
             "--sampler-seed", help="Seed the sampler (a repeatable single-worker search)."
         ),
     ] = None,
-    trust_remote_weights: Annotated[
-        bool,
-        typer.Option(
-            "--trust-remote-weights",
-            help="Accept an encoder with only pickled weights (pytorch_model.bin), read with "
-            "torch.load(weights_only=True). Default: safetensors only.",
-        ),
-    ] = False,
+    trust_remote_weights: TrustRemoteWeights = False,
     flags: dict[str, Any] | None = None,
 ) -> None:
     """Search hyperparameters with Optuna; the best configuration for 'multihot train --config'.

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from multihot.cli.app import (
+    ConfigFile,
     Processes,
+    TrustRemoteWeights,
     ValFile,
     app,
     err,
@@ -51,18 +53,8 @@ def train(
         Path | None,
         typer.Option("--output", "-o", help="Run directory (default: runs/<train name>)."),
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="YAML or JSON file with the same keys as the flags."),
-    ] = None,
-    trust_remote_weights: Annotated[
-        bool,
-        typer.Option(
-            "--trust-remote-weights",
-            help="Accept an encoder with only pickled weights (pytorch_model.bin), read with "
-            "torch.load(weights_only=True). Default: safetensors only.",
-        ),
-    ] = False,
+    config: ConfigFile = None,
+    trust_remote_weights: TrustRemoteWeights = False,
     processes: Processes = 1,
     flags: dict[str, Any] | None = None,
 ) -> None:

@@ -19,7 +19,7 @@ from multihot.core.errors import ExportError
 from multihot.data.encoding import tokenize
 from multihot.data.readers import iter_text_batches
 from multihot.inference.torch_backend import predict_logits
-from multihot.scoring.calibration import Calibration
+from multihot.scoring.calibration import Calibration, calibrated
 from multihot.scoring.probabilities import sigmoid
 
 logger = logging.getLogger(__name__)
@@ -179,4 +179,4 @@ def torch_probs(
         model, ids, pad_token_id=pad_token_id, batch_size=batch_size, device="cpu",
         precision="fp32", prune=False,
     )  # fmt: skip
-    return sigmoid(logits if calibration is None else calibration.apply(logits))
+    return sigmoid(calibrated(logits, calibration))

@@ -47,7 +47,7 @@ from multihot.baseline.linear import TfidfLogistic
 from multihot.core.errors import ConfigError, MultihotError
 from multihot.data.encoding import check_texts
 from multihot.data.labels import LabelSet
-from multihot.scoring.calibration import Calibration
+from multihot.scoring.calibration import Calibration, calibrated
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import Thresholds
 
@@ -269,7 +269,7 @@ def _targets(label, labels: LabelSet, fired: np.ndarray, probs: np.ndarray) -> l
 
 def _probs(logits: np.ndarray, calibration: Calibration | None) -> np.ndarray:
     logits = np.asarray(logits, dtype=np.float64)
-    return sigmoid(logits if calibration is None else calibration.apply(logits))
+    return sigmoid(calibrated(logits, calibration))
 
 
 def _deletion_check(

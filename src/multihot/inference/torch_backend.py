@@ -22,7 +22,7 @@ from multihot.core.precision import (
 from multihot.data.batching import Collator, TokenizedDataset
 from multihot.data.encoding import encode, sorted_batches
 from multihot.modeling.first_token import first_token_only
-from multihot.scoring.calibration import Calibration
+from multihot.scoring.calibration import Calibration, calibrated
 from multihot.scoring.probabilities import sigmoid
 
 
@@ -110,7 +110,7 @@ class TorchBackend:
             model, ids, pad_token_id=self.tokenizer.pad_token_id, batch_size=batch_size,
             device=self.device, precision=autocast_to,
         )  # fmt: skip
-        return logits if self.calibration is None else self.calibration.apply(logits)
+        return calibrated(logits, self.calibration)
 
     def predict_proba(self, texts, batch_size: int = 64, precision: str = "auto") -> np.ndarray:
         """Probabilities of shape ``(n_texts, num_labels)``."""

@@ -20,6 +20,7 @@ from multihot.classifier import Classifier
 from multihot.core.errors import RunDirError
 from multihot.data.prepare import DataLike
 from multihot.report.inputs import ReportInputs
+from multihot.scoring.calibration import calibrated
 from multihot.scoring.probabilities import sigmoid
 
 VALIDATION_SOURCE = "the run's validation data"
@@ -64,7 +65,7 @@ def report_inputs(
         logits = clf.uncalibrated_logits(texts, batch_size, precision)
     raw = sigmoid(logits)
     calibration = clf.calibration
-    probs = raw if calibration is None else sigmoid(calibration.apply(logits))
+    probs = sigmoid(calibrated(logits, calibration))
     return ReportInputs(
         title=run.name,
         source=source,

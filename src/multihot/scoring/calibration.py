@@ -152,6 +152,11 @@ def apply_temperatures(
     return out.astype(np.float32)
 
 
+def calibrated(logits: np.ndarray, calibration: Calibration | None) -> np.ndarray:
+    """``logits`` through ``calibration`` (:meth:`Calibration.apply`); as they are for None."""
+    return logits if calibration is None else calibration.apply(logits)
+
+
 def calibration_summary(
     targets: np.ndarray, before: np.ndarray, after: np.ndarray, label_names: list[str]
 ) -> dict[str, Any]:
