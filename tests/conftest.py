@@ -18,7 +18,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # with a bare AssertionError instead of pytest's account of the values.
 pytest.register_assert_rewrite("helpers")
 
-from helpers import TINY, TOY_LABELS, TOY_TEXTS, copy_run, invoke, write_jsonl  # noqa: E402
+from helpers import (  # noqa: E402
+    LONG,
+    TINY,
+    TOY_LABELS,
+    TOY_TEXTS,
+    copy_run,
+    invoke,
+    long_documents,
+    write_jsonl,
+)
 
 
 @pytest.fixture(scope="session")
@@ -88,3 +97,24 @@ def local_bert(tmp_path_factory) -> Path:
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def long_runs(tmp_path_factory):
+    """The trigger-phrase documents (:func:`helpers.long_documents`: 600 to 2,000 tokens, each
+    label's phrase anywhere) and a tiny model trained on them twice, reading them whole in
+    windows and truncated: ``{"train": path, "val": path, "test": (texts, labels), "chunk":
+    (classifier, run directory), "truncate": (...)}``."""
+    from multihot import Classifier
+
+    data = tmp_path_factory.mktemp("long")
+    out = {
+        "train": write_jsonl(data / "train.jsonl", *long_documents(120, seed=0)),
+        "val": write_jsonl(data / "val.jsonl", *long_documents(40, seed=1)),
+        "test": long_documents(60, seed=2),
+    }
+    for mode in ("chunk", "truncate"):
+        run = tmp_path_factory.mktemp("runs") / mode
+        clf = Classifier.train(out["train"], out["val"], output=run, long_text=mode, **LONG)
+        out[mode] = (clf, run)
+    return out

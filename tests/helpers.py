@@ -68,6 +68,41 @@ def write_jsonl(path: Path, texts, labels) -> Path:
     return path
 
 
+# Long documents: filler words, and per label a trigger phrase at a random place in the text.
+FILLER = [a + b for a in ("ba", "ko", "mi", "tu", "re", "sa", "lo", "ne", "pi", "du")
+          for b in ("ran", "tek", "mol", "vis", "dap", "gor", "lin", "sum")]  # fmt: skip
+TRIGGERS = {"blue": "azure whale", "green": "emerald turtle", "red": "crimson falcon"}
+
+
+LONG = {
+    "encoder": "scratch-tiny", "vocab_size": 200, "max_length": 64, "stride": 8, "max_chunks": 48,
+    "pooling": "max", "precision": "fp32", "seed": 0, "epochs": 6, "batch_size": 4, "lr": 1e-3,
+    "patience": 0, "compare_baseline": False,
+}  # fmt: skip
+"""Settings that learn :func:`long_documents` in windows within a minute: 64-token windows
+(54 new tokens each, so 2,000 tokens are 37 windows), max pooling over tokens and windows."""
+
+
+def long_documents(n: int, seed: int, words: tuple[int, int] = (600, 2000), rate: float = 0.4):
+    """``(texts, labels)``: ``n`` texts of ``words`` filler words (one token each for a
+    tokenizer trained on them); each label of :data:`TRIGGERS` is present with probability
+    ``rate``, its trigger phrase put at a uniformly random word position, so mostly far past the
+    first window of a short ``max_length``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for _ in range(n):
+        text = rng.choice(FILLER, size=int(rng.integers(words[0], words[1] + 1))).tolist()
+        present = [name for name in TRIGGERS if rng.random() < rate]
+        for name in present:
+            at = int(rng.integers(0, len(text)))
+            text[at:at] = TRIGGERS[name].split()
+        texts.append(" ".join(text))
+        labels.append(present)
+    return texts, labels
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """The records of a JSON Lines file (a run's history.jsonl, predictions written with -o)."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

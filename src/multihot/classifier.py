@@ -20,6 +20,7 @@ from multihot.baseline.linear import BaselineConfig, TfidfLogistic
 from multihot.baseline.train import train_baseline
 from multihot.core.config import RunConfig
 from multihot.core.errors import DataError
+from multihot.data.encoding import Reading
 from multihot.data.labels import LabelSet
 from multihot.data.prepare import DataLike, read_data
 from multihot.data.readers import Dataset
@@ -28,6 +29,7 @@ from multihot.inference.explain import explain as explain_text
 from multihot.inference.predictor import load_backend
 from multihot.inference.torch_backend import TorchBackend
 from multihot.scoring.calibration import Calibration, calibration_summary
+from multihot.scoring.metrics import by_length
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import (
     Thresholds,
@@ -73,7 +75,7 @@ class Classifier:
         if tokenizer is None:
             self.backend = model
         else:
-            self.backend = TorchBackend(model, tokenizer, encoder_config, config.model.max_length)
+            self.backend = TorchBackend(model, tokenizer, encoder_config, Reading.of(config.model))
         self.labels = labels
         self.thresholds = thresholds
         self.config = config
@@ -252,10 +254,23 @@ class Classifier:
     def evaluate(
         self, data: DataLike, batch_size: int = 64, precision: str = "auto"
     ) -> dict[str, Any]:
-        """Overall and per-label metrics on labelled data, with the saved thresholds."""
+        """Overall and per-label metrics on labelled data, with the saved thresholds, and by
+        text length (:meth:`score`)."""
         dataset, targets = self.labelled(data)
         probs = self.predict_proba(dataset.texts, batch_size, precision)
-        return self.thresholds.metrics(targets, probs, self.labels.names)
+        return self.score(dataset.texts, targets, probs)
+
+    def score(self, texts: Sequence[str], targets: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+        """The metrics of ``probs`` against ``targets`` with the saved thresholds
+        (:meth:`multihot.scoring.thresholds.Thresholds.metrics`), and ``by_length``: the same by
+        length of text in tokens (:func:`multihot.scoring.metrics.length_buckets`; in words for
+        a linear baseline, which reads every word)."""
+        metrics = self.thresholds.metrics(targets, probs, self.labels.names)
+        reading = getattr(self.backend, "reading", None)
+        metrics["by_length"] = by_length(
+            self.tokenizer, reading, texts, targets, self.thresholds.apply(probs)
+        )
+        return metrics
 
     def tune_thresholds(
         self,
@@ -279,7 +294,9 @@ class Classifier:
         dataset, targets = self.labelled(data)
         min_support = self._check_tunable(targets, dataset.source, strategy, min_support, force)
         probs = self.predict_proba(dataset.texts, batch_size, precision)
-        return self._tune(targets, probs, dataset.source, strategy, min_support, top1_fallback)
+        return self._tune(
+            dataset.texts, targets, probs, dataset.source, strategy, min_support, top1_fallback
+        )
 
     def _check_tunable(self, targets, source, strategy, min_support, force) -> int:
         """The ``min_support`` in force, after refusing data too thin to tune on."""
@@ -289,13 +306,15 @@ class Classifier:
             check_enough_positives(targets, self.labels.names, min_support, source)
         return min_support
 
-    def _tune(self, targets, probs, source, strategy, min_support, top1_fallback) -> dict[str, Any]:
+    def _tune(
+        self, texts, targets, probs, source, strategy, min_support, top1_fallback
+    ) -> dict[str, Any]:
         self.thresholds = tune_for_config(
             targets, probs, self.config.train,
             strategy=strategy, min_support=min_support, top1_fallback=top1_fallback,
         )  # fmt: skip
         log_fallback(self.thresholds, self.labels.names, min_support, source)
-        metrics = self.thresholds.metrics(targets, probs, self.labels.names)
+        metrics = self.score(texts, targets, probs)
         self.metrics["thresholds_tuned_on"] = {"data": source, **metrics}
         return metrics
 
@@ -347,7 +366,9 @@ class Classifier:
         probs = sigmoid(calibration.apply(logits))
         summary = calibration_summary(targets, sigmoid(logits), probs, self.labels.names)
         self.calibration = calibration
-        metrics = self._tune(targets, probs, dataset.source, strategy, min_support, top1_fallback)
+        metrics = self._tune(
+            dataset.texts, targets, probs, dataset.source, strategy, min_support, top1_fallback
+        )
         metrics["calibration"] = summary
         self.metrics["calibration"] = {"data": dataset.source, **summary}
         return metrics

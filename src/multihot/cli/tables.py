@@ -55,6 +55,33 @@ def print_report(metrics: dict[str, Any], title: str) -> None:
             fmt(m["threshold"], 3),
         )
     out.print(per_label)
+    print_length_buckets(metrics.get("by_length"))
+
+
+def print_length_buckets(by_length: dict[str, Any] | None) -> None:
+    """The metrics by text length (:meth:`multihot.Classifier.score`), with what was not read."""
+    if not by_length or len(by_length["buckets"]) < 2 and not _any_cut(by_length):
+        return  # one bucket says nothing the overall table does not
+    unit = by_length["unit"]
+    read = by_length.get("read_up_to")
+    title = f"by length in {unit}" + (f" (read up to {read} {unit})" if read else "")
+    table = Table(title=title, title_justify="left")
+    columns = [unit, "texts", "micro f1", "macro f1", "subset acc"]
+    if read:
+        columns.append("partly unread")
+    for col in columns:
+        table.add_column(col, justify="left" if col == unit else "right")
+    for b in by_length["buckets"]:
+        row = [b["tokens"], str(b["texts"]), fmt(b["micro_f1"], 3), fmt(b["macro_f1"], 3),
+               fmt(b["subset_accuracy"], 3)]  # fmt: skip
+        if read:
+            row.append(str(b["cut_texts"]))
+        table.add_row(*row)
+    out.print(table)
+
+
+def _any_cut(by_length: dict[str, Any]) -> bool:
+    return any(b.get("cut_texts") for b in by_length["buckets"])
 
 
 def print_train_report(clf) -> None:

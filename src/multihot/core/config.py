@@ -35,6 +35,8 @@ PRIMARY_METRICS: tuple[str, ...] = (
 """Scalar metrics usable for model selection; all higher-is-better except ``hamming_loss``."""
 
 THRESHOLD_STRATEGIES = ("fixed", "global", "per-label")
+LONG_TEXT = ("truncate", "chunk")
+CHUNK_POOLINGS = ("max", "mean", "attention")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -73,7 +75,23 @@ class ModelConfig:
     dropout: float = 0.1
     """Dropout before the head's layers."""
     max_length: int = 128
-    """Texts are truncated to this many tokens (including special tokens)."""
+    """Tokens the encoder reads at once, special tokens included: a text is truncated to this
+    (long_text truncate), or read in windows of this size (chunk)."""
+    long_text: str = "truncate"
+    """What to do with a text longer than max_length: truncate (read its first max_length tokens)
+    or chunk (read all of it in overlapping windows of max_length tokens, pooled into one vector
+    per document before the head, so the loss and the thresholds see whole documents)."""
+    stride: int | None = None
+    """With chunk: tokens consecutive windows share (default: a quarter of a window)."""
+    chunk_pooling: str = "max"
+    """With chunk: how a document's windows become one vector: max, mean, or attention (a learned
+    weight per window over that document's windows)."""
+    max_chunks: int = 32
+    """With chunk: windows per document at most (bounds memory); the rest of a longer document
+    is not read, and training says how many documents and tokens that cut."""
+    batch_tokens: int = 16384
+    """With chunk: ids per encoder batch at most when evaluating and predicting (windows of
+    several documents are packed into one batch up to it)."""
     vocab_size: int = 8000
     """WordPiece vocabulary size for scratch encoders (capped by what the data supports)."""
     ensemble: int = 1
@@ -82,6 +100,16 @@ class ModelConfig:
     ensemble_pooling: list[str] | None = None
     """Pooling of each ensemble member in turn, e.g. ["mean", "cls"] (default: pooling for all).
     Members that read the text differently disagree more, so their average gains more."""
+
+    @property
+    def window_stride(self) -> int:
+        """``stride``, or its default: a quarter of a window."""
+        return self.stride if self.stride is not None else self.max_length // 4
+
+    @property
+    def chunked(self) -> bool:
+        """Whether texts are read whole, in windows (``long_text="chunk"``)."""
+        return self.long_text == "chunk"
 
     def member_pooling(self, member: int) -> str:
         """The pooling of ensemble member ``member`` (0-based)."""
@@ -105,6 +133,19 @@ class ModelConfig:
         _check_below_one("dropout", self.dropout)
         if self.max_length < 8:
             raise ConfigError(f"max_length: expected at least 8, got {self.max_length}")
+        _check_choice("long_text", self.long_text, LONG_TEXT)
+        _check_choice("chunk_pooling", self.chunk_pooling, CHUNK_POOLINGS)
+        if self.stride is not None and not 0 <= self.stride <= self.max_length // 2:
+            raise ConfigError(
+                f"stride: expected 0 to half of max_length ({self.max_length // 2}), got {self.stride}"
+            )
+        if self.max_chunks < 1:
+            raise ConfigError(f"max_chunks: expected at least 1, got {self.max_chunks}")
+        if self.batch_tokens < self.max_length:
+            raise ConfigError(
+                f"batch_tokens: expected at least max_length ({self.max_length}), "
+                f"got {self.batch_tokens}"
+            )
         if self.ensemble < 1:
             raise ConfigError(f"ensemble: expected at least 1, got {self.ensemble}")
         if self.vocab_size < 100:

@@ -13,18 +13,41 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from multihot.data.encoding import pad, sorted_batches
+from multihot.data.encoding import (
+    document_batches,
+    is_document,
+    pack_documents,
+    pad,
+    sorted_batches,
+    token_count,
+)
 
 
 class TokenizedDataset(Dataset):
-    """Token ids and (optionally) multi-hot targets; item ``i`` is ``(i, ids, targets_i)``."""
+    """Token ids (or documents of windows: :func:`multihot.data.encoding.tokenize`) and
+    (optionally) multi-hot targets; item ``i`` is ``(i, ids, targets_i)``.
 
-    def __init__(self, input_ids: list[list[int]], targets: np.ndarray | None = None):
+    ``lengths`` are the ids of each text, over all windows of a document, by which batches are
+    sorted and grouped."""
+
+    def __init__(self, input_ids: list, targets: np.ndarray | None = None):
         self.input_ids = input_ids
         self.targets = targets
         self.lengths = np.fromiter(
-            (len(x) for x in input_ids), dtype=np.int64, count=len(input_ids)
+            (token_count(x) for x in input_ids), dtype=np.int64, count=len(input_ids)
         )
+
+    @property
+    def documents(self) -> bool:
+        """Whether the texts are documents of windows (``long_text="chunk"``)."""
+        return bool(self.input_ids) and is_document(self.input_ids[0])
+
+    def inference_batches(self, batch_size: int, batch_tokens: int) -> list[list[int]]:
+        """Batches for evaluation and prediction, longest first: of ``batch_size`` texts, or of
+        documents packed up to ``batch_tokens`` (:func:`multihot.data.encoding.document_batches`)."""
+        if self.documents:
+            return document_batches(self.input_ids, batch_size, batch_tokens)
+        return sorted_batches(self.lengths, batch_size)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -113,17 +136,26 @@ class Collator:
         )
 
     def __call__(self, items) -> dict[str, torch.Tensor]:
-        input_ids, attention_mask = (
-            torch.from_numpy(a)
-            for a in pad([ids for _, ids, _ in items], self.pad_token_id, self.pad_to_multiple_of)
-        )
-        batch = {
-            "index": torch.as_tensor([i for i, _, _ in items], dtype=torch.long),
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-        }
+        """``index``, ``input_ids``, ``attention_mask`` (and ``targets``); for documents the
+        rows are their windows, and ``chunk_index`` says which rows make each document."""
+        texts = [ids for _, ids, _ in items]
+        batch = {"index": torch.as_tensor([i for i, _, _ in items], dtype=torch.long)}
+        if is_document(texts[0]):
+            arrays = pack_documents(texts, self.pad_token_id, self.pad_to_multiple_of)
+            names = ("input_ids", "attention_mask", "chunk_index")
+        else:
+            arrays = pad(texts, self.pad_token_id, self.pad_to_multiple_of)
+            names = ("input_ids", "attention_mask")
+        batch.update((name, torch.from_numpy(a)) for name, a in zip(names, arrays, strict=True))
         if items[0][2] is not None:
             batch["targets"] = torch.as_tensor(
                 np.stack([t for _, _, t in items]), dtype=torch.float32
             )
         return batch
+
+
+def model_inputs(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    """A collated batch's keyword arguments of a model's forward, on ``device``:
+    ``input_ids``, ``attention_mask``, and for documents ``chunk_index``."""
+    names = ("input_ids", "attention_mask", "chunk_index")
+    return {name: batch[name].to(device) for name in names if name in batch}

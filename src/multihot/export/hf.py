@@ -121,6 +121,12 @@ def _check_shape(clf, run: Path) -> None:
             + (f", an ensemble of {m.ensemble}" if m.ensemble > 1 else "")
             + "; export it with --format onnx instead"
         )
+    if m.chunked:
+        raise ExportError(
+            f"{run}: the run reads long texts in windows (long_text chunk), which a "
+            "BertForSequenceClassification cannot (it would read the first window only); "
+            "export it with --format onnx instead"
+        )
 
 
 def _write_hf(directory: Path, clf, model: nn.Module) -> None:

@@ -18,7 +18,7 @@ from multihot import __version__
 from multihot.artifacts.rundir import ONNX_FILE, ONNX_INT8_FILE, TOKENIZER
 from multihot.core.errors import ExportError, MultihotError
 from multihot.core.files import temp_file
-from multihot.data.encoding import RustTokenizer
+from multihot.data.encoding import Reading, RustTokenizer, tokenize
 from multihot.export.parity import (
     FP32_TOLERANCE,
     INT8_MIN_AGREEMENT,
@@ -31,6 +31,7 @@ from multihot.export.parity import (
     torch_probs,
 )
 from multihot.inference.onnx_backend import (
+    ONNX_DOCUMENT_INPUTS,
     ONNX_INPUTS,
     ONNX_OUTPUT,
     graph_calibration,
@@ -65,8 +66,14 @@ class ProbabilityGraph(nn.Module):
                 for v in (calibration.temperatures, calibration.biases)
             )
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        logits = self.model(input_ids, attention_mask).float()
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+        chunk_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        if chunk_index is None:
+            logits = self.model(input_ids, attention_mask).float()
+        else:
+            logits = self.model(input_ids, attention_mask, chunk_index=chunk_index).float()
         if self.calibration is not None:
             temperatures, biases = self.calibration
             logits = logits / temperatures + biases
@@ -111,20 +118,26 @@ def export_onnx(
     path = _onnx_destination(run, output, quantize)
     model = clf.model.to("cpu").float().eval()
     _check_size(model, run)
-    texts = parity_texts(clf.tokenizer, clf.config.model.max_length) + list(check_texts or [])
+    reading = Reading.of(clf.config.model)
+    texts = parity_texts(clf.tokenizer, reading) + list(check_texts or [])
     ids = run_ids(clf, texts)
     _check_light_tokenizer(run, clf, texts, ids)
     calibration = clf.calibration
-    expected = torch_probs(model, ids, clf.tokenizer.pad_token_id, batch_size, calibration)
-    proto = _trace(model, clf.tokenizer.pad_token_id, clf.config.model.encoder, calibration)
+    expected = torch_probs(
+        model, ids, clf.tokenizer.pad_token_id, batch_size, calibration, reading.batch_tokens
+    )
+    proto = _trace(
+        model, clf.tokenizer.pad_token_id, clf.config.model.encoder, calibration, reading.chunked
+    )
     fd, tmp_name = temp_file(path)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         _write_graph(proto, tmp, clf, quantize)
         got = onnx_probabilities(
-            onnx_session(tmp), ids, pad_token_id=clf.tokenizer.pad_token_id, batch_size=batch_size
-        )
+            onnx_session(tmp), ids, pad_token_id=clf.tokenizer.pad_token_id,
+            batch_size=batch_size, batch_tokens=reading.batch_tokens,
+        )  # fmt: skip
         exported = f"onnx {quantize or 'fp32'}"
         if quantize == "int8":
             parity = measure_parity(
@@ -151,8 +164,9 @@ def _check_size(model: nn.Module, run: Path) -> None:
 def _check_light_tokenizer(run: Path, clf, texts: list[str], ids: list[list[int]]) -> None:
     """The ONNX backend reads texts without transformers (:class:`RustTokenizer`): it must give
     the very ids the graph is checked on."""
-    light = RustTokenizer.from_dir(run / TOKENIZER, clf.config.model.max_length)
-    if light.encode_batch(texts) != ids or light.pad_token_id != clf.tokenizer.pad_token_id:
+    reading = Reading.of(clf.config.model)
+    light = RustTokenizer.from_dir(run / TOKENIZER, reading.max_length)
+    if tokenize(light, texts, reading) != ids or light.pad_token_id != clf.tokenizer.pad_token_id:
         raise ExportError(
             f"{run / TOKENIZER}: read with the tokenizers library alone (as ONNX prediction reads "
             "it), the tokenizer gives other ids than through transformers; nothing written"
@@ -173,6 +187,7 @@ def _write_graph(proto, path: Path, clf, quantize: str | None) -> None:
             "labels": json.dumps(names, ensure_ascii=False),
             "thresholds": json.dumps(clf.thresholds.to_dict(names), ensure_ascii=False),
             "max_length": json.dumps(clf.config.model.max_length),
+            "long_text": json.dumps(clf.config.model.long_text),
             "multihot_version": json.dumps(__version__),
             "precision": json.dumps(quantize or "fp32"),
             "calibration": json.dumps(
@@ -196,9 +211,12 @@ def _onnx_destination(run: Path, output: str | Path | None, quantize: str | None
     return path
 
 
-def _trace(model: nn.Module, pad_token_id: int, encoder: str, calibration=None):
+def _trace(
+    model: nn.Module, pad_token_id: int, encoder: str, calibration=None, documents: bool = False
+):
     """The model (its logits calibrated with ``calibration``, when given) traced to an ONNX
-    ModelProto with dynamic batch and sequence axes."""
+    ModelProto with dynamic batch and sequence axes; with ``documents``, the rows are windows and
+    a ``chunk_index`` input groups them into documents (dynamic documents and windows axes)."""
     onnx = _import_onnx()
     # Trace with a padded row, so that the graph keeps the attention mask whatever the batch.
     vocab = model_vocab_size(model)
@@ -211,6 +229,12 @@ def _trace(model: nn.Module, pad_token_id: int, encoder: str, calibration=None):
     pruned = first_token_only(model)
     buffer = io.BytesIO()
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+    inputs, names, rows = (input_ids, attention_mask), ONNX_INPUTS, "batch"
+    if documents:  # three windows: two of one document, one of another (and a padding slot)
+        input_ids, attention_mask = input_ids.repeat(2, 1)[:3], attention_mask.repeat(2, 1)[:3]
+        inputs = (input_ids, attention_mask, torch.tensor([[0, 1], [2, -1]]))
+        names, rows = ONNX_DOCUMENT_INPUTS, "documents"
+        axes["chunk_index"] = {0: "documents", 1: "windows"}
     try:
         with warnings.catch_warnings(), torch.no_grad(), pruned:
             # The TorchScript exporter (no onnxscript needed, seconds for BERT) warns about its own
@@ -218,12 +242,12 @@ def _trace(model: nn.Module, pad_token_id: int, encoder: str, calibration=None):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 ProbabilityGraph(model, calibration).eval(),
-                (input_ids, attention_mask),
+                inputs,
                 buffer,
                 dynamo=False,
-                input_names=list(ONNX_INPUTS),
+                input_names=list(names),
                 output_names=[ONNX_OUTPUT],
-                dynamic_axes={**axes, ONNX_OUTPUT: {0: "batch"}},
+                dynamic_axes={**axes, ONNX_OUTPUT: {0: rows}},
                 opset_version=OPSET,
                 do_constant_folding=True,
             )

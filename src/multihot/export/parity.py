@@ -16,7 +16,7 @@ from torch import nn
 from multihot.artifacts.rundir import read_config
 from multihot.classifier import Classifier
 from multihot.core.errors import ExportError
-from multihot.data.encoding import tokenize
+from multihot.data.encoding import Reading, tokenize
 from multihot.data.readers import iter_text_batches
 from multihot.inference.torch_backend import predict_logits
 from multihot.scoring.calibration import Calibration, calibrated
@@ -86,11 +86,15 @@ class ExportResult:
 
 
 # ------------------------------------------------------------------------------------- checking
-def parity_texts(tokenizer, max_length: int, n: int = NUM_CHECK_TEXTS, seed: int = 0) -> list[str]:
-    """``n`` deterministic texts of whole-word vocabulary entries, from one word to past ``max_length``.
+def parity_texts(
+    tokenizer, reading: Reading | int, n: int = NUM_CHECK_TEXTS, seed: int = 0
+) -> list[str]:
+    """``n`` deterministic texts of whole-word vocabulary entries, from one word to past
+    ``max_length`` (for a run reading documents in windows, to past three windows).
 
     Random word sequences are not language, but they exercise every embedding row the texts touch,
-    every length (so padding inside a batch and truncation) and the model's full output range.
+    every length (so padding inside a batch and truncation, or several windows) and the model's
+    full output range.
 
     Example:
         >>> from multihot.modeling.encoders import train_wordpiece
@@ -110,8 +114,11 @@ def parity_texts(tokenizer, max_length: int, n: int = NUM_CHECK_TEXTS, seed: int
     ]
     if not words:
         raise ExportError("the tokenizer's vocabulary has no whole words to build check texts from")
+    if isinstance(reading, int):
+        reading = Reading(max_length=reading)
     rng = np.random.default_rng(seed)
-    lengths = np.linspace(1, max_length + 8, n).round().astype(int)
+    longest = reading.max_length * (3 if reading.chunked else 1) + 8
+    lengths = np.linspace(1, longest, n).round().astype(int)
     return [" ".join(rng.choice(words, size=int(length)).tolist()) for length in lengths]
 
 
@@ -164,19 +171,19 @@ def load_transformer_run(run: Path, target: str):
     return Classifier.load(run)
 
 
-def run_ids(clf, texts: list[str]) -> list[list[int]]:
-    return tokenize(clf.tokenizer, texts, clf.config.model.max_length)
+def run_ids(clf, texts: list[str]) -> list:
+    return tokenize(clf.tokenizer, texts, Reading.of(clf.config.model))
 
 
 def torch_probs(
-    model: nn.Module, ids: list[list[int]], pad_token_id: int, batch_size: int,
-    calibration: Calibration | None = None,
+    model: nn.Module, ids: list, pad_token_id: int, batch_size: int,
+    calibration: Calibration | None = None, batch_tokens: int = 16384,
 ) -> np.ndarray:  # fmt: skip
     """The reference: PyTorch in fp32 on the CPU, with the batching every prediction path uses,
     and the whole model (the exported graph may leave out what the output does not read);
     calibrated with ``calibration``."""
     logits = predict_logits(
         model, ids, pad_token_id=pad_token_id, batch_size=batch_size, device="cpu",
-        precision="fp32", prune=False,
+        precision="fp32", prune=False, batch_tokens=batch_tokens,
     )  # fmt: skip
     return sigmoid(calibrated(logits, calibration))

@@ -359,6 +359,11 @@ class _TransformerExplainer:
                 f"cannot explain with a {type(backend).__name__}: explanations need the PyTorch "
                 "backend (a transformer run) or the linear baseline"
             )
+        if backend.reading.chunked:
+            raise MultihotError(
+                "explanations read one window of text; this run reads long texts in windows "
+                "(long_text chunk), which they do not cover yet"
+            )
         self.backend, self.tokenizer, self.n_steps = backend, backend.tokenizer, n_steps
         model = backend.model
         if any(p.dtype != torch.float32 for p in model.parameters()):

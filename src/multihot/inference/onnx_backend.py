@@ -25,7 +25,16 @@ from multihot.artifacts.rundir import (
 )
 from multihot.artifacts.runs import RunFiles
 from multihot.core.errors import ConfigError, MultihotError, RunDirError
-from multihot.data.encoding import RustTokenizer, encode, pad, sorted_batches
+from multihot.data.encoding import (
+    Reading,
+    RustTokenizer,
+    document_batches,
+    encode,
+    is_document,
+    pack_documents,
+    pad,
+    sorted_batches,
+)
 from multihot.data.labels import LabelSet
 from multihot.scoring.calibration import Calibration
 
@@ -45,6 +54,9 @@ def available_cores() -> int:
 
 
 ONNX_INPUTS = ("input_ids", "attention_mask")
+ONNX_DOCUMENT_INPUTS = (*ONNX_INPUTS, "chunk_index")
+"""The inputs of a graph of a run that reads long texts in windows (``long_text="chunk"``): the
+windows' rows, and which rows make each document (:func:`multihot.data.encoding.pack_documents`)."""
 
 
 ONNX_OUTPUT = "probabilities"
@@ -102,22 +114,30 @@ def onnx_session(path: str | Path, options=None):
         raise RunDirError(f"{path}: cannot load ONNX model ({reason})") from None
     inputs = sorted(i.name for i in session.get_inputs())
     outputs = [o.name for o in session.get_outputs()]
-    if inputs != sorted(ONNX_INPUTS) or outputs != [ONNX_OUTPUT]:
+    known = (sorted(ONNX_INPUTS), sorted(ONNX_DOCUMENT_INPUTS))
+    if inputs not in known or outputs != [ONNX_OUTPUT]:
         raise RunDirError(
-            f"{path}: expected inputs {', '.join(ONNX_INPUTS)} and output {ONNX_OUTPUT}, "
+            f"{path}: expected inputs {', '.join(ONNX_INPUTS)} (and chunk_index) and output "
+            f"{ONNX_OUTPUT}, "
             f"got inputs {', '.join(inputs)} and outputs {', '.join(outputs)}; "
             "expected a graph written by 'multihot export RUN --format onnx'"
         )
     return session
 
 
+def reads_documents(session) -> bool:
+    """Whether a graph takes documents of windows (a ``chunk_index`` input)."""
+    return any(i.name == "chunk_index" for i in session.get_inputs())
+
+
 def onnx_probabilities(
     session,
-    input_ids: list[list[int]],
+    input_ids: list,
     *,
     pad_token_id: int,
     batch_size: int = 64,
     workers: int | None = None,
+    batch_tokens: int = 16384,
 ) -> np.ndarray:
     """Probabilities of shape ``(n_texts, num_labels)`` from an ONNX session, rows in input order.
 
@@ -125,22 +145,36 @@ def onnx_probabilities(
     batch's longest text), so both engines see the same padded batches; only when there are fewer
     texts than ``batch_size`` per worker are the batches made smaller, so that every worker gets one.
     ``workers`` batches run at once, each on one core (see :func:`onnx_session`); the default is
-    :func:`available_cores`.
+    :func:`available_cores`. Documents of windows are packed as
+    :func:`multihot.data.encoding.document_batches` says, at most ``batch_tokens`` ids a batch.
     On GoEmotions test with int8 scratch-mini and 2 cores, tokenization included, this ran at 2311
     texts/s (median of six) against 1946 for one batch at a time on two intra-operator threads.
     """
     workers = max(1, workers or available_cores())
-    lengths = np.fromiter((len(ids) for ids in input_ids), dtype=np.int64, count=len(input_ids))
     out = np.empty((len(input_ids), onnx_num_labels(session)), dtype=np.float32)
     size = max(1, min(batch_size, -(-len(input_ids) // workers)))
+    documents = bool(input_ids) and is_document(input_ids[0])
+    if input_ids and documents != reads_documents(session):
+        raise MultihotError(
+            "the graph reads "
+            + ("documents of windows" if reads_documents(session) else "truncated texts")
+            + ", and was given "
+            + ("documents" if documents else "truncated texts")
+        )
 
     def run(batch_indices: list[int]) -> None:
-        ids, mask = pad([input_ids[i] for i in batch_indices], pad_token_id)
-        out[batch_indices] = session.run(
-            [ONNX_OUTPUT], dict(zip(ONNX_INPUTS, (ids, mask), strict=True))
-        )[0]
+        texts = [input_ids[i] for i in batch_indices]
+        if documents:
+            arrays, names = pack_documents(texts, pad_token_id), ONNX_DOCUMENT_INPUTS
+        else:
+            arrays, names = pad(texts, pad_token_id), ONNX_INPUTS
+        out[batch_indices] = session.run([ONNX_OUTPUT], dict(zip(names, arrays, strict=True)))[0]
 
-    batches = sorted_batches(lengths, size)
+    if documents:
+        batches = document_batches(input_ids, size, batch_tokens)
+    else:
+        lengths = np.fromiter(map(len, input_ids), dtype=np.int64, count=len(input_ids))
+        batches = sorted_batches(lengths, size)
     if workers == 1 or len(batches) < 2:
         for batch_indices in batches:
             run(batch_indices)
@@ -217,22 +251,24 @@ class OnnxBackend:
     Args:
         session: an onnxruntime session from :func:`onnx_session`.
         tokenizer: the run's tokenizer.
-        max_length: the run's ``max_length``.
+        reading: how the run reads a text (:class:`multihot.data.encoding.Reading`; an int is
+            its ``max_length``, truncating).
         path: the graph's file.
     """
 
     kind = "onnx"
 
-    def __init__(self, session, tokenizer, max_length: int, path: Path | None = None):
-        self.session, self.tokenizer, self.max_length = session, tokenizer, max_length
+    def __init__(self, session, tokenizer, reading: Reading | int, path: Path | None = None):
+        self.session, self.tokenizer = session, tokenizer
+        self.reading = reading if isinstance(reading, Reading) else Reading(max_length=reading)
         self.path = path
         """The graph's file, where it was loaded from one."""
         self.calibration: Calibration | None = None
         """The calibration the graph was exported with (it is inside it)."""
 
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """The token ids of checked texts, truncated to ``max_length``."""
-        return encode(self.tokenizer, texts, self.max_length)
+    def encode(self, texts: Sequence[str]) -> list:
+        """The token ids of checked texts, read as the run reads them."""
+        return encode(self.tokenizer, texts, self.reading)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64, precision: str = "auto"):
         """Probabilities of shape ``(n_texts, num_labels)``, rows in input order."""
@@ -245,8 +281,9 @@ class OnnxBackend:
         if not ids:
             return np.zeros((0, onnx_num_labels(self.session)), dtype=np.float32)
         return onnx_probabilities(
-            self.session, ids, pad_token_id=self.tokenizer.pad_token_id, batch_size=batch_size
-        )
+            self.session, ids, pad_token_id=self.tokenizer.pad_token_id, batch_size=batch_size,
+            batch_tokens=self.reading.batch_tokens,
+        )  # fmt: skip
 
 
 def load_onnx_backend(files: RunFiles, onnx_path: str | Path | None = None) -> OnnxBackend:
@@ -268,8 +305,13 @@ def load_onnx_backend(files: RunFiles, onnx_path: str | Path | None = None) -> O
         check_self_contained(run, (ONNX_FILE,))
     session = onnx_session(path)
     _check_graph_matches_run(session, path, files)
-    max_length = files.config.model.max_length
-    tokenizer = RustTokenizer.from_dir(run / TOKENIZER, max_length)
-    backend = OnnxBackend(session, tokenizer, max_length, path)
+    reading = Reading.of(files.config.model)
+    if reads_documents(session) != reading.chunked:
+        raise RunDirError(
+            f"{path}: the graph reads texts {'in windows' if reads_documents(session) else 'truncated'}"
+            f", the run (long_text {reading.long_text}) does not; export this run again"
+        )
+    tokenizer = RustTokenizer.from_dir(run / TOKENIZER, reading.max_length)
+    backend = OnnxBackend(session, tokenizer, reading, path)
     backend.calibration = files.calibration  # inside the graph: checked above, never applied here
     return backend

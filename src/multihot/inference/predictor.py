@@ -29,7 +29,7 @@ from multihot.baseline.linear import BaselineConfig, TfidfLogistic
 from multihot.core import distributed
 from multihot.core.config import RunConfig
 from multihot.core.errors import ConfigError, RunDirError
-from multihot.data.encoding import check_texts
+from multihot.data.encoding import Reading, check_texts, token_count
 from multihot.data.labels import LabelSet
 from multihot.inference.onnx_backend import load_onnx_backend
 from multihot.scoring.thresholds import Thresholds
@@ -61,7 +61,7 @@ def load_backend(files: RunFiles):
 
     model, tokenizer, encoder_config = load_transformer_model(files)
     return TorchBackend(
-        model, tokenizer, encoder_config, files.config.model.max_length, files.calibration
+        model, tokenizer, encoder_config, Reading.of(files.config.model), files.calibration
     )
 
 
@@ -161,7 +161,7 @@ class Predictor:
     @staticmethod
     def token_count(encoded) -> int:
         """The tokens one encoded text (:meth:`encode`) costs a forward pass (words for a baseline)."""
-        return len(encoded) if isinstance(encoded, list) else len(encoded.split())
+        return token_count(encoded) if isinstance(encoded, list) else len(encoded.split())
 
     def predict_proba_encoded(self, encoded: list, batch_size: int = 64) -> np.ndarray:
         """:meth:`predict_proba` of texts already encoded (:meth:`encode`); the same probabilities."""

@@ -19,8 +19,8 @@ from multihot.core.precision import (
     inference_copy,
     resolve_precision,
 )
-from multihot.data.batching import Collator, TokenizedDataset
-from multihot.data.encoding import encode, sorted_batches
+from multihot.data.batching import Collator, TokenizedDataset, model_inputs
+from multihot.data.encoding import Reading, encode
 from multihot.modeling.first_token import first_token_only
 from multihot.scoring.calibration import Calibration, calibrated
 from multihot.scoring.probabilities import sigmoid
@@ -29,40 +29,50 @@ from multihot.scoring.probabilities import sigmoid
 @torch.inference_mode()
 def predict_logits(
     model: torch.nn.Module,
-    input_ids: list[list[int]],
+    input_ids: list,
     *,
     pad_token_id: int,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     precision: str = "fp32",
     prune: bool = True,
+    batch_tokens: int = 16384,
 ) -> np.ndarray:
     """Logits of shape ``(n_texts, num_labels)`` as float32, rows in the order of ``input_ids``.
 
     Texts are batched in order of length (so padding is small) and put back in input order. With
     ``prune``, models that read only the first token's state compute their last layer for that
     token only (:mod:`multihot.modeling.first_token`; the same logits up to float rounding).
+
+    Documents of windows (``long_text="chunk"``) are packed, the windows of several documents in
+    one batch of at most ``batch_tokens`` ids; a document longer than that is encoded
+    ``batch_tokens`` ids at a time, so memory stays bounded however long it is.
     """
     dataset = TokenizedDataset(input_ids)
     collate = Collator(pad_token_id)
     out = np.empty((len(dataset), model.num_labels), dtype=np.float32)
     model.eval()
     pruned = first_token_only(model) if prune else contextlib.nullcontext()
+    windows = {}
+    if dataset.documents:
+        longest = max(len(w) for doc in input_ids for w in doc)
+        windows["encoder_rows"] = max(1, batch_tokens // longest)
     with pruned:
-        for batch_indices in sorted_batches(dataset.lengths, batch_size):
+        for batch_indices in dataset.inference_batches(batch_size, batch_tokens):
             batch = collate([dataset[i] for i in batch_indices])
             with autocast(device, precision), fast_attention(device):
-                logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+                logits = model(**model_inputs(batch, device), **windows)
             out[batch_indices] = logits.float().cpu().numpy()
     return out
 
 
 class TorchBackend:
     """Logits from a transformer run's model (a :class:`multihot.modeling.model.MultiLabelModel`
-    or a seed ensemble of them), its tokenizer and ``max_length``.
+    or a seed ensemble of them), its tokenizer and how it reads a text (a
+    :class:`multihot.data.encoding.Reading`, or its ``max_length`` alone for truncation).
 
     Example:
-        >>> backend = TorchBackend(model, tokenizer, encoder_config, max_length=128)  # doctest: +SKIP
+        >>> backend = TorchBackend(model, tokenizer, encoder_config, 128)  # doctest: +SKIP
         >>> backend.predict_logits(["so happy for you!"]).shape  # doctest: +SKIP
         (1, 28)
     """
@@ -74,21 +84,21 @@ class TorchBackend:
         model: torch.nn.Module,
         tokenizer,
         encoder_config: dict,
-        max_length: int,
+        reading: Reading | int,
         calibration: Calibration | None = None,
     ):
         self.model, self.tokenizer, self.encoder_config = model, tokenizer, encoder_config
-        self.max_length = max_length
+        self.reading = reading if isinstance(reading, Reading) else Reading(max_length=reading)
         self.calibration = calibration
         """Temperatures applied to every logit this backend returns (None: uncalibrated)."""
         self.device = default_device()
         self.model.to(self.device).eval()
         self._copies: dict[str, tuple[torch.nn.Module, str]] = {}
 
-    def encode(self, texts) -> list[list[int]]:
-        """The token ids of checked texts, truncated to ``max_length``: what
-        :meth:`predict_proba_encoded` computes from."""
-        return encode(self.tokenizer, texts, self.max_length)
+    def encode(self, texts) -> list:
+        """The token ids of checked texts, read as the run reads them (truncated, or documents
+        of windows): what :meth:`predict_proba_encoded` computes from."""
+        return encode(self.tokenizer, texts, self.reading)
 
     def predict_logits(self, texts, batch_size: int = 64, precision: str = "auto") -> np.ndarray:
         """Logits of shape ``(n_texts, num_labels)``, rows in input order, divided by the
@@ -108,7 +118,7 @@ class TorchBackend:
         model, autocast_to = self._copies[precision]
         logits = predict_logits(
             model, ids, pad_token_id=self.tokenizer.pad_token_id, batch_size=batch_size,
-            device=self.device, precision=autocast_to,
+            device=self.device, precision=autocast_to, batch_tokens=self.reading.batch_tokens,
         )  # fmt: skip
         return calibrated(logits, self.calibration)
 

@@ -56,10 +56,14 @@ class SeedEnsemble(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
+        chunk_index: torch.Tensor | None = None,
+        encoder_rows: int | None = None,
     ) -> torch.Tensor:
-        stacked = torch.stack(
-            [member(input_ids, attention_mask, token_type_ids) for member in self.members]
-        )
+        stacked = torch.stack([
+            member(input_ids, attention_mask, token_type_ids, chunk_index=chunk_index,
+                   encoder_rows=encoder_rows)
+            for member in self.members
+        ])  # fmt: skip
         return mean_probability_logits(stacked)
 
 

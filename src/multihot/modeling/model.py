@@ -7,7 +7,7 @@ from torch import nn
 
 from multihot.core.config import ModelConfig
 from multihot.modeling.heads import build_head
-from multihot.modeling.pooling import build_pooling
+from multihot.modeling.pooling import WindowPooling, build_pooling
 
 
 class MultiLabelModel(nn.Module):
@@ -33,6 +33,10 @@ class MultiLabelModel(nn.Module):
             config.head, hidden, num_labels, config.head_hidden, config.dropout,
             config.head_activation,
         )  # fmt: skip
+        self.window_pooling = (
+            WindowPooling(config.chunk_pooling, hidden) if config.long_text == "chunk" else None
+        )
+        """Pools each document's windows into one vector (``long_text="chunk"``), else None."""
         self.num_labels = num_labels
         self.freeze_encoder = False
         """While True the encoder runs without gradients (training the head alone)."""
@@ -43,8 +47,36 @@ class MultiLabelModel(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
         return_hidden: bool = False,
+        chunk_index: torch.Tensor | None = None,
+        encoder_rows: int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Logits; with ``return_hidden`` also the encoder's token states ``(batch, seq, hidden)``."""
+        """Logits; with ``return_hidden`` also the encoder's token states ``(rows, seq, hidden)``.
+
+        With ``long_text="chunk"`` the rows are windows and ``chunk_index`` says which windows
+        make each document (:func:`multihot.data.encoding.pack_documents`); the logits are then
+        one row per document. ``encoder_rows`` (inference) runs the encoder on that many rows at a
+        time, so a long document's windows need not fit in memory at once.
+        """
+        if encoder_rows and input_ids.shape[0] > encoder_rows and not return_hidden:
+            pooled = torch.cat([
+                self._pooled(input_ids[i : i + encoder_rows], attention_mask[i : i + encoder_rows],
+                             None if token_type_ids is None else token_type_ids[i : i + encoder_rows])[0]
+                for i in range(0, input_ids.shape[0], encoder_rows)
+            ])  # fmt: skip
+            hidden = None
+        else:
+            pooled, hidden = self._pooled(input_ids, attention_mask, token_type_ids)
+        if self.window_pooling is not None:
+            if chunk_index is None:  # one window per row: each row its own document
+                chunk_index = torch.arange(pooled.shape[0], device=pooled.device).unsqueeze(1)
+            pooled = self.window_pooling(pooled, chunk_index)
+        elif chunk_index is not None:
+            raise ValueError("windows of documents given to a model that reads truncated texts")
+        logits = self.head(pooled)
+        return (logits, hidden) if return_hidden else logits
+
+    def _pooled(self, input_ids, attention_mask, token_type_ids):
+        """``(pooled, token states)`` of rows of ids."""
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
@@ -56,5 +88,4 @@ class MultiLabelModel(nn.Module):
         pooled = self.pooling(
             out.last_hidden_state, attention_mask, getattr(out, "pooler_output", None)
         )
-        logits = self.head(pooled)
-        return (logits, out.last_hidden_state) if return_hidden else logits
+        return pooled, out.last_hidden_state

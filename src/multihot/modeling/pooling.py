@@ -91,6 +91,44 @@ class LabelAttentionPooling(Pooling):
         return torch.einsum("bls,bsh->blh", weights.to(hidden.dtype), hidden)
 
 
+class WindowPooling(nn.Module):
+    """A document's windows to one vector (``long_text="chunk"``): the pooled vectors of every
+    window of a batch, ``(windows, hidden)`` or per label ``(windows, num_labels, hidden)``, and a
+    ``chunk_index`` of shape ``(documents, most windows)`` (each document's window rows, then -1)
+    give ``(documents, hidden)`` or ``(documents, num_labels, hidden)``.
+
+    Modes: ``max`` (element-wise over the windows), ``mean``, ``attention`` (a learned score per
+    window vector, softmax over that document's windows; per label with a per-label pooling).
+    Padding windows (-1) get no weight, so a document pools the same in any batch.
+
+    Example:
+        >>> pool = WindowPooling("max", hidden_size=2)
+        >>> windows = torch.tensor([[1.0, 0.0], [0.0, 2.0], [5.0, 5.0]])
+        >>> pool(windows, torch.tensor([[0, 1], [2, -1]]))
+        tensor([[1., 2.],
+                [5., 5.]])
+    """
+
+    def __init__(self, mode: str, hidden_size: int):
+        super().__init__()
+        if mode not in ("max", "mean", "attention"):
+            raise ValueError(f"unknown chunk pooling {mode!r}")
+        self.mode = mode
+        self.score = nn.Linear(hidden_size, 1) if mode == "attention" else None
+
+    def forward(self, pooled: torch.Tensor, chunk_index: torch.Tensor) -> torch.Tensor:
+        windows = pooled[chunk_index.clamp(min=0)]  # (docs, most windows, [labels,] hidden)
+        present = (chunk_index >= 0).reshape(*chunk_index.shape, *([1] * (pooled.dim() - 1)))
+        if self.mode == "max":
+            return windows.masked_fill(~present, torch.finfo(windows.dtype).min).max(1).values
+        if self.mode == "mean":
+            weights = present.to(windows.dtype)
+            return (windows * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        scores = self.score(windows).float().masked_fill(~present, float("-inf"))
+        weights = torch.softmax(scores, dim=1).to(windows.dtype)  # over the windows
+        return (windows * weights).sum(1)
+
+
 def build_pooling(name: str, hidden_size: int, num_labels: int) -> Pooling:
     """The pooling module called ``name`` (see :data:`multihot.core.config.POOLINGS`)."""
     if name == "cls":

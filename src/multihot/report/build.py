@@ -74,7 +74,7 @@ def report_inputs(
         targets=np.asarray(targets, dtype=np.int8),
         probs=probs,
         thresholds=clf.thresholds.values,
-        metrics=clf.thresholds.metrics(targets, probs, clf.label_names),
+        metrics=clf.score(texts, targets, probs),
         config={"kind": clf.kind, **clf.config.to_dict()},
         history=clf.history,
         train_seconds=train_seconds(clf.history),

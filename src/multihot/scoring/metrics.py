@@ -17,6 +17,7 @@ import numpy as np
 from multihot.core.config import AVERAGES as _AVERAGES
 from multihot.core.config import PRIMARY_METRICS
 from multihot.core.errors import ConfigError, MultihotError
+from multihot.data.encoding import text_lengths, tokens_read
 
 logger = logging.getLogger(__name__)
 
@@ -233,3 +234,70 @@ def _ranking_metrics(skm, targets: np.ndarray, probs: np.ndarray):
         else None,
     }
     return out, roc_auc, ap
+
+
+def length_buckets(
+    lengths: Sequence[int], targets: np.ndarray, decisions: np.ndarray, window: int,
+    read: int | None = None,
+) -> list[dict]:  # fmt: skip
+    """Metrics of texts grouped by their length in tokens, so a user sees whether long texts are
+    where the model fails: up to one ``window`` (``max_length``), then up to 2, 4, 8... windows.
+
+    Each bucket (only those with texts) has ``tokens`` (its range), ``texts``, ``micro_f1``,
+    ``macro_f1`` (over the labels with a positive in the bucket; None with none), ``subset_accuracy``
+    and, given ``read`` (the tokens a text is read up to), ``cut_texts``: its texts longer than that.
+
+    Example:
+        >>> y = np.array([[1, 0], [0, 1], [1, 1]]); d = np.array([[1, 0], [0, 0], [1, 1]])
+        >>> [(b["tokens"], b["texts"], b["micro_f1"]) for b in length_buckets([10, 20, 70], y, d, 16)]
+        [('1-16', 1, 1.0), ('17-32', 1, 0.0), ('65-128', 1, 1.0)]
+    """
+    from sklearn.metrics import f1_score
+
+    lengths = np.asarray(lengths, dtype=np.int64)
+    targets, decisions = np.asarray(targets), np.asarray(decisions)
+    buckets, low, high = [], 1, window
+    while low <= (lengths.max() if len(lengths) else 0):
+        rows = (lengths >= low) & (lengths <= high)
+        if rows.any():
+            y, d = targets[rows], decisions[rows]
+            present = np.flatnonzero(y.any(0))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                micro = f1_score(y, d, average="micro", zero_division=0)
+                macro = (
+                    f1_score(y[:, present], d[:, present], average="macro", zero_division=0)
+                    if len(present) else None
+                )  # fmt: skip
+            bucket = {
+                "tokens": f"{low}-{high}",
+                "texts": int(rows.sum()),
+                "micro_f1": float(micro),
+                "macro_f1": _float(macro),
+                "subset_accuracy": float((y == d).all(1).mean()),
+            }
+            if read is not None:
+                bucket["cut_texts"] = int((lengths[rows] > read).sum())
+            buckets.append(bucket)
+        low, high = high + 1, high * 2
+    return buckets
+
+
+BASELINE_BUCKET_WORDS = 64
+"""The first length bucket of a linear baseline, in words (it reads every word; no window)."""
+
+
+def by_length(tokenizer, reading, texts: Sequence[str], targets, decisions) -> dict:
+    """The ``by_length`` entry of evaluation metrics: :func:`length_buckets` of ``texts`` in tokens
+    of ``tokenizer`` with the window and reach of ``reading`` (a
+    :class:`multihot.data.encoding.Reading`), or in words without a tokenizer (a linear baseline)."""
+    if tokenizer is None:
+        words = [len(text.split()) for text in texts]
+        return {
+            "unit": "words",
+            "buckets": length_buckets(words, targets, decisions, BASELINE_BUCKET_WORDS),
+        }
+    lengths = text_lengths(tokenizer, texts)
+    read = tokens_read(tokenizer, reading)
+    buckets = length_buckets(lengths, targets, decisions, reading.max_length, read)
+    return {"unit": "tokens", "read_up_to": read, "buckets": buckets}

@@ -201,6 +201,8 @@ class ServerState:
             "precision": p.precision,
             "encoder": "tfidf-logreg" if linear else p.config.model.encoder,
             "max_length": p.config.model.max_length,
+            "long_text": None if linear else p.config.model.long_text,
+            "max_chunks": p.config.model.max_chunks if p.config.model.chunked else None,
             "labels": p.label_names,
             "thresholds": dict(zip(p.label_names, map(float, p.thresholds.values), strict=True)),
             "threshold_strategy": p.thresholds.strategy,

@@ -41,7 +41,7 @@ class ServeConfig:
     """Texts in one request at most (413 above)."""
     max_chars: int = 20_000
     """Characters in one text at most (413 above); the model reads its first max_length
-    tokens either way."""
+    tokens either way, or with long_text chunk up to max_chunks windows of them."""
     max_body_bytes: int = 2 * 1024 * 1024
     """Bytes of one request body at most (413 above)."""
 

@@ -26,8 +26,12 @@ from multihot.core.config import TrainConfig
 from multihot.core.distributed import check_batch_split, gather_rows
 from multihot.core.errors import ConfigError
 from multihot.core.precision import accelerate_mixed_precision, fast_attention, resolve_precision
-from multihot.data.batching import Collator, LengthGroupedBatchSampler, TokenizedDataset
-from multihot.data.encoding import sorted_batches
+from multihot.data.batching import (
+    Collator,
+    LengthGroupedBatchSampler,
+    TokenizedDataset,
+    model_inputs,
+)
 from multihot.modeling.dropout import use_fast_dropout
 from multihot.modeling.encoders import use_eager_attention
 from multihot.modeling.masking import MaskedLMTraining, mask_tokens
@@ -75,6 +79,7 @@ def fit(
     checkpoint: str | Path | None = None,
     resume: bool = False,
     tracking: Tracking | None = None,
+    batch_tokens: int = 16384,
 ) -> TrainResult:
     """Train ``model`` on ``train``, evaluate on ``val``, keep the best weights by ``config.metric``.
 
@@ -90,12 +95,17 @@ def fit(
 
     With ``config.report_to``, every evaluation is also logged to those trackers
     (:mod:`multihot.training.tracking`) under ``tracking``'s name.
+
+    Documents of windows (``long_text="chunk"``) train in batches of ``config.batch_size``
+    documents; they are evaluated packed up to ``batch_tokens`` ids per batch.
     """
     accelerator, precision = build_accelerator(config)
     tracked = tracking_start(accelerator, config, tracking)
     if not accelerator.is_main_process:
         callback = None  # one progress bar and one log, from the main process
-    train_loader, val_loader, sampler = build_loaders(train, val, config, accelerator, pad_token_id)
+    train_loader, val_loader, sampler = build_loaders(
+        train, val, config, accelerator, pad_token_id, batch_tokens
+    )
     masking = masking_settings(config, model, mask_token_id, special_ids, pad_token_id)
     run = _prepare(model, loss_fn, config, accelerator, train_loader, sampler, masking)
     checkpoints = _checkpoints(run, config, checkpoint)
@@ -163,7 +173,7 @@ def build_accelerator(config: TrainConfig):
 
 def build_loaders(
     train: TokenizedDataset, val: TokenizedDataset, config: TrainConfig, accelerator,
-    pad_token_id: int,
+    pad_token_id: int, batch_tokens: int = 16384,
 ) -> tuple[DataLoader, DataLoader, LengthGroupedBatchSampler]:  # fmt: skip
     """``(train_loader, val_loader, sampler)``: length-grouped shuffled training batches; this
     process's share of the validation batches (batch i goes to process i mod N)."""
@@ -178,7 +188,7 @@ def build_loaders(
     train_loader = DataLoader(train, batch_sampler=sampler, **loader_options)
     # Validation is sharded by whole batches, not by Accelerate: _gather_logits puts every row
     # back in its place (no row repeated or dropped).
-    val_batches = sorted_batches(val.lengths, config.batch_size * 2)
+    val_batches = val.inference_batches(config.batch_size * 2, batch_tokens)
     val_loader = DataLoader(
         val,
         batch_sampler=val_batches[accelerator.process_index :: accelerator.num_processes],
@@ -472,7 +482,7 @@ def _train_step(
     # queueing the next batch while the GPU works.
     counters.running_loss = counters.running_loss + loss.detach().float()
     counters.running_count += 1
-    counters.seen += batch["input_ids"].shape[0] * accelerator.num_processes  # slices are equal
+    counters.seen += batch["index"].shape[0] * accelerator.num_processes  # slices are equal
     if not accelerator.sync_gradients:
         return False
     run.scheduler.step()
@@ -495,12 +505,13 @@ def _training_loss(
 ) -> torch.Tensor:
     """The label loss on the (possibly corrupted) batch, plus the weighted MLM loss if any."""
     input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
+    windows = {"chunk_index": batch["chunk_index"]} if "chunk_index" in batch else {}
     if masking is None:
-        return loss_fn(net(input_ids, attention_mask), batch["targets"])
+        return loss_fn(net(input_ids, attention_mask, **windows), batch["targets"])
     corrupted, chosen = mask_tokens(input_ids, attention_mask, **masking)
     if not mlm_weight:
-        return loss_fn(net(corrupted, attention_mask), batch["targets"])
-    logits, vocab_logits = net(corrupted, attention_mask, chosen)
+        return loss_fn(net(corrupted, attention_mask, **windows), batch["targets"])
+    logits, vocab_logits = net(corrupted, attention_mask, chosen, **windows)
     loss = loss_fn(logits, batch["targets"])
     if chosen.any():
         loss = loss + mlm_weight * F.cross_entropy(vocab_logits.float(), input_ids[chosen])
@@ -521,7 +532,7 @@ def _gather_logits(model, loader, accelerator, num_rows: int, num_labels: int) -
     for batch in loader:
         # A prepared model autocasts itself; an EMA copy does not.
         with accelerator.autocast(), fast_attention(device):
-            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            logits = model(**model_inputs(batch, device))
         indices.append(batch["index"].to(device))
         chunks.append(logits.float())
     return gather_rows(torch.cat(indices), torch.cat(chunks), num_rows, "evaluation")

@@ -22,7 +22,7 @@ from multihot.core import distributed
 from multihot.core.config import AUTO_STEPS, RunConfig, auto_epochs
 from multihot.core.errors import ConfigError, RunDirError
 from multihot.data.batching import TokenizedDataset
-from multihot.data.encoding import tokenize
+from multihot.data.encoding import Cut, Reading, tokenize
 from multihot.data.labels import LabelSet
 from multihot.data.prepare import DataLike, PreparedData, prepare_data
 from multihot.data.readers import Dataset
@@ -36,6 +36,7 @@ from multihot.modeling.encoders import (
 )
 from multihot.modeling.ensemble import SeedEnsemble
 from multihot.modeling.model import MultiLabelModel
+from multihot.scoring.metrics import by_length
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import Thresholds, finish_validation
 from multihot.training.checkpoint import RunCheckpoints, tokenizer_fingerprint
@@ -115,10 +116,12 @@ def train_run(
             _check_same_inputs(saved, invocation, checkpoints)
         else:
             checkpoints.start(invocation)
+    reading = Reading.of(m)
+    _say_cut(tokenizer, data.train.texts, reading)
     setup = _Setup(
         config, data, tokenizer, encoder_config,
-        TokenizedDataset(tokenize(tokenizer, data.train.texts, m.max_length), data.train_targets),
-        TokenizedDataset(tokenize(tokenizer, data.val.texts, m.max_length), data.val_targets),
+        TokenizedDataset(tokenize(tokenizer, data.train.texts, reading), data.train_targets),
+        TokenizedDataset(tokenize(tokenizer, data.val.texts, reading), data.val_targets),
         _loss(config, data), checkpoints, trust_remote_weights,
         Path(output).name if output is not None else "multihot",
     )  # fmt: skip
@@ -223,6 +226,14 @@ def _resolve_epochs(config: RunConfig, num_texts: int) -> RunConfig:
         if t.patience else "",
     )  # fmt: skip
     return config.override(epochs=epochs)
+
+
+def _say_cut(tokenizer, texts, reading: Reading) -> None:
+    """Warn once when the reading leaves part of the training texts unread: how many texts, how
+    many tokens, and what reads more."""
+    message = Cut.measure(tokenizer, texts, reading).message(reading)
+    if message and distributed.state().is_main_process:
+        logger.warning("training data: %s", message)
 
 
 def _cap_max_length(config: RunConfig, encoder, tokenizer) -> RunConfig:
@@ -366,6 +377,7 @@ def _train_member(
                 setup.name + (f"-member{member}" if m.ensemble > 1 else ""),
                 flat_hparams(config.to_dict()),
             ),
+            batch_tokens=m.batch_tokens,
         )  # fmt: skip
         if checkpoints is not None:
             checkpoints.save_member(member, result)
@@ -401,13 +413,16 @@ def _assemble(
     # evaluation during training: prediction runs another copy of the model (SDPA attention, the
     # last layer for [CLS] alone with cls/pooler pooling) that rounds differently in bf16.
     backend = TorchBackend(
-        model, setup.tokenizer, setup.encoder_config, setup.config.model.max_length
+        model, setup.tokenizer, setup.encoder_config, Reading.of(setup.config.model)
     )
     data = setup.data
     val_logits = backend.predict_logits(data.val.texts)
-    thresholds, metrics = finish_validation(
-        data.labels.names, data.val_targets, sigmoid(val_logits), t
-    )
+    val_probs = sigmoid(val_logits)
+    thresholds, metrics = finish_validation(data.labels.names, data.val_targets, val_probs, t)
+    metrics["validation"]["by_length"] = by_length(
+        setup.tokenizer, backend.reading, data.val.texts, data.val_targets,
+        thresholds.apply(val_probs),
+    )  # fmt: skip
     metrics.update(
         best,
         precision=results[0].precision,
