@@ -65,6 +65,7 @@ def child(args) -> dict:
     from multihot.inference.torch_backend import TorchBackend
     from multihot.modeling.encoders import build_encoder, is_scratch
     from multihot.modeling.model import MultiLabelModel
+    from multihot.training.loop import checkpoint_activations
 
     torch.manual_seed(0)
     texts, _ = load_goemotions(args.data, "train")
@@ -91,6 +92,8 @@ def child(args) -> dict:
         seconds = time.perf_counter() - started
     else:
         model.train()
+        if args.gradient_checkpointing:
+            checkpoint_activations(model)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
         collate = Collator(tokenizer.pad_token_id, None)
         targets = torch.zeros(28)
@@ -99,7 +102,7 @@ def child(args) -> dict:
             ids = tokenize(tokenizer, [doc_text], reading)
             batch = collate([(0, ids[0], targets.numpy())])
             with autocast("cpu", precision):
-                logits = model(**model_inputs(batch, "cpu"))
+                logits = model(**model_inputs(batch, "cpu", args.batch_tokens))
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 logits.float(), batch["targets"]
             )
@@ -123,6 +126,7 @@ def measure(args, task: str, tokens: int) -> dict:
         sys.executable, __file__, "--child", task, "--tokens", str(tokens),
         "--encoder", args.encoder, "--max-length", str(args.max_length),
         "--batch-tokens", str(args.batch_tokens), "--data", str(args.data),
+        *(["--gradient-checkpointing"] if args.gradient_checkpointing else []),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
@@ -137,6 +141,10 @@ def main() -> None:
     parser.add_argument("--encoder", default="minilm")
     parser.add_argument("--max-length", type=int, default=128, help="tokens per window")
     parser.add_argument("--batch-tokens", type=int, default=16384)
+    parser.add_argument(
+        "--gradient-checkpointing", action="store_true",
+        help="train with the encoder's activations recomputed in the backward pass",
+    )  # fmt: skip
     parser.add_argument("--lengths", default=",".join(map(str, LENGTHS)))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="GoEmotions directory")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -167,6 +175,7 @@ def main() -> None:
     print(
         f"encoder {args.encoder}, windows of {args.max_length} tokens (stride "
         f"{args.max_length // 4}), batch tokens {args.batch_tokens}, "
+        f"{'gradient checkpointing, ' if args.gradient_checkpointing else ''}"
         f"{results['predict'][first]['precision']}; one document per measurement, fresh process"
     )
     print(table(

@@ -110,3 +110,29 @@ def test_document_batches_keep_to_the_token_budget():
         assert windows * 16 <= 64 or len(batch) == 1
     assert len(docs[batches[0][0]]) == max(map(len, docs))  # longest first
     assert all(len(b) <= 3 for b in document_batches(docs, batch_size=3, batch_tokens=10**6))
+
+
+def test_split_documents_keeps_each_documents_windows_within_the_budget():
+    from multihot.data.batching import split_documents
+
+    rng = np.random.default_rng(1)
+    docs = [
+        [list(range(5, 5 + int(rng.integers(3, 17)))) for _ in range(int(rng.integers(1, 5)))]
+        for _ in range(7)
+    ]
+    batch = Collator(0, None)([(i, d, np.full(2, i)) for i, d in enumerate(docs)])
+    parts = split_documents(batch, batch_tokens=48)
+    assert len(parts) > 1
+    assert torch_cat([p["index"] for p in parts]) == list(range(7))
+    for part in parts:
+        ids, mask, index = part["input_ids"], part["attention_mask"], part["chunk_index"]
+        assert ids.numel() <= 48 or len(part["index"]) == 1
+        for row, d in enumerate(part["index"].tolist()):
+            got = [ids[w][mask[w].bool()].tolist() for w in index[row].tolist() if w >= 0]
+            assert got == docs[d]
+            assert part["targets"][row].tolist() == [d, d]
+    assert split_documents(batch, batch_tokens=10**6) == [batch]
+
+
+def torch_cat(tensors) -> list[int]:
+    return [i for t in tensors for i in t.tolist()]

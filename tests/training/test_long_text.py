@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pytest
 from sklearn.metrics import f1_score
 
 from helpers import LONG, TINY, TRIGGERS, long_documents, write_jsonl
@@ -79,3 +80,22 @@ def test_training_says_what_truncation_cuts(long_runs, tmp_path, caplog):
         Classifier.train(data, data, epochs=1, batch_size=4, compare_baseline=False,
                          long_text="chunk", max_chunks=16, **TINY)  # fmt: skip
     assert not [r for r in caplog.records if "training data" in r.getMessage()]
+
+
+def test_a_batch_over_the_token_budget_trains_as_if_whole(tmp_path):
+    """Computed in groups of its documents (each loss weighted by its share), a batch gives the
+    whole batch's gradient: the same model after an epoch, without dropout."""
+    texts, labels = long_documents(8, seed=6, words=(100, 200))
+    data = write_jsonl(tmp_path / "docs.jsonl", texts, labels)
+    settings = {**TINY, "long_text": "chunk", "dropout": 0.0, "epochs": 1, "batch_size": 4,
+                "compare_baseline": False}  # fmt: skip
+    whole = Classifier.train(data, data, **settings)
+    grouped = Classifier.train(data, data, batch_tokens=64, **settings)
+    np.testing.assert_allclose(
+        grouped.predict_proba(texts, precision="fp32"),
+        whole.predict_proba(texts, precision="fp32"),
+        atol=1e-4,
+    )
+    assert [r["train_loss"] for r in grouped.history] == pytest.approx(
+        [r["train_loss"] for r in whole.history], rel=1e-4
+    )

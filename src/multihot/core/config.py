@@ -90,8 +90,9 @@ class ModelConfig:
     """With chunk: windows per document at most (bounds memory); the rest of a longer document
     is not read, and training says how many documents and tokens that cut."""
     batch_tokens: int = 16384
-    """With chunk: ids per encoder batch at most when evaluating and predicting (windows of
-    several documents are packed into one batch up to it)."""
+    """With chunk: ids per encoder pass at most. Evaluation and prediction pack the windows of
+    several documents into one pass up to it; a training batch over it takes one forward and
+    backward pass per group of its documents (the same gradient, the memory of one group)."""
     vocab_size: int = 8000
     """WordPiece vocabulary size for scratch encoders (capped by what the data supports)."""
     ensemble: int = 1

@@ -154,8 +154,56 @@ class Collator:
         return batch
 
 
-def model_inputs(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+def model_inputs(
+    batch: dict[str, torch.Tensor], device, batch_tokens: int | None = None
+) -> dict[str, torch.Tensor | int]:
     """A collated batch's keyword arguments of a model's forward, on ``device``:
-    ``input_ids``, ``attention_mask``, and for documents ``chunk_index``."""
+    ``input_ids``, ``attention_mask``, and for documents ``chunk_index`` and, given
+    ``batch_tokens``, ``encoder_rows``: the windows the encoder takes at a time, so that no
+    encoder pass holds more than ``batch_tokens`` ids however long a document is."""
     names = ("input_ids", "attention_mask", "chunk_index")
-    return {name: batch[name].to(device) for name in names if name in batch}
+    inputs = {name: batch[name].to(device) for name in names if name in batch}
+    if "chunk_index" in batch and batch_tokens:
+        inputs["encoder_rows"] = max(1, batch_tokens // batch["input_ids"].shape[1])
+    return inputs
+
+
+def split_documents(batch: dict[str, torch.Tensor], batch_tokens: int) -> list[dict]:
+    """A collated batch of documents (:class:`Collator`) as consecutive groups of its documents,
+    each group's windows, padded to the group's longest, at most ``batch_tokens`` ids (a single
+    document over the budget is a group of its own); each group is a batch of the same form. A
+    batch within the budget, or of texts, is returned whole.
+
+    Training takes one forward and backward pass per group, the losses weighted by their share of
+    the documents: the gradient of the whole batch, with the memory of one group.
+    """
+    if "chunk_index" not in batch:
+        return [batch]
+    index, lengths = batch["chunk_index"], batch["attention_mask"].sum(1)
+    windows = (index >= 0).sum(1).tolist()
+    if index.shape[0] < 2 or batch["input_ids"].numel() <= batch_tokens:
+        return [batch]
+    rows = [index[d, : windows[d]] for d in range(index.shape[0])]
+    longest = [int(lengths[r].max()) for r in rows]
+    groups, start, count, width = [], 0, 0, 0
+    for d in range(index.shape[0]):
+        if d > start and (count + windows[d]) * max(width, longest[d]) > batch_tokens:
+            groups.append((start, d))
+            start, count, width = d, 0, 0
+        count, width = count + windows[d], max(width, longest[d])
+    groups.append((start, index.shape[0]))
+    parts = []
+    for a, b in groups:
+        first, last = int(rows[a][0]), int(rows[b - 1][-1]) + 1
+        width = max(longest[a:b])
+        part_index = index[a:b, : max(windows[a:b])]
+        part = {
+            "index": batch["index"][a:b],
+            "input_ids": batch["input_ids"][first:last, :width],
+            "attention_mask": batch["attention_mask"][first:last, :width],
+            "chunk_index": torch.where(part_index >= 0, part_index - first, part_index),
+        }
+        if "targets" in batch:
+            part["targets"] = batch["targets"][a:b]
+        parts.append(part)
+    return parts

@@ -112,6 +112,12 @@ def export_hf(
 def _check_shape(clf, run: Path) -> None:
     """Only a single pooler + linear BERT is a ``BertForSequenceClassification``."""
     m = clf.config.model
+    if m.chunked:
+        raise ExportError(
+            f"{run}: the run reads long texts in windows (long_text chunk), which a "
+            "BertForSequenceClassification cannot (it would read the first window only); "
+            "export it with --format onnx instead"
+        )
     model_type = clf.encoder_config.get("model_type")
     if m.ensemble > 1 or m.pooling != "pooler" or m.head != "linear" or model_type != "bert":
         raise ExportError(
@@ -120,12 +126,6 @@ def _check_shape(clf, run: Path) -> None:
             f"pooling {m.pooling!r}, head {m.head!r}, encoder type {model_type!r}"
             + (f", an ensemble of {m.ensemble}" if m.ensemble > 1 else "")
             + "; export it with --format onnx instead"
-        )
-    if m.chunked:
-        raise ExportError(
-            f"{run}: the run reads long texts in windows (long_text chunk), which a "
-            "BertForSequenceClassification cannot (it would read the first window only); "
-            "export it with --format onnx instead"
         )
 
 

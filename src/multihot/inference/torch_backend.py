@@ -53,15 +53,11 @@ def predict_logits(
     out = np.empty((len(dataset), model.num_labels), dtype=np.float32)
     model.eval()
     pruned = first_token_only(model) if prune else contextlib.nullcontext()
-    windows = {}
-    if dataset.documents:
-        longest = max(len(w) for doc in input_ids for w in doc)
-        windows["encoder_rows"] = max(1, batch_tokens // longest)
     with pruned:
         for batch_indices in dataset.inference_batches(batch_size, batch_tokens):
             batch = collate([dataset[i] for i in batch_indices])
             with autocast(device, precision), fast_attention(device):
-                logits = model(**model_inputs(batch, device), **windows)
+                logits = model(**model_inputs(batch, device, batch_tokens))
             out[batch_indices] = logits.float().cpu().numpy()
     return out
 

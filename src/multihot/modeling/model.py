@@ -57,13 +57,9 @@ class MultiLabelModel(nn.Module):
         one row per document. ``encoder_rows`` (inference) runs the encoder on that many rows at a
         time, so a long document's windows need not fit in memory at once.
         """
+        hidden = None
         if encoder_rows and input_ids.shape[0] > encoder_rows and not return_hidden:
-            pooled = torch.cat([
-                self._pooled(input_ids[i : i + encoder_rows], attention_mask[i : i + encoder_rows],
-                             None if token_type_ids is None else token_type_ids[i : i + encoder_rows])[0]
-                for i in range(0, input_ids.shape[0], encoder_rows)
-            ])  # fmt: skip
-            hidden = None
+            pooled = self._pooled_by_slices(input_ids, attention_mask, token_type_ids, encoder_rows)
         else:
             pooled, hidden = self._pooled(input_ids, attention_mask, token_type_ids)
         if self.window_pooling is not None:
@@ -74,6 +70,15 @@ class MultiLabelModel(nn.Module):
             raise ValueError("windows of documents given to a model that reads truncated texts")
         logits = self.head(pooled)
         return (logits, hidden) if return_hidden else logits
+
+    def _pooled_by_slices(self, input_ids, attention_mask, token_type_ids, rows: int):
+        """The pooled vectors of :meth:`_pooled`, the encoder run on ``rows`` rows at a time."""
+        parts = []
+        for start in range(0, input_ids.shape[0], rows):
+            part = slice(start, start + rows)
+            types = None if token_type_ids is None else token_type_ids[part]
+            parts.append(self._pooled(input_ids[part], attention_mask[part], types)[0])
+        return torch.cat(parts)
 
     def _pooled(self, input_ids, attention_mask, token_type_ids):
         """``(pooled, token states)`` of rows of ids."""

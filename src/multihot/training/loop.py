@@ -9,6 +9,7 @@ weights, the history and the validation probabilities at the best evaluation com
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -31,6 +32,7 @@ from multihot.data.batching import (
     LengthGroupedBatchSampler,
     TokenizedDataset,
     model_inputs,
+    split_documents,
 )
 from multihot.modeling.dropout import use_fast_dropout
 from multihot.modeling.encoders import use_eager_attention
@@ -108,6 +110,7 @@ def fit(
     )
     masking = masking_settings(config, model, mask_token_id, special_ids, pad_token_id)
     run = _prepare(model, loss_fn, config, accelerator, train_loader, sampler, masking)
+    run.batch_tokens = batch_tokens
     checkpoints = _checkpoints(run, config, checkpoint)
     result = TrainResult(state_dict={}, best={}, precision=precision)
     counters = _Counters(started=time.perf_counter())
@@ -236,6 +239,9 @@ class _Run:
     total_steps: int
     frozen_steps: int = 0
     """Optimiser steps at the start during which the encoder is not trained."""
+    batch_tokens: int = 16384
+    """Ids per forward pass at most for documents of windows: a batch over it is trained in
+    groups of its documents (:func:`multihot.data.batching.split_documents`)."""
 
 
 def _prepare(model, loss_fn, config: TrainConfig, accelerator, train_loader, sampler, masking):
@@ -249,7 +255,7 @@ def _prepare(model, loss_fn, config: TrainConfig, accelerator, train_loader, sam
     if config.freeze_embeddings:
         freeze_embeddings(net)
     if config.gradient_checkpointing:
-        _checkpoint_activations(model)
+        checkpoint_activations(model)
     # The fused AdamW kernel updates all parameters in one pass: 2x faster steps on CPU.
     optimizer = torch.optim.AdamW(param_groups(net, config), lr=config.lr, fused=True)
     net, optimizer, train_loader = accelerator.prepare(net, optimizer, train_loader)
@@ -275,7 +281,7 @@ def _prepare(model, loss_fn, config: TrainConfig, accelerator, train_loader, sam
     )  # fmt: skip
 
 
-def _checkpoint_activations(model: torch.nn.Module) -> None:
+def checkpoint_activations(model: torch.nn.Module) -> None:
     """Turn on the encoder's gradient checkpointing (Hugging Face encoders that support it)."""
     encoder = model.encoder
     if not getattr(encoder, "supports_gradient_checkpointing", False):
@@ -472,8 +478,7 @@ def _train_step(
         accelerator.unwrap_model(run.model).freeze_encoder = counters.step < run.frozen_steps
     with accelerator.accumulate(net):
         with fast_attention(accelerator.device):
-            loss = _training_loss(net, run.loss_fn, batch, run.masking, config.mlm_weight)
-            accelerator.backward(loss)
+            loss = _documents_backward(run, batch, config)
         if accelerator.sync_gradients and config.grad_clip:
             accelerator.clip_grad_norm_(net.parameters(), config.grad_clip)
         run.optimizer.step()
@@ -500,17 +505,46 @@ def _train_step(
     return True
 
 
+def _documents_backward(run: _Run, batch, config: TrainConfig) -> torch.Tensor:
+    """Forward and backward of a batch; documents over the token budget in groups of them, each
+    group's loss weighted by its share of the batch (the same gradient), gradients synchronised
+    over processes after the last group only. The batch's loss, detached."""
+    accelerator, net = run.accelerator, run.net
+    parts = split_documents(batch, run.batch_tokens)
+    if len(parts) == 1:
+        loss = _training_loss(
+            net, run.loss_fn, batch, run.masking, config.mlm_weight, run.batch_tokens
+        )
+        accelerator.backward(loss)
+        return loss.detach()
+    total, loss = batch["index"].shape[0], 0.0
+    for k, part in enumerate(parts):
+        last = k == len(parts) - 1
+        with contextlib.nullcontext() if last else accelerator.no_sync(net):
+            share = part["index"].shape[0] / total
+            part_loss = share * _training_loss(
+                net, run.loss_fn, part, run.masking, config.mlm_weight, run.batch_tokens
+            )
+            accelerator.backward(part_loss)
+        loss = loss + part_loss.detach()
+    return loss
+
+
 def _training_loss(
-    net, loss_fn, batch: dict[str, torch.Tensor], masking: dict | None, mlm_weight: float
-) -> torch.Tensor:
-    """The label loss on the (possibly corrupted) batch, plus the weighted MLM loss if any."""
+    net, loss_fn, batch: dict[str, torch.Tensor], masking: dict | None, mlm_weight: float,
+    batch_tokens: int | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """The label loss on the (possibly corrupted) batch, plus the weighted MLM loss if any.
+    Documents' windows go through the encoder at most ``batch_tokens`` ids at a time."""
     input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
-    windows = {"chunk_index": batch["chunk_index"]} if "chunk_index" in batch else {}
-    if masking is None:
-        return loss_fn(net(input_ids, attention_mask, **windows), batch["targets"])
-    corrupted, chosen = mask_tokens(input_ids, attention_mask, **masking)
+    windows = model_inputs(batch, input_ids.device, batch_tokens)
+    del windows["input_ids"], windows["attention_mask"]  # passed by position, as ever
+    corrupted = input_ids
+    if masking is not None:
+        corrupted, chosen = mask_tokens(input_ids, attention_mask, **masking)
     if not mlm_weight:
         return loss_fn(net(corrupted, attention_mask, **windows), batch["targets"])
+    windows.pop("encoder_rows", None)  # the MLM head reads every window's token states
     logits, vocab_logits = net(corrupted, attention_mask, chosen, **windows)
     loss = loss_fn(logits, batch["targets"])
     if chosen.any():
