@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from multihot.data.encoding import (
-    document_batches,
+    inference_batches,
     is_document,
     pack_documents,
     pad,
@@ -45,9 +45,7 @@ class TokenizedDataset(Dataset):
     def inference_batches(self, batch_size: int, batch_tokens: int) -> list[list[int]]:
         """Batches for evaluation and prediction, longest first: of ``batch_size`` texts, or of
         documents packed up to ``batch_tokens`` (:func:`multihot.data.encoding.document_batches`)."""
-        if self.documents:
-            return document_batches(self.input_ids, batch_size, batch_tokens)
-        return sorted_batches(self.lengths, batch_size)
+        return inference_batches(self.input_ids, batch_size, batch_tokens)
 
     def __len__(self) -> int:
         return len(self.input_ids)

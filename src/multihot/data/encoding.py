@@ -363,6 +363,15 @@ def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
 
 
+def inference_batches(encoded: Sequence, batch_size: int, batch_tokens: int) -> list[list[int]]:
+    """Batches of indices for evaluation and prediction, longest first: of ``batch_size`` texts,
+    or for documents of windows, packed up to ``batch_tokens`` ids (:func:`document_batches`)."""
+    if encoded and is_document(encoded[0]):
+        return document_batches(encoded, batch_size, batch_tokens)
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    return sorted_batches(lengths, batch_size)
+
+
 def document_batches(
     documents: Sequence[Sequence[Sequence[int]]], batch_size: int, batch_tokens: int
 ) -> list[list[int]]:

@@ -28,12 +28,11 @@ from multihot.core.errors import ConfigError, MultihotError, RunDirError
 from multihot.data.encoding import (
     Reading,
     RustTokenizer,
-    document_batches,
     encode,
+    inference_batches,
     is_document,
     pack_documents,
     pad,
-    sorted_batches,
 )
 from multihot.data.labels import LabelSet
 from multihot.scoring.calibration import Calibration
@@ -170,11 +169,7 @@ def onnx_probabilities(
             arrays, names = pad(texts, pad_token_id), ONNX_INPUTS
         out[batch_indices] = session.run([ONNX_OUTPUT], dict(zip(names, arrays, strict=True)))[0]
 
-    if documents:
-        batches = document_batches(input_ids, size, batch_tokens)
-    else:
-        lengths = np.fromiter(map(len, input_ids), dtype=np.int64, count=len(input_ids))
-        batches = sorted_batches(lengths, size)
+    batches = inference_batches(input_ids, size, batch_tokens)
     if workers == 1 or len(batches) < 2:
         for batch_indices in batches:
             run(batch_indices)
