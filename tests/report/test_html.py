@@ -379,3 +379,22 @@ def test_without_matplotlib_the_error_names_the_extra(make_inputs, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(MultihotError, match=r"pip install 'multihot\[report\]'"):
         render_report(inputs)
+
+
+def test_a_length_section_when_the_metrics_have_several_lengths(make_inputs):
+    """Metrics by text length (evaluate's ``by_length``) get their own section, after the
+    per-label table, with what was not read to the end; one bucket alone gets none."""
+    inputs = make_inputs(200, 5, history=3)
+    bucket = {"texts": 100, "micro_f1": 0.8, "macro_f1": 0.7, "subset_accuracy": 0.5}
+    inputs.metrics["by_length"] = {
+        "unit": "tokens", "read_up_to": 128,
+        "buckets": [{"tokens": "1-128", **bucket, "cut_texts": 0},
+                    {"tokens": "129-256", **bucket, "macro_f1": None, "cut_texts": 100}],
+    }  # fmt: skip
+    doc = parse(render_report(inputs))
+    sections = [s.attrs["id"] for s in doc.all("section")]
+    assert sections == [*SECTIONS[:3], "lengths", *SECTIONS[3:]]
+    page = render_report(inputs)
+    assert 'data-bucket="129-256"' in page and "partly unread" in page and 'href="#lengths"' in page
+    inputs.metrics["by_length"]["buckets"] = inputs.metrics["by_length"]["buckets"][:1]
+    assert 'id="lengths"' not in render_report(inputs)

@@ -245,6 +245,41 @@ def _label_table(inputs: ReportInputs, calibration: _Calibration) -> str:
     return _section("labels", "Per label", note + table)
 
 
+def shows_lengths(metrics: dict[str, Any]) -> bool:
+    """Whether the metrics' ``by_length`` (:meth:`multihot.Classifier.score`) says more than the
+    overall figures: texts of several lengths, or texts not read to the end."""
+    by_length = metrics.get("by_length") or {}
+    buckets = by_length.get("buckets", [])
+    return len(buckets) > 1 or any(b.get("cut_texts") for b in buckets)
+
+
+def _lengths(inputs: ReportInputs) -> str:
+    by_length = inputs.metrics["by_length"]
+    unit, read = by_length["unit"], by_length.get("read_up_to")
+    headings = [unit, "texts", "micro F1", "macro F1", "subset accuracy"]
+    headings += ["partly unread"] if read else []
+    rows = []
+    for b in by_length["buckets"]:
+        cells = [f"<td>{escape(b['tokens'])}</td>", f"<td>{b['texts']}</td>"]
+        cells += [_cell(b[key], 3) for key in ("micro_f1", "macro_f1", "subset_accuracy")]
+        cells += [f"<td>{b['cut_texts']}</td>"] if read else []
+        rows.append(f'<tr data-bucket="{escape(b["tokens"])}">{"".join(cells)}</tr>')
+    head = "".join(f"<th>{escape(h)}</th>" for h in headings)
+    note = (
+        f'<p class="note">Texts grouped by length in {escape(unit)}: up to one window of the '
+        "encoder, then up to 2, 4, 8... windows; macro F1 over the labels present in the group."
+        + (
+            f" The model reads up to {read} {escape(unit)} of a text; longer ones are partly "
+            "unread (--long-text chunk and --max-chunks read more)."
+            if read
+            else ""
+        )  # fmt: skip
+        + "</p>"
+    )
+    table = f'<table id="length-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return _section("lengths", "By text length", note + table)
+
+
 def _curves(inputs: ReportInputs) -> str:
     args = (inputs.label_names, inputs.targets, inputs.probs, inputs.thresholds)
     pr = [_plot("pr", svg) for svg in plots.pr_curves(*args)]
@@ -379,6 +414,7 @@ NAV = (
     ("metrics", "metrics"),
     ("config", "config"),
     ("labels", "per label"),
+    ("lengths", "by length"),
     ("curves", "curves"),
     ("calibration", "calibration"),
     ("frequency", "frequency"),
@@ -428,6 +464,7 @@ def render_report(inputs: ReportInputs) -> str:
         _headline(inputs, calibration),
         _config(inputs),
         _label_table(inputs, calibration),
+        *([_lengths(inputs)] if shows_lengths(inputs.metrics) else []),
         _curves(inputs),
         _calibration_section(inputs, calibration),
         _frequency(inputs),
@@ -435,7 +472,11 @@ def render_report(inputs: ReportInputs) -> str:
         _training(inputs),
         _mistakes(inputs, decisions),
     ]
-    nav = "".join(f'<a href="#{key}">{escape(name)}</a>' for key, name in NAV)
+    nav = "".join(
+        f'<a href="#{key}">{escape(name)}</a>'
+        for key, name in NAV
+        if key != "lengths" or shows_lengths(inputs.metrics)
+    )
     title = escape(inputs.title)
     return f"""<!DOCTYPE html>
 <html lang="en">
