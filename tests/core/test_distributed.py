@@ -365,3 +365,30 @@ def test_a_process_leaves_its_group_before_exiting(monkeypatch, tmp_path):
         cli.main()
     assert exited.value.code != 0  # the command failed (no run directory) ...
     assert not dist.is_initialized()  # ... and the group is gone all the same
+
+
+@pytest.mark.slow
+def test_long_documents_over_two_processes_match_one(tmp_path):
+    """Documents read in windows, each batch over the token budget computed in groups of its
+    documents on each process (gradients synchronised after the last group only): two
+    processes train what one does."""
+    from helpers import long_documents, write_jsonl
+
+    train = write_jsonl(tmp_path / "train.jsonl", *long_documents(32, seed=7, words=(60, 200)))
+    dev = write_jsonl(tmp_path / "dev.jsonl", *long_documents(13, seed=8, words=(60, 200)))
+    flags = [*FLAGS, "--batch-size", "8", "--long-text", "chunk", "--batch-tokens", "64",
+             "--vocab-size", "200"]  # fmt: skip
+    runs = []
+    for processes in (1, 2):
+        run = tmp_path / f"run{processes}"
+        done = multihot(
+            "train", str(train), "--val", str(dev), *flags, "-o", str(run),
+            "--processes", str(processes), cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(run)
+    ha, hb = (read_jsonl(run / "history.jsonl") for run in runs)
+    assert [r["step"] for r in ha] == [r["step"] for r in hb] == [4, 8]
+    for ra, rb in zip(ha, hb, strict=True):
+        for key in ("train_loss", "val_loss", "macro_f1", "micro_f1"):
+            assert ra[key] == pytest.approx(rb[key], abs=TOLERANCE), key
