@@ -162,3 +162,17 @@ def test_metric_is_better():
     assert not metric_is_better("macro_roc_auc", None, None)
     with pytest.raises(ConfigError):
         metric_is_better("num_texts", 1, 0)
+
+
+def test_length_buckets_without_positives_have_no_macro_f1():
+    """Regression: a length bucket where no label had a positive crashed (float(None)) instead
+    of giving macro F1 None; a 2-fold ``multihot cv --long-text chunk`` met one."""
+    from multihot.scoring.metrics import length_buckets
+
+    targets = np.array([[1, 0], [0, 0], [0, 0]])
+    decisions = np.array([[1, 0], [1, 0], [0, 0]])
+    buckets = length_buckets([10, 40, 50], targets, decisions, window=16, read=32)
+    assert [b["tokens"] for b in buckets] == ["1-16", "33-64"]
+    assert buckets[0]["macro_f1"] == 1.0 and buckets[1]["macro_f1"] is None
+    assert buckets[1]["micro_f1"] == 0.0 and buckets[1]["cut_texts"] == 2
+    assert buckets[1]["subset_accuracy"] == 0.5

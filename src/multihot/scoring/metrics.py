@@ -273,7 +273,7 @@ def length_buckets(
                 "tokens": f"{low}-{high}",
                 "texts": int(rows.sum()),
                 "micro_f1": float(micro),
-                "macro_f1": _float(macro),
+                "macro_f1": None if macro is None else float(macro),
                 "subset_accuracy": float((y == d).all(1).mean()),
             }
             if read is not None:
