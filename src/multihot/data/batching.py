@@ -37,11 +37,6 @@ class TokenizedDataset(Dataset):
             (token_count(x) for x in input_ids), dtype=np.int64, count=len(input_ids)
         )
 
-    @property
-    def documents(self) -> bool:
-        """Whether the texts are documents of windows (``long_text="chunk"``)."""
-        return bool(self.input_ids) and is_document(self.input_ids[0])
-
     def inference_batches(self, batch_size: int, batch_tokens: int) -> list[list[int]]:
         """Batches for evaluation and prediction, longest first: of ``batch_size`` texts, or of
         documents packed up to ``batch_tokens`` (:func:`multihot.data.encoding.document_batches`)."""
