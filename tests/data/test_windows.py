@@ -18,6 +18,7 @@ from multihot.data.encoding import (
     split_windows,
     text_lengths,
     tokenize,
+    tokenize_and_cut,
     tokens_read,
     truncated_ids,
 )
@@ -80,11 +81,13 @@ def test_the_light_tokenizer_makes_the_same_windows(tokenizer, tmp_path):
 def test_cut_of_truncated_training_texts(tokenizer):
     texts = [" ".join(FILLER[:3]), " ".join(FILLER[:40])]
     reading = Reading(max_length=16)
-    cut = Cut.measure(tokenizer, texts, reading)
+    ids, cut = tokenize_and_cut(tokenizer, texts, reading)
+    assert ids == tokenize(tokenizer, texts, reading)
+    assert tokenize_and_cut(tokenizer, texts, CHUNK)[0] == tokenize(tokenizer, texts, CHUNK)
     assert (cut.texts, cut.cut_texts, cut.cut_tokens) == (2, 1, 40 - 14)
     assert "1 of 2 texts are longer than max_length 16" in cut.message(reading)
     assert "--long-text chunk" in cut.message(reading)
-    assert Cut.measure(tokenizer, texts[:1], reading).message(reading) is None
+    assert tokenize_and_cut(tokenizer, texts[:1], reading)[1].message(reading) is None
     assert text_lengths(tokenizer, texts) == [5, 42]
     assert tokens_read(tokenizer, reading) == 16 and tokens_read(tokenizer, CHUNK) == 86
 

@@ -15,6 +15,12 @@ from rich.progress import (
 )
 
 
+def metric_text(record: dict[str, Any], metric: str) -> str:
+    """``metric value`` of an evaluation record, to 4 decimals (``None`` when undefined)."""
+    value = record.get(metric)
+    return f"{metric} {value if value is None else f'{value:.4f}'}"
+
+
 class RichProgress:
     """A :class:`multihot.training.loop.TrainCallback` that draws a bar and prints one line per evaluation."""
 
@@ -44,10 +50,9 @@ class RichProgress:
         self.progress.update(self.task, completed=step, loss=loss, rate=samples_per_second)
 
     def on_evaluate(self, record: dict[str, Any]) -> None:
-        value = record.get(self.metric)
         self.console.print(
             f"epoch {record['epoch']:.2f}  step {record['step']}  train_loss {record['train_loss']:.4f}  "
-            f"val_loss {record['val_loss']:.4f}  {self.metric} {value if value is None else f'{value:.4f}'}  "
+            f"val_loss {record['val_loss']:.4f}  {metric_text(record, self.metric)}  "
             f"({record['seconds']:.0f}s)",
             highlight=False,
             soft_wrap=True,
@@ -111,11 +116,9 @@ class NestedProgress:
         self.progress.update(self.inner, completed=step, info=info)
 
     def on_evaluate(self, record: dict[str, Any]) -> None:
-        value = record.get(self.metric)
         self.console.print(
             f"  epoch {record['epoch']:.2f}  step {record['step']}  "
-            f"val_loss {record['val_loss']:.4f}  "
-            f"{self.metric} {value if value is None else f'{value:.4f}'}",
+            f"val_loss {record['val_loss']:.4f}  {metric_text(record, self.metric)}",
             highlight=False,
             soft_wrap=True,
         )

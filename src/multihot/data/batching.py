@@ -151,12 +151,21 @@ def model_inputs(
     batch: dict[str, torch.Tensor], device, batch_tokens: int | None = None
 ) -> dict[str, torch.Tensor | int]:
     """A collated batch's keyword arguments of a model's forward, on ``device``:
-    ``input_ids``, ``attention_mask``, and for documents ``chunk_index`` and, given
-    ``batch_tokens``, ``encoder_rows``: the windows the encoder takes at a time, so that no
-    encoder pass holds more than ``batch_tokens`` ids however long a document is."""
-    names = ("input_ids", "attention_mask", "chunk_index")
-    inputs = {name: batch[name].to(device) for name in names if name in batch}
-    if "chunk_index" in batch and batch_tokens:
+    ``input_ids``, ``attention_mask``, and for documents :func:`window_inputs`."""
+    inputs = {name: batch[name].to(device) for name in ("input_ids", "attention_mask")}
+    return {**inputs, **window_inputs(batch, device, batch_tokens)}
+
+
+def window_inputs(
+    batch: dict[str, torch.Tensor], device, batch_tokens: int | None = None
+) -> dict[str, torch.Tensor | int]:
+    """For a batch of documents, the forward's ``chunk_index`` and, given ``batch_tokens``,
+    ``encoder_rows``: the windows the encoder takes at a time, so that no encoder pass holds
+    more than ``batch_tokens`` ids however long a document is. Nothing for a batch of texts."""
+    if "chunk_index" not in batch:
+        return {}
+    inputs: dict[str, torch.Tensor | int] = {"chunk_index": batch["chunk_index"].to(device)}
+    if batch_tokens:
         inputs["encoder_rows"] = max(1, batch_tokens // batch["input_ids"].shape[1])
     return inputs
 

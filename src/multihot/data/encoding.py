@@ -85,6 +85,11 @@ class Reading:
     batch_tokens: int = 16384
 
     @classmethod
+    def coerce(cls, reading: Reading | int) -> Reading:
+        """``reading``, or for an int, truncation to that ``max_length``."""
+        return reading if isinstance(reading, Reading) else cls(max_length=reading)
+
+    @classmethod
     def of(cls, model_config: ModelConfig) -> Reading:
         """The reading of a run's model configuration."""
         m = model_config
@@ -112,11 +117,21 @@ def tokenize(tokenizer, texts: Sequence[str], reading: Reading | int) -> list:
     """Each text read as ``reading`` says: its ids truncated to ``max_length``
     (:func:`truncated_ids`; an int ``reading`` is that ``max_length``), or with
     ``long_text="chunk"`` a document, the list of its windows' ids (:func:`windowed_ids`)."""
-    if isinstance(reading, int):
-        reading = Reading(max_length=reading)
+    reading = Reading.coerce(reading)
     if reading.chunked:
         return windowed_ids(tokenizer, texts, reading)
     return truncated_ids(tokenizer, texts, reading.max_length)
+
+
+def tokenize_and_cut(tokenizer, texts: Sequence[str], reading: Reading) -> tuple[list, Cut]:
+    """:func:`tokenize`, and what that leaves unread (:class:`Cut`), with each text tokenized
+    whole only once: the windows are cut from those ids."""
+    content = content_ids(tokenizer, texts)
+    affixes = special_affixes(tokenizer)
+    cut = Cut.of([len(ids) for ids in content], sum(map(len, affixes)), reading)
+    if reading.chunked:
+        return [split_windows(ids, *affixes, reading) for ids in content], cut
+    return truncated_ids(tokenizer, texts, reading.max_length), cut
 
 
 def windowed_ids(tokenizer, texts: Sequence[str], reading: Reading) -> list[list[list[int]]]:
@@ -130,7 +145,7 @@ def split_windows(
 ) -> list[list[int]]:
     """``content`` (ids without special tokens) as windows of ``reading.max_length`` ids, special
     tokens included, consecutive windows sharing ``reading.stride`` content tokens; at most
-    ``reading.max_chunks`` windows (the rest of the text is not read: :func:`cut_tokens`).
+    ``reading.max_chunks`` windows (the rest of the text is not read: :class:`Cut`).
 
     Example:
         >>> split_windows(list(range(10)), [101], [102], Reading(8, "chunk", stride=2))
@@ -148,11 +163,6 @@ def split_windows(
     return windows
 
 
-def cut_tokens(length: int, reading: Reading, specials: int) -> int:
-    """Content tokens of a text of ``length`` that ``reading`` does not read."""
-    return max(0, length - reading.capacity(specials))
-
-
 @dataclass(frozen=True)
 class Cut:
     """What reading some texts left out: texts longer than the reading reads, and their tokens."""
@@ -163,11 +173,9 @@ class Cut:
     cut_tokens: int
 
     @classmethod
-    def measure(cls, tokenizer, texts: Sequence[str], reading: Reading) -> Cut:
-        """The cut of ``texts`` (tokenized whole, once more)."""
-        lengths = [len(ids) for ids in content_ids(tokenizer, texts)]
-        specials = sum(map(len, special_affixes(tokenizer)))
-        cuts = [cut_tokens(n, reading, specials) for n in lengths]
+    def of(cls, lengths: Sequence[int], specials: int, reading: Reading) -> Cut:
+        """The cut of texts of ``lengths`` content tokens, ``specials`` special tokens a window."""
+        cuts = [max(0, n - reading.capacity(specials)) for n in lengths]
         return cls(len(lengths), sum(c > 0 for c in cuts), sum(lengths), sum(cuts))
 
     def message(self, reading: Reading) -> str | None:

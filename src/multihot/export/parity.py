@@ -114,8 +114,7 @@ def parity_texts(
     ]
     if not words:
         raise ExportError("the tokenizer's vocabulary has no whole words to build check texts from")
-    if isinstance(reading, int):
-        reading = Reading(max_length=reading)
+    reading = Reading.coerce(reading)
     rng = np.random.default_rng(seed)
     longest = reading.max_length * (3 if reading.chunked else 1) + 8
     lengths = np.linspace(1, longest, n).round().astype(int)

@@ -255,7 +255,7 @@ class OnnxBackend:
 
     def __init__(self, session, tokenizer, reading: Reading | int, path: Path | None = None):
         self.session, self.tokenizer = session, tokenizer
-        self.reading = reading if isinstance(reading, Reading) else Reading(max_length=reading)
+        self.reading = Reading.coerce(reading)
         self.path = path
         """The graph's file, where it was loaded from one."""
         self.calibration: Calibration | None = None

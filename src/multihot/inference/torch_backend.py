@@ -84,7 +84,7 @@ class TorchBackend:
         calibration: Calibration | None = None,
     ):
         self.model, self.tokenizer, self.encoder_config = model, tokenizer, encoder_config
-        self.reading = reading if isinstance(reading, Reading) else Reading(max_length=reading)
+        self.reading = Reading.coerce(reading)
         self.calibration = calibration
         """Temperatures applied to every logit this backend returns (None: uncalibrated)."""
         self.device = default_device()

@@ -33,6 +33,7 @@ from multihot.data.batching import (
     TokenizedDataset,
     model_inputs,
     split_documents,
+    window_inputs,
 )
 from multihot.modeling.dropout import use_fast_dropout
 from multihot.modeling.encoders import use_eager_attention
@@ -511,12 +512,6 @@ def _documents_backward(run: _Run, batch, config: TrainConfig) -> torch.Tensor:
     over processes after the last group only. The batch's loss, detached."""
     accelerator, net = run.accelerator, run.net
     parts = split_documents(batch, run.batch_tokens)
-    if len(parts) == 1:
-        loss = _training_loss(
-            net, run.loss_fn, batch, run.masking, config.mlm_weight, run.batch_tokens
-        )
-        accelerator.backward(loss)
-        return loss.detach()
     total, loss = batch["index"].shape[0], 0.0
     for k, part in enumerate(parts):
         last = k == len(parts) - 1
@@ -537,8 +532,7 @@ def _training_loss(
     """The label loss on the (possibly corrupted) batch, plus the weighted MLM loss if any.
     Documents' windows go through the encoder at most ``batch_tokens`` ids at a time."""
     input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
-    windows = model_inputs(batch, input_ids.device, batch_tokens)
-    del windows["input_ids"], windows["attention_mask"]  # passed by position, as ever
+    windows = window_inputs(batch, input_ids.device, batch_tokens)
     corrupted = input_ids
     if masking is not None:
         corrupted, chosen = mask_tokens(input_ids, attention_mask, **masking)

@@ -22,7 +22,7 @@ from multihot.core import distributed
 from multihot.core.config import AUTO_STEPS, RunConfig, auto_epochs
 from multihot.core.errors import ConfigError, RunDirError
 from multihot.data.batching import TokenizedDataset
-from multihot.data.encoding import Cut, Reading, tokenize
+from multihot.data.encoding import Cut, Reading, tokenize, tokenize_and_cut
 from multihot.data.labels import LabelSet
 from multihot.data.prepare import DataLike, PreparedData, prepare_data
 from multihot.data.readers import Dataset
@@ -117,10 +117,11 @@ def train_run(
         else:
             checkpoints.start(invocation)
     reading = Reading.of(m)
-    _say_cut(tokenizer, data.train.texts, reading)
+    train_ids, cut = tokenize_and_cut(tokenizer, data.train.texts, reading)
+    _say_cut(cut, reading)
     setup = _Setup(
         config, data, tokenizer, encoder_config,
-        TokenizedDataset(tokenize(tokenizer, data.train.texts, reading), data.train_targets),
+        TokenizedDataset(train_ids, data.train_targets),
         TokenizedDataset(tokenize(tokenizer, data.val.texts, reading), data.val_targets),
         _loss(config, data), checkpoints, trust_remote_weights,
         Path(output).name if output is not None else "multihot",
@@ -228,10 +229,10 @@ def _resolve_epochs(config: RunConfig, num_texts: int) -> RunConfig:
     return config.override(epochs=epochs)
 
 
-def _say_cut(tokenizer, texts, reading: Reading) -> None:
+def _say_cut(cut: Cut, reading: Reading) -> None:
     """Warn once when the reading leaves part of the training texts unread: how many texts, how
     many tokens, and what reads more."""
-    message = Cut.measure(tokenizer, texts, reading).message(reading)
+    message = cut.message(reading)
     if message and distributed.state().is_main_process:
         logger.warning("training data: %s", message)
 
