@@ -351,11 +351,12 @@ def test_write_report_writes_all_or_nothing(make_inputs, tmp_path, monkeypatch):
     def fail(_):
         raise RuntimeError("drawing failed")
 
-    path.write_text("the previous report", encoding="utf-8")
+    previous = f"<html><head>{report_html.GENERATOR_TAG}</head>the previous report</html>"
+    path.write_text(previous, encoding="utf-8")  # a page multihot wrote: it may be replaced
     monkeypatch.setattr(report_html, "render_report", fail)
     with pytest.raises(RuntimeError):
         write_report(inputs, path)
-    assert path.read_text(encoding="utf-8") == "the previous report"
+    assert path.read_text(encoding="utf-8") == previous
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
 
 

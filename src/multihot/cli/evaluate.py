@@ -36,16 +36,24 @@ def evaluate(
     ] = None,
     batch_size: BatchSize = 64,
     precision: Precision = "auto",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace a --report file that exists though multihot did not write it."
+        ),
+    ] = False,
     flags: dict[str, Any] | None = None,
 ) -> None:
     """Overall and per-label metrics of a run on labelled data, with its saved thresholds."""
+    from multihot.cli.report import check_report_output, write_report_file
+
+    if html is not None:
+        check_report_output(html, run, data, force)
     clf = load_classifier(run, flags)
     if html is None:
         metrics = clf.evaluate(data, batch_size=batch_size, precision=precision)
     else:  # the report's inputs hold the same metrics: predict the data once
-        from multihot.cli.report import write_report_file
-
-        metrics = write_report_file(clf, run, data, html, batch_size, precision).metrics
+        metrics = write_report_file(clf, run, data, html, batch_size, precision, force).metrics
     if save:
         clf.metrics.setdefault("evaluations", {})[str(data)] = metrics
         clf.save_metrics(run)

@@ -26,8 +26,19 @@ def explain(
         ),
     ] = None,  # fmt: skip
     html: Annotated[
-        Path | None, typer.Option("--html", help="Also write the explanation as an HTML page.")
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Also write the explanation as an HTML page (.html or .htm; an earlier multihot "
+            "page there is replaced).",
+        ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace an --html file that exists though multihot did not write it."
+        ),
+    ] = False,
     method: Annotated[
         str,
         typer.Option(
@@ -46,8 +57,11 @@ def explain(
     """Which tokens drove each label, coloured by score, with a check: deleting the top tokens
     must lower the label's probability more than deleting as many random ones."""
     from multihot.classifier import Classifier
+    from multihot.data.writers import check_html_output
     from multihot.report.explanation import render_terminal, write_html
 
+    if html is not None:  # before the model loads: nothing of the run or the user's is replaced
+        check_html_output(html, read_dirs=[run], force=force)
     clf = Classifier.load(run)
     explanation = clf.explain(text, label or None, top_k=top_k, method=method, n_steps=steps)
     if as_json:
@@ -57,5 +71,5 @@ def explain(
     else:
         out.print(render_terminal(explanation))
     if html is not None:
-        write_html(explanation, html, title=f"{run.name}: explanation")
+        write_html(explanation, html, title=f"{run.name}: explanation", force=force)
         err.print(f"wrote {html}", soft_wrap=True)

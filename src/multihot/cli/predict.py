@@ -96,7 +96,9 @@ def predict(
         raise MultihotError("several processes cannot share stdin ('-'); give the texts as a file")
     if output is not None:  # in every process, before any of them waits on the others
         fmt = check_output_path(
-            output, inputs=[input_file] if input_file not in (None, "-") else []
+            output,
+            inputs=[input_file] if input_file not in (None, "-") else [],
+            read_dirs=[run],
         )
         if output_format == "json" and fmt != "jsonl":
             raise MultihotError(

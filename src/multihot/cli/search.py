@@ -32,7 +32,8 @@ def search(
             min=0,
             help="The study's budget: run trials until it holds N finished (complete or pruned) "
             "ones. The same command again completes an interrupted study, a larger N extends "
-            "it, and workers running the same command at once share the N. 0 shows the study.",
+            "it, and workers running the same command at once share the N. 0 shows an existing "
+            "study (refused where there is none).",
         ),
     ],
     val: ValFile = None,
@@ -42,7 +43,7 @@ def search(
             "--output",
             "-o",
             help="Search directory: the study's journal (study.log) and best-config.yaml "
-            "(default: search/<train name>).",
+            "(default: search/<train name>); new, empty, or an earlier search's.",
         ),
     ] = None,  # fmt: skip
     storage: Annotated[
@@ -50,7 +51,8 @@ def search(
         typer.Option(
             "--storage",
             metavar="URL",
-            help="Where the study lives: a journal file's path, or an Optuna storage URL "
+            help="Where the study lives: a journal file's path (new, or an earlier search's: "
+            "any other file is refused), or an Optuna storage URL "
             "(postgresql://..., mysql://..., redis://...; sqlite:///study.db for one worker "
             "only). Default: OUT_DIR/study.log, shared safely by workers on this machine.",
         ),

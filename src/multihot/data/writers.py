@@ -1,5 +1,6 @@
 """Prediction output: JSONL (``text``, ``labels``, ``probs``) or CSV (text, labels, one column per
-label), written to a temporary file and renamed into place only when everything succeeded."""
+label), written to a temporary file and renamed into place only when everything succeeded; and the
+checks every output file of a command passes first (predictions, HTML reports and explanations)."""
 
 from __future__ import annotations
 
@@ -49,13 +50,48 @@ class PredictionWriter:
         self.count += len(texts)
 
 
-def check_output_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> str:
+HTML_SUFFIXES = (".html", ".htm")
+GENERATOR_TAG = '<meta name="generator" content="multihot">'
+"""Every HTML page multihot writes carries this in its head: what lets a later command replace the
+page (and no other file) without being forced."""
+_HEAD_BYTES = 4096
+
+
+def _check_target(path: Path, inputs: Iterable[str | Path], read_dirs: Iterable[str | Path]):
+    """Refuse an output file that cannot be written, or whose writing would destroy what the
+    command reads: one of its ``inputs`` (by name, symlink or hard link) or a file inside one of
+    the directories ``read_dirs`` (a run, cv or search directory holds only multihot's files)."""
+    if path.is_dir():
+        raise MultihotError(f"{path}: is a directory; expected an output file name")
+    if not path.parent.is_dir():
+        raise MultihotError(f"{path}: directory {path.parent} does not exist; create it first")
+    for source in inputs:
+        if path.exists() and Path(source).exists() and os.path.samefile(path, source):
+            raise MultihotError(
+                f"{path}: is the input file {source}; writing there would replace it: choose "
+                "another output file"
+            )
+    # Where the rename lands: the link itself is replaced, not what it points to.
+    target = path.parent.resolve() / path.name
+    for directory in read_dirs:
+        root = Path(directory).resolve()
+        if root in target.parents:
+            raise MultihotError(
+                f"{path}: is inside {directory}, the directory this command reads, which holds "
+                "only multihot's own files: write it elsewhere"
+            )
+
+
+def check_output_path(
+    path: str | Path, inputs: Iterable[str | Path] = (), read_dirs: Iterable[str | Path] = ()
+) -> str:
     """The output format for ``path``, or :class:`MultihotError` if it cannot be written there.
 
     Args:
         path: the output file.
         inputs: files the same command reads; writing over one of them (by the same name, through
             a symlink or a hard link) would destroy what is being read, so it is refused.
+        read_dirs: directories the command reads (its run directory): nothing is written inside.
     """
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
@@ -63,17 +99,57 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> st
         raise MultihotError(
             f"{path}: unsupported output format; expected one of {', '.join(FORMATS)}"
         )
-    if not path.parent.exists():
-        raise MultihotError(f"{path}: directory {path.parent} does not exist")
-    if path.is_dir():
-        raise MultihotError(f"{path}: is a directory; expected an output file name")
-    for source in inputs:
-        if path.exists() and Path(source).exists() and os.path.samefile(path, source):
-            raise MultihotError(
-                f"{path}: is the input file {source}; writing the predictions there would "
-                "replace it: choose another output file"
-            )
+    _check_target(path, inputs, read_dirs)
     return fmt
+
+
+def written_by_multihot(path: str | Path) -> bool:
+    """Whether ``path`` is a regular file whose head carries :data:`GENERATOR_TAG`."""
+    path = Path(path)
+    if not path.is_file():  # a FIFO or a device would block or never end
+        return False
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+    except OSError:
+        return False
+    return GENERATOR_TAG.encode() in head
+
+
+def check_html_output(
+    path: str | Path,
+    inputs: Iterable[str | Path] = (),
+    read_dirs: Iterable[str | Path] = (),
+    *,
+    force: bool = False,
+) -> Path:
+    """``path`` checked for an HTML page (a report, an explanation), or :class:`MultihotError`.
+
+    The rules of :func:`check_output_path` (a file whose directory exists, never an input, never
+    inside a directory the command reads), and: the name ends in ``.html`` or ``.htm``; an existing
+    file is replaced only when multihot wrote it (:data:`GENERATOR_TAG`), or with ``force``.
+
+    Example:
+        >>> check_html_output("report.html", inputs=["test.jsonl"], read_dirs=["runs/base"])
+        PosixPath('report.html')
+        >>> check_html_output("runs/base/config.json")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        multihot.core.errors.MultihotError: runs/base/config.json: not an HTML file name; ...
+    """
+    path = Path(path)
+    if path.suffix.lower() not in HTML_SUFFIXES and not path.is_dir():
+        raise MultihotError(
+            f"{path}: not an HTML file name; expected a name ending in {' or '.join(HTML_SUFFIXES)}"
+        )
+    _check_target(path, inputs, read_dirs)
+    if path.exists() and not path.is_file():
+        raise MultihotError(f"{path}: exists and is not a regular file; expected an output file")
+    if path.exists() and not force and not written_by_multihot(path):
+        raise MultihotError(
+            f"{path}: exists and is not a page multihot wrote; replace it with --force, or "
+            "choose another file name"
+        )
+    return path
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from rich.style import Style
 from rich.text import Text
 
 from multihot.core.files import write_atomic
+from multihot.data.writers import GENERATOR_TAG, check_html_output
 from multihot.inference.explain import Explanation, LabelExplanation
 
 POSITIVE = (40, 167, 69)
@@ -203,6 +204,7 @@ def render_html(explanation: Explanation, title: str = "Explanation") -> str:
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"{GENERATOR_TAG}\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
         f"<h1>{escape(title)}</h1>\n"
@@ -213,8 +215,14 @@ def render_html(explanation: Explanation, title: str = "Explanation") -> str:
     )
 
 
-def write_html(explanation: Explanation, path: str | Path, title: str = "Explanation") -> Path:
-    """Write :func:`render_html` to ``path`` all or nothing; returns the path."""
-    path = Path(path)
+def write_html(
+    explanation: Explanation, path: str | Path, title: str = "Explanation", *, force: bool = False
+) -> Path:
+    """Write :func:`render_html` to ``path`` all or nothing; returns the path.
+
+    ``path`` is checked first (:func:`~multihot.data.writers.check_html_output`): an ``.html`` or
+    ``.htm`` name; an existing file is replaced only if multihot wrote it, or with ``force``.
+    """
+    path = check_html_output(path, force=force)
     write_atomic(path, render_html(explanation, title))
     return path

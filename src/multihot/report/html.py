@@ -25,6 +25,7 @@ import numpy as np
 
 from multihot.core.errors import MultihotError
 from multihot.core.files import write_atomic
+from multihot.data.writers import GENERATOR_TAG, check_html_output
 from multihot.report import plots
 from multihot.report.assets import CSS, JS
 from multihot.report.inputs import ReportInputs
@@ -482,6 +483,7 @@ def render_report(inputs: ReportInputs) -> str:
 <html lang="en">
 <head>
 <meta charset="utf-8">
+{GENERATOR_TAG}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
 <title>{title} \u2014 multihot report</title>
@@ -503,17 +505,22 @@ def render_report(inputs: ReportInputs) -> str:
 """
 
 
-def write_report(inputs: ReportInputs, path: Path) -> Path:
+def write_report(inputs: ReportInputs, path: Path, *, force: bool = False) -> Path:
     """Render the report and write it to ``path`` all or nothing (a failure while rendering or
     writing leaves any earlier file there as it was, and no partial one).
 
     Args:
         inputs: see :func:`render_report`.
-        path: the HTML file to write.
+        path: the HTML file to write (``.html`` or ``.htm``).
+        force: replace an existing file that is not a page multihot wrote.
 
     Returns:
         ``path``.
+
+    Raises:
+        MultihotError: ``path`` cannot hold the report, see
+            :func:`~multihot.data.writers.check_html_output`; checked before rendering.
     """
-    path = Path(path)
+    path = check_html_output(path, force=force)
     write_atomic(path, render_report(inputs))
     return path

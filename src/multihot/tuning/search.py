@@ -33,10 +33,17 @@ from pathlib import Path
 from typing import Any
 
 from multihot import __version__
-from multihot.artifacts.searchdir import BEST_CONFIG, STUDY_LOG, check_search_dir, write_best_config
+from multihot.artifacts.searchdir import (
+    BEST_CONFIG,
+    STUDY_LOG,
+    check_journal,
+    check_search_dir,
+    write_best_config,
+)
 from multihot.classifier import Classifier
 from multihot.core.config import RunConfig
 from multihot.core.errors import ConfigError, MultihotError
+from multihot.data import duplicates
 from multihot.data.prepare import DataLike, prepare_data, read_data
 from multihot.data.readers import Dataset
 from multihot.scoring.metrics import metric_is_better
@@ -156,12 +163,13 @@ def search(
         (0.5812, PosixPath('search/emotions/best-config.yaml'))
     """
     optuna = import_optuna()
-    if trials < 0:
-        raise ConfigError(f"trials: expected at least 0, got {trials}")
     if folds is not None and folds < 2:
         raise ConfigError(f"folds: expected at least 2, got {folds}")
     if folds is not None and val is not None:
         raise ConfigError("folds: the folds are cut from the training data; give no val with them")
+    # Before any work, and before anything is created: nothing of the user's is written over.
+    output = check_search_dir(output, create=False) if output is not None else None
+    _check_storage(trials, storage, output)
     fixed = {k.replace("-", "_"): v for k, v in overrides.items() if v is not None}
     base = (config or RunConfig()).override(**fixed)
     space = _resolve_space(space, base, set(fixed))
@@ -169,7 +177,6 @@ def search(
     direction = direction_of(metric)
     train_data = read_data(data, base)
     val_data = read_data(val, base) if val is not None else None
-    output = check_search_dir(output) if output is not None else None
     identity = {
         "data_sha256": prepare_data(train_data, val_data, base).fingerprint(),
         "validation": "folds" if folds else ("val" if val is not None else "hold-out"),
@@ -177,9 +184,13 @@ def search(
         "metric": metric,
         "config": base.to_dict(),
     }
+    if output is not None and trials > 0:
+        output.mkdir(parents=True, exist_ok=True)
     backend, described = open_storage(storage, output)
     name = study_name or (Path(data).stem if not isinstance(data, Dataset) else "multihot")
-    study = _open_study(optuna, backend, described, name, direction, sampler_seed, identity)
+    study = _open_study(
+        optuna, backend, described, name, direction, sampler_seed, identity, create=trials > 0
+    )
     trial_config = base if "compare_baseline" in fixed else base.override(compare_baseline=False)
     objective = _Objective(
         space, trial_config, train_data, val_data, folds, callback, trust_remote_weights
@@ -192,7 +203,8 @@ def search(
     )  # fmt: skip
     failures = 0
     while _counted(optuna, study) < trials:
-        frozen = _run_trial(optuna, study, objective)
+        with duplicates.reported():  # said once above, over all the data, not in every trial
+            frozen = _run_trial(optuna, study, objective)
         record = _record(optuna, frozen)
         failures = failures + 1 if record.state == "failed" else 0
         if trial_callback is not None:
@@ -225,6 +237,31 @@ def direction_of(metric: str) -> str:
 
 
 # ------------------------------------------------------------------------------------- storage
+def journal_path(storage: str | Path | None, output: Path | None) -> Path | None:
+    """The journal file a storage names (the default ``output/study.log`` without one); None for
+    a URL or a study in memory."""
+    if storage is None:
+        return output / STUDY_LOG if output is not None else None
+    return None if "://" in str(storage) else Path(storage)
+
+
+def _check_storage(trials: int, storage: str | Path | None, output: Path | None) -> None:
+    """Refuse a budget below 0, a storage file that is not a journal, and ``trials=0`` (which
+    shows a study) where there is no study to show, before anything is created."""
+    if trials < 0:
+        raise ConfigError(f"trials: expected at least 0, got {trials}")
+    journal = journal_path(storage, output)
+    if journal is not None:
+        check_journal(journal)
+    if trials == 0 and (storage is None and output is None):
+        raise ConfigError("trials: 0 shows a stored study, and none is given; give at least 1")
+    if trials == 0 and journal is not None and not journal.exists():
+        raise ConfigError(
+            f"trials: 0 shows an existing study, and there is none: {journal} does not exist; "
+            "give at least 1 to start one"
+        )
+
+
 def open_storage(storage: str | Path | None, output: Path | None) -> tuple[Any, str]:
     """``(Optuna storage, how to show it)`` for a URL, a journal file's path, or the default.
 
@@ -237,6 +274,9 @@ def open_storage(storage: str | Path | None, output: Path | None) -> tuple[Any, 
         if output is None:
             return optuna.storages.InMemoryStorage(), "memory"
         storage = output / STUDY_LOG
+    journal = journal_path(storage, output)
+    if journal is not None:  # Optuna appends to any file: a user's text would get a record
+        check_journal(journal)
     text = str(storage)
     shown = re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", text)
     try:
@@ -260,8 +300,15 @@ def open_storage(storage: str | Path | None, output: Path | None) -> tuple[Any, 
         raise ConfigError(f"storage {shown}: cannot be opened: {err}") from None
 
 
-def _open_study(optuna, storage, shown: str, name: str, direction: str, seed, identity):
-    """Create the study or load it, refusing one that another search started."""
+def _open_study(
+    optuna, storage, shown: str, name: str, direction: str, seed, identity, create: bool = True
+):
+    """Create the study (``create``) or load it, refusing one that another search started."""
+    if not create and name not in optuna.get_all_study_names(storage):
+        raise ConfigError(
+            f"study {name!r} in {shown}: not found; trials 0 shows an existing study: give at "
+            "least 1 to start one, or the --study-name of one there"
+        )
     pruner = optuna.pruners.MedianPruner(
         n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_STEPS
     )
