@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import TOY_LABELS, TOY_TEXTS, assert_clean_error, copy_run, invoke
+from helpers import TOY_LABELS, TOY_TEXTS, assert_clean_error, copy_run, invoke, write_jsonl
 from multihot import Classifier
 from multihot.baseline.linear import BaselineConfig, TfidfLogistic
 
@@ -81,3 +81,24 @@ def test_resuming_a_baseline_run_is_a_clear_error(baseline_run, tmp_path):
     assert_clean_error(invoke("train", "--resume", run), "nothing to resume")
     assert sorted(p.name for p in run.iterdir()) == before
     assert Classifier.load(run).kind == "tfidf-logreg"
+
+
+@pytest.mark.parametrize("rows", [[0], [2, 3, 5]])
+def test_too_few_texts_for_min_df_keep_every_ngram(tmp_path, rows):
+    """One text (or three sharing no word) left min_df=2 with nothing: a scikit-learn traceback."""
+    texts, labels = [TOY_TEXTS[i] for i in rows], [TOY_LABELS[i] for i in rows]
+    data = write_jsonl(tmp_path / "tiny.jsonl", texts, labels)
+    result = invoke("baseline", data, "--val", data, "-o", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    logged = " ".join(result.stderr.split())  # the log lines wrap
+    assert f"no n-gram is in 2 or more of the {len(rows)} training texts" in logged
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["baseline"]["min_df"] == 1  # what the saved vocabulary was built with
+    assert Classifier.load(tmp_path / "run").predict(texts) == [sorted(x) for x in labels]
+
+
+def test_texts_without_words_are_a_clean_error_and_write_nothing(tmp_path):
+    data = write_jsonl(tmp_path / "marks.jsonl", ["!", "?", "a", "…"], [["joy"], [], ["joy"], []])
+    result = invoke("baseline", data, "--val", data, "-o", tmp_path / "run")
+    assert_clean_error(result, "training texts hold no word of two or more letters or digits")
+    assert not (tmp_path / "run").exists()

@@ -139,3 +139,74 @@ def test_folds_must_be_an_integer_of_at_least_two(folds):
 def test_fewer_rows_than_folds():
     with pytest.raises(DataError, match="too little data for 5 folds: 4 rows"):
         stratified_folds(np.zeros((4, 3)), 5, seed=0)
+
+
+# ------------------------------------------------------------------- copies of a text (groups)
+def copies(texts: int, times: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``texts`` distinct rows repeated ``times`` times, as ``(targets, groups)``."""
+    targets = random_targets(texts, 6, seed=seed)
+    return np.tile(targets, (times, 1)), np.tile(np.arange(texts), times)
+
+
+def zipf_groups(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of 1 to 40 copies (most single, a few large), as ``(targets, groups)``."""
+    rng = np.random.default_rng(seed)
+    sizes = np.minimum(rng.zipf(2.0, 600), 40)
+    return np.repeat(random_targets(600, 8, seed), sizes, axis=0), np.repeat(np.arange(600), sizes)
+
+
+def groups_straddling(groups: np.ndarray, part: np.ndarray) -> int:
+    return sum(len(set(part[groups == g].tolist())) > 1 for g in np.unique(groups))
+
+
+def test_folds_keep_the_copies_of_a_text_in_one_fold():
+    """The issue's reproduction: 20 texts, 5 copies each, 5 folds."""
+    targets, groups = copies(20, 5)
+    assert groups_straddling(groups, stratified_folds(targets, 5, seed=0)) > 0  # rows alone
+    fold = stratified_folds(targets, 5, seed=0, groups=groups)
+    assert groups_straddling(groups, fold) == 0
+    assert np.bincount(fold).tolist() == [20] * 5
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_folds_of_uneven_groups_stay_balanced_in_rows_and_labels(seed):
+    targets, groups = zipf_groups(seed)
+    folds = 5
+    fold = stratified_folds(targets, folds, seed=seed, groups=groups)
+    assert groups_straddling(groups, fold) == 0
+    sizes = np.bincount(fold, minlength=folds)
+    # No fold further from n / folds than the largest group.
+    assert np.abs(sizes - len(targets) / folds).max() <= np.bincount(groups).max(), sizes
+    plain = np.random.default_rng(seed).permutation(np.arange(600) % folds)[groups]
+    assert fold_deviation(targets, fold, folds) < fold_deviation(targets, plain, folds)
+
+
+def test_distinct_rows_give_the_same_folds_and_split_with_or_without_groups():
+    """Resumed cross-validations of data without copies keep the folds they started with."""
+    targets = random_targets()
+    rows = np.arange(len(targets))
+    assert np.array_equal(stratified_folds(targets, 4, 3), stratified_folds(targets, 4, 3, rows))
+    split, grouped = stratified_split(targets, 0.2, 3), stratified_split(targets, 0.2, 3, rows)
+    assert all(np.array_equal(a, b) for a, b in zip(split, grouped, strict=True))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_split_keeps_copies_on_one_side_with_about_the_fraction_of_rows(seed):
+    targets, groups = zipf_groups(seed)
+    train_idx, val_idx = stratified_split(targets, 0.2, seed=seed, groups=groups)
+    assert np.array_equal(np.sort(np.concatenate([train_idx, val_idx])), np.arange(len(targets)))
+    assert not set(groups[train_idx].tolist()) & set(groups[val_idx].tolist())
+    assert abs(len(val_idx) - 0.2 * len(targets)) <= np.bincount(groups).max()
+    # Every label with positives in two or more groups keeps one on the train side.
+    group_positives = np.zeros((groups.max() + 1, targets.shape[1]))
+    np.add.at(group_positives, groups, targets)
+    keeps = (group_positives > 0).sum(axis=0) >= 2
+    assert targets[train_idx][:, keeps].sum(axis=0).min() > 0
+
+
+def test_fewer_distinct_texts_than_folds_or_sides():
+    targets, groups = copies(3, 4)
+    with pytest.raises(DataError, match="12 rows hold 3 distinct texts"):
+        stratified_folds(targets, 5, seed=0, groups=groups)
+    with pytest.raises(DataError, match="too little data to split: 12 rows hold 1 distinct"):
+        stratified_split(targets, 0.2, seed=0, groups=np.zeros(12, dtype=int))

@@ -9,17 +9,18 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import multihot.cli.cv  # noqa: F401  (registers the verb until the package imports it)
-from helpers import TINY, assert_clean_error, invoke, read_jsonl, write_jsonl
+from helpers import TINY, assert_clean_error, invoke, read_jsonl, tiny_flags, write_jsonl
 from multihot import Classifier
 from multihot.artifacts import cvdir
 from multihot.core.config import PRIMARY_METRICS
-from multihot.core.errors import ConfigError, RunDirError
+from multihot.core.errors import ConfigError, MultihotError, RunDirError
 from multihot.data.readers import Dataset
 from multihot.scoring.thresholds import tune_for_config
 from multihot.tuning.cv import PER_LABEL_STATS, cross_validate, final_epochs
@@ -332,3 +333,88 @@ def test_nested_progress_draws_both_bars_on_a_terminal():
             progress.advance(f"fold {k + 1}: macro_f1 0.5000")
     text = console.file.getvalue()
     assert "fold 2: macro_f1 0.5000" in text and "epoch 1.00" in text and "2/2" in text
+
+
+# ------------------------------------------------------------------- copies of a text, tiny data
+def test_copies_of_a_text_share_a_fold_and_cv_says_how_many(tmp_path):
+    """The issue's reproduction: 20 texts repeated 5 times read an out-of-fold macro F1 of 1.0,
+    every text's copies spread over the folds, with no word."""
+    texts, labels = synthetic(20)
+    data = write_jsonl(tmp_path / "rep.jsonl", texts * 5, labels * 5)
+    output = tmp_path / "cv"
+    result = invoke("cv", data, "--folds", 5, "-o", output, "--baseline", "--min-support", 1)
+    assert result.exit_code == 0, result.output
+    logged = " ".join(result.stderr.split())  # the log lines wrap
+    assert "80 of 100 texts repeat an earlier one" in logged
+    assert "0 of them with other labels" in logged
+    folds_of_text: dict[str, set[int]] = {}
+    for record in read_jsonl(output / cvdir.OOF):
+        folds_of_text.setdefault(record["text"], set()).add(record["fold"])
+    assert len(folds_of_text) == 20
+    assert all(len(folds) == 1 for folds in folds_of_text.values()), folds_of_text
+    fold_sizes = Counter(record["fold"] for record in read_jsonl(output / cvdir.OOF))
+    assert sorted(fold_sizes.values()) == [20] * 5
+    data_record = json.loads((output / cvdir.CV_JSON).read_text())["data"]
+    assert data_record["repeated_texts"] == 80 and data_record["repeated_with_other_labels"] == 0
+
+
+def test_a_cv_started_before_copies_shared_a_fold_is_not_resumed_on_data_with_copies(tmp_path):
+    texts, labels = synthetic(12)
+    data = write_jsonl(tmp_path / "rep.jsonl", texts * 2, labels * 2)
+    cross_validate(data, folds=2, output=tmp_path / "cv", baseline=True, min_support=1)
+    manifest = json.loads((tmp_path / "cv" / cvdir.CV_JSON).read_text())
+    del manifest["data"]["repeated_texts"]  # as the version before this check wrote it
+    cvdir.write_manifest(tmp_path / "cv", manifest)
+    with pytest.raises(RunDirError, match="copies of a text in different folds.*12 texts"):
+        cross_validate(data, output=tmp_path / "cv", resume=True)
+
+
+def test_cv_of_three_rows_with_the_baseline(tmp_path):
+    """min_df=2 left a 1-row fold with no n-gram: a scikit-learn traceback, and cv.json stayed."""
+    texts, labels = synthetic(3)
+    data = write_jsonl(tmp_path / "tr3.jsonl", texts, labels)
+    result = invoke("cv", data, "--baseline", "--folds", 2, "-o", tmp_path / "cv3")
+    assert result.exit_code == 0, result.output
+    assert "out-of-fold, thresholds tuned on all 3 rows" in result.stdout
+
+
+def test_a_first_fold_failing_on_bad_input_leaves_nothing_behind(tmp_path):
+    """So the same command with corrected input is not refused as an earlier cross-validation."""
+    marks = write_jsonl(tmp_path / "marks.jsonl", ["!", "?", "a", "…"], [["joy"], [], ["joy"], []])
+    output = tmp_path / "cv"
+    result = invoke("cv", marks, "--baseline", "--folds", 2, "-o", output)
+    assert_clean_error(result, "hold no word of two or more letters or digits")
+    assert not output.exists()
+    output.mkdir()  # an empty directory given by the user stays, empty
+    assert_clean_error(invoke("cv", marks, "--baseline", "--folds", 2, "-o", output), "no word")
+    assert output.is_dir() and not any(output.iterdir())
+    texts, labels = synthetic(6)
+    fixed = write_jsonl(tmp_path / "fixed.jsonl", texts, labels)
+    result = invoke("cv", fixed, "--baseline", "--folds", 2, "-o", output)
+    assert result.exit_code == 0, result.output
+    # A transformer's first fold that cannot load its encoder: the same.
+    with pytest.raises(MultihotError):
+        cross_validate(
+            fixed,
+            folds=2,
+            output=tmp_path / "enc",
+            **{**SETTINGS, "encoder": str(tmp_path / "none")},
+        )
+    assert not (tmp_path / "enc").exists()
+
+
+@pytest.mark.parametrize(
+    ("rows", "copies", "folds", "message"),
+    [
+        (3, 1, 5, "too little data for 5 folds: 3 rows"),
+        (2, 2, 3, "too little data for 3 folds: 4 rows hold 2 distinct texts"),
+    ],
+)
+def test_too_little_data_for_the_folds_is_a_clean_error_that_writes_nothing(
+    tmp_path, rows, copies, folds, message
+):
+    texts, labels = synthetic(rows)
+    data = write_jsonl(tmp_path / "tiny.jsonl", texts * copies, labels * copies)
+    result = invoke("cv", data, "--folds", folds, "-o", tmp_path / "cv", *tiny_flags())
+    assert_clean_error(result, message)
+    assert not (tmp_path / "cv").exists()

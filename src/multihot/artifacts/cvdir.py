@@ -3,7 +3,8 @@ knows its file names.
 
 ```
 cv.json            the resolved config, the number of folds, the seed, baseline or not, the data
-                   (source, rows, SHA-256 of texts and targets), the label names, and one record
+                   (source, rows, SHA-256 of texts and targets, rows repeating an earlier text
+                   and those of them with other labels), the label names, and one record
                    per finished fold (its validation metrics, best epoch, seconds) and of the final
                    run once saved: what resuming reads
 folds/fold-K/      fold K's run directory: trained on the other folds, validated on this one (its
@@ -23,7 +24,9 @@ leaves the previous state or the next one.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +77,17 @@ def check_new(cv_dir: str | Path) -> None:
             f"{path}: not empty (it holds {what}); continue that cross-validation with --resume "
             "(resume=True in Python), or choose a new or empty directory"
         )
+
+
+def discard(cv_dir: str | Path, remove_dir: bool) -> None:
+    """Remove what a cross-validation wrote before its first fold finished: cv.json and folds/,
+    and the directory itself with ``remove_dir`` (it made it)."""
+    path = Path(cv_dir)
+    shutil.rmtree(path / FOLDS, ignore_errors=True)
+    (path / CV_JSON).unlink(missing_ok=True)
+    if remove_dir:
+        with contextlib.suppress(OSError):  # not empty: something else is in it now; keep that
+            path.rmdir()
 
 
 def read_manifest(cv_dir: str | Path) -> dict[str, Any] | None:

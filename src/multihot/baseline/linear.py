@@ -9,6 +9,7 @@ and the vectorizer is rebuilt from them at load time.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -19,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from multihot.artifacts.runs import broken
-from multihot.core.errors import ConfigError
+from multihot.core.config import check_types
+from multihot.core.errors import ConfigError, DataError
 from multihot.data.encoding import check_texts
 from multihot.scoring.calibration import Calibration, calibrated
 from multihot.scoring.probabilities import sigmoid
@@ -34,7 +36,8 @@ class BaselineConfig:
     ngram_max: int = 2
     """Word n-grams from 1 to this length."""
     min_df: int = 2
-    """Ignore n-grams in fewer texts than this."""
+    """Ignore n-grams in fewer texts than this; where that leaves none (a handful of texts), every
+    n-gram is kept and the model saved says ``min_df`` 1."""
     max_features: int = 200_000
     """Keep at most this many n-grams (the most frequent)."""
     sublinear_tf: bool = True
@@ -45,6 +48,7 @@ class BaselineConfig:
     """Iterations of the solver per label."""
 
     def __post_init__(self) -> None:
+        check_types(self)  # a string from a config file fails here by name, not in a comparison
         if self.ngram_max < 1 or self.min_df < 1 or self.max_features < 1 or self.max_iter < 1:
             raise ConfigError(
                 "baseline: ngram_max, min_df, max_features and max_iter must be at least 1"
@@ -89,14 +93,9 @@ class TfidfLogistic:
     def fit(
         cls, texts: list[str], targets: np.ndarray, config: BaselineConfig, seed: int = 0
     ) -> TfidfLogistic:
-        from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        vectorizer = TfidfVectorizer(
-            ngram_range=(1, config.ngram_max), min_df=config.min_df, max_features=config.max_features,
-            sublinear_tf=config.sublinear_tf, dtype=np.float64,
-        )  # fmt: skip
-        features = vectorizer.fit_transform(texts)
+        vectorizer, features, config = _vectorize(texts, config)
         num_labels = targets.shape[1]
         coef = np.zeros((num_labels, features.shape[1]))
         intercept = np.zeros(num_labels)
@@ -185,3 +184,41 @@ class TfidfLogistic:
                 source, f"model.safetensors has {len(intercept)} labels, labels.json {num_labels}"
             )
         return cls(vocabulary, idf, coef, intercept, config)
+
+
+def _vectorize(texts: list[str], config: BaselineConfig):
+    """The fitted TF-IDF vectorizer, the features of ``texts`` and the config it was fitted with.
+
+    ``min_df`` prunes rare n-grams from thousands of texts; from a handful (a small fold, a
+    first try) it can prune every one, and then every n-gram is kept instead (``min_df`` 1), as
+    the model saved says.
+
+    Raises:
+        DataError: the texts hold no word the vectorizer reads (two or more letters or digits).
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    def fit(min_df: int):
+        vectorizer = TfidfVectorizer(
+            ngram_range=(1, config.ngram_max), min_df=min_df, max_features=config.max_features,
+            sublinear_tf=config.sublinear_tf, dtype=np.float64,
+        )  # fmt: skip
+        return vectorizer, vectorizer.fit_transform(texts)
+
+    # scikit-learn raises ValueError when no n-gram is left (or min_df exceeds the texts).
+    if config.min_df > 1:
+        with contextlib.suppress(ValueError):
+            return (*fit(config.min_df), config)
+    try:
+        fitted = fit(1)
+    except ValueError:
+        raise DataError(
+            f"baseline: the {len(texts)} training texts hold no word of two or more letters or "
+            "digits, which is what the TF-IDF baseline reads; give texts with words"
+        ) from None
+    if config.min_df > 1:
+        logger.warning(
+            "baseline: no n-gram is in %d or more of the %d training texts; keeping every "
+            "n-gram (min_df 1)", config.min_df, len(texts),
+        )  # fmt: skip
+    return (*fitted, dataclasses.replace(config, min_df=1))

@@ -38,7 +38,9 @@ def baseline(
         float, typer.Option("--C", help="Inverse regularisation of each logistic regression.")
     ] = 4.0,
     ngram_max: Annotated[int, typer.Option(help="Word n-grams from 1 to this length.")] = 2,
-    min_df: Annotated[int, typer.Option(help="Ignore n-grams in fewer texts.")] = 2,
+    min_df: Annotated[
+        int, typer.Option(help="Ignore n-grams in fewer texts (all kept when that leaves none).")
+    ] = 2,
     max_features: Annotated[int, typer.Option(help="Keep at most this many n-grams.")] = 200_000,
     thresholds: ThresholdStrategy = None,
     min_support: MinSupport = None,

@@ -14,6 +14,7 @@ import numpy as np
 
 from multihot.core.config import RunConfig
 from multihot.core.errors import DataError
+from multihot.data.duplicates import count_shared, find_duplicates, log_shared
 from multihot.data.labels import LabelSet, warn_case_collisions
 from multihot.data.readers import Dataset, read_dataset
 from multihot.data.splits import stratified_split
@@ -67,7 +68,11 @@ def prepare_data(train: DataLike, val: DataLike | None, config: RunConfig) -> Pr
             logger.warning(
                 "%s: label %r has no positive example in training", train_data.source, name
             )
+    duplicates = find_duplicates(train_data.texts, train_targets)
+    duplicates.log(train_data.source)
     if val_data is not None:
+        shared = count_shared(train_data.texts, val_data.texts)
+        log_shared(val_data.source, shared, len(val_data))
         return PreparedData(
             labels,
             train_data,
@@ -76,7 +81,7 @@ def prepare_data(train: DataLike, val: DataLike | None, config: RunConfig) -> Pr
             labels.encode(val_data.labels, val_data.source),
         )
     train_idx, val_idx = stratified_split(
-        train_targets, config.train.val_fraction, config.train.seed
+        train_targets, config.train.val_fraction, config.train.seed, groups=duplicates.groups
     )
     logger.info(
         "no validation data: held out %d of %d training texts", len(val_idx), len(train_targets)

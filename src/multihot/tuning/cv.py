@@ -4,7 +4,8 @@ mean and standard deviation over folds, and thresholds tuned on the out-of-fold 
 One validation slice lies about rare labels: a label with eight positives in 4,000 texts has
 about one in a 10% slice. Here every row is predicted once by the model that did not train on it
 (the folds come from :func:`multihot.data.splits.stratified_folds`, so each keeps every label's
-share), and the thresholds are tuned on all those out-of-fold predictions, every row counted.
+share, and the copies of a text share a fold: see :mod:`multihot.data.duplicates`), and the
+thresholds are tuned on all those out-of-fold predictions, every row counted.
 
 Each fold is an ordinary training run (:meth:`multihot.Classifier.train`, or
 :meth:`~multihot.Classifier.train_baseline`) validated on its own fold: early stopping, the best
@@ -32,6 +33,7 @@ from multihot.baseline.linear import TfidfLogistic
 from multihot.classifier import Classifier
 from multihot.core.config import PRIMARY_METRICS, RunConfig
 from multihot.core.errors import ConfigError, MultihotError, RunDirError
+from multihot.data.duplicates import find_duplicates, reported
 from multihot.data.labels import LabelSet
 from multihot.data.prepare import DataLike, fingerprint, label_set, read_data
 from multihot.data.readers import Dataset
@@ -163,7 +165,8 @@ def cross_validate(
 
     Raises:
         ConfigError: fewer than two folds, or settings that differ from the resumed run's.
-        DataError: fewer rows than folds, or no labels.
+        DataError: fewer rows (or distinct texts) than folds, or no labels; bad input the first
+            fold finds (then what was written to ``output`` is removed).
         RunDirError: ``output`` is not empty without ``resume``, or resuming other data.
 
     Example:
@@ -185,20 +188,24 @@ def cross_validate(
         folds = DEFAULT_FOLDS if folds is None else folds
         baseline = bool(baseline)
         run_config = _run_config(config, overrides, baseline)
+    made_dir = cv_dir is not None and not cv_dir.exists()
     setup = _prepare(data, run_config, folds, baseline, cv_dir, manifest)
     setup.callback, setup.trust_remote_weights = callback, trust_remote_weights
 
-    fold_results, logits = [], np.zeros(setup.targets.shape, dtype=np.float32)
-    for k in range(folds):
-        fold, fold_logits = _fold(setup, k)
-        logits[fold.val_rows] = fold_logits
-        fold_results.append(fold)
-        if fold_callback is not None:
-            fold_callback(k, fold)
-    result = _assemble(setup, fold_results, logits)
-    if final:
-        _final(setup, result, logits)
-    elif cv_dir is not None and setup.manifest.get("final"):
+    # Copies were reported once, over all the data: the runs on parts of it say nothing again.
+    with reported():
+        try:
+            fold_results, logits = _run_folds(setup, fold_callback)
+        except MultihotError:
+            # Bad input that the first fold found: leave nothing that would refuse the corrected
+            # command (an interruption keeps its record, to resume).
+            if cv_dir is not None and manifest is None and not setup.manifest["finished"]:
+                cvdir.discard(cv_dir, remove_dir=made_dir)
+            raise
+        result = _assemble(setup, fold_results, logits)
+        if final:
+            _final(setup, result, logits)
+    if not final and cv_dir is not None and setup.manifest.get("final"):
         result.final_run = cvdir.final_dir(cv_dir)
     return result
 
@@ -211,6 +218,8 @@ class _Setup:
     labels: LabelSet
     targets: np.ndarray
     fold_of_row: np.ndarray
+    groups: np.ndarray
+    """The copies of a text: see :class:`multihot.data.duplicates.Duplicates`."""
     config: RunConfig
     baseline: bool
     cv_dir: Path | None
@@ -226,6 +235,20 @@ class _Setup:
     def record(self) -> None:
         if self.cv_dir is not None:
             cvdir.write_manifest(self.cv_dir, self.manifest)
+
+
+def _run_folds(
+    setup: _Setup, fold_callback: FoldCallback | None
+) -> tuple[list[FoldResult], np.ndarray]:
+    """Every fold in order: their results and the out-of-fold logits, rows in the data's order."""
+    fold_results, logits = [], np.zeros(setup.targets.shape, dtype=np.float32)
+    for k in range(setup.folds):
+        fold, fold_logits = _fold(setup, k)
+        logits[fold.val_rows] = fold_logits
+        fold_results.append(fold)
+        if fold_callback is not None:
+            fold_callback(k, fold)
+    return fold_results, logits
 
 
 def _manifest_to_resume(cv_dir: Path | None) -> dict[str, Any] | None:
@@ -250,12 +273,18 @@ def _prepare(
     dataset = read_data(data, config)
     labels = label_set(dataset)
     targets = labels.encode(dataset.labels, dataset.source)
+    duplicates = find_duplicates(dataset.texts, targets)
+    duplicates.log(dataset.source)
     described = {
         "source": dataset.source if isinstance(data, Dataset) else str(Path(data).resolve()),
         "rows": len(dataset),
         "sha256": fingerprint(itertools.chain(labels.names, dataset.texts), targets),
+        "repeated_texts": duplicates.repeats,
+        "repeated_with_other_labels": duplicates.conflicting,
     }
-    fold_of_row = stratified_folds(targets, folds, config.train.seed)
+    # The copies of a text share a fold: one in training and one in validation would score the
+    # model on a text it trained on.
+    fold_of_row = stratified_folds(targets, folds, config.train.seed, groups=duplicates.groups)
     if manifest is not None and manifest["data"].get("sha256") != described["sha256"]:
         recorded = manifest["data"]
         raise RunDirError(
@@ -263,7 +292,16 @@ def _prepare(
             f"{recorded.get('source')}, {recorded.get('rows')} rows; given: {described['source']}, "
             f"{described['rows']} rows); resume it with the same data"
         )
-    setup = _Setup(dataset, labels, targets, fold_of_row, config, baseline, cv_dir, manifest or {})
+    if manifest is not None and "repeated_texts" not in manifest["data"] and duplicates.repeats:
+        raise RunDirError(
+            f"{cv_dir}: started by a version that could put the copies of a text in different "
+            f"folds, and these data repeat {duplicates.repeats} texts; start it again in a new "
+            "directory"
+        )
+    setup = _Setup(
+        dataset, labels, targets, fold_of_row, duplicates.groups, config, baseline, cv_dir,
+        manifest or {},
+    )  # fmt: skip
     if manifest is None:
         setup.manifest = cvdir.new_manifest(
             config=config.to_dict(), folds=folds, seed=config.train.seed, baseline=baseline,
@@ -496,7 +534,9 @@ def _final(setup: _Setup, result: CVResult, oof_logits: np.ndarray) -> None:
         result.final_run, result.final_model = path, Classifier.load(path)
         return
     dataset, config = setup.dataset, setup.config
-    _, check_rows = stratified_split(setup.targets, config.train.val_fraction, config.train.seed)
+    _, check_rows = stratified_split(
+        setup.targets, config.train.val_fraction, config.train.seed, groups=setup.groups
+    )
     check = dataset.subset(check_rows)
     started = time.perf_counter()
     if setup.baseline:
