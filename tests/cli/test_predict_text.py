@@ -159,3 +159,40 @@ def test_json_to_a_csv_file_is_refused_and_to_jsonl_written(toy_run, tmp_path):
 def test_unknown_format_is_a_clean_error(toy_run):
     result = invoke("predict", toy_run[1], "--text", "so happy", "--format", "yaml")
     assert_clean_error(result, "--format", "auto, json, text", "'yaml'")
+
+
+# ------------------------------------------------------------------------ texts that are not text
+def test_undecodable_argv_bytes_are_a_clean_error(toy_run):
+    # The shell passes bytes; Python decodes what is not UTF-8 to lone surrogates (surrogateescape).
+    import subprocess
+
+    from helpers import subprocess_env
+
+    # (explain's TEXT argument takes the same check: the test below.)
+    result = subprocess.run(
+        [sys.executable, "-m", "multihot", "predict", str(toy_run[1]), "--text", b"\xff\xfe bad"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: text 1: not valid Unicode: lone surrogate '\\udcff' at character 1; "
+        "expected UTF-8 text"
+    ]
+
+
+@pytest.mark.parametrize("verb", ["predict", "explain"])
+@pytest.mark.parametrize("text", ["\u200b", "\x00\ufeff", "\u0301", "\udc80"])
+def test_a_text_of_no_characters_or_a_lone_surrogate_is_refused(toy_run, verb, text):
+    args = ["--text", text] if verb == "predict" else [text]
+    result = invoke(verb, toy_run[1], *args)
+    what = (
+        "empty text"
+        if text != "\udc80"
+        else "not valid Unicode: lone surrogate '\\udc80' at character 1"
+    )
+    assert_clean_error(result, f"text 1: {what}")
+    assert result.stdout == ""

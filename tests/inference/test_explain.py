@@ -309,3 +309,22 @@ def test_a_calibrated_backend_is_calibrated_once(attention_clf):
     finally:
         clf.calibration = None
     assert [entry.probability for entry in e.labels] == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+# ---------------------------------------------------------------- the deletion check's verdict
+@pytest.mark.parametrize(
+    ("before", "top_k", "random_", "held"),
+    [
+        (0.80, 0.30, 0.70, True),  # the top tokens' deletion lowered it more than chance
+        (0.80, 0.70, 0.30, False),  # chance lowered it more
+        (0.80, 0.85, 0.95, False),  # both raised it, the top tokens less: no drop, not held
+        (0.80, 0.80, 0.90, False),  # no change is no drop either
+        (0.80, 0.75, 0.95, True),  # a drop, while chance raised it
+    ],
+)
+def test_the_check_holds_only_on_a_drop_larger_than_chance(before, top_k, random_, held):
+    from multihot.inference.explain import DeletionCheck
+
+    check = DeletionCheck(k=2, prob_before=before, prob_top_k=top_k, prob_random=random_, draws=10,
+                          deleted=[0, 1])  # fmt: skip
+    assert check.held is held

@@ -9,10 +9,16 @@ error, never a silent attribute.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import functools
 import inspect
 import json
+import math
+import numbers
+import re
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -55,6 +61,97 @@ def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
         raise ConfigError(
             f"{name}: expected a {'non-negative' if allow_zero else 'positive'} number, got {value}"
         )
+
+
+@functools.cache
+def field_types(cls: type) -> dict[str, tuple[Any, bool]]:
+    """Each field of dataclass ``cls`` and its type, ``X | None`` unwrapped: ``(type, optional)``.
+
+    Example:
+        >>> field_types(DataConfig)["label_cols"]
+        (list[str], True)
+    """
+    kinds = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        args = [a for a in typing.get_args(hint) if a is not type(None)] if union else [hint]
+        kinds[f.name] = (args[0], union)
+    return kinds
+
+
+TYPE_NAMES: dict[Any, str] = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    list[str]: "a list of names (or one comma-separated string)",
+}
+
+
+def typed_value(name: str, value: Any, kind: Any, optional: bool = False) -> Any:
+    """``value`` as a field of type ``kind`` holds it, or a :class:`ConfigError` naming ``name``.
+
+    A number is taken as written: an int is a float too, a float with no fraction (``1e4``) an int
+    (NumPy's numbers too, made Python's); a string is never read as a number or a flag (``"1e-4"``
+    is refused, not guessed at). A list field takes a list of strings or one comma-separated
+    string, as its flag does.
+
+    Example:
+        >>> typed_value("epochs", 3.0, int), typed_value("lr", 1, float)
+        (3, 1.0)
+    """
+    if value is None and optional:
+        return None
+    if kind is float and _is_number(value):
+        with contextlib.suppress(OverflowError):  # an int past the floats is no number here
+            return float(value)
+    if kind is int and _is_whole(value):
+        return int(value)
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind is str and isinstance(value, str):
+        return value
+    if kind == list[str]:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return list(value)
+    raise ConfigError(f"{name}: expected {TYPE_NAMES.get(kind, kind)}, got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    """``value`` for a message: its repr, cut to 60 characters (a 5,000-digit int has none)."""
+    if value is None:
+        return "null"
+    try:
+        text = repr(value)
+    except ValueError:
+        return "an integer too long to print"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    """A finite real number that is not a bool (NumPy's bool is no ``numbers.Real`` either)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return isinstance(value, numbers.Integral) or math.isfinite(value)
+
+
+def _is_whole(value: Any) -> bool:
+    """A number with no fraction (``3``, ``1e4``) that a 64-bit int (a tensor's, an array's) holds."""
+    if not _is_number(value):
+        return False
+    whole = isinstance(value, numbers.Integral) or float(value).is_integer()
+    return whole and -(2**63) <= value < 2**63
+
+
+def check_types(config: Any) -> None:
+    """Every field of dataclass ``config`` made its declared type, before any check compares it
+    (a string ``lr`` would otherwise fail as ``'<' not supported``, naming no field)."""
+    for name, (kind, optional) in field_types(type(config)).items():
+        setattr(config, name, typed_value(name, getattr(config, name), kind, optional))
 
 
 @dataclass
@@ -120,12 +217,9 @@ class ModelConfig:
         return poolings[member % len(poolings)]
 
     def __post_init__(self) -> None:
+        check_types(self)  # also splits a comma-separated ensemble_pooling
         if self.pooling is not None:
             _check_choice("pooling", self.pooling, POOLINGS)
-        if isinstance(self.ensemble_pooling, str):
-            self.ensemble_pooling = [
-                p.strip() for p in self.ensemble_pooling.split(",") if p.strip()
-            ]
         for pooling in self.ensemble_pooling or []:
             _check_choice("ensemble_pooling", pooling, POOLINGS)
         _check_choice("head", self.head, HEADS)
@@ -241,6 +335,7 @@ class TrainConfig:
     leave the device waiting; none on a CPU, where the workers would take cores from the model)."""
 
     def __post_init__(self) -> None:
+        check_types(self)
         for name in ("epochs", "batch_size", "grad_accum"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: expected at least 1, got {getattr(self, name)}")
@@ -322,6 +417,9 @@ class DataConfig:
     label_sep: str | None = None
     """Delimiter of label names in labels_col strings (default: comma, or ; or | when no comma)."""
 
+    def __post_init__(self) -> None:
+        check_types(self)
+
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
 
@@ -338,7 +436,7 @@ class RunConfig:
         return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
+    def from_dict(cls, data: dict[str, Any], source: str | None = None) -> RunConfig:
         """Nested ({"model": {...}, ...}) or flat keys; unknown keys raise :class:`ConfigError`."""
         flat: dict[str, Any] = {}
         for key, value in data.items():
@@ -349,20 +447,27 @@ class RunConfig:
         return cls.from_flat(flat, source)
 
     @classmethod
-    def from_flat(cls, flat: dict[str, Any], source: str = "config") -> RunConfig:
+    def from_flat(cls, flat: dict[str, Any], source: str | None = None) -> RunConfig:
+        """The config of flat keys (dashes or underscores), each value checked against its field.
+
+        Raises:
+            ConfigError: an unknown key, or a value of the wrong type or out of range; the message
+                names ``source`` (the file the keys came from, when given) and the key.
+        """
+        prefix = f"{source}: " if source else ""
         owners = {f.name: section for section, kind in SECTIONS.items() for f in fields(kind)}
         grouped: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
         for key, value in flat.items():
-            name = key.replace("-", "_")
+            name = str(key).replace("-", "_")
             if name not in owners:
                 raise ConfigError(
-                    f"{source}: unknown key {key!r}; known keys: {', '.join(sorted(owners))}"
+                    f"{prefix}unknown key {key!r}; known keys: {', '.join(sorted(owners))}"
                 )
             grouped[owners[name]][name] = value
         try:
             return cls(**{s: SECTIONS[s](**grouped[s]) for s in SECTIONS})
-        except TypeError as err:
-            raise ConfigError(f"{source}: {err}") from None
+        except ConfigError as err:
+            raise ConfigError(f"{prefix}{err}") from None
 
     def override(self, **flat: Any) -> RunConfig:
         """A copy with the given flat keys replaced (``None`` values are ignored)."""
@@ -384,8 +489,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         else:
             import yaml
 
-            # safe_load: a !!python/... tag is refused, never constructed.
-            data = yaml.safe_load(text)
+            # A safe loader: a !!python/... tag is refused, never constructed.
+            data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506
     except Exception as err:  # UnicodeDecodeError, json.JSONDecodeError or yaml.YAMLError
         raise ConfigError(f"{path}: not valid {kind}: {_parse_problem(err)}") from None
     if data is None:
@@ -395,6 +500,39 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             f"{path}: expected a mapping of keys to values, got {type(data).__name__}"
         )
     return data
+
+
+_YAML_FLOAT = re.compile(
+    r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.VERBOSE,
+)
+"""A float as YAML 1.2 writes one (``1e-5``, ``1E5``, ``1.0e5``, ``-.5``), besides YAML 1.1's forms
+(which need a dot and a signed exponent, so read ``1e-5`` as a string)."""
+
+
+@functools.cache
+def _yaml_loader() -> type:
+    """PyYAML's safe loader with :data:`_YAML_FLOAT` for floats; everything else as YAML 1.1
+    (``1_000`` is an int, ``yes`` is true)."""
+    import yaml
+
+    float_tag = "tag:yaml.org,2002:float"
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regex) for tag, regex in resolvers if tag != float_tag]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    # Never matches an int (it needs a dot or an exponent), so the int resolver is not shadowed.
+    Loader.add_implicit_resolver(float_tag, _YAML_FLOAT, list("-+0123456789."))
+    return Loader
 
 
 def _parse_problem(err: Exception) -> str:

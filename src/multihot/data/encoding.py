@@ -16,6 +16,7 @@ run without it.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,30 +26,56 @@ import numpy as np
 from multihot.core.config import ModelConfig
 from multihot.core.errors import MultihotError
 
+NOT_TEXT_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
+"""Unicode categories of characters that are no text on their own: whitespace and separators (Zs,
+Zl, Zp), controls (Cc: NUL, tab, DEL), format characters (Cf: zero-width space and joiners, U+FEFF,
+soft hyphen, bidi marks) and combining marks with nothing to combine with (Mn, Me). Tokenizers
+drop most of them (BERT's normalizer removes controls, format characters and accents)."""
+
 
 def is_empty_text(text: str) -> bool:
-    """Whether ``text`` is empty or whitespace only: no text to train on or to label.
+    r"""Whether ``text`` has no character outside :data:`NOT_TEXT_CATEGORIES`: empty, whitespace
+    only, or only zero-width characters, NUL, U+FEFF, combining marks and the like. No text to
+    train on or to label; private-use and unassigned characters, and lone surrogates, count as
+    text here (a lone surrogate is refused as invalid Unicode instead).
 
     Training data with one is an error naming its row, and so is one given for prediction; in a
     ``.txt`` file or on stdin such a line is a blank line, skipped.
 
     Example:
-        >>> is_empty_text(" \t"), is_empty_text(" a ")
-        (True, False)
+        >>> is_empty_text(" \t"), is_empty_text("\u200b\ufeff\u0301"), is_empty_text(" a\u0301 ")
+        (True, True, False)
     """
-    return not text.strip()
+    # all() stops at the first character that is text: usually the first one.
+    return all(unicodedata.category(c) in NOT_TEXT_CATEGORIES for c in text)
+
+
+def lone_surrogate(text: str) -> int | None:
+    """The index of the first lone surrogate in ``text`` (a string UTF-8 cannot hold), or None.
+
+    They come from JSON escapes (``"\\ud800"``) and from bytes that are not UTF-8 decoded with
+    ``surrogateescape`` (command-line arguments, stdin under a C locale).
+    """
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return err.start
+    return None
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:
     """``texts`` as a list, once every one is a text that training would accept.
 
-    The one check of texts given for prediction, whatever the backend: an empty or whitespace-only
-    text is refused here as :func:`multihot.data.readers.read_dataset` refuses it in training data
-    (:func:`multihot.data.readers.is_empty_text`), rather than labelled from padding alone.
+    The one check of texts given for prediction, whatever the backend: an empty text
+    (:func:`is_empty_text`) is refused here as :func:`multihot.data.readers.read_dataset` refuses
+    it in training data, rather than labelled from padding alone, and so is a text with a lone
+    surrogate (:func:`lone_surrogate`), which no tokenizer reads, as the file readers refuse it.
 
     Raises:
-        MultihotError: a single string, or a text (numbered from 1) that is not a string or is
-            empty.
+        MultihotError: a single string, or a text (numbered from 1) that is not a string, is
+            empty or holds a lone surrogate (named with its position, from 1).
 
     Example:
         >>> check_texts(("so happy", "ugh"))
@@ -60,10 +87,15 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise MultihotError(f"text {i + 1}: expected a string, got {type(text).__name__}")
+        if (at := lone_surrogate(text)) is not None:
+            raise MultihotError(
+                f"text {i + 1}: not valid Unicode: lone surrogate {text[at]!r} at character "
+                f"{at + 1}; expected UTF-8 text"
+            )
         if is_empty_text(text):
             raise MultihotError(
-                f"text {i + 1}: empty text; expected at least one character that is not "
-                "whitespace, as in training data"
+                f"text {i + 1}: empty text; expected at least one character other than "
+                "whitespace, control or format characters and combining marks, as in training data"
             )
     return texts
 

@@ -110,8 +110,10 @@ class DeletionCheck:
 
     @property
     def held(self) -> bool:
-        """Whether deleting the top-ranked tokens lowered the probability more than chance did."""
-        return self.drop_top_k > self.drop_random
+        """Whether deleting the top-ranked tokens lowered the probability, and by more than chance
+        did. Both deletions raising it (the top tokens' less) is no support for the ranking: it
+        did not hold."""
+        return self.drop_top_k > 0 and self.drop_top_k > self.drop_random
 
 
 @dataclass

@@ -4,7 +4,7 @@ Each entry names a field of :class:`multihot.core.config.RunConfig` (flat, dashe
 as the command-line flags) and says where its values come from:
 
 ```yaml
-lr: {low: 1.0e-5, high: 1.0e-3, log: true}   # a float range (log-uniform)
+lr: {low: 1e-5, high: 1e-3, log: true}       # a float range (log-uniform)
 epochs: {low: 2, high: 8}                    # an int range (the field is an int)
 batch_size: {choices: [16, 32, 64]}          # one of these
 loss: {choices: [bce, focal, asl]}
@@ -23,14 +23,18 @@ Optuna: it only calls the trial it is given.
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from multihot.core.config import SECTIONS, RunConfig, load_config_file
+from multihot.core.config import (
+    SECTIONS,
+    RunConfig,
+    field_types,
+    load_config_file,
+    typed_value,
+)
 from multihot.core.errors import ConfigError
 from multihot.modeling.encoders import is_scratch
 
@@ -253,15 +257,9 @@ def default_space(base: RunConfig) -> SearchSpace:
 # ------------------------------------------------------------------------------------- checking
 def _field_types() -> dict[str, Any]:
     """Each config field's type, ``X | None`` unwrapped: ``(type, optional)``."""
-    kinds = {}
-    for section in SECTIONS.values():
-        hints = typing.get_type_hints(section)
-        for f in dataclasses.fields(section):
-            hint = hints[f.name]
-            args = [a for a in typing.get_args(hint) if a is not type(None)]
-            union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
-            kinds[f.name] = (args[0] if union else hint, union)
-    return kinds
+    return {
+        name: kind for section in SECTIONS.values() for name, kind in field_types(section).items()
+    }
 
 
 def _flatten_sections(data: dict[str, Any], kinds: dict[str, Any], source: str) -> dict[str, Any]:
@@ -310,21 +308,19 @@ def _parse_range(spec: dict[str, Any], field_type: Any, where: str) -> FloatRang
     low, high, log, step = spec["low"], spec["high"], spec.get("log", False), spec.get("step")
     if not isinstance(log, bool):
         raise ConfigError(f"{where}: log: expected true or false, got {log!r}")
-    if field_type is int:
-        for name, value in (("low", low), ("high", high), ("step", step)):
-            if value is not None and not _is_int(value):
-                raise ConfigError(f"{where}: {name}: the field is an int, got {value!r}")
-        param: FloatRange | IntRange = IntRange(low, high, log, 1 if step is None else step)
-    elif field_type is float:
-        for name, value in (("low", low), ("high", high), ("step", step)):
-            if value is not None and not _is_number(value):
-                raise ConfigError(f"{where}: {name}: expected a number, got {value!r}")
-        param = FloatRange(float(low), float(high), log, None if step is None else float(step))
-    else:
+    if field_type not in (int, float):
         raise ConfigError(
             f"{where}: a range needs a number field, and this one is {_type_name(field_type)}; "
             "write {choices: [...]}"
         )
+    # Each end typed as a config file's value is: 1e1 is 10 for an int field, 1 is 1.0 for a float.
+    low = typed_value(f"{where}: low", low, field_type)
+    high = typed_value(f"{where}: high", high, field_type)
+    step = None if step is None else typed_value(f"{where}: step", step, field_type)
+    if field_type is int:
+        param: FloatRange | IntRange = IntRange(low, high, log, 1 if step is None else step)
+    else:
+        param = FloatRange(low, high, log, step)
     if not param.low <= param.high:
         raise ConfigError(f"{where}: low ({low}) is above high ({high})")
     if log and param.low <= 0:
@@ -352,18 +348,7 @@ def _typed(value: Any, kind: tuple[Any, bool], where: str) -> Any:
         raise ConfigError(
             f"{where}: expected a list of names or a comma-separated string, got {value!r}"
         )
-    if field_type is bool:
-        ok = isinstance(value, bool)
-    elif field_type is int:
-        ok = _is_int(value)
-    elif field_type is float:
-        ok = _is_number(value)
-        value = float(value) if ok else value
-    else:
-        ok = isinstance(value, field_type)
-    if not ok:
-        raise ConfigError(f"{where}: expected {_type_name(field_type)}, got {value!r}")
-    return value
+    return typed_value(where, value, field_type)  # as a config file's value is read
 
 
 def _check_values(
@@ -394,14 +379,6 @@ def _candidates(param: Param) -> list[Any]:
     if isinstance(param, Choice):
         return list(param.choices)
     return [param.value]
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
 def _type_name(field_type: Any) -> str:
