@@ -207,7 +207,7 @@ def test_a_request_whose_client_left_is_not_computed(slow_server):
     address = urllib.parse.urlsplit(slow_server.url)
     body = json.dumps({"texts": ["left early", "me too"]}).encode()
     with socket.create_connection((address.hostname, address.port)) as sock:
-        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
         deadline = time.monotonic() + 10
         while slow_server.metric("queue_depth") < 2 and time.monotonic() < deadline:

@@ -57,3 +57,45 @@ def test_the_page_shows_the_apis_probabilities(toy_run, browser, tmp_path):
         assert browser.errors == [], browser.errors
     finally:
         server.stop()
+
+
+def test_the_page_asks_once_for_the_servers_key(toy_run, browser, tmp_path):
+    """Behind --api-key the page itself loads, asks for the key at the first 401, keeps it for
+    the tab (a reload does not ask again), and sends it with every request."""
+    clf, run = toy_run
+    key = "page-key_0123"
+    server = Server(run, "--precision", "fp32", "--api-key", key)
+    try:
+        browser.open(server.url + "/")
+        browser.wait_for("document.body.dataset.state === 'key'")
+        assert browser.evaluate("document.getElementById('key-form').hidden") is False
+        browser.type("#key", "not-the-key")
+        browser.click("#key-submit")
+        browser.wait_for("document.getElementById('key-status').textContent.includes('refused')")
+        assert browser.evaluate("document.body.dataset.state") == "key"
+        browser.screenshot(screenshot_path(tmp_path, "serve-page-key.png"))
+        browser.type("#key", key)
+        browser.click("#key-submit")
+        browser.wait_for("document.body.dataset.state === 'ready'")
+        assert browser.evaluate("document.getElementById('key-form').hidden") is True
+        assert browser.evaluate("sessionStorage.getItem('multihot.api_key')") == key
+        rows = browser.evaluate("document.querySelectorAll('#labels tbody tr').length")
+        assert rows == len(clf.label_names)
+        browser.type("#text", TEXT)
+        browser.click("#submit")
+        browser.wait_for("document.body.dataset.state === 'answered'")
+        chips = browser.evaluate(
+            "[...document.querySelectorAll('#fired .chip')].map(c => c.textContent)"
+        )
+        _, _, answer = server.request("POST", "/v1/predict", json.dumps({"texts": [TEXT]}).encode(),
+                                      {"Content-Type": "application/json",
+                                       "Authorization": f"Bearer {key}"})  # fmt: skip
+        assert chips == answer["predictions"][0]["labels"]
+        browser.open(server.url + "/")  # the same tab: the key is remembered
+        browser.wait_for("document.body.dataset.state === 'ready'")
+        assert browser.evaluate("document.getElementById('key-form').hidden") is True
+        # the browser reports each 401 it met as a console error; nothing else may fail
+        errors = [e for e in browser.errors if "401" not in e]
+        assert errors == [], browser.errors
+    finally:
+        server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ import typer
 
 from multihot.cli.app import app, err, friendly
 from multihot.cli.options import config_options, with_options
+from multihot.serve.access import API_KEY_ENV, access_warnings
 from multihot.serve.config import ServeConfig
 
 SERVE_OPTIONS = config_options(ServeConfig, "Server")
@@ -29,7 +31,11 @@ def serve(
     """
     from multihot.serve.server import serve as run_server
 
+    if flags.get("api_key") is None:  # an empty variable counts as unset, an empty --api-key not
+        flags["api_key"] = os.environ.get(API_KEY_ENV) or None
     config = ServeConfig(**{k: v for k, v in flags.items() if v is not None})
+    for warning in access_warnings(config.host, config.api_key, config.allowed_hosts):
+        err.print(f"warning: {warning}", style="yellow", markup=False, soft_wrap=True)
 
     def listening(url: str, model_id: str | None) -> None:
         model = f" (model {model_id})" if model_id else f" ({config.workers} workers)"

@@ -13,9 +13,12 @@ Endpoints:
 Every response carries the model's id in the ``X-Model-Id`` header (and JSON bodies in
 ``model_id``), so a client can tell which model answered. Errors are JSON,
 ``{"error": {"code", "message", "limit"?}, "model_id"}``: 400 for a body that is not UTF-8 JSON,
-413 for a body, a list of texts or a text past its limit, 422 for the wrong shape or types or an
-empty text, 503 with ``Retry-After`` when the queue is full. Nothing here reads a file a client
-names.
+413 for a body, a list of texts or a text past its limit, 422 for the wrong shape or types, an
+empty text, text that is not Unicode (a lone surrogate) or a duplicate key, 408 for a body that
+does not arrive within ``read_timeout_s``, 503 with ``Retry-After`` when the queue is full or the
+server holds ``max_connections`` connections. Before any endpoint, :mod:`multihot.serve.access`
+refuses a Host that is not the server's (400), a missing or wrong API key (401) and a JSON endpoint's
+body of another type (415). Nothing here reads a file a client names.
 """
 
 from __future__ import annotations
@@ -26,17 +29,19 @@ import json
 import logging
 import time
 from importlib import metadata, resources
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from multihot import __version__
 from multihot.core.errors import MultihotError
 from multihot.core.files import json_safe
+from multihot.serve.access import AccessControl, AccessPolicy, http_model_id
 from multihot.serve.batcher import MicroBatcher, QueueFull
 from multihot.serve.config import ServeConfig
 from multihot.serve.metrics import ServerMetrics
@@ -48,15 +53,35 @@ ENDPOINTS = ("/", "/v1/predict", "/v1/labels", "/v1/model", "/healthz", "/readyz
 """Paths the request metrics name; every other path is counted as ``other``."""
 RETRY_AFTER = {"Retry-After": "1"}
 """The header of every 503: try again in a second."""
+CLOSE = {"Connection": "close"}
+"""The header of an answer sent before the body was read: the connection cannot be reused."""
 DISCONNECT_CHECK = "http.disconnect"
+OPEN_CONNECTIONS = "multihot.open_connections"
+"""The scope extension in which the server (:mod:`multihot.serve.protocol`) says how many
+connections it holds open; past ``max_connections`` a request gets 503."""
+DRAIN_MIN_BYTES = 16 * 1024 * 1024
+"""A body past the limit is still read and dropped, up to 4 x ``max_body_bytes`` and at least
+this, before the 413 goes out (:func:`read_body`)."""
 
 
 # ---------------------------------------------------------------------- schemas (for /docs)
+TEXT_PATTERN = r"[\p{L}\p{N}\p{P}\p{S}]"
+"""A text's rule as the schema states it (an ECMA-262 regex, searched anywhere in the text): a
+letter, digit, punctuation mark or symbol. The server (:func:`multihot.data.encoding.is_empty_text`)
+also takes the rare text whose only other characters are spacing marks or private-use or unassigned
+code points: categories schema tools cannot generate strings from."""
+
+
 class PredictRequest(BaseModel):
     """Texts to label."""
 
     model_config = {"extra": "forbid"}
-    texts: list[str] = Field(description="The texts, one or more, none empty.", min_length=1)
+    texts: list[Annotated[str, Field(min_length=1, pattern=TEXT_PATTERN)]] = Field(
+        description="The texts, one or more, none empty: each with a letter, digit, "
+        "punctuation mark or symbol, not whitespace, control or format characters and combining "
+        "marks alone.",
+        min_length=1,
+    )
     return_probs: bool = Field(False, description="Also return every label's probability.")
 
 
@@ -94,6 +119,14 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def predict_schema(config: ServeConfig) -> dict[str, Any]:
+    """The JSON schema of a ``/v1/predict`` body, with this server's limits on texts."""
+    schema = PredictRequest.model_json_schema()
+    texts = schema["properties"]["texts"]
+    texts["maxItems"], texts["items"]["maxLength"] = config.max_texts, config.max_chars
+    return schema
+
+
 # ----------------------------------------------------------------------------- the request body
 def parse_predict(body: bytes, config: ServeConfig) -> tuple[list[str], bool]:
     """``(texts, return_probs)`` of a ``/v1/predict`` body, or the :class:`ApiError` it earns."""
@@ -103,8 +136,9 @@ def parse_predict(body: bytes, config: ServeConfig) -> tuple[list[str], bool]:
         raise ApiError(400, "invalid_encoding", f"the body is not UTF-8 ({err.reason} at byte "
                        f"{err.start})") from None  # fmt: skip
     try:
-        payload = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as err:
+        # Integers are read as floats: no field takes one, and int() refuses past 4,300 digits.
+        payload = json.loads(text, parse_int=float, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
         raise ApiError(400, "invalid_json", f"the body is not JSON ({err})") from None
     if not isinstance(payload, dict):
         raise ApiError(422, "invalid_request", 'expected a JSON object {"texts": [...]}')
@@ -132,7 +166,24 @@ def parse_predict(body: bytes, config: ServeConfig) -> tuple[list[str], bool]:
         if len(t) > config.max_chars:
             raise ApiError(413, "text_too_long", f"texts[{i}]: {len(t)} characters; at most "
                            f"{config.max_chars}", config.max_chars)  # fmt: skip
+        try:  # JSON may spell a lone surrogate (\ud800), which is no Unicode text
+            t.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ApiError(422, "invalid_request", f"texts[{i}]: a lone surrogate (U+"
+                           f"{ord(t[err.start]):04X}) at character {err.start}; expected Unicode "
+                           "text") from None  # fmt: skip
     return texts, return_probs
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (which would otherwise win silently)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ApiError(422, "invalid_request", f"duplicate key {key[:40]!r} in a JSON "
+                           "object; give each key once")  # fmt: skip
+        seen.add(key)
+    return dict(pairs)
 
 
 def _json_type(value: Any) -> str:
@@ -141,24 +192,46 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) as soon as it passes ``limit`` bytes, whether or not the
-    client declared its length."""
+async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
+    """The request body, refused (413) past ``limit`` bytes, whether or not the client declared
+    its length, and (408) when it has not all arrived within ``timeout_s`` seconds.
+
+    A body past the limit is still read, and dropped, up to 4 x ``limit`` (at least
+    :data:`DRAIN_MIN_BYTES`) before the 413 goes out: a client that closes its connection after
+    each request (Python's urllib, and so :class:`multihot.Client`) would otherwise be reset while
+    it still sends, and never read the answer. One past that bound is answered at once and its
+    connection closed. A client that leaves mid-body is logged in one line, not as an error.
+    """
+    try:
+        return await asyncio.wait_for(_read_body(request, limit), timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(408, "body_timeout", f"the body did not arrive within {timeout_s:g} s",
+                       headers=CLOSE) from None  # fmt: skip
+    except ClientDisconnect:
+        logger.info("a client left while sending its body to %s", request.url.path)
+        raise ApiError(499, "client_disconnected", "the client left mid-body") from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    drain = max(4 * limit, DRAIN_MIN_BYTES)
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _body_too_large(int(declared), limit)
+    if declared is not None and declared.isdigit() and int(declared) > drain:
+        raise _body_too_large(f"{int(declared)} bytes", limit, headers=CLOSE)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise _body_too_large(size, limit)
-        chunks.append(chunk)
+        if size > drain:
+            raise _body_too_large(f"{size} bytes or more", limit, headers=CLOSE)
+        if size <= limit:  # past it, the rest is read only to be dropped
+            chunks.append(chunk)
+    if size > limit:
+        raise _body_too_large(f"{size} bytes", limit)
     return b"".join(chunks)
 
 
-def _body_too_large(size: int, limit: int) -> ApiError:
-    return ApiError(413, "body_too_large", f"the body has {size} bytes or more; at most {limit}",
-                    limit)  # fmt: skip
+def _body_too_large(size: str, limit: int, headers=None) -> ApiError:
+    return ApiError(413, "body_too_large", f"the body has {size}; at most {limit}", limit,
+                    headers=headers)  # fmt: skip
 
 
 async def _disconnected(receive) -> None:
@@ -167,13 +240,21 @@ async def _disconnected(receive) -> None:
         pass
 
 
+def error_response(err: ApiError, model_id: str) -> JSONResponse:
+    """The JSON answer of an :class:`ApiError`."""
+    body = {"code": err.code, "message": err.message}
+    if err.limit is not None:
+        body["limit"] = err.limit
+    return JSONResponse({"error": body, "model_id": model_id}, err.status, headers=err.headers)
+
+
 # ------------------------------------------------------------------------------------ the app
 class ServerState:
     """What the endpoints share: the predictor, its batcher, metrics, readiness."""
 
     def __init__(self, predictor, config: ServeConfig):
         self.predictor, self.config = predictor, config
-        self.model_id = predictor.model_id or "unnamed"
+        self.model_id = http_model_id(predictor.model_id or "unnamed")  # it goes in a header
         self.metrics = ServerMetrics(queue_depth=lambda: self.batcher.depth)
         self.batcher = MicroBatcher(
             predictor, max_batch=config.max_batch, max_batch_tokens=config.max_batch_tokens,
@@ -263,15 +344,12 @@ def create_app(predictor, config: ServeConfig | None = None) -> FastAPI:
         description="Multi-label text classification: a run directory served with its labels "
         "and tuned thresholds.",
         lifespan=lifespan,
+        redoc_url=None,  # undocumented, and it loads from a CDN
     )
     app.state.multihot = state
 
     def error(err: ApiError) -> JSONResponse:
-        body = {"code": err.code, "message": err.message}
-        if err.limit is not None:
-            body["limit"] = err.limit
-        return JSONResponse({"error": body, "model_id": state.model_id}, err.status,
-                            headers=err.headers)  # fmt: skip
+        return error_response(err, state.model_id)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, err: ApiError):
@@ -286,8 +364,9 @@ def create_app(predictor, config: ServeConfig | None = None) -> FastAPI:
     async def _validation_error(request: Request, err: RequestValidationError):
         return error(ApiError(422, "invalid_request", str(err.errors())))
 
-    errors = {int(s): {"model": ErrorResponse} for s in (400, 413, 422, 503)}
-    schema = PredictRequest.model_json_schema()
+    statuses = sorted((400, 408, 413, 415, 422, 503) + ((401,) if config.api_key else ()))
+    errors = {int(s): {"model": ErrorResponse} for s in statuses}
+    schema = predict_schema(config)
 
     @app.post(
         "/v1/predict",
@@ -299,7 +378,8 @@ def create_app(predictor, config: ServeConfig | None = None) -> FastAPI:
     async def predict(request: Request):
         """Label texts: per text, the labels at or above their thresholds and, with
         ``return_probs``, every label's probability."""
-        texts, return_probs = parse_predict(await read_body(request, config.max_body_bytes), config)
+        body = await read_body(request, config.max_body_bytes, config.read_timeout_s)
+        texts, return_probs = parse_predict(body, config)
         try:
             encoded = predictor.encode(texts)
         except MultihotError as err:  # an empty text, as training refuses one
@@ -369,7 +449,9 @@ def create_app(predictor, config: ServeConfig | None = None) -> FastAPI:
     async def page():
         return HTMLResponse(PAGE)
 
-    app.add_middleware(Instrumented, state=state)
+    policy = AccessPolicy(config.host, config.allowed_hosts, config.api_key, ["/v1/predict"])
+    app.add_middleware(AccessControl, policy=policy, model_id=state.model_id)
+    app.add_middleware(Instrumented, state=state)  # outermost: refusals are counted too
     return app
 
 
@@ -379,8 +461,9 @@ PAGE = resources.files("multihot.serve").joinpath("page.html").read_text(encodin
 
 class Instrumented:
     """ASGI middleware: counts and times every HTTP request by endpoint and status, and puts the
-    model's id on every response. (Plain ASGI rather than Starlette's BaseHTTPMiddleware, which
-    would stand between the endpoint and the client's disconnect.)"""
+    model's id on every response; refuses a request past ``max_connections``. (Plain ASGI rather
+    than Starlette's BaseHTTPMiddleware, which would stand between the endpoint and the client's
+    disconnect.)"""
 
     def __init__(self, app, state: ServerState):
         self.app, self.state = app, state
@@ -401,8 +484,16 @@ class Instrumented:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapped)
+            await self._app_for(scope)(scope, receive, send_wrapped)
         finally:
             metrics = self.state.metrics
             metrics.requests.inc(endpoint=endpoint, status=str(status["code"]))
             metrics.latency.observe(time.perf_counter() - started, endpoint=endpoint)
+
+    def _app_for(self, scope):
+        limit = self.state.config.max_connections
+        if scope.get("extensions", {}).get(OPEN_CONNECTIONS, 0) <= limit:
+            return self.app
+        return error_response(ApiError(503, "too_many_connections", f"the server holds more than "
+                                       f"{limit} connections; retry later", limit,
+                                       headers={**RETRY_AFTER, **CLOSE}), self.state.model_id)  # fmt: skip

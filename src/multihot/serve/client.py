@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from multihot.core.errors import MultihotError
+from multihot.serve.access import API_KEY_ENV
 
 
 class ServerError(MultihotError):
@@ -35,21 +37,31 @@ class Client:
     Args:
         url: the server's address, e.g. ``http://127.0.0.1:8000``.
         timeout: seconds to wait for each answer.
+        api_key: the server's key (``multihot serve --api-key``), sent as
+            ``Authorization: Bearer``; default: the ``MULTIHOT_API_KEY`` variable, if set.
 
     Attributes:
         model_id: the id of the model that gave the last answer.
+
+    Before its first prediction it reads the server's limits from ``GET /v1/model``, and refuses
+    locally, as :class:`ServerError` 413 naming the limit, a request the server would refuse.
     """
 
-    def __init__(self, url: str, timeout: float = 60.0):
+    def __init__(self, url: str, timeout: float = 60.0, api_key: str | None = None):
         self.url, self.timeout = url.rstrip("/"), timeout
+        api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
+        if api_key is not None and not (api_key and all("!" <= c <= "~" for c in api_key)):
+            raise MultihotError("api_key: expected printable ASCII characters without spaces")
+        self._headers = {"Content-Type": "application/json"}
+        if api_key is not None:
+            self._headers["Authorization"] = f"Bearer {api_key}"
         self.model_id: str | None = None
         self._labels: list[str] | None = None
+        self._limits: dict[str, int] | None = None  # the server's, read before the first predict
 
     def _call(self, path: str, payload: dict | None = None) -> Any:
         data = None if payload is None else json.dumps(payload).encode("utf-8")
-        request = urllib.request.Request(
-            self.url + path, data=data, headers={"Content-Type": "application/json"}
-        )
+        request = urllib.request.Request(self.url + path, data=data, headers=self._headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 self.model_id = response.headers.get("X-Model-Id", self.model_id)
@@ -59,8 +71,10 @@ class Client:
                 body = json.loads(err.read()).get("error", {})
             except (ValueError, AttributeError):
                 body = {}
-            raise ServerError(err.code, body.get("code", "http_error"),
-                              body.get("message", err.reason)) from None  # fmt: skip
+            message = body.get("message", err.reason)
+            if err.code == 401:
+                message += f"; pass Client(url, api_key=...) or set {API_KEY_ENV}"
+            raise ServerError(err.code, body.get("code", "http_error"), message) from None
         except urllib.error.URLError as err:
             raise MultihotError(f"{self.url}: cannot reach the server ({err.reason})") from None
 
@@ -77,15 +91,47 @@ class Client:
 
     def predict(self, texts: Sequence[str]) -> list[list[str]]:
         """The labels that fire, per text, with the model's thresholds."""
-        answer = self._call("/v1/predict", {"texts": _texts(texts)})
+        answer = self._call("/v1/predict", self._within_limits({"texts": _texts(texts)}))
         return [p["labels"] for p in answer["predictions"]]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities of shape ``(n_texts, num_labels)``; column ``j`` is ``label_names[j]``."""
-        answer = self._call("/v1/predict", {"texts": _texts(texts), "return_probs": True})
+        payload = {"texts": _texts(texts), "return_probs": True}
+        answer = self._call("/v1/predict", self._within_limits(payload))
         names = self.label_names
         return np.array([[p["probs"][n] for n in names] for p in answer["predictions"]],
                         dtype=np.float64).reshape(len(answer["predictions"]), len(names))  # fmt: skip
+
+    def _within_limits(self, payload: dict) -> dict:
+        """``payload``, or the :class:`ServerError` 413 the server would answer it with: a body
+        past the limit is better not sent (the server may close the connection while it comes)."""
+        limits, texts = self._server_limits(), payload["texts"]
+        if len(texts) > limits.get("max_texts", len(texts)):
+            raise _too_large("too_many_texts", f"{len(texts)} texts in one request", limits,
+                             "max_texts")  # fmt: skip
+        for i, text in enumerate(texts):
+            if isinstance(text, str) and len(text) > limits.get("max_chars", len(text)):
+                raise _too_large("text_too_long", f"texts[{i}]: {len(text)} characters", limits,
+                                 "max_chars")  # fmt: skip
+        size = len(json.dumps(payload).encode("utf-8"))
+        if size > limits.get("max_body_bytes", size):
+            raise _too_large("body_too_large", f"a request body of {size} bytes", limits,
+                             "max_body_bytes")  # fmt: skip
+        return payload
+
+    def _server_limits(self) -> dict[str, int]:
+        """The server's limits, read once; none from a server that does not report them."""
+        if self._limits is None:
+            try:
+                self._limits = dict(self.model().get("limits") or {})
+            except ServerError:  # the server checks for itself
+                return {}
+        return self._limits
+
+
+def _too_large(code: str, what: str, limits: dict[str, int], name: str) -> ServerError:
+    return ServerError(413, code, f"{what}; the server takes at most {name}={limits[name]} "
+                       "(refused before sending)")  # fmt: skip
 
 
 def _texts(texts: Sequence[str]) -> list[str]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from multihot.core.config import PRECISIONS
 from multihot.core.errors import ConfigError
+from multihot.serve.access import host_name
 
 BACKENDS = ("torch", "onnx")
+MASKED = "<hidden>"
+"""What :meth:`ServeConfig.to_dict` shows for an API key (and what no key may be)."""
 
 
 @dataclass
@@ -19,6 +22,13 @@ class ServeConfig:
     """Address to listen on; 127.0.0.1 answers this machine only."""
     port: int = 8000
     """TCP port; 0 picks a free one (printed when the server is up)."""
+    api_key: str | None = field(default=None, repr=False)
+    """Require Authorization: Bearer KEY on every endpoint but /healthz, /readyz and the page (which
+    asks for it). Default: the MULTIHOT_API_KEY variable, which other users cannot read, as they can
+    a command line."""
+    allowed_hosts: list[str] | None = None
+    """Host names to answer to besides the bound address (and localhost on a loopback or wildcard
+    address); other Host headers get 400, against DNS rebinding; * answers any."""
     backend: str = "torch"
     """torch (the run's weights) or onnx (a graph written by multihot export)."""
     onnx_model: Path | None = None
@@ -44,6 +54,15 @@ class ServeConfig:
     tokens either way, or with long_text chunk up to max_chunks windows of them."""
     max_body_bytes: int = 2 * 1024 * 1024
     """Bytes of one request body at most (413 above)."""
+    read_timeout_s: float = 10.0
+    """Seconds a connection has to send a request's headers, from opening or from its previous
+    answer (else it is closed), and as many again for the body (else 408)."""
+    max_connections: int = 512
+    """Open connections at most (per worker); a request on a connection past it gets 503 and
+    Retry-After."""
+    drain_grace_s: float = 2.0
+    """On SIGTERM, seconds the server keeps answering, /readyz with 503, before it stops
+    listening and finishes what it accepted (so a load balancer sees it leave); Ctrl+C skips it."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -59,9 +78,18 @@ class ServeConfig:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port: expected 0..65535, got {self.port}")
         for name in ("workers", "max_batch", "max_batch_tokens", "max_queue", "max_texts",
-                     "max_chars", "max_body_bytes"):  # fmt: skip
+                     "max_chars", "max_body_bytes", "max_connections"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if not self.read_timeout_s > 0:
+            raise ConfigError(
+                f"read_timeout_s: expected a positive number, got {self.read_timeout_s}"
+            )
+        if not self.drain_grace_s >= 0:
+            raise ConfigError(
+                f"drain_grace_s: expected a non-negative number, got {self.drain_grace_s}"
+            )
+        self._check_access()
         if self.max_wait_ms < 0:
             raise ConfigError(
                 f"max_wait_ms: expected a non-negative number, got {self.max_wait_ms}"
@@ -78,6 +106,23 @@ class ServeConfig:
                  "max_batch_tokens")  # fmt: skip
         return {name: getattr(self, name) for name in names}
 
-    def to_dict(self) -> dict:
+    def _check_access(self) -> None:
+        key = self.api_key
+        if key == MASKED:
+            raise ConfigError("api_key: this is the mask to_dict() shows; give the key itself")
+        if key is not None and not (key and all("!" <= c <= "~" for c in key)):
+            # the key itself is never repeated, not even in an error
+            raise ConfigError("api_key: expected printable ASCII characters without spaces (it "
+                              "travels in an HTTP header)")  # fmt: skip
+        for entry in self.allowed_hosts or ():
+            if entry != "*" and host_name(entry) is None:
+                raise ConfigError(f"allowed_hosts: {entry!r} is not a host name or address "
+                                  "(give names like api.example.org, without scheme or "
+                                  "path)")  # fmt: skip
+
+    def to_dict(self, secrets: bool = False) -> dict:
+        """The fields as JSON types; the API key masked unless ``secrets`` (handing the config to
+        worker processes)."""
+        masked = {"api_key": MASKED} if self.api_key is not None and not secrets else {}
         return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v)
-                for f in fields(self)}  # fmt: skip
+                for f in fields(self)} | masked  # fmt: skip

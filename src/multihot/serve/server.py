@@ -1,7 +1,14 @@
 """Running the app: uvicorn on a socket bound here, one process or several, shut down gracefully.
 
-On SIGTERM or Ctrl+C the server stops listening, says it is not ready (``/readyz`` answers 503),
-finishes every request it has accepted, computes what is queued, then exits with status 0.
+On SIGTERM the server says at once that it is not ready (``/readyz`` answers 503) and keeps
+answering for ``drain_grace_s``, so that a load balancer polling ``/readyz`` sees it leave before
+its port closes; then it stops listening, finishes every request it has accepted, computes what is
+queued, and exits with status 0. Ctrl+C (SIGINT) skips the grace; a second one forces the exit.
+With several workers each worker stops listening at once: uvicorn's supervisor, not this module,
+handles their signals.
+
+Connections are guarded by :class:`multihot.serve.protocol.GuardedHttp` (read deadline,
+connection count).
 
 Example:
     >>> serve("runs/emotions", ServeConfig(port=8000))  # doctest: +SKIP
@@ -14,6 +21,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,13 +40,15 @@ GRACEFUL_SHUTDOWN_S = 30
 
 
 def import_server():
-    """``(fastapi, uvicorn)``, or a clear error saying how to install them."""
+    """``(fastapi, uvicorn)``, or a clear error saying how to install them (and httptools, the
+    parser :mod:`multihot.serve.protocol` guards)."""
     try:
         import fastapi
+        import httptools  # noqa: F401
         import uvicorn
     except ImportError:
         raise MultihotError(
-            "the server needs fastapi and uvicorn; install the serve extra: "
+            "the server needs fastapi, uvicorn and httptools; install the serve extra: "
             "pip install 'multihot[serve]'"
         ) from None
     return fastapi, uvicorn
@@ -98,16 +108,26 @@ def serve(
     sock = bind(config)
 
     class Server(uvicorn.Server):
+        stop_listening_at: float | None = None
+
         def handle_exit(self, sig, frame):
             # uvicorn's own handler, but for re-raising the signal once drained: a server that
             # stopped as asked exits 0, as supervisors expect. A second Ctrl+C forces the exit.
-            state.draining = True  # /readyz says so at once; uvicorn stops listening
+            first = not state.draining
+            state.draining = True  # /readyz says so at once
+            if first and sig == signal.SIGTERM and config.drain_grace_s > 0:
+                self.stop_listening_at = time.monotonic() + config.drain_grace_s
+                return
             if self.should_exit and sig == signal.SIGINT:
                 self.force_exit = True
-            self.should_exit = True
+            self.should_exit = True  # uvicorn stops listening on its next tick
 
-    uv_config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-                               access_log=False)  # fmt: skip
+        async def on_tick(self, counter: int) -> bool:
+            if self.stop_listening_at is not None and time.monotonic() >= self.stop_listening_at:
+                self.should_exit = True
+            return await super().on_tick(counter)
+
+    uv_config = uvicorn_config(uvicorn, app, config)
     if on_listening:
         on_listening(url_of(sock), state.model_id)
     try:
@@ -116,16 +136,26 @@ def serve(
         sock.close()
 
 
+def uvicorn_config(uvicorn, app, config: ServeConfig, **kwargs):
+    """uvicorn's settings for ``app``: the guarded protocol (which reads ``config`` from the
+    ``multihot`` attribute, as worker processes do too), graceful shutdown, no access log."""
+    uv_config = uvicorn.Config(app, http="multihot.serve.protocol:GuardedHttp", log_level="warning",
+                               timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, access_log=False,
+                               **kwargs)  # fmt: skip
+    uv_config.multihot = config
+    return uv_config
+
+
 def _serve_workers(run, config: ServeConfig, on_listening) -> None:
-    from uvicorn import Config
+    import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     load_predictor(run, config)  # fail here, once, on a broken run, not in every worker
     sock = bind(config)
-    os.environ[SPEC_ENV] = json.dumps({"run": str(Path(run).resolve()), "config": config.to_dict()})
-    uv_config = Config("multihot.serve.server:worker_app", factory=True, workers=config.workers,
-                       log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-                       access_log=False)  # fmt: skip
+    spec = {"run": str(Path(run).resolve()), "config": config.to_dict(secrets=True)}
+    os.environ[SPEC_ENV] = json.dumps(spec)  # the API key too: only this process's children see it
+    uv_config = uvicorn_config(uvicorn, "multihot.serve.server:worker_app", config, factory=True,
+                               workers=config.workers)  # fmt: skip
     if on_listening:
         on_listening(url_of(sock), None)
     try:
