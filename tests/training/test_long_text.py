@@ -65,7 +65,7 @@ def test_training_says_what_truncation_cuts(long_runs, tmp_path, caplog):
     data = write_jsonl(tmp_path / "few.jsonl", texts, labels)
     with caplog.at_level(logging.WARNING, logger="multihot"):
         Classifier.train(data, data, epochs=1, batch_size=4, compare_baseline=False, **TINY)
-    said = [r.getMessage() for r in caplog.records if "training data" in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training data")]
     assert len(said) == 1
     assert "8 of 8 texts are longer than max_length 32" in said[0]
     assert "--long-text chunk" in said[0]
@@ -73,7 +73,7 @@ def test_training_says_what_truncation_cuts(long_runs, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="multihot"):
         Classifier.train(data, data, epochs=1, batch_size=4, compare_baseline=False,
                          long_text="chunk", max_chunks=2, **TINY)  # fmt: skip
-    said = [r.getMessage() for r in caplog.records if "training data" in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training data")]
     assert len(said) == 1 and "need more than max_chunks 2 windows" in said[0]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="multihot"):
