@@ -94,7 +94,7 @@ def test_the_onnx_backend_refuses_them_too(onnx_run):
 def test_a_duplicate_key_is_refused_not_overwritten(server, body):
     status, _, answer = server.post(body)
     assert (status, answer["error"]["code"]) == (422, "invalid_request"), answer
-    assert "duplicate" in answer["error"]["message"]
+    assert "more than once" in answer["error"]["message"]
 
 
 # -------------------------------------------------------------------- stalled and idle clients

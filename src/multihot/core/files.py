@@ -33,6 +33,31 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
+class RepeatedKeyError(ValueError):
+    """A JSON object that gives one key twice."""
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice: Python's parser keeps the last one,
+    and neither multihot nor a client means that (``object_pairs_hook`` of ``json.loads``).
+
+    Example:
+        >>> json.loads('{"a": 1, "a": 2}', object_pairs_hook=unique_keys)
+        Traceback (most recent call last):
+        multihot.core.files.RepeatedKeyError: key 'a' appears more than once in one object
+    """
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise RepeatedKeyError(f"key {repeated[:40]!r} appears more than once in one object")
+    return obj
+
+
+STRICT_JSON = json.JSONDecoder(object_pairs_hook=unique_keys)
+"""A decoder that refuses repeated keys (one, not one per ``json.loads`` call)."""
+
+
 def dumps(obj: Any) -> str:
     return json.dumps(json_safe(obj), indent=2, ensure_ascii=False) + "\n"
 

@@ -48,6 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from multihot.core.errors import ConfigError, DataError
+from multihot.core.files import STRICT_JSON
 from multihot.data.encoding import is_empty_text
 
 logger = logging.getLogger(__name__)
@@ -584,21 +585,9 @@ def _loads(text: str) -> Any:
     4300 digits; a repeated key would otherwise silently keep the last value.
     """
     try:
-        return _DECODER.decode(text)
+        return STRICT_JSON.decode(text)
     except RecursionError:
         raise ValueError("nested too deeply") from None
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise ValueError(f"key {repeated!r} appears more than once in one object")
-    return obj
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)  # one, not one per json.loads call
 
 
 def _json_reason(err: ValueError, position: bool = True) -> str:

@@ -40,7 +40,7 @@ from starlette.requests import ClientDisconnect
 
 from multihot import __version__
 from multihot.core.errors import MultihotError
-from multihot.core.files import json_safe
+from multihot.core.files import RepeatedKeyError, json_safe, unique_keys
 from multihot.serve.access import AccessControl, AccessPolicy, http_model_id
 from multihot.serve.batcher import MicroBatcher, QueueFull
 from multihot.serve.config import ServeConfig
@@ -137,7 +137,9 @@ def parse_predict(body: bytes, config: ServeConfig) -> tuple[list[str], bool]:
                        f"{err.start})") from None  # fmt: skip
     try:
         # Integers are read as floats: no field takes one, and int() refuses past 4,300 digits.
-        payload = json.loads(text, parse_int=float, object_pairs_hook=_unique_keys)
+        payload = json.loads(text, parse_int=float, object_pairs_hook=unique_keys)
+    except RepeatedKeyError as err:
+        raise ApiError(422, "invalid_request", f"{err}; give each key once") from None
     except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
         raise ApiError(400, "invalid_json", f"the body is not JSON ({err})") from None
     if not isinstance(payload, dict):
@@ -173,17 +175,6 @@ def parse_predict(body: bytes, config: ServeConfig) -> tuple[list[str], bool]:
                            f"{ord(t[err.start]):04X}) at character {err.start}; expected Unicode "
                            "text") from None  # fmt: skip
     return texts, return_probs
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object as a dict, refusing a key given twice (which would otherwise win silently)."""
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise ApiError(422, "invalid_request", f"duplicate key {key[:40]!r} in a JSON "
-                           "object; give each key once")  # fmt: skip
-        seen.add(key)
-    return dict(pairs)
 
 
 def _json_type(value: Any) -> str:
