@@ -1,7 +1,7 @@
 """The run directory: the artifact a training run leaves and every prediction path loads.
 
 ```
-config.json         model/train/data config, the encoder's config, library versions
+config.json         model/train/data config, the encoder's config, library versions, weights digest
 model.safetensors   weights (never pickled)
 tokenizer/          Hugging Face tokenizer files
 labels.json         label names, in output order
@@ -25,12 +25,14 @@ are replaced by rename, so an interrupted save never leaves a directory that loa
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from multihot import __version__
 from multihot.core.errors import RunDirError
-from multihot.core.files import json_safe, leftovers
+from multihot.core.files import json_safe, leftovers, strict_loads
 from multihot.core.pickles import PICKLE_SUFFIXES
 
 CONFIG = "config.json"
@@ -170,7 +172,46 @@ def check_run_dir(path: Path, required: tuple[str, ...] = REQUIRED) -> Path:
                 f"{path}: missing {name}; expected a run directory written by 'multihot train'"
             )
     check_self_contained(path, required)
+    for name in required:
+        if name == TOKENIZER:
+            check_directory_of_files(path / name)
+        else:
+            check_regular(path / name)
     return path
+
+
+_FILE_TYPES = {
+    stat.S_ISDIR: "a directory",
+    stat.S_ISFIFO: "a FIFO",
+    stat.S_ISSOCK: "a socket",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+}
+
+
+def check_regular(path: Path) -> None:
+    """Raise :class:`RunDirError` unless ``path`` (a link followed) is a regular file, or is not
+    there (its reader says so). Reading a FIFO blocks until something writes to it, and a device
+    may never end: a run's files are checked before they are opened."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_TYPES.items() if test(mode)), "not a file")
+        raise RunDirError(
+            f"{path}: not a regular file ({kind}); expected a file written by multihot"
+        )
+
+
+def check_directory_of_files(path: Path) -> None:
+    """Raise :class:`RunDirError` unless ``path`` is a directory whose entries are regular files
+    or directories (what the tokenizer reads there is read without further checks)."""
+    if not path.is_dir():
+        raise RunDirError(f"{path}: not a directory; expected the run's tokenizer files")
+    for entry in path.iterdir():
+        if not entry.is_dir():
+            check_regular(entry)
 
 
 def refuse_pickled_weights(path: Path) -> None:
@@ -184,8 +225,9 @@ def refuse_pickled_weights(path: Path) -> None:
 
 def read_json(path: Path, expected: type = dict) -> Any:
     """Parse a JSON file of the run directory, or raise :class:`RunDirError` naming it."""
+    check_regular(Path(path))
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = strict_loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunDirError(f"{path}: missing") from None
     except (ValueError, UnicodeDecodeError) as err:
@@ -198,11 +240,12 @@ def read_json(path: Path, expected: type = dict) -> Any:
 def read_history(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
+    check_regular(path)
     records = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                records.append(strict_loads(line))
             except ValueError:
                 raise RunDirError(f"{path}: line {n}: corrupt JSON") from None
     return records

@@ -9,13 +9,17 @@ from typing import Any
 
 from multihot.artifacts.rundir import TOKENIZER, WEIGHTS, convert_hint
 from multihot.artifacts.runs import (
+    WEIGHTS_DIGEST,
     RunFiles,
     broken,
+    check_weights_digest,
     check_weights_metadata,
     config_json,
     first_line,
     load_tokenizer,
+    recorded_digest,
     save_dir,
+    weights_digest,
     weights_metadata,
     write_outcome,
 )
@@ -39,10 +43,12 @@ def save_transformer_run(
     from safetensors.torch import save_model
 
     def fill(tmp: Path) -> None:
-        info = {"encoder_config": encoder_config}
-        write_atomic(tmp / "config.json", config_json("transformer", config, len(labels), **info))
         metadata = weights_metadata(labels, config.model, encoder_config)
         save_model(model, str(tmp / WEIGHTS), metadata=metadata)
+        # config.json records which weights it describes: a weights file put in from another
+        # run of the same shape would otherwise load with this run's labels and thresholds.
+        info = {"encoder_config": encoder_config, WEIGHTS_DIGEST: weights_digest(tmp / WEIGHTS)}
+        write_atomic(tmp / "config.json", config_json("transformer", config, len(labels), **info))
         tokenizer.save_pretrained(str(tmp / TOKENIZER))
         write_outcome(tmp, labels, thresholds, metrics, history, calibration, validation)
 
@@ -51,15 +57,25 @@ def save_transformer_run(
 
 # ----------------------------------------------------------------------------------- reading
 def load_transformer_model(files: RunFiles):
-    """``(model, tokenizer, encoder_config)`` of a transformer run (weights from safetensors only)."""
-    from safetensors.torch import load_model
-
+    """``(model, tokenizer, encoder_config)`` of a transformer run (weights from safetensors
+    only), after checking the weights against what config.json records of them."""
     path, raw = files.path, files.raw
     if "encoder_config" not in raw:
         raise RunDirError(f"{path / 'config.json'}: missing 'encoder_config'")
     encoder_config = raw["encoder_config"]
     check_weights_metadata(path, weights_metadata(files.labels, files.config.model, encoder_config))
+    expected = recorded_digest(path, raw)
+    if expected is not None:  # about 0.1 s for a MiniLM-sized run (90 MB)
+        check_weights_digest(path, expected, weights_digest(path / WEIGHTS))
     model = build_model(encoder_config, len(files.labels), files.config.model)
+    _load_weights(model, path)
+    return model, load_tokenizer(path / TOKENIZER), encoder_config
+
+
+def _load_weights(model, path: Path) -> None:
+    """The run's weights into ``model``, or :class:`RunDirError` saying why they do not fit."""
+    from safetensors.torch import load_model
+
     weights = path / WEIGHTS
     try:
         load_model(model, str(weights), strict=True)
@@ -80,4 +96,3 @@ def load_transformer_model(files: RunFiles):
                 f"{convert_hint(weights, path)}"
             ) from None
         raise RunDirError(f"{weights}: cannot load weights ({first_line(err)})") from None
-    return model, load_tokenizer(path / TOKENIZER), encoder_config

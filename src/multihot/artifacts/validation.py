@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from multihot.artifacts.rundir import VALIDATION
+from multihot.artifacts.rundir import VALIDATION, check_regular
 from multihot.core.errors import MultihotError, RunDirError
-from multihot.core.files import write_atomic
+from multihot.core.files import strict_loads, write_atomic
 from multihot.data.labels import LabelSet
 
 LOGIT_DIGITS = 6
@@ -70,6 +70,7 @@ def read_validation(run: Path, labels: LabelSet) -> ValidationPredictions | None
     path = Path(run) / VALIDATION
     if not path.exists():
         return None
+    check_regular(path)
     texts, targets, logits = [], [], []
     index = {name: j for j, name in enumerate(labels.names)}
     with open(path, encoding="utf-8") as fh:
@@ -77,7 +78,7 @@ def read_validation(run: Path, labels: LabelSet) -> ValidationPredictions | None
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = strict_loads(line)
                 row = np.zeros(len(labels), dtype=np.int8)
                 row[[index[name] for name in record["labels"]]] = 1
                 values = np.asarray(record["logits"], dtype=np.float32)

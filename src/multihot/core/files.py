@@ -54,8 +54,17 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-STRICT_JSON = json.JSONDecoder(object_pairs_hook=unique_keys)
-"""A decoder that refuses repeated keys (one, not one per ``json.loads`` call)."""
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=unique_keys)  # one, not one per call
+
+
+def strict_loads(text: str) -> Any:
+    """``json.loads`` that fails only with ValueError: a repeated key in an object (which would
+    otherwise silently keep the last value) and nesting too deep for the parser (RecursionError)
+    included, as are integers of over 4,300 digits (Python's own ValueError)."""
+    try:
+        return _STRICT_JSON.decode(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def dumps(obj: Any) -> str:

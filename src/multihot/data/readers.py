@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from multihot.core.errors import ConfigError, DataError
-from multihot.core.files import STRICT_JSON
+from multihot.core.files import strict_loads
 from multihot.data.encoding import is_empty_text
 
 logger = logging.getLogger(__name__)
@@ -578,18 +578,6 @@ def _csv_header(path: PathLike, fmt: str) -> list[str]:
     return _header(first.iloc[0].tolist(), str(path))
 
 
-def _loads(text: str) -> Any:
-    """``json.loads`` that fails only with ValueError, repeated keys in an object included.
-
-    Python's parser also raises RecursionError (deep nesting) and ValueError for integers of over
-    4300 digits; a repeated key would otherwise silently keep the last value.
-    """
-    try:
-        return STRICT_JSON.decode(text)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-
-
 def _json_reason(err: ValueError, position: bool = True) -> str:
     """What was wrong with a JSON text, in a few words (no advice meant for Python programmers).
 
@@ -619,7 +607,7 @@ def _read_columns(path: PathLike, fmt: str) -> dict[str, list]:
         with _open(path) as f:
             text = f.read()
     try:
-        data = _loads(text)
+        data = strict_loads(text)
     except ValueError as e:
         raise DataError(f"{source}: invalid JSON: {_json_reason(e)}") from None
     if isinstance(data, list):
@@ -653,7 +641,7 @@ def _jsonl_records(path: PathLike) -> Iterator[tuple[int, dict]]:
             if not line.strip():
                 continue
             try:
-                obj = _loads(line)
+                obj = strict_loads(line)
             except ValueError as e:
                 reason = _json_reason(e, position=False)
                 raise DataError(f"{path}: line {line_no}: invalid JSON: {reason}") from None
@@ -836,7 +824,7 @@ def _parse_labels(cell: Any, sep: str | None, source: str, row: int, col: str) -
         text = cell.strip()
         if text.startswith("["):
             try:
-                items = _loads(text)
+                items = strict_loads(text)
             except ValueError as e:
                 raise DataError(
                     f"{where}: malformed JSON list {text[:60]!r}: {_json_reason(e, position=False)} "

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from multihot import __version__
-from multihot.artifacts.rundir import ONNX_FILE, ONNX_INT8_FILE, TOKENIZER
+from multihot.artifacts.rundir import ONNX_FILE, ONNX_INT8_FILE, TOKENIZER, WEIGHTS
+from multihot.artifacts.runs import WEIGHTS_DIGEST, reading_record, weights_digest
 from multihot.core.errors import ExportError, MultihotError
 from multihot.core.files import temp_file
 from multihot.data.encoding import Reading, RustTokenizer, tokenize
@@ -133,7 +134,7 @@ def export_onnx(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        _write_graph(proto, tmp, clf, quantize)
+        _write_graph(proto, tmp, clf, quantize, weights_digest(run / WEIGHTS))
         got = onnx_probabilities(
             onnx_session(tmp), ids, pad_token_id=clf.tokenizer.pad_token_id,
             batch_size=batch_size, batch_tokens=reading.batch_tokens,
@@ -173,9 +174,10 @@ def _check_light_tokenizer(run: Path, clf, texts: list[str], ids: list[list[int]
         )
 
 
-def _write_graph(proto, path: Path, clf, quantize: str | None) -> None:
+def _write_graph(proto, path: Path, clf, quantize: str | None, digest: str | None) -> None:
     """Save the traced graph (int8-quantized with ``quantize``) with the run's labels, thresholds,
-    ``max_length`` and the multihot version in its metadata."""
+    reading (``max_length``, ...), the digest of the weights it was traced from and the multihot
+    version in its metadata."""
     onnx = _import_onnx()
     if quantize == "int8":
         _quantize_int8(proto, path)
@@ -188,6 +190,8 @@ def _write_graph(proto, path: Path, clf, quantize: str | None) -> None:
             "thresholds": json.dumps(clf.thresholds.to_dict(names), ensure_ascii=False),
             "max_length": json.dumps(clf.config.model.max_length),
             "long_text": json.dumps(clf.config.model.long_text),
+            "reading": json.dumps(reading_record(clf.config.model)),
+            WEIGHTS_DIGEST: json.dumps(digest),
             "multihot_version": json.dumps(__version__),
             "precision": json.dumps(quantize or "fp32"),
             "calibration": json.dumps(

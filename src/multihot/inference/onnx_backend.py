@@ -18,12 +18,13 @@ import numpy as np
 
 from multihot.artifacts.rundir import (
     CALIBRATION,
+    CONFIG,
     ONNX_FILE,
     THRESHOLDS,
     TOKENIZER,
     check_self_contained,
 )
-from multihot.artifacts.runs import RunFiles
+from multihot.artifacts.runs import WEIGHTS_DIGEST, RunFiles, reading_record
 from multihot.core.errors import ConfigError, MultihotError, RunDirError
 from multihot.data.encoding import (
     Reading,
@@ -231,12 +232,33 @@ def _check_graph_matches_run(session, path: Path, files: RunFiles) -> None:
             f"{path}: the graph was exported with other calibration than the run has (the run "
             f"{now} now, see {run / CALIBRATION}); export this run again"
         )
+    _check_graph_source(meta, path, files)
     saved = meta.get("thresholds", {}).get("thresholds")
     if saved is not None and saved != thresholds.to_dict(labels.names)["thresholds"]:
         logger.warning(
             "%s: thresholds differ from %s (re-tuned after export?); using the run's",
             path,
             run / THRESHOLDS,
+        )
+
+
+def _check_graph_source(meta: dict[str, Any], path: Path, files: RunFiles) -> None:
+    """The graph must read texts as the run's config.json says (graphs exported before the whole
+    reading was recorded have its ``max_length`` and ``long_text``), and be exported from the
+    weights config.json records (where both record them)."""
+    now = reading_record(files.config.model)
+    saved = meta.get("reading") or {k: meta[k] for k in ("max_length", "long_text") if k in meta}
+    config = files.path / CONFIG
+    for name in (name for name in saved if name in now and saved[name] != now[name]):
+        raise RunDirError(
+            f"{path}: the graph was exported for {name} {saved[name]!r}, {config} says {name} "
+            f"{now[name]!r}; export this run again"
+        )
+    digest, recorded = meta.get(WEIGHTS_DIGEST), files.raw.get(WEIGHTS_DIGEST)
+    if digest is not None and recorded is not None and digest != recorded:
+        raise RunDirError(
+            f"{path}: the graph was exported from other weights than {config} records "
+            f"({WEIGHTS_DIGEST}); export this run again"
         )
 
 
