@@ -26,13 +26,15 @@ NO_TEXT = {
     "soft hyphen and bidi marks": "\u00ad\u200e\u2066",
     "variation selector": "\ufe0f",
     "mixed": " \u200b\x00\ufeff\u0301 ",
+    "private use": "\ue000",
+    "spacing mark alone": "\u0903",
+    "unassigned and a control": "\U0009269c\x10",  # schemathesis's ST201 case (seed 5)
 }
 TEXT = {
     "letter": "a",
     "accented": "e\u0301",
     "emoji": "\u2764\ufe0f",
-    "private use": "\ue000",
-    "spacing mark": "\u0903",
+    "spacing mark on a letter": "\u0915\u0903",
     "digit among zero-width": "\u200b1\u200b",
     "lone surrogate": "\ud800",
 }
@@ -50,7 +52,7 @@ def test_text(text):
 
 @pytest.mark.parametrize("text", NO_TEXT.values(), ids=NO_TEXT.keys())
 def test_prediction_refuses_no_text_as_it_refuses_whitespace(text):
-    with pytest.raises(MultihotError, match=r"^text 2: empty text; expected at least one char"):
+    with pytest.raises(MultihotError, match=r"^text 2: empty text; expected at least one letter"):
         check_texts(["so happy", text])
 
 

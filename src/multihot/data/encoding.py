@@ -26,18 +26,20 @@ import numpy as np
 from multihot.core.config import ModelConfig
 from multihot.core.errors import MultihotError
 
-NOT_TEXT_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
-"""Unicode categories of characters that are no text on their own: whitespace and separators (Zs,
-Zl, Zp), controls (Cc: NUL, tab, DEL), format characters (Cf: zero-width space and joiners, U+FEFF,
-soft hyphen, bidi marks) and combining marks with nothing to combine with (Mn, Me). Tokenizers
-drop most of them (BERT's normalizer removes controls, format characters and accents)."""
+TEXT_CLASSES = frozenset("LNPS")
+"""The major Unicode classes of characters that are text: letters, numbers, punctuation and
+symbols (emoji are symbols). A text needs one of them. The rest are no text on their own:
+whitespace and separators, controls (NUL, tab, DEL), format characters (zero-width space and
+joiners, U+FEFF, soft hyphen, bidi marks), marks with nothing to combine with, private-use and
+unassigned code points; tokenizers drop them or read them as unknown. The server's schema states
+the same rule as a pattern (:data:`multihot.serve.app.TEXT_PATTERN`)."""
 
 
 def is_empty_text(text: str) -> bool:
-    r"""Whether ``text`` has no character outside :data:`NOT_TEXT_CATEGORIES`: empty, whitespace
-    only, or only zero-width characters, NUL, U+FEFF, combining marks and the like. No text to
-    train on or to label; private-use and unassigned characters, and lone surrogates, count as
-    text here (a lone surrogate is refused as invalid Unicode instead).
+    r"""Whether ``text`` has no letter, number, punctuation mark or symbol (:data:`TEXT_CLASSES`):
+    empty, whitespace only, or only zero-width characters, NUL, U+FEFF, combining marks and the
+    like. No text to train on or to label. A lone surrogate counts as text here: it is refused as
+    invalid Unicode instead (:func:`lone_surrogate`), which says more.
 
     Training data with one is an error naming its row, and so is one given for prediction; in a
     ``.txt`` file or on stdin such a line is a blank line, skipped.
@@ -46,8 +48,10 @@ def is_empty_text(text: str) -> bool:
         >>> is_empty_text(" \t"), is_empty_text("\u200b\ufeff\u0301"), is_empty_text(" a\u0301 ")
         (True, True, False)
     """
-    # all() stops at the first character that is text: usually the first one.
-    return all(unicodedata.category(c) in NOT_TEXT_CATEGORIES for c in text)
+    # any() stops at the first character that is text: usually the first one.
+    return not any(
+        (kind := unicodedata.category(c))[0] in TEXT_CLASSES or kind == "Cs" for c in text
+    )
 
 
 def lone_surrogate(text: str) -> int | None:
@@ -94,8 +98,8 @@ def check_texts(texts: Sequence[str]) -> list[str]:
             )
         if is_empty_text(text):
             raise MultihotError(
-                f"text {i + 1}: empty text; expected at least one character other than "
-                "whitespace, control or format characters and combining marks, as in training data"
+                f"text {i + 1}: empty text; expected at least one letter, digit, punctuation mark "
+                "or symbol, as in training data"
             )
     return texts
 

@@ -67,9 +67,8 @@ this, before the 413 goes out (:func:`read_body`)."""
 # ---------------------------------------------------------------------- schemas (for /docs)
 TEXT_PATTERN = r"[\p{L}\p{N}\p{P}\p{S}]"
 """A text's rule as the schema states it (an ECMA-262 regex, searched anywhere in the text): a
-letter, digit, punctuation mark or symbol. The server (:func:`multihot.data.encoding.is_empty_text`)
-also takes the rare text whose only other characters are spacing marks or private-use or unassigned
-code points: categories schema tools cannot generate strings from."""
+letter, digit, punctuation mark or symbol, the rule the server applies
+(:data:`multihot.data.encoding.TEXT_CLASSES`)."""
 
 
 class PredictRequest(BaseModel):
