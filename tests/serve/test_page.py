@@ -22,6 +22,15 @@ def browser(tmp_path):
     browser.close()
 
 
+def submit_text(browser, num_labels: int) -> None:
+    """With the page ready: it lists every label; label TEXT and wait for the answer."""
+    rows = browser.evaluate("document.querySelectorAll('#labels tbody tr').length")
+    assert rows == num_labels
+    browser.type("#text", TEXT)
+    browser.click("#submit")
+    browser.wait_for("document.body.dataset.state === 'answered'")
+
+
 def test_the_page_shows_the_apis_probabilities(toy_run, browser, tmp_path):
     clf, run = toy_run
     server = Server(run, "--precision", "fp32")
@@ -31,11 +40,7 @@ def test_the_page_shows_the_apis_probabilities(toy_run, browser, tmp_path):
         assert browser.evaluate("document.getElementById('model-id').textContent").startswith(
             "toy@"
         )
-        rows = browser.evaluate("document.querySelectorAll('#labels tbody tr').length")
-        assert rows == len(clf.label_names)
-        browser.type("#text", TEXT)
-        browser.click("#submit")
-        browser.wait_for("document.body.dataset.state === 'answered'")
+        submit_text(browser, len(clf.label_names))
         shown = browser.evaluate(
             "JSON.stringify([...document.querySelectorAll('#bars .row')].map(r => "
             "[r.dataset.label, Number(r.dataset.prob), r.classList.contains('fired')]))"
@@ -79,11 +84,7 @@ def test_the_page_asks_once_for_the_servers_key(toy_run, browser, tmp_path):
         browser.wait_for("document.body.dataset.state === 'ready'")
         assert browser.evaluate("document.getElementById('key-form').hidden") is True
         assert browser.evaluate("sessionStorage.getItem('multihot.api_key')") == key
-        rows = browser.evaluate("document.querySelectorAll('#labels tbody tr').length")
-        assert rows == len(clf.label_names)
-        browser.type("#text", TEXT)
-        browser.click("#submit")
-        browser.wait_for("document.body.dataset.state === 'answered'")
+        submit_text(browser, len(clf.label_names))
         chips = browser.evaluate(
             "[...document.querySelectorAll('#fired .chip')].map(c => c.textContent)"
         )
