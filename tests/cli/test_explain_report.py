@@ -30,10 +30,45 @@ def test_explain_refuses_an_unknown_label(toy_run):
     assert_clean_error(invoke("explain", toy_run[1], "hello", "--label", "nope"), "nope")
 
 
-def test_explain_a_baseline_run(baseline_run):
-    result = invoke("explain", baseline_run, "so angry right now")
+def _linear_contributions(run, words, label):
+    """Each word's share of ``label``'s logit, computed from the run's files alone (vocabulary.json,
+    the IDF weights and coefficients in model.safetensors): TF-IDF of the 1-2 grams, L2-normalised,
+    times the label's coefficients, each n-gram's share split evenly over its words. Assumes no word
+    repeats (so every count is 1 and sublinear tf changes nothing)."""
+    from safetensors.numpy import load_file
+
+    vocabulary = json.loads((run / "vocabulary.json").read_text())
+    arrays = load_file(run / "model.safetensors")
+    coef = arrays["coef"][json.loads((run / "labels.json").read_text()).index(label)]
+    spans = [range(i, i + n) for n in (1, 2) for i in range(len(words) - n + 1)]
+    found = {}  # n-gram column -> the words it covers
+    for span in spans:
+        column = vocabulary.get(" ".join(words[i] for i in span))
+        if column is not None:
+            found[column] = span
+    norm = sum(arrays["idf"][column] ** 2 for column in found) ** 0.5
+    shares = [0.0] * len(words)
+    for column, span in found.items():
+        for i in span:
+            shares[i] += coef[column] * arrays["idf"][column] / norm / len(span)
+    return shares
+
+
+def test_explain_a_baseline_run_names_the_token_that_drove_the_label(baseline_run):
+    # In the toy data "angry" is only in an anger text and "great", "lovely", "day" only in joy
+    # texts, so for anger the one word pushing up is "angry", in the middle of the text: a ranking
+    # in input order (or reversed) would put another word first.
+    words = ["great", "lovely", "angry", "day"]
+    result = invoke("explain", baseline_run, " ".join(words), "--json", "--label", "anger")
     assert result.exit_code == 0, result.output
-    assert "angry" in result.stdout
+    (entry,) = json.loads(result.stdout)["labels"]
+    assert entry["label"] == "anger" and entry["method"] == "linear"
+    assert [token["token"] for token in entry["tokens"]] == words
+    scores = [token["score"] for token in entry["tokens"]]
+    expected = _linear_contributions(baseline_run, words, "anger")
+    assert scores == pytest.approx(expected, abs=1e-9)  # the exact linear contributions
+    assert max(scores) == scores[2] > 0 and all(s < 0 for i, s in enumerate(scores) if i != 2)
+    assert entry["check"]["held"] and 2 in entry["check"]["deleted"]
 
 
 def test_report_from_the_runs_validation_rows_and_from_data(toy_run, toy_file, tmp_path):
