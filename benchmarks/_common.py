@@ -34,7 +34,7 @@ from multihot import Classifier
 from multihot.core.precision import cpu_supports_bf16, default_device
 from multihot.data.encoding import tokenize
 from multihot.data.readers import Dataset, read_goemotions
-from multihot.scoring.thresholds import tune_for_config
+from multihot.scoring.thresholds import tune_thresholds
 
 # Every model and tokenizer here is built from scratch or read from a local directory: a benchmark
 # that reached for the Hub would time the network.
@@ -331,7 +331,7 @@ def tuned_macro_f1(
         targets: multi-hot ``(n_texts, num_labels)``.
         probs: probabilities ``(n_texts, num_labels)``, columns in the order of ``names``.
     """
-    thresholds = tune_for_config(targets, probs, config)
+    thresholds = tune_thresholds(targets, probs, **config.threshold_settings())
     measured_targets, measured_probs = measure or (targets, probs)
     return thresholds.metrics(measured_targets, measured_probs, names)["macro_f1"]
 

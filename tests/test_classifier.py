@@ -197,13 +197,13 @@ def test_thresholds_are_tuned_on_the_probabilities_predict_gives(toy_file, pooli
     """Regression: thresholds were tuned on the probabilities of the evaluation during training,
     whose model (eager attention, the whole last layer) rounds differently in bf16 from the one
     prediction runs, so `multihot evaluate` on the validation data disagreed with the run's report."""
-    from multihot.scoring.thresholds import tune_for_config
+    from multihot.scoring.thresholds import tune_thresholds
 
     clf = Classifier.train(
         toy_file, toy_file, epochs=2, pooling=pooling, **{**TINY, "precision": "auto"}
     )
     probs = clf.predict_proba(TOY_TEXTS)
     targets = clf.labels.encode(TOY_LABELS)
-    expected = tune_for_config(targets, probs, clf.config.train)
+    expected = tune_thresholds(targets, probs, **clf.config.train.threshold_settings())
     np.testing.assert_array_equal(clf.thresholds.values, expected.values)
     assert clf.metrics["validation"] == clf.evaluate(Dataset(TOY_TEXTS, TOY_LABELS, "toy", None))

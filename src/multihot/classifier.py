@@ -35,7 +35,7 @@ from multihot.scoring.thresholds import (
     Thresholds,
     check_enough_positives,
     log_fallback,
-    tune_for_config,
+    tune_thresholds,
 )
 from multihot.training.loop import TrainCallback
 from multihot.training.run import TrainedRun, resume_run, train_run
@@ -88,7 +88,8 @@ class Classifier:
 
     @property
     def kind(self) -> str:
-        """``transformer`` or ``tfidf-logreg`` (the linear baseline): the run directory's kind."""
+        """The run directory's kind: :data:`~multihot.core.config.TRANSFORMER_KIND` or
+        :data:`~multihot.core.config.BASELINE_KIND` (the linear baseline)."""
         return self.backend.kind
 
     @property
@@ -309,10 +310,10 @@ class Classifier:
     def _tune(
         self, texts, targets, probs, source, strategy, min_support, top1_fallback
     ) -> dict[str, Any]:
-        self.thresholds = tune_for_config(
-            targets, probs, self.config.train,
-            strategy=strategy, min_support=min_support, top1_fallback=top1_fallback,
-        )  # fmt: skip
+        asked = {"strategy": strategy, "min_support": min_support, "top1_fallback": top1_fallback}
+        settings = self.config.train.threshold_settings()
+        settings.update({k: v for k, v in asked.items() if v is not None})
+        self.thresholds = tune_thresholds(targets, probs, **settings)
         log_fallback(self.thresholds, self.labels.names, min_support, source)
         metrics = self.score(texts, targets, probs)
         self.metrics["thresholds_tuned_on"] = {"data": source, **metrics}

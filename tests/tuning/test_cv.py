@@ -22,7 +22,7 @@ from multihot.artifacts import cvdir
 from multihot.core.config import PRIMARY_METRICS
 from multihot.core.errors import ConfigError, MultihotError, RunDirError
 from multihot.data.readers import Dataset
-from multihot.scoring.thresholds import tune_for_config
+from multihot.scoring.thresholds import tune_thresholds
 from multihot.tuning.cv import PER_LABEL_STATS, cross_validate, final_epochs
 
 FOLDS = 3
@@ -136,7 +136,8 @@ def test_summary_gives_mean_and_std_over_folds_overall_and_for_every_label(cv_ru
 
 def test_thresholds_are_tuned_on_all_out_of_fold_probabilities_and_saved(cv_run):
     result, output = cv_run
-    tuned = tune_for_config(result.targets, result.oof_probs, result.config.train)
+    settings = result.config.train.threshold_settings()
+    tuned = tune_thresholds(result.targets, result.oof_probs, **settings)
     np.testing.assert_array_equal(result.thresholds.values, tuned.values)
     labels = Classifier.load(cvdir.fold_dir(output, 0)).labels
     np.testing.assert_array_equal(cvdir.read_thresholds(output, labels).values, tuned.values)

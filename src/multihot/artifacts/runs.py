@@ -37,7 +37,14 @@ from multihot.artifacts.rundir import (
     read_json,
 )
 from multihot.artifacts.validation import ValidationPredictions, write_validation
-from multihot.core.config import ModelConfig, RunConfig
+from multihot.core.config import (
+    BASELINE_KIND,
+    RUN_KINDS,
+    TRANSFORMER_KIND,
+    ModelConfig,
+    RunConfig,
+    is_baseline,
+)
 from multihot.core.errors import MultihotError, RunDirError
 from multihot.core.files import dumps, strict_loads, write_atomic, write_dir_atomic
 from multihot.data.labels import LabelSet
@@ -49,9 +56,6 @@ WEIGHTS_DIGEST = "weights_sha256"
 
 # Keys of config.json that describe the run rather than configure it.
 RUN_INFO_KEYS = ("kind", "encoder_config", "baseline", "num_labels", "versions", WEIGHTS_DIGEST)
-
-
-RUN_KINDS = ("transformer", "tfidf-logreg")
 
 
 CONFIG_SECTIONS = ("model", "train", "data")
@@ -305,12 +309,10 @@ def read_run_files(path: str | Path, *, for_onnx: bool = False) -> RunFiles:
     """
     path = check_run_dir(Path(path), required=("config.json",))
     raw = read_json(path / "config.json")
-    kind = raw.get("kind", "transformer")
+    kind = raw.get("kind", TRANSFORMER_KIND)
     if kind not in RUN_KINDS:
         raise broken(path, f"config.json: unknown kind {kind!r}; expected one of {RUN_KINDS}")
-    required = (
-        LINEAR_REQUIRED if kind == "tfidf-logreg" else ONNX_REQUIRED if for_onnx else REQUIRED
-    )
+    required = LINEAR_REQUIRED if is_baseline(kind) else ONNX_REQUIRED if for_onnx else REQUIRED
     check_run_dir(path, required=required)
     config, labels, thresholds = read_run(path, raw)
     metrics, history = load_metrics_and_history(path)
@@ -385,7 +387,7 @@ def save_linear_run(
         metadata = weights_metadata(labels, baseline=baseline)
         save_file(arrays, str(tmp / WEIGHTS), metadata=metadata)
         info = {"baseline": baseline, WEIGHTS_DIGEST: weights_digest(tmp / WEIGHTS)}
-        write_atomic(tmp / "config.json", config_json("tfidf-logreg", config, len(labels), **info))
+        write_atomic(tmp / "config.json", config_json(BASELINE_KIND, config, len(labels), **info))
         write_atomic(tmp / VOCABULARY, json.dumps(vocabulary, ensure_ascii=False))
         write_outcome(tmp, labels, thresholds, metrics, history, calibration, validation)
 

@@ -24,7 +24,7 @@ from multihot.artifacts.runs import (
     write_outcome,
 )
 from multihot.artifacts.validation import ValidationPredictions
-from multihot.core.config import RunConfig
+from multihot.core.config import TRANSFORMER_KIND, RunConfig
 from multihot.core.errors import RunDirError
 from multihot.core.files import write_atomic
 from multihot.core.pickles import is_pickle
@@ -48,7 +48,9 @@ def save_transformer_run(
         # config.json records which weights it describes: a weights file put in from another
         # run of the same shape would otherwise load with this run's labels and thresholds.
         info = {"encoder_config": encoder_config, WEIGHTS_DIGEST: weights_digest(tmp / WEIGHTS)}
-        write_atomic(tmp / "config.json", config_json("transformer", config, len(labels), **info))
+        write_atomic(
+            tmp / "config.json", config_json(TRANSFORMER_KIND, config, len(labels), **info)
+        )
         tokenizer.save_pretrained(str(tmp / TOKENIZER))
         write_outcome(tmp, labels, thresholds, metrics, history, calibration, validation)
 

@@ -2,7 +2,8 @@
 
 It answers in a minute whether a transformer is worth it on your data. It shares everything
 downstream with the transformer models: threshold tuning, metrics, the run directory (a run of
-kind ``tfidf-logreg``), and prediction (:class:`TfidfLogistic` is a backend like the others).
+kind :data:`~multihot.core.config.BASELINE_KIND`), and prediction (:class:`TfidfLogistic` is a
+backend like the others).
 Nothing is pickled: the vocabulary is JSON, the IDF weights and the coefficients are safetensors,
 and the vectorizer is rebuilt from them at load time.
 """
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from multihot.artifacts.runs import broken
-from multihot.core.config import check_types
+from multihot.core.config import BASELINE_KIND, check_types
 from multihot.core.errors import ConfigError, DataError
 from multihot.data.encoding import check_texts
 from multihot.scoring.calibration import Calibration, calibrated
@@ -128,7 +129,7 @@ class TfidfLogistic:
             return np.zeros((0, self.num_labels), dtype=np.float32)
         return (self.features(texts) @ self.coef.T + self.intercept).astype(np.float32)
 
-    kind = "tfidf-logreg"
+    kind = BASELINE_KIND
     calibration: Calibration | None = None
     """Temperatures applied to every logit the prediction methods return (not :meth:`logits`)."""
 

@@ -1,4 +1,4 @@
-"""Training the linear baseline: fit, tune thresholds on validation, save a ``tfidf-logreg`` run."""
+"""Training the linear baseline: fit, tune thresholds on validation, save a baseline run."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from multihot.artifacts.rundir import check_output_dir
 from multihot.artifacts.runs import save_linear_run
 from multihot.artifacts.validation import ValidationPredictions
 from multihot.baseline.linear import BaselineConfig, TfidfLogistic
-from multihot.core.config import RunConfig
+from multihot.core.config import BASELINE_KIND, RunConfig
 from multihot.data.labels import LabelSet
 from multihot.data.prepare import DataLike, PreparedData, prepare_data
 from multihot.scoring.probabilities import sigmoid
@@ -53,7 +53,7 @@ def train_baseline(
         >>> run.metrics["validation"]["macro_f1"]  # doctest: +SKIP
         0.45
     """
-    config = (config or RunConfig()).override(encoder=TfidfLogistic.kind, **overrides)
+    config = (config or RunConfig()).override(encoder=BASELINE_KIND, **overrides)
     if output is not None:
         check_output_dir(Path(output))
     run = fit_baseline(prepare_data(train, val, config), config, baseline)
@@ -79,7 +79,7 @@ def fit_baseline(
     )
     logits = model.logits(data.val.texts)
     thresholds, metrics = finish_validation(
-        data.labels.names, data.val_targets, sigmoid(logits), config.train
+        data.labels.names, data.val_targets, sigmoid(logits), **config.train.threshold_settings()
     )
     seconds = round(time.perf_counter() - started, 2)
     overall = {k: v for k, v in metrics["validation"].items() if k != "per_label"}

@@ -13,6 +13,7 @@ from multihot.cli.app import ConfigFile, TrustRemoteWeights, app, err, friendly,
 from multihot.cli.options import with_options
 from multihot.cli.tables import fmt
 from multihot.cli.train import TRAIN_OPTIONS
+from multihot.core.config import is_baseline
 
 OVERALL = (
     "macro_f1", "micro_f1", "weighted_f1", "samples_f1", "macro_precision", "macro_recall",
@@ -132,7 +133,7 @@ def _pm(stats: dict[str, float | None], digits: int = 4) -> str:
 def print_cv_report(result) -> None:
     """Overall metrics as mean +- std over folds beside the out-of-fold ones, then per label."""
     folds = len(result.folds)
-    kind = "the linear baseline" if result.config.model.encoder == "tfidf-logreg" else "a model"
+    kind = "the linear baseline" if is_baseline(result.config) else "a model"
     overall = Table(title=f"{folds} folds, {kind} per fold", title_justify="left")
     for col in ("metric", "mean ± std over folds", "out-of-fold"):
         overall.add_column(col, justify="left" if col == "metric" else "right")

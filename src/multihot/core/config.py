@@ -44,6 +44,28 @@ THRESHOLD_STRATEGIES = ("fixed", "global", "per-label")
 LONG_TEXT = ("truncate", "chunk")
 CHUNK_POOLINGS = ("max", "mean", "attention")
 
+TRANSFORMER_KIND = "transformer"
+"""The run kind (``kind`` in a run's config.json) of a model trained by ``multihot train``."""
+BASELINE_KIND = "tfidf-logreg"
+"""The run kind of the linear baseline (TF-IDF + logistic regression), also its ``encoder`` setting:
+the one place that names it; ask :func:`is_baseline` rather than comparing strings."""
+RUN_KINDS = (TRANSFORMER_KIND, BASELINE_KIND)
+
+
+def is_baseline(what: RunConfig | ModelConfig | str | None) -> bool:
+    """Whether ``what`` (a config, its model section, an encoder name or a run kind) is the linear
+    baseline rather than a transformer.
+
+    Example:
+        >>> is_baseline(BASELINE_KIND), is_baseline(TRANSFORMER_KIND), is_baseline(RunConfig())
+        (True, False, False)
+    """
+    if isinstance(what, RunConfig):
+        what = what.model
+    if isinstance(what, ModelConfig):
+        what = what.encoder
+    return what == BASELINE_KIND
+
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
@@ -382,6 +404,16 @@ class TrainConfig:
     def trackers(self) -> list[str]:
         """The trackers of ``report_to``, in order."""
         return [t.strip() for t in (self.report_to or "").split(",") if t.strip()]
+
+    def threshold_settings(self) -> dict[str, Any]:
+        """The threshold settings as the keywords of
+        :func:`multihot.scoring.thresholds.tune_thresholds` (which knows no configs)."""
+        return {
+            "strategy": self.thresholds,
+            "fixed_value": self.fixed_threshold,
+            "min_support": self.min_support,
+            "top1_fallback": self.top1_fallback,
+        }
 
 
 AUTO_STEPS = 2000

@@ -15,6 +15,7 @@ from torch import nn
 
 from multihot.artifacts.rundir import read_config
 from multihot.classifier import Classifier
+from multihot.core.config import is_baseline
 from multihot.core.errors import ExportError
 from multihot.data.encoding import Reading, tokenize
 from multihot.data.readers import iter_text_batches
@@ -162,7 +163,7 @@ def measure_parity(
 
 def load_transformer_run(run: Path, target: str):
     """The run's :class:`multihot.Classifier`; a baseline run is an :class:`ExportError`."""
-    if read_config(run).get("kind") == "tfidf-logreg":
+    if is_baseline(read_config(run).get("kind")):
         raise ExportError(
             f"{run}: a baseline (TF-IDF + logistic regression) run cannot be exported to {target}; "
             "only transformer runs of 'multihot train' can"

@@ -25,6 +25,7 @@ from multihot.artifacts.rundir import (
     check_self_contained,
 )
 from multihot.artifacts.runs import WEIGHTS_DIGEST, RunFiles, reading_record
+from multihot.core.config import is_baseline
 from multihot.core.errors import ConfigError, MultihotError, RunDirError
 from multihot.data.encoding import (
     Reading,
@@ -307,7 +308,7 @@ def load_onnx_backend(files: RunFiles, onnx_path: str | Path | None = None) -> O
     """The ONNX backend of a transformer run: ``onnx_path`` or the run's model.onnx, checked
     against the run's labels."""
     run = files.path
-    if files.kind == "tfidf-logreg":
+    if is_baseline(files.kind):
         raise ConfigError(
             f"{run}: a baseline (TF-IDF + logistic regression) run has no ONNX export; "
             "use the torch backend"

@@ -27,7 +27,7 @@ import numpy as np
 from multihot.artifacts.runs import RunFiles, model_id, read_linear_model, read_run_files
 from multihot.baseline.linear import BaselineConfig, TfidfLogistic
 from multihot.core import distributed
-from multihot.core.config import RunConfig
+from multihot.core.config import RunConfig, is_baseline
 from multihot.core.errors import ConfigError, RunDirError
 from multihot.data.encoding import Reading, check_texts, token_count
 from multihot.data.labels import LabelSet
@@ -42,7 +42,7 @@ BACKENDS = ("torch", "onnx")
 def load_backend(files: RunFiles):
     """The model of a run directory as a backend: :class:`TorchBackend` for a transformer run,
     :class:`TfidfLogistic` for a linear baseline run; calibrated when the run is."""
-    if files.kind == "tfidf-logreg":
+    if is_baseline(files.kind):
         try:
             baseline = BaselineConfig(**files.raw.get("baseline", {}))
         except (TypeError, ConfigError) as err:

@@ -12,6 +12,7 @@ import contextlib
 import numpy as np
 import torch
 
+from multihot.core.config import TRANSFORMER_KIND
 from multihot.core.precision import (
     autocast,
     default_device,
@@ -73,7 +74,7 @@ class TorchBackend:
         (1, 28)
     """
 
-    kind = "transformer"
+    kind = TRANSFORMER_KIND
 
     def __init__(
         self,

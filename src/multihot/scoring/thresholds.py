@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from multihot.core.config import TrainConfig
 from multihot.core.errors import ConfigError, DataError, MultihotError
 from multihot.scoring.metrics import compute_metrics
 
@@ -258,24 +257,12 @@ def tune_thresholds(
     return Thresholds(values, strategy, global_value, fallback, top1_fallback)
 
 
-def tune_for_config(targets: np.ndarray, probs: np.ndarray, config: TrainConfig, **overrides: Any):
-    """Thresholds tuned the way ``config`` says (``overrides`` replace its threshold settings)."""
-    settings = {
-        "strategy": config.thresholds,
-        "fixed_value": config.fixed_threshold,
-        "min_support": config.min_support,
-        "top1_fallback": config.top1_fallback,
-    }
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    return tune_thresholds(targets, probs, **settings)
-
-
 def finish_validation(
-    label_names: Sequence[str], targets: np.ndarray, probs: np.ndarray, config: TrainConfig
+    label_names: Sequence[str], targets: np.ndarray, probs: np.ndarray, **settings: Any
 ) -> tuple[Thresholds, dict]:
-    """Thresholds tuned on validation, and the validation metrics with them
-    (``{"validation": metrics}``)."""
-    thresholds = tune_for_config(targets, probs, config)
+    """Thresholds tuned on validation (``settings``: the keywords of :func:`tune_thresholds`), and
+    the validation metrics with them (``{"validation": metrics}``)."""
+    thresholds = tune_thresholds(targets, probs, **settings)
     return thresholds, {"validation": thresholds.metrics(targets, probs, label_names)}
 
 

@@ -39,6 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from multihot import __version__
+from multihot.core.config import BASELINE_KIND, is_baseline
 from multihot.core.errors import MultihotError
 from multihot.core.files import RepeatedKeyError, json_safe, unique_keys
 from multihot.serve.access import AccessControl, AccessPolicy, http_model_id
@@ -262,7 +263,7 @@ class ServerState:
 
     def _model_info(self) -> dict[str, Any]:
         p, files = self.predictor, self.predictor.files
-        linear = files is not None and files.kind == "tfidf-logreg"
+        linear = files is not None and is_baseline(files.kind)
         validation = files.metrics.get("validation", {}) if files is not None else {}
         return {
             "model_id": self.model_id,
@@ -270,7 +271,7 @@ class ServerState:
             "kind": files.kind if files is not None else None,
             "backend": p.backend,
             "precision": p.precision,
-            "encoder": "tfidf-logreg" if linear else p.config.model.encoder,
+            "encoder": BASELINE_KIND if linear else p.config.model.encoder,
             "max_length": p.config.model.max_length,
             "long_text": None if linear else p.config.model.long_text,
             "max_chunks": p.config.model.max_chunks if p.config.model.chunked else None,

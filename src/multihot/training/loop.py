@@ -40,7 +40,7 @@ from multihot.modeling.encoders import use_eager_attention
 from multihot.modeling.masking import MaskedLMTraining, mask_tokens
 from multihot.scoring.metrics import metric_is_better
 from multihot.scoring.probabilities import sigmoid
-from multihot.scoring.thresholds import tune_for_config
+from multihot.scoring.thresholds import tune_thresholds
 from multihot.training.checkpoint import TrainingCheckpoint
 from multihot.training.optim import freeze_embeddings, frozen_steps, param_groups, warmup_decay
 from multihot.training.result import TrainResult
@@ -424,7 +424,7 @@ class Evaluator:
             1, counters.running_count
         )
         probs = sigmoid(logits)
-        metrics = tune_for_config(targets, probs, self.config).metrics(
+        metrics = tune_thresholds(targets, probs, **self.config.threshold_settings()).metrics(
             targets, probs, self.label_names
         )
         metrics.pop("per_label")

@@ -16,10 +16,9 @@ from typing import Any
 from multihot.artifacts.rundir import check_output_dir
 from multihot.artifacts.transformer import save_transformer_run
 from multihot.artifacts.validation import ValidationPredictions
-from multihot.baseline.linear import TfidfLogistic
 from multihot.baseline.train import fit_baseline
 from multihot.core import distributed
-from multihot.core.config import AUTO_STEPS, RunConfig, auto_epochs
+from multihot.core.config import AUTO_STEPS, BASELINE_KIND, RunConfig, auto_epochs
 from multihot.core.errors import ConfigError, RunDirError
 from multihot.data.batching import TokenizedDataset
 from multihot.data.encoding import Cut, Reading, tokenize, tokenize_and_cut
@@ -419,7 +418,9 @@ def _assemble(
     data = setup.data
     val_logits = backend.predict_logits(data.val.texts)
     val_probs = sigmoid(val_logits)
-    thresholds, metrics = finish_validation(data.labels.names, data.val_targets, val_probs, t)
+    thresholds, metrics = finish_validation(
+        data.labels.names, data.val_targets, val_probs, **t.threshold_settings()
+    )
     metrics["validation"]["by_length"] = by_length(
         setup.tokenizer, backend.reading, data.val.texts, data.val_targets,
         thresholds.apply(val_probs),
@@ -441,7 +442,7 @@ def compare_with_baseline(data: PreparedData, config: RunConfig) -> dict[str, An
     way: its validation scores (overall), and its seconds. A baseline that cannot be fitted is
     reported, not raised: the model it is compared with is trained already."""
     try:
-        baseline = fit_baseline(data, config.override(encoder=TfidfLogistic.kind))
+        baseline = fit_baseline(data, config.override(encoder=BASELINE_KIND))
     except (ValueError, MemoryError) as err:
         logger.warning("the linear baseline could not be fitted for comparison: %s", err)
         return {"error": str(err)}

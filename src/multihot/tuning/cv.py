@@ -29,9 +29,8 @@ import numpy as np
 
 from multihot.artifacts import cvdir
 from multihot.artifacts.validation import ValidationPredictions
-from multihot.baseline.linear import TfidfLogistic
 from multihot.classifier import Classifier
-from multihot.core.config import PRIMARY_METRICS, RunConfig
+from multihot.core.config import BASELINE_KIND, PRIMARY_METRICS, RunConfig
 from multihot.core.errors import ConfigError, MultihotError, RunDirError
 from multihot.data.duplicates import find_duplicates, reported
 from multihot.data.labels import LabelSet
@@ -315,7 +314,7 @@ def _prepare(
 def _run_config(config: RunConfig | None, overrides: dict[str, Any], baseline: bool) -> RunConfig:
     """The resolved config of every fold (the baseline's as :func:`train_baseline` makes it)."""
     if baseline:
-        return (config or RunConfig()).override(**{**overrides, "encoder": TfidfLogistic.kind})
+        return (config or RunConfig()).override(**{**overrides, "encoder": BASELINE_KIND})
     return resolve_config(config, overrides)
 
 
@@ -417,7 +416,9 @@ def _assemble(setup: _Setup, folds: list[FoldResult], logits: np.ndarray) -> CVR
     """Thresholds tuned on the out-of-fold probabilities, the summary over folds; saved."""
     labels, targets, config = setup.labels, setup.targets, setup.config
     oof_probs = sigmoid(logits)
-    thresholds, oof = finish_validation(labels.names, targets, oof_probs, config.train)
+    thresholds, oof = finish_validation(
+        labels.names, targets, oof_probs, **config.train.threshold_settings()
+    )
     summary = summarize([f.metrics for f in folds], labels.names)
     result = CVResult(
         labels.names, folds, targets, oof_probs, thresholds, oof["validation"], summary, config
