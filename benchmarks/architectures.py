@@ -87,8 +87,12 @@ def main() -> None:
     setup_logging("multihot.training.loop")
 
     names = [SHORT[v.strip()] for v in args.variants.split(",") if v.strip()]
-    common = {"encoder": args.encoder, "epochs": args.epochs, "seed": args.seed,
-              "compare_baseline": False}  # fmt: skip
+    common = {
+        "encoder": args.encoder,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "compare_baseline": False,
+    }
     common.update(json.loads(args.flags))
     train, labels = load_goemotions(args.data, "train")
     dev, _ = load_goemotions(args.data, "dev")
@@ -140,7 +144,7 @@ def main() -> None:
                 "test macro F1",
                 "test micro F1",
                 "train + tune (s)",
-            ],  # fmt: skip
+            ],
             [
                 [
                     name + (" (best on dev)" if name == best else ""),

@@ -62,21 +62,46 @@ def main() -> None:
     seconds = time.perf_counter() - started
 
     rows = [
-        ["dev (fitted here)", f"{tuned['calibration']['ece_before']:.4f}",
-         f"{tuned['calibration']['ece_after']:.4f}", "-", "-"],
-        ["test", f"{expected_calibration_error(test_targets, sigmoid(test_logits)):.4f}",
-         f"{expected_calibration_error(test_targets, calibrated_test):.4f}",
-         f"{before['macro_f1']:.4f}", f"{after['macro_f1']:.4f}"],
-    ]  # fmt: skip
-    print(f"run {args.run}; {args.method} calibration fitted on dev ({len(dev)} texts), thresholds "
-          f"re-tuned there; dev and test predicted in {seconds:.0f} s")  # fmt: skip
-    print(table(["split", "ECE before", "ECE after", "macro F1 before (run's thresholds)",
-                 "macro F1 after (re-tuned on calibrated dev)"], rows))  # fmt: skip
+        [
+            "dev (fitted here)",
+            f"{tuned['calibration']['ece_before']:.4f}",
+            f"{tuned['calibration']['ece_after']:.4f}",
+            "-",
+            "-",
+        ],
+        [
+            "test",
+            f"{expected_calibration_error(test_targets, sigmoid(test_logits)):.4f}",
+            f"{expected_calibration_error(test_targets, calibrated_test):.4f}",
+            f"{before['macro_f1']:.4f}",
+            f"{after['macro_f1']:.4f}",
+        ],
+    ]
+    print(
+        f"run {args.run}; {args.method} calibration fitted on dev ({len(dev)} texts), thresholds "
+        f"re-tuned there; dev and test predicted in {seconds:.0f} s"
+    )
+    print(
+        table(
+            [
+                "split",
+                "ECE before",
+                "ECE after",
+                "macro F1 before (run's thresholds)",
+                "macro F1 after (re-tuned on calibrated dev)",
+            ],
+            rows,
+        )
+    )
     t, b = clf.calibration.temperatures, clf.calibration.biases
-    print(f"temperatures: min {t.min():.3f}, median {np.median(t):.3f}, max {t.max():.3f}; "
-          f"biases: min {b.min():.3f}, median {np.median(b):.3f}, max {b.max():.3f}")  # fmt: skip
-    print(f"test micro F1 {before['micro_f1']:.4f} -> {after['micro_f1']:.4f}; "
-          f"macro AUC {before['macro_roc_auc']:.4f} -> {after['macro_roc_auc']:.4f}")  # fmt: skip
+    print(
+        f"temperatures: min {t.min():.3f}, median {np.median(t):.3f}, max {t.max():.3f}; "
+        f"biases: min {b.min():.3f}, median {np.median(b):.3f}, max {b.max():.3f}"
+    )
+    print(
+        f"test micro F1 {before['micro_f1']:.4f} -> {after['micro_f1']:.4f}; "
+        f"macro AUC {before['macro_roc_auc']:.4f} -> {after['macro_roc_auc']:.4f}"
+    )
     if args.report:
         from multihot.report.build import report_inputs
         from multihot.report.html import write_report
@@ -84,9 +109,17 @@ def main() -> None:
         write_report(report_inputs(clf, args.run, dev, batch_size=128), args.report)
         print(f"wrote {args.report}")
     if args.json:
-        write_json(args.json, {"run": str(args.run), "seconds": seconds, "before": before,
-                               "after": after, "calibration": tuned["calibration"],
-                               "method": args.method})  # fmt: skip
+        write_json(
+            args.json,
+            {
+                "run": str(args.run),
+                "seconds": seconds,
+                "before": before,
+                "after": after,
+                "calibration": tuned["calibration"],
+                "method": args.method,
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -65,39 +65,67 @@ def main() -> None:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     started = time.perf_counter()
     result = cross_validate(
-        train, folds=args.folds, output=args.output, baseline=args.baseline, final=args.test,
-        resume=args.resume, **overrides,
-    )  # fmt: skip
+        train,
+        folds=args.folds,
+        output=args.output,
+        baseline=args.baseline,
+        final=args.test,
+        resume=args.resume,
+        **overrides,
+    )
     seconds = time.perf_counter() - started
     kind = "baseline (TF-IDF + LR)" if args.baseline else args.encoder
     print(f"{kind}, {args.folds} folds of {len(train)} GoEmotions train rows, {seconds:.0f} s")
     summary = result.summary
-    print(table(
-        ["metric", "mean +- std over folds", "out of fold (thresholds tuned on every row)"],
-        [[m, pm(summary.get(m)), f"{result.oof_metrics[m]:.4f}"]
-         for m in ("macro_f1", "micro_f1", "macro_precision", "macro_recall", "macro_ap",
-                   "macro_roc_auc")],
-    ))  # fmt: skip
+    print(
+        table(
+            ["metric", "mean +- std over folds", "out of fold (thresholds tuned on every row)"],
+            [
+                [m, pm(summary.get(m)), f"{result.oof_metrics[m]:.4f}"]
+                for m in (
+                    "macro_f1",
+                    "micro_f1",
+                    "macro_precision",
+                    "macro_recall",
+                    "macro_ap",
+                    "macro_roc_auc",
+                )
+            ],
+        )
+    )
     support = result.targets.sum(axis=0)
     per_label = summary["per_label"]
     print()
-    print(table(
-        ["label", "support", "F1", "precision", "recall", "AP"],
-        [[name, int(support[j]), pm(per_label[name].get("f1"), 3),
-          pm(per_label[name].get("precision"), 3), pm(per_label[name].get("recall"), 3),
-          pm(per_label[name].get("ap"), 3)] for j, name in enumerate(result.label_names)],
-    ))  # fmt: skip
+    print(
+        table(
+            ["label", "support", "F1", "precision", "recall", "AP"],
+            [
+                [
+                    name,
+                    int(support[j]),
+                    pm(per_label[name].get("f1"), 3),
+                    pm(per_label[name].get("precision"), 3),
+                    pm(per_label[name].get("recall"), 3),
+                    pm(per_label[name].get("ap"), 3),
+                ]
+                for j, name in enumerate(result.label_names)
+            ],
+        )
+    )
     record = {"kind": kind, "seconds": seconds, "summary": summary, "oof": result.oof_metrics}
     if args.test:
         test, _ = load_goemotions(args.data, "test")
         final = result.final_model
         sliced = (
-            Classifier.train_baseline(train) if args.baseline
+            Classifier.train_baseline(train)
+            if args.baseline
             else Classifier.train(train, **overrides)
-        )  # fmt: skip
+        )
         rows = []
-        for name, clf in (("cv --final: all of train, out-of-fold thresholds", final),
-                          ("train: 90% of train, thresholds on a 10% slice", sliced)):  # fmt: skip
+        for name, clf in (
+            ("cv --final: all of train, out-of-fold thresholds", final),
+            ("train: 90% of train, thresholds on a 10% slice", sliced),
+        ):
             m = clf.evaluate(test, batch_size=128)
             rows.append([name, f"{m['macro_f1']:.4f}", f"{m['micro_f1']:.4f}"])
             record[name] = {"macro_f1": m["macro_f1"], "micro_f1": m["micro_f1"]}

@@ -63,18 +63,44 @@ def main() -> None:
         np.array([getattr(e.check, k) for e in entries]) for k in ("drop_top_k", "drop_random")
     )
     method = entries[0].method
-    print(f"run {args.run}; {len(texts)} {args.split} texts, {len(entries)} fired labels; "
-          f"{method}, top-{args.top_k}; {seconds:.0f} s ({seconds / len(texts):.2f} s per text)")  # fmt: skip
-    print(table(
-        ["method", "fired labels checked", "check held", "mean prob drop, top-k deleted",
-         "mean prob drop, k random deleted (10 draws)"],
-        [[method, len(entries), f"{held.mean():.1%}", f"{top.mean():.3f}", f"{rand.mean():.3f}"]],
-    ))  # fmt: skip
+    print(
+        f"run {args.run}; {len(texts)} {args.split} texts, {len(entries)} fired labels; "
+        f"{method}, top-{args.top_k}; {seconds:.0f} s ({seconds / len(texts):.2f} s per text)"
+    )
+    print(
+        table(
+            [
+                "method",
+                "fired labels checked",
+                "check held",
+                "mean prob drop, top-k deleted",
+                "mean prob drop, k random deleted (10 draws)",
+            ],
+            [
+                [
+                    method,
+                    len(entries),
+                    f"{held.mean():.1%}",
+                    f"{top.mean():.3f}",
+                    f"{rand.mean():.3f}",
+                ]
+            ],
+        )
+    )
     if args.json:
-        write_json(args.json, {"run": str(args.run), "method": method, "texts": len(texts),
-                               "checked": len(entries), "held": float(held.mean()),
-                               "drop_top_k": float(top.mean()), "drop_random": float(rand.mean()),
-                               "seconds": seconds})  # fmt: skip
+        write_json(
+            args.json,
+            {
+                "run": str(args.run),
+                "method": method,
+                "texts": len(texts),
+                "checked": len(entries),
+                "held": float(held.mean()),
+                "drop_top_k": float(top.mean()),
+                "drop_random": float(rand.mean()),
+                "seconds": seconds,
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -214,9 +214,13 @@ def main() -> None:
     if clf.config.model.ensemble > 1:
         # What the ensemble adds: its first member alone, thresholds tuned on dev the same way.
         member = Classifier(
-            clf.model.members[0], clf.tokenizer, clf.labels, clf.thresholds, clf.config,
+            clf.model.members[0],
+            clf.tokenizer,
+            clf.labels,
+            clf.thresholds,
+            clf.config,
             clf.encoder_config,
-        )  # fmt: skip
+        )
         member_dev = member.predict_proba(dev.texts)
         member_test = member.predict_proba(test.texts)
         ablation["first ensemble member alone, per-label"] = tuned_macro_f1(

@@ -27,8 +27,13 @@ class Request(BaseModel):
 def build(hf_dir: Path) -> FastAPI:
     config = json.loads((hf_dir / "config.json").read_text())
     thresholds = config["multihot_thresholds"]["thresholds"]  # label name -> threshold
-    classify = pipeline("text-classification", model=str(hf_dir), top_k=None,
-                        function_to_apply="sigmoid", device="cpu")  # fmt: skip
+    classify = pipeline(
+        "text-classification",
+        model=str(hf_dir),
+        top_k=None,
+        function_to_apply="sigmoid",
+        device="cpu",
+    )
     app = FastAPI()
 
     @app.get("/health")

@@ -73,10 +73,13 @@ def child(args) -> dict:
         args.encoder, texts.texts[:5000], 8000, args.max_length, 0.1
     )
     config = ModelConfig(
-        encoder=args.encoder, pooling="mean" if is_scratch(args.encoder) else "label-attention",
-        max_length=args.max_length, long_text="chunk", max_chunks=10**6,
+        encoder=args.encoder,
+        pooling="mean" if is_scratch(args.encoder) else "label-attention",
+        max_length=args.max_length,
+        long_text="chunk",
+        max_chunks=10**6,
         batch_tokens=args.batch_tokens,
-    )  # fmt: skip
+    )
     model = MultiLabelModel(encoder, 28, config)
     reading = Reading.of(config)
     text = document(tokenizer, args.tokens, args.data)
@@ -117,17 +120,33 @@ def child(args) -> dict:
         step(text)
         seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "peak_mb": peak, "base_mb": base, "windows": windows,
-            "precision": precision}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "peak_mb": peak,
+        "base_mb": base,
+        "windows": windows,
+        "precision": precision,
+    }
 
 
 def measure(args, task: str, tokens: int) -> dict:
     command = [
-        sys.executable, __file__, "--child", task, "--tokens", str(tokens),
-        "--encoder", args.encoder, "--max-length", str(args.max_length),
-        "--batch-tokens", str(args.batch_tokens), "--data", str(args.data),
+        sys.executable,
+        __file__,
+        "--child",
+        task,
+        "--tokens",
+        str(tokens),
+        "--encoder",
+        args.encoder,
+        "--max-length",
+        str(args.max_length),
+        "--batch-tokens",
+        str(args.batch_tokens),
+        "--data",
+        str(args.data),
         *(["--gradient-checkpointing"] if args.gradient_checkpointing else []),
-    ]  # fmt: skip
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         raise SystemExit(f"{task} at {tokens} tokens failed:\n{done.stderr[-3000:]}")
@@ -142,9 +161,10 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128, help="tokens per window")
     parser.add_argument("--batch-tokens", type=int, default=16384)
     parser.add_argument(
-        "--gradient-checkpointing", action="store_true",
+        "--gradient-checkpointing",
+        action="store_true",
         help="train with the encoder's activations recomputed in the backward pass",
-    )  # fmt: skip
+    )
     parser.add_argument("--lengths", default=",".join(map(str, LENGTHS)))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="GoEmotions directory")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -178,12 +198,25 @@ def main() -> None:
         f"{'gradient checkpointing, ' if args.gradient_checkpointing else ''}"
         f"{results['predict'][first]['precision']}; one document per measurement, fresh process"
     )
-    print(table(
-        ["tokens", "windows", "predict s", "predict s / 1k tokens", "predict time vs 1k",
-         "predict peak RSS MB", "predict extra MB", "train step s", "train s / 1k tokens",
-         "train time vs 1k", "train peak RSS MB", "train extra MB"],
-        rows,
-    ))  # fmt: skip
+    print(
+        table(
+            [
+                "tokens",
+                "windows",
+                "predict s",
+                "predict s / 1k tokens",
+                "predict time vs 1k",
+                "predict peak RSS MB",
+                "predict extra MB",
+                "train step s",
+                "train s / 1k tokens",
+                "train time vs 1k",
+                "train peak RSS MB",
+                "train extra MB",
+            ],
+            rows,
+        )
+    )
     last = lengths[-1]
     ratio = last / first
     for task in ("predict", "train"):

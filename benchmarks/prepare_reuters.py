@@ -283,11 +283,16 @@ def main(argv: list[str] | None = None) -> None:
 
     meta, docs, sha1 = read_package(args.package)
     if meta.get("name") != PACKAGE or len(docs) != 21578:
-        sys.exit(f"{args.package}: {meta.get('name')!r} with {len(docs)} documents; expected "
-                 f"{PACKAGE!r} with 21578")  # fmt: skip
+        sys.exit(
+            f"{args.package}: {meta.get('name')!r} with {len(docs)} documents; expected "
+            f"{PACKAGE!r} with 21578"
+        )
     if meta.get("version") != VERSION or (sha1 is not None and sha1 != NPM_SHASUM):
-        print(f"warning: built for {PACKAGE} {VERSION} (sha1 {NPM_SHASUM}); got "
-              f"{meta.get('version')} (sha1 {sha1})", file=sys.stderr)  # fmt: skip
+        print(
+            f"warning: built for {PACKAGE} {VERSION} (sha1 {NPM_SHASUM}); got "
+            f"{meta.get('version')} (sha1 {sha1})",
+            file=sys.stderr,
+        )
 
     splits, categories = modapte(docs)
     got = {"train": len(splits["train"]), "test": len(splits["test"]), "labels": len(categories)}

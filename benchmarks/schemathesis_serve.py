@@ -38,8 +38,12 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
                      "429", "5XX"]
 """
 """schemathesis.toml: its default rejections, and 413 Content Too Large."""
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-       "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 def multihot(*args: str) -> list[str]:
@@ -54,17 +58,37 @@ def train_tiny(workdir: Path) -> Path:
         data[split] = workdir / f"{split}.jsonl"
         data[split].write_text("\n".join(lines) + "\n", encoding="utf-8")
     run = workdir / "run"
-    subprocess.run(multihot("train", str(data["train"]), "--val", str(data["dev"]), "--encoder",
-                            "scratch-tiny", "--epochs", "1", "--precision", "fp32", "-o", str(run)),
-                   check=True, env=ENV, stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        multihot(
+            "train",
+            str(data["train"]),
+            "--val",
+            str(data["dev"]),
+            "--encoder",
+            "scratch-tiny",
+            "--epochs",
+            "1",
+            "--precision",
+            "fp32",
+            "-o",
+            str(run),
+        ),
+        check=True,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+    )
     return run
 
 
 def start_server(run: Path, flags: list[str]) -> tuple[subprocess.Popen, str]:
     """The server process and its URL, once ``/readyz`` answers 200."""
-    process = subprocess.Popen(multihot("serve", str(run), "--port", "0", *LIMITS, *flags),
-                               env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)  # fmt: skip
+    process = subprocess.Popen(
+        multihot("serve", str(run), "--port", "0", *LIMITS, *flags),
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = ""
     while not url:
         line = process.stderr.readline()
@@ -91,19 +115,39 @@ def run_schemathesis(url: str, max_examples: int, seed: int, workdir: Path) -> d
     st = shutil.which("st", path=str(Path(sys.executable).parent)) or "st"
     config, report = workdir / "schemathesis.toml", workdir / "report.json"
     config.write_text(CONFIG, encoding="utf-8")
-    command = [st, "--config-file", str(config), "run", f"{url}/openapi.json", "--checks", "all", "--max-examples",
-               str(max_examples), "--seed", str(seed), "--workers", "1", "--report", "json",
-               "--report-json-path", str(report), "--request-timeout", "30"]  # fmt: skip
+    command = [
+        st,
+        "--config-file",
+        str(config),
+        "run",
+        f"{url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(max_examples),
+        "--seed",
+        str(seed),
+        "--workers",
+        "1",
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report),
+        "--request-timeout",
+        "30",
+    ]
     subprocess.run(command, env=ENV, check=False)
     return json.loads(report.read_text(encoding="utf-8"))
 
 
 def summarise(report: dict, seconds: float) -> int:
     cases = report["test_cases"]
-    print(f"\nschemathesis {report['schemathesis_version']}, seed {report['seed']}: "
-          f"{report['operations']['tested']} operations, {cases['generated']} cases generated, "
-          f"{cases['with_failures']} with failures ({cases['unique_failures']} unique), "
-          f"{cases['errored']} errored, in {seconds:.1f} s")  # fmt: skip
+    print(
+        f"\nschemathesis {report['schemathesis_version']}, seed {report['seed']}: "
+        f"{report['operations']['tested']} operations, {cases['generated']} cases generated, "
+        f"{cases['with_failures']} with failures ({cases['unique_failures']} unique), "
+        f"{cases['errored']} errored, in {seconds:.1f} s"
+    )
     for failure in report["failures"]:
         where = ", ".join(map(str, failure.get("operations", [])))
         print(f"  {failure['code']} {failure['title']}: {failure['count']} ({where})")

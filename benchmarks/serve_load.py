@@ -62,8 +62,16 @@ def sample_run(out: Path, encoder: str) -> Path:
     """A pooler + linear run on ``encoder``, one epoch on the bundled sample."""
     from multihot import Classifier
 
-    Classifier.train(SAMPLE / "train.jsonl", SAMPLE / "dev.jsonl", output=out, encoder=encoder,
-                     pooling="pooler", head="linear", epochs=1, compare_baseline=False)  # fmt: skip
+    Classifier.train(
+        SAMPLE / "train.jsonl",
+        SAMPLE / "dev.jsonl",
+        output=out,
+        encoder=encoder,
+        pooling="pooler",
+        head="linear",
+        epochs=1,
+        compare_baseline=False,
+    )
     return out
 
 
@@ -83,8 +91,9 @@ class ServerProcess:
     def __init__(self, name: str, command: list[str], port: int, path: str, health: str):
         self.name, self.port, self.path = name, port, path
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOKENIZERS_PARALLELISM": "false"}
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, text=True)  # fmt: skip
+        self.process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         threading.Thread(target=self.process.stderr.read, daemon=True).start()
         deadline = time.monotonic() + 300
         while True:
@@ -140,8 +149,10 @@ async def one_client(port, path, texts, counter, total, deadline, results) -> No
             if writer is None:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
             body = json.dumps({"texts": [texts[i % len(texts)]]}).encode()
-            head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
-                    f"\r\nContent-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                f"\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode()
             started = time.perf_counter()
             try:
                 writer.write(head + body)
@@ -171,8 +182,12 @@ async def load(server: ServerProcess, texts, clients: int, total: int, seconds: 
     results: list = []
     deadline = time.monotonic() + seconds
     started = time.perf_counter()
-    await asyncio.gather(*(one_client(server.port, server.path, texts, counter, total, deadline,
-                                      results) for _ in range(clients)))  # fmt: skip
+    await asyncio.gather(
+        *(
+            one_client(server.port, server.path, texts, counter, total, deadline, results)
+            for _ in range(clients)
+        )
+    )
     return results, time.perf_counter() - started
 
 
@@ -223,8 +238,9 @@ def measure(server: ServerProcess, texts, clients: int, total: int, seconds: flo
 def verdict(rows: list[dict]) -> list[str]:
     by = {(r["server"], r["clients"]): r for r in rows}
     lines = []
-    mb, one, hand = (by.get((name, 64)) for name in ("multihot", "multihot --max-batch 1",
-                                                       "handwritten"))  # fmt: skip
+    mb, one, hand = (
+        by.get((name, 64)) for name in ("multihot", "multihot --max-batch 1", "handwritten")
+    )
     if mb and one:
         x = mb["rps"] / max(one["rps"], 1e-9)
         lines.append(
@@ -238,32 +254,42 @@ def verdict(rows: list[dict]) -> list[str]:
             and hand["p99_ms"] is not None
             and mb["p99_ms"] <= hand["p99_ms"]
         )
-        lines.append(f"64 clients: p99 {mb['p99_ms']:.0f} ms against the hand-written server's "
-                     f"{hand['p99_ms']:.0f} ms (target: no worse): {met(ok)}")  # fmt: skip
+        lines.append(
+            f"64 clients: p99 {mb['p99_ms']:.0f} ms against the hand-written server's "
+            f"{hand['p99_ms']:.0f} ms (target: no worse): {met(ok)}"
+        )
     big, small = by.get(("multihot", 256)), by.get(("multihot", 16))
     if big:
         bad = big["other_5xx"] + big["503_without_retry_after"] + big["failed"]
-        lines.append(f"256 clients: {bad} 5xx other than 503 with Retry-After, or failed "
-                     f"connections (target 0): {met(bad == 0)}")  # fmt: skip
+        lines.append(
+            f"256 clients: {bad} 5xx other than 503 with Retry-After, or failed "
+            f"connections (target 0): {met(bad == 0)}"
+        )
     if big and small:
         growth = big["peak_rss_mb"] / small["peak_rss_mb"] - 1
-        lines.append(f"256 clients: peak memory {big['peak_rss_mb']:.0f} MB, {growth:+.0%} on 16 "
-                     f"clients' {small['peak_rss_mb']:.0f} MB (target within 20%): "
-                     f"{met(abs(growth) <= 0.20)}")  # fmt: skip
+        lines.append(
+            f"256 clients: peak memory {big['peak_rss_mb']:.0f} MB, {growth:+.0%} on 16 "
+            f"clients' {small['peak_rss_mb']:.0f} MB (target within 20%): "
+            f"{met(abs(growth) <= 0.20)}"
+        )
     return lines
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--run", type=Path, help="a pooler + linear run (default: trained here)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="GoEmotions directory")
     parser.add_argument("--clients", default=None, help="comma-separated (default 16,64,256)")
     parser.add_argument("--requests", type=int, default=None, help="requests per load (2000)")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds per load (60)")
-    parser.add_argument("--servers", default="multihot,multihot --max-batch 1,handwritten",
-                        help="comma-separated: multihot, multihot with serve's flags "
-                             "('multihot --max-batch 32'), handwritten")  # fmt: skip
+    parser.add_argument(
+        "--servers",
+        default="multihot,multihot --max-batch 1,handwritten",
+        help="comma-separated: multihot, multihot with serve's flags "
+        "('multihot --max-batch 32'), handwritten",
+    )
     parser.add_argument("--quick", action="store_true", help="scratch-mini, 16 and 64 clients")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -293,8 +319,10 @@ def main() -> None:
             for n in clients:
                 row = measure(server, texts, n, total, seconds)
                 rows.append(row)
-                print(f"  {name}, {n} clients: {row['rps']:.1f} req/s, p99 {row['p99_ms']:.0f} ms",
-                      flush=True)  # fmt: skip
+                print(
+                    f"  {name}, {n} clients: {row['rps']:.1f} req/s, p99 {row['p99_ms']:.0f} ms",
+                    flush=True,
+                )
         finally:
             server.stop()
 
@@ -302,14 +330,37 @@ def main() -> None:
         return "-" if value is None else f"{value:.0f}"
 
     print()
-    print(table(
-        ["server", "clients", "answered 200", "req/s", "p50 ms", "p95 ms", "p99 ms",
-         "503 (all with Retry-After)", "other 5xx / failed", "peak RSS MB"],
-        [[r["server"], r["clients"], f"{r['ok']}/{r['requests']}", f"{r['rps']:.1f}",
-          ms(r["p50_ms"]), ms(r["p95_ms"]), ms(r["p99_ms"]),
-          f"{r['503']} ({'yes' if not r['503_without_retry_after'] else 'no'})",
-          f"{r['other_5xx']} / {r['failed']}", f"{r['peak_rss_mb']:.0f}"] for r in rows],
-    ))  # fmt: skip
+    print(
+        table(
+            [
+                "server",
+                "clients",
+                "answered 200",
+                "req/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "503 (all with Retry-After)",
+                "other 5xx / failed",
+                "peak RSS MB",
+            ],
+            [
+                [
+                    r["server"],
+                    r["clients"],
+                    f"{r['ok']}/{r['requests']}",
+                    f"{r['rps']:.1f}",
+                    ms(r["p50_ms"]),
+                    ms(r["p95_ms"]),
+                    ms(r["p99_ms"]),
+                    f"{r['503']} ({'yes' if not r['503_without_retry_after'] else 'no'})",
+                    f"{r['other_5xx']} / {r['failed']}",
+                    f"{r['peak_rss_mb']:.0f}",
+                ]
+                for r in rows
+            ],
+        )
+    )
     print()
     for line in verdict(rows):
         print(line)

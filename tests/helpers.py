@@ -69,16 +69,29 @@ def write_jsonl(path: Path, texts, labels) -> Path:
 
 
 # Long documents: filler words, and per label a trigger phrase at a random place in the text.
-FILLER = [a + b for a in ("ba", "ko", "mi", "tu", "re", "sa", "lo", "ne", "pi", "du")
-          for b in ("ran", "tek", "mol", "vis", "dap", "gor", "lin", "sum")]  # fmt: skip
+FILLER = [
+    a + b
+    for a in ("ba", "ko", "mi", "tu", "re", "sa", "lo", "ne", "pi", "du")
+    for b in ("ran", "tek", "mol", "vis", "dap", "gor", "lin", "sum")
+]
 TRIGGERS = {"blue": "azure whale", "green": "emerald turtle", "red": "crimson falcon"}
 
 
 LONG = {
-    "encoder": "scratch-tiny", "vocab_size": 200, "max_length": 64, "stride": 8, "max_chunks": 48,
-    "pooling": "max", "precision": "fp32", "seed": 0, "epochs": 6, "batch_size": 4, "lr": 1e-3,
-    "patience": 0, "compare_baseline": False,
-}  # fmt: skip
+    "encoder": "scratch-tiny",
+    "vocab_size": 200,
+    "max_length": 64,
+    "stride": 8,
+    "max_chunks": 48,
+    "pooling": "max",
+    "precision": "fp32",
+    "seed": 0,
+    "epochs": 6,
+    "batch_size": 4,
+    "lr": 1e-3,
+    "patience": 0,
+    "compare_baseline": False,
+}
 """Settings that learn :func:`long_documents` in windows within a minute: 64-token windows
 (54 new tokens each, so 2,000 tokens are 37 windows), max pooling over tokens and windows."""
 
@@ -163,9 +176,17 @@ def assert_clean_error(result, *fragments):
 def tiny_flags():
     """The command-line spelling of :data:`TINY`."""
     return [
-        "--encoder", TINY["encoder"], "--vocab-size", TINY["vocab_size"], "--max-length", TINY["max_length"],
-        "--precision", TINY["precision"], "--seed", TINY["seed"],
-    ]  # fmt: skip
+        "--encoder",
+        TINY["encoder"],
+        "--vocab-size",
+        TINY["vocab_size"],
+        "--max-length",
+        TINY["max_length"],
+        "--precision",
+        TINY["precision"],
+        "--seed",
+        TINY["seed"],
+    ]
 
 
 def train_cli(data: Path, output: Path, *flags):
@@ -198,9 +219,12 @@ class Server:
             *map(str, flags),
         ]
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
             env=subprocess_env(),
-        )  # fmt: skip
+        )
         self.lines: list[str] = []
         deadline = time.monotonic() + timeout
         self.url = ""
@@ -305,10 +329,19 @@ class Browser:
 
         import websocket
 
-        args = [executable, "--headless=new", "--no-sandbox", "--disable-gpu",
-                "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check",
-                "--remote-debugging-port=0", f"--user-data-dir={profile}",
-                "--window-size=1280,900", "about:blank"]  # fmt: skip
+        args = [
+            executable,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            "--window-size=1280,900",
+            "about:blank",
+        ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 60
@@ -319,8 +352,9 @@ class Browser:
         port = port_file.read_text().split()[0]
         pages = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list").read())
         page = next(p for p in pages if p["type"] == "page")
-        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60,
-                                              suppress_origin=True)  # fmt: skip
+        self.ws = websocket.create_connection(
+            page["webSocketDebuggerUrl"], timeout=60, suppress_origin=True
+        )
         self._id = 0
         self.errors: list[str] = []
         """Console errors and uncaught exceptions the page raised."""
@@ -328,8 +362,13 @@ class Browser:
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.send(f"{domain}.enable")
         if offline:
-            self.send("Network.emulateNetworkConditions", offline=True, latency=0,
-                      downloadThroughput=-1, uploadThroughput=-1)  # fmt: skip
+            self.send(
+                "Network.emulateNetworkConditions",
+                offline=True,
+                latency=0,
+                downloadThroughput=-1,
+                uploadThroughput=-1,
+            )
 
     def _event(self, message: dict) -> None:
         method, params = message.get("method"), message.get("params", {})
@@ -358,8 +397,9 @@ class Browser:
 
     def evaluate(self, expression: str):
         """The value of a JavaScript expression on the page (awaited if it is a promise)."""
-        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True,
-                           awaitPromise=True)  # fmt: skip
+        result = self.send(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise AssertionError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -385,8 +425,14 @@ class Browser:
             ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
         )
         for kind in ("mousePressed", "mouseReleased"):
-            self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left",
-                      clickCount=1)  # fmt: skip
+            self.send(
+                "Input.dispatchMouseEvent",
+                type=kind,
+                x=box[0],
+                y=box[1],
+                button="left",
+                clickCount=1,
+            )
 
     def type(self, selector: str, text: str) -> None:
         """Focus the element and type ``text`` into it, as a keyboard would."""

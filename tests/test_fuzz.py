@@ -128,13 +128,79 @@ def workdir(tmp_path_factory) -> Path:
 # --- building blocks of hostile files ----------------------------------------------------------
 
 NASTY = [
-    "", " ", "\t", "NA", "null", "None", "nan", "NaN", "inf", "-inf", "-1", "2", "yes", "no", "1.0",
-    "0.0", " 1 ", "true", "FALSE", "1e0", "01", '"', '""', "'", ",", ";", "|", "[", "]", "[]",
-    '["a"', '["a", "a", " b "]', "[1, [2]]", "[[[[", "{}", '{"a": 1}', "\\", "\x00", "\ufeff", "\r",
-    "\n", "\r\n", "\u2028", "\x85", "\x1c", "é", "✨", "#", "=1+1", "text", "labels", "[/x]",
-    "[bold]", ":joy:", "\ud7ff", "9" * 5000, "[" * 3000, '"' * 7,
-]  # fmt: skip
-NAMES = ["text", "text", "labels", "labels", "joy", "anger", "", "Unnamed: 0", "joy.1", "[/x]", "a\nb", "\r"]  # fmt: skip
+    "",
+    " ",
+    "\t",
+    "NA",
+    "null",
+    "None",
+    "nan",
+    "NaN",
+    "inf",
+    "-inf",
+    "-1",
+    "2",
+    "yes",
+    "no",
+    "1.0",
+    "0.0",
+    " 1 ",
+    "true",
+    "FALSE",
+    "1e0",
+    "01",
+    '"',
+    '""',
+    "'",
+    ",",
+    ";",
+    "|",
+    "[",
+    "]",
+    "[]",
+    '["a"',
+    '["a", "a", " b "]',
+    "[1, [2]]",
+    "[[[[",
+    "{}",
+    '{"a": 1}',
+    "\\",
+    "\x00",
+    "\ufeff",
+    "\r",
+    "\n",
+    "\r\n",
+    "\u2028",
+    "\x85",
+    "\x1c",
+    "é",
+    "✨",
+    "#",
+    "=1+1",
+    "text",
+    "labels",
+    "[/x]",
+    "[bold]",
+    ":joy:",
+    "\ud7ff",
+    "9" * 5000,
+    "[" * 3000,
+    '"' * 7,
+]
+NAMES = [
+    "text",
+    "text",
+    "labels",
+    "labels",
+    "joy",
+    "anger",
+    "",
+    "Unnamed: 0",
+    "joy.1",
+    "[/x]",
+    "a\nb",
+    "\r",
+]
 BAD_BYTES = [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x00", b"\xef\xbb\xbf", b"\r", b'"', b"\xe2\x80"]
 
 cells = st.one_of(st.sampled_from(NASTY), st.text(max_size=12))
@@ -410,7 +476,10 @@ def test_bad_zero_one_values_name_the_row_and_column(workdir, columns, suffix):
         result, message = outcome(lambda: read_dataset(path, label_cols=label_cols), path)
     bad = [(j, r) for j, col in enumerate(columns) for r, v in enumerate(col) if v not in ZERO_ONE]
     if not bad:
-        expected = [[c for c, col in zip(label_cols, columns, strict=True) if ZERO_ONE[col[r]]] for r in range(3)]  # fmt: skip
+        expected = [
+            [c for c, col in zip(label_cols, columns, strict=True) if ZERO_ONE[col[r]]]
+            for r in range(3)
+        ]
         assert result.labels == expected
         return
     j, r = bad[0]
@@ -511,7 +580,10 @@ REPEATS = ("are both named", "appears more than once")
 def write_columns(path: Path, header: list[str], rows: list[list[str]]) -> None:
     """One file with these column names, repeats included, in the format of its suffix."""
     if path.suffix == ".jsonl":
-        pairs = [[f"{json.dumps(k)}: {json.dumps(v)}" for k, v in zip(header, row, strict=True)] for row in rows]  # fmt: skip
+        pairs = [
+            [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in zip(header, row, strict=True)]
+            for row in rows
+        ]
         path.write_text("".join("{" + ", ".join(p) + "}\n" for p in pairs), encoding="utf-8")
     elif path.suffix == ".parquet":
         columns = [pa.array([row[j] for row in rows]) for j in range(len(header))]

@@ -30,8 +30,11 @@ def imported(*args) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run(
         [sys.executable, "-c", PROBE % (HEAVY,), *map(str, args)],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return json.loads(done.stderr.strip().splitlines()[-1])
 
 

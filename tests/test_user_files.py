@@ -220,8 +220,10 @@ def test_run_files_that_disagree_are_a_broken_run_directory(toy_run, tmp_path, c
 
 def test_weights_with_another_head_size_are_a_broken_run_directory(toy_run, tmp_path):
     run = copy_run(toy_run[1], tmp_path / "run")
-    for name, edit in (("labels.json", lambda n: n.append("extra")),
-                       ("config.json", _set("num_labels", 5))):  # fmt: skip
+    for name, edit in (
+        ("labels.json", lambda n: n.append("extra")),
+        ("config.json", _set("num_labels", 5)),
+    ):
         _edit_json(run / name, edit)
     _edit_json(run / "thresholds.json", lambda t: t["thresholds"].__setitem__("extra", 0.5))
     weights = load_file(run / "model.safetensors")

@@ -151,9 +151,15 @@ class Classifier:
                 repeat it). :meth:`resume` does this with the data files the run recorded.
         """
         run = train_run(
-            train, val, config=config, output=output, callback=callback,
-            trust_remote_weights=trust_remote_weights, resume=resume, overrides=overrides,
-        )  # fmt: skip
+            train,
+            val,
+            config=config,
+            output=output,
+            callback=callback,
+            trust_remote_weights=trust_remote_weights,
+            resume=resume,
+            overrides=overrides,
+        )
         return cls._from_run(run)
 
     @classmethod
@@ -196,16 +202,30 @@ class Classifier:
             [['gratitude']]
         """
         run = train_baseline(train, val, baseline=baseline, output=output, **overrides)
-        return cls(run.model, None, run.labels, run.thresholds, run.config,
-                   metrics=run.metrics, history=run.history,
-                   validation=run.validation)  # fmt: skip
+        return cls(
+            run.model,
+            None,
+            run.labels,
+            run.thresholds,
+            run.config,
+            metrics=run.metrics,
+            history=run.history,
+            validation=run.validation,
+        )
 
     @classmethod
     def _from_run(cls, run: TrainedRun) -> Classifier:
         return cls(
-            run.model, run.tokenizer, run.labels, run.thresholds, run.config,
-            run.encoder_config, run.metrics, run.history, run.validation,
-        )  # fmt: skip
+            run.model,
+            run.tokenizer,
+            run.labels,
+            run.thresholds,
+            run.config,
+            run.encoder_config,
+            run.metrics,
+            run.history,
+            run.validation,
+        )
 
     # --------------------------------------------------------------------------------- prediction
     def predict_logits(
@@ -394,19 +414,31 @@ class Classifier:
     # ---------------------------------------------------------------------------------- artifacts
     def save(self, path: str | Path) -> Path:
         """Write the run directory (all or nothing): new, empty, or a multihot run to replace."""
-        common = dict(config=self.config, labels=self.labels, thresholds=self.thresholds,
-                      metrics=self.metrics, history=self.history, calibration=self.calibration,
-                      validation=self.validation)  # fmt: skip
+        common = dict(
+            config=self.config,
+            labels=self.labels,
+            thresholds=self.thresholds,
+            metrics=self.metrics,
+            history=self.history,
+            calibration=self.calibration,
+            validation=self.validation,
+        )
         if isinstance(self.backend, TfidfLogistic):
             model = self.backend
             return runs.save_linear_run(
-                path, vocabulary=model.vocabulary, arrays=model.arrays(),
-                baseline=model.config_dict(), **common,
-            )  # fmt: skip
+                path,
+                vocabulary=model.vocabulary,
+                arrays=model.arrays(),
+                baseline=model.config_dict(),
+                **common,
+            )
         return save_transformer_run(
-            path, model=self.model, tokenizer=self.tokenizer, encoder_config=self.encoder_config,
+            path,
+            model=self.model,
+            tokenizer=self.tokenizer,
+            encoder_config=self.encoder_config,
             **common,
-        )  # fmt: skip
+        )
 
     def save_thresholds(self, path: str | Path) -> None:
         """Replace only thresholds.json (the old one kept as thresholds.previous.json) and
@@ -428,5 +460,12 @@ class Classifier:
         """Load a run directory, of any kind, written by :meth:`save` (weights from safetensors
         only), after checking its files against each other."""
         files = runs.read_run_files(path)
-        return cls(load_backend(files), None, files.labels, files.thresholds, files.config,
-                   metrics=files.metrics, history=files.history)  # fmt: skip
+        return cls(
+            load_backend(files),
+            None,
+            files.labels,
+            files.thresholds,
+            files.config,
+            metrics=files.metrics,
+            history=files.history,
+        )

@@ -34,8 +34,13 @@ def test_baseline_logits_match_sklearn_pipeline():
 
 def test_baseline_run_directory_and_reload(baseline_run):
     assert {p.name for p in baseline_run.iterdir()} >= {
-        "config.json", "model.safetensors", "vocabulary.json", "labels.json", "thresholds.json", "metrics.json",
-    }  # fmt: skip
+        "config.json",
+        "model.safetensors",
+        "vocabulary.json",
+        "labels.json",
+        "thresholds.json",
+        "metrics.json",
+    }
     assert not list(baseline_run.glob("*.pkl")) and not list(baseline_run.glob("*.bin"))
     config = json.loads((baseline_run / "config.json").read_text())
     assert config["kind"] == "tfidf-logreg" and config["baseline"]["C"] == 100

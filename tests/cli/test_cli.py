@@ -25,9 +25,18 @@ def test_train_writes_a_complete_run_directory(tmp_path, toy_file):
     out = tmp_path / "run"
     # The long spelling of -o, here only.
     result = invoke(
-        "train", toy_file, "--val", toy_file, "--output", out, "--epochs", 2, "--batch-size", 4,
+        "train",
+        toy_file,
+        "--val",
+        toy_file,
+        "--output",
+        out,
+        "--epochs",
+        2,
+        "--batch-size",
+        4,
         *tiny_flags(),
-    )  # fmt: skip
+    )
     assert result.exit_code == 0, result.output
     for name in (
         "config.json",
@@ -61,9 +70,17 @@ def test_train_config_file_and_flags_override(tmp_path, toy_file):
 def test_train_ensemble_flags(tmp_path, toy_file):
     out = tmp_path / "run"
     result = train_cli(
-        toy_file, out, "--epochs", 1, "--ensemble", 2, "--ensemble-pooling", "mean,cls",
-        "--mask-prob", 0.1,
-    )  # fmt: skip
+        toy_file,
+        out,
+        "--epochs",
+        1,
+        "--ensemble",
+        2,
+        "--ensemble-pooling",
+        "mean,cls",
+        "--mask-prob",
+        0.1,
+    )
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["ensemble"] == 2

@@ -13,10 +13,12 @@ from helpers import assert_clean_error, copy_run, invoke, tiny_flags
 @pytest.mark.parametrize("verb", ["train", "cv"])
 @pytest.mark.parametrize(
     ("text", "fragment"),
-    [("lr: abc\n", "lr: expected a number, got 'abc'"),
-     ("epochs: two\n", "epochs: expected an integer, got 'two'"),
-     ("model:\n  dropout: [0.1]\n", "dropout: expected a number, got [0.1]")],
-)  # fmt: skip
+    [
+        ("lr: abc\n", "lr: expected a number, got 'abc'"),
+        ("epochs: two\n", "epochs: expected an integer, got 'two'"),
+        ("model:\n  dropout: [0.1]\n", "dropout: expected a number, got [0.1]"),
+    ],
+)
 def test_a_config_file_value_of_the_wrong_type(tmp_path, toy_file, verb, text, fragment):
     config = tmp_path / "c.yaml"
     config.write_text(text)

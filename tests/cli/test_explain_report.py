@@ -95,8 +95,17 @@ def test_report_from_the_runs_validation_rows_and_from_data(toy_run, toy_file, t
         parsed = Sections()
         parsed.feed(page)
         assert source in page and parsed.plots >= 7
-        assert {"metrics", "config", "labels", "curves", "calibration", "frequency", "pairs",
-                "training", "mistakes"} <= parsed.sections  # fmt: skip
+        assert {
+            "metrics",
+            "config",
+            "labels",
+            "curves",
+            "calibration",
+            "frequency",
+            "pairs",
+            "training",
+            "mistakes",
+        } <= parsed.sections
 
 
 def test_evaluate_writes_the_report_and_keeps_json_clean(toy_run, toy_file, tmp_path):

@@ -16,9 +16,11 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def train_flags() -> set[str]:
     command = typer.main.get_command(app).commands["train"]
     return {
-        opt for param in command.params for opt in [*param.opts, *param.secondary_opts]
+        opt
+        for param in command.params
+        for opt in [*param.opts, *param.secondary_opts]
         if opt.startswith("--") and not opt.startswith("--no-") and opt != "--help"
-    }  # fmt: skip
+    }
 
 
 def table_flags() -> set[str]:

@@ -69,9 +69,19 @@ def test_yaml_and_json_files(tmp_path):
 # --------------------------------------------------------- numbers as written, fields named
 @pytest.mark.parametrize(
     ("written", "value"),
-    [("1e-5", 1e-5), ("1E5", 1e5), ("1.0e5", 1e5), (".5", 0.5), ("-.5", -0.5), ("+1e+3", 1e3),
-     ("0.001", 0.001), ("1_000", 1000), ("12", 12), ("1_000.5", 1000.5)],
-)  # fmt: skip
+    [
+        ("1e-5", 1e-5),
+        ("1E5", 1e5),
+        ("1.0e5", 1e5),
+        (".5", 0.5),
+        ("-.5", -0.5),
+        ("+1e+3", 1e3),
+        ("0.001", 0.001),
+        ("1_000", 1000),
+        ("12", 12),
+        ("1_000.5", 1000.5),
+    ],
+)
 def test_yaml_reads_numbers_as_a_user_writes_them(tmp_path, written, value):
     path = tmp_path / "c.yaml"
     path.write_text(f"v: {written}\n")

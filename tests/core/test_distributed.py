@@ -23,9 +23,23 @@ from multihot.data.readers import read_dataset
 
 TOLERANCE = 1e-4  # on val_loss, train_loss and every metric: float sums in another order
 FLAGS = [
-    "--encoder", "scratch-tiny", "--vocab-size", "400", "--max-length", "32", "--epochs", "2",
-    "--batch-size", "32", "--precision", "fp32", "--dropout", "0", "--seed", "3",
-]  # fmt: skip
+    "--encoder",
+    "scratch-tiny",
+    "--vocab-size",
+    "400",
+    "--max-length",
+    "32",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "32",
+    "--precision",
+    "fp32",
+    "--dropout",
+    "0",
+    "--seed",
+    "3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +90,17 @@ def test_two_processes_match_one(data, one_process, tmp_path):
     train, dev = data
     run = tmp_path / "run"
     done = multihot(
-        "train", str(train), "--val", str(dev), *FLAGS, "-o", str(run), "--processes", "2",
+        "train",
+        str(train),
+        "--val",
+        str(dev),
+        *FLAGS,
+        "-o",
+        str(run),
+        "--processes",
+        "2",
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "launching 2 processes" in done.stderr
     assert done.stdout.count("saved ") == 1  # one report, from the main process
@@ -99,13 +121,34 @@ def test_two_machines_on_loopback_match_one(data, one_process, tmp_path):
     machines = []
     for rank in (0, 1):
         command = [
-            sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-            "--num_machines", "2", "--machine_rank", str(rank), "--num_processes", "2",
-            "--main_process_ip", "127.0.0.1", "--main_process_port", port,
-            "--mixed_precision", "no", "--dynamo_backend", "no",
-            "-m", "multihot", "train", str(train), "--val", str(dev), *FLAGS,
-            "-o", str(tmp_path / f"machine{rank}"),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_machines",
+            "2",
+            "--machine_rank",
+            str(rank),
+            "--num_processes",
+            "2",
+            "--main_process_ip",
+            "127.0.0.1",
+            "--main_process_port",
+            port,
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "multihot",
+            "train",
+            str(train),
+            "--val",
+            str(dev),
+            *FLAGS,
+            "-o",
+            str(tmp_path / f"machine{rank}"),
+        ]
         machines.append(
             subprocess.Popen(
                 command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -183,9 +226,17 @@ def test_batch_that_cannot_be_split_is_a_clear_error(data, tmp_path):
     train, dev = data
     flags = [*FLAGS[: FLAGS.index("--batch-size")], "--batch-size", "33"]
     done = multihot(
-        "train", str(train), "--val", str(dev), *flags, "-o", str(tmp_path / "r"),
-        "--processes", "2", cwd=tmp_path,
-    )  # fmt: skip
+        "train",
+        str(train),
+        "--val",
+        str(dev),
+        *flags,
+        "-o",
+        str(tmp_path / "r"),
+        "--processes",
+        "2",
+        cwd=tmp_path,
+    )
     assert done.returncode != 0
     assert "batch_size: 33 texts cannot be split evenly over 2 processes" in done.stderr
     assert not (tmp_path / "r").exists()
@@ -221,10 +272,26 @@ def test_uneven_validation_shares_do_not_hang(toy_file, tmp_path):
     """8 validation rows at batch 4 make one validation batch (of 8) for two processes: process 1
     scores none. Scoring through the DDP wrapper hung there (its forward is a collective)."""
     done = multihot(
-        "train", str(toy_file), "--val", str(toy_file), "--encoder", "scratch-tiny",
-        "--vocab-size", "120", "--epochs", "1", "--batch-size", "4", "--precision", "fp32",
-        "-o", str(tmp_path / "r"), "--processes", "2", cwd=tmp_path,
-    )  # fmt: skip
+        "train",
+        str(toy_file),
+        "--val",
+        str(toy_file),
+        "--encoder",
+        "scratch-tiny",
+        "--vocab-size",
+        "120",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--precision",
+        "fp32",
+        "-o",
+        str(tmp_path / "r"),
+        "--processes",
+        "2",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "r" / "model.safetensors").exists()
 
@@ -240,9 +307,16 @@ def test_prediction_over_two_processes_keeps_input_order(data, one_process, tmp_
     done = multihot("predict", str(one_process), str(dev), *flags, "-o", str(one), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     done = multihot(
-        "predict", str(one_process), str(dev), *flags, "-o", str(two), "--processes", "2",
+        "predict",
+        str(one_process),
+        str(dev),
+        *flags,
+        "-o",
+        str(two),
+        "--processes",
+        "2",
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "launching 2 processes" in done.stderr
     assert done.stderr.count("wrote 203 predictions") == 1  # written by the first process only
@@ -325,7 +399,7 @@ def test_killing_the_relaunching_process_stops_the_job(data, tmp_path):
             str(run),
             "--processes",
             "2",
-        ],  # fmt: skip
+        ],
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -376,15 +450,32 @@ def test_long_documents_over_two_processes_match_one(tmp_path):
 
     train = write_jsonl(tmp_path / "train.jsonl", *long_documents(32, seed=7, words=(60, 200)))
     dev = write_jsonl(tmp_path / "dev.jsonl", *long_documents(13, seed=8, words=(60, 200)))
-    flags = [*FLAGS, "--batch-size", "8", "--long-text", "chunk", "--batch-tokens", "64",
-             "--vocab-size", "200"]  # fmt: skip
+    flags = [
+        *FLAGS,
+        "--batch-size",
+        "8",
+        "--long-text",
+        "chunk",
+        "--batch-tokens",
+        "64",
+        "--vocab-size",
+        "200",
+    ]
     runs = []
     for processes in (1, 2):
         run = tmp_path / f"run{processes}"
         done = multihot(
-            "train", str(train), "--val", str(dev), *flags, "-o", str(run),
-            "--processes", str(processes), cwd=tmp_path,
-        )  # fmt: skip
+            "train",
+            str(train),
+            "--val",
+            str(dev),
+            *flags,
+            "-o",
+            str(run),
+            "--processes",
+            str(processes),
+            cwd=tmp_path,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         runs.append(run)
     ha, hb = (read_jsonl(run / "history.jsonl") for run in runs)

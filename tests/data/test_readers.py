@@ -358,11 +358,20 @@ def test_json_python_cannot_hold_is_a_data_error(tmp_path, name, content, expect
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        (r'{"text": "\ud800 half"}', r"row 1: column 'text': not valid Unicode: lone surrogate '\ud800' at character 1"),
-        (r'{"text": "a", "labels": ["ok", "\udc00"]}', r"row 1: column 'labels': not valid Unicode: lone surrogate '\udc00'"),
-        (r'{"text": "a", "\udc01": 1}', r"column '\udc01': not valid Unicode: lone surrogate '\udc01'"),
+        (
+            r'{"text": "\ud800 half"}',
+            r"row 1: column 'text': not valid Unicode: lone surrogate '\ud800' at character 1",
+        ),
+        (
+            r'{"text": "a", "labels": ["ok", "\udc00"]}',
+            r"row 1: column 'labels': not valid Unicode: lone surrogate '\udc00'",
+        ),
+        (
+            r'{"text": "a", "\udc01": 1}',
+            r"column '\udc01': not valid Unicode: lone surrogate '\udc01'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_lone_surrogates_from_json_escapes_are_refused(tmp_path, line, expected):
     """They read fine, then broke the tokenizer or the writing of labels.json and predictions."""
     path = tmp_path / "d.jsonl"

@@ -192,9 +192,15 @@ def test_predict_backend_onnx_gives_the_torch_output(onnx_run, toy_file, tmp_pat
 
     # An explicit graph path, and texts on the command line.
     result = invoke(
-        "predict", run, "--text", TOY_TEXTS[0], "--backend", "onnx",
-        "--onnx-model", run / "model.onnx",
-    )  # fmt: skip
+        "predict",
+        run,
+        "--text",
+        TOY_TEXTS[0],
+        "--backend",
+        "onnx",
+        "--onnx-model",
+        run / "model.onnx",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["labels"] == torch_rows[0]["labels"]
 

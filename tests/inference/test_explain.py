@@ -24,11 +24,54 @@ from multihot.inference.explain import explain
 
 TRIGGERS = {"zebra": "animal", "quartz": "mineral", "violin": "music"}
 FILLER = [
-    "the", "a", "of", "and", "to", "in", "is", "was", "it", "for", "on", "with", "as", "at", "by",
-    "from", "this", "that", "have", "not", "but", "all", "they", "one", "had", "were", "there",
-    "her", "his", "can", "more", "when", "your", "what", "some", "would", "make", "like", "time",
-    "just", "him", "know", "take", "year", "good", "people", "into",
-]  # fmt: skip
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "was",
+    "it",
+    "for",
+    "on",
+    "with",
+    "as",
+    "at",
+    "by",
+    "from",
+    "this",
+    "that",
+    "have",
+    "not",
+    "but",
+    "all",
+    "they",
+    "one",
+    "had",
+    "were",
+    "there",
+    "her",
+    "his",
+    "can",
+    "more",
+    "when",
+    "your",
+    "what",
+    "some",
+    "would",
+    "make",
+    "like",
+    "time",
+    "just",
+    "him",
+    "know",
+    "take",
+    "year",
+    "good",
+    "people",
+    "into",
+]
 TRIGGER_OF = {label: word for word, label in TRIGGERS.items()}
 
 
@@ -55,9 +98,18 @@ def train(pooling: str):
     # A quick head (head_lr) lets the label queries sharpen within 4 short epochs.
     settings = {**TINY, "vocab_size": 200}
     return Classifier.train(
-        train_set, val_set, pooling=pooling, epochs=4, lr=3e-3, head_lr=1e-2, batch_size=16,
-        warmup_ratio=0.0, patience=0, compare_baseline=False, **settings,
-    )  # fmt: skip
+        train_set,
+        val_set,
+        pooling=pooling,
+        epochs=4,
+        lr=3e-3,
+        head_lr=1e-2,
+        batch_size=16,
+        warmup_ratio=0.0,
+        patience=0,
+        compare_baseline=False,
+        **settings,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -186,9 +238,14 @@ def test_label_attention_needs_no_captum(attention_clf, ig_clf, monkeypatch):
 def test_a_label_attention_model_can_be_explained_by_integrated_gradients(attention_clf):
     clf = attention_clf
     explanation = explain(
-        clf.backend, "the zebra ran", clf.labels, clf.thresholds, label="animal",
-        method="integrated-gradients", n_steps=16,
-    )  # fmt: skip
+        clf.backend,
+        "the zebra ran",
+        clf.labels,
+        clf.thresholds,
+        label="animal",
+        method="integrated-gradients",
+        n_steps=16,
+    )
     assert explanation.labels[0].method == "integrated-gradients"
     assert explanation.labels[0].top_tokens(1) == ["zebra"]
 
@@ -234,15 +291,20 @@ def test_seed_ensembles(attention_clf, ig_clf):
     single = explain(clf.backend, text, clf.labels, clf.thresholds, label="animal")
     assert twins.labels[0].method == "label-attention"
     np.testing.assert_allclose(
-        [t.score for t in twins.labels[0].tokens], [t.score for t in single.labels[0].tokens],
+        [t.score for t in twins.labels[0].tokens],
+        [t.score for t in single.labels[0].tokens],
         atol=1e-6,
-    )  # fmt: skip
+    )
 
     # Mixed poolings: integrated gradients through the ensemble's forward, all members' embeddings.
     mixed = explain(
-        backend(clf.model, ig_clf.model), text, clf.labels, clf.thresholds, label="animal",
+        backend(clf.model, ig_clf.model),
+        text,
+        clf.labels,
+        clf.thresholds,
+        label="animal",
         n_steps=32,
-    ).labels[0]  # fmt: skip
+    ).labels[0]
     assert mixed.method == "integrated-gradients"
     assert mixed.top_tokens(1) == ["zebra"]
     assert abs(mixed.convergence_delta) < 0.01 * max(1.0, abs(sum(t.score for t in mixed.tokens)))
@@ -325,6 +387,7 @@ def test_a_calibrated_backend_is_calibrated_once(attention_clf):
 def test_the_check_holds_only_on_a_drop_larger_than_chance(before, top_k, random_, held):
     from multihot.inference.explain import DeletionCheck
 
-    check = DeletionCheck(k=2, prob_before=before, prob_top_k=top_k, prob_random=random_, draws=10,
-                          deleted=[0, 1])  # fmt: skip
+    check = DeletionCheck(
+        k=2, prob_before=before, prob_top_k=top_k, prob_random=random_, draws=10, deleted=[0, 1]
+    )
     assert check.held is held

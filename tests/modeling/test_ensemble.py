@@ -65,9 +65,15 @@ def test_members_can_pool_differently_and_round_trip(toy_file, tmp_path):
     from multihot.modeling.pooling import ClsPooling, MeanPooling
 
     clf = Classifier.train(
-        toy_file, toy_file, epochs=1, batch_size=4, ensemble=3, ensemble_pooling="mean,cls",
-        output=tmp_path / "run", **TINY,
-    )  # fmt: skip
+        toy_file,
+        toy_file,
+        epochs=1,
+        batch_size=4,
+        ensemble=3,
+        ensemble_pooling="mean,cls",
+        output=tmp_path / "run",
+        **TINY,
+    )
     kinds = [type(m.pooling) for m in clf.model.members]
     assert kinds == [MeanPooling, ClsPooling, MeanPooling]  # in turn
     assert clf.config.model.ensemble_pooling == ["mean", "cls"]

@@ -55,9 +55,15 @@ def test_masking_is_seeded():
 def test_mlm_training_changes_the_model_and_saves_no_mlm_head(toy_file, tmp_path):
     plain = Classifier.train(toy_file, toy_file, epochs=2, batch_size=4, **TINY)
     clf = Classifier.train(
-        toy_file, toy_file, epochs=2, batch_size=4, mask_prob=0.3, mlm_weight=1.0,
-        output=tmp_path / "run", **TINY,
-    )  # fmt: skip
+        toy_file,
+        toy_file,
+        epochs=2,
+        batch_size=4,
+        mask_prob=0.3,
+        mlm_weight=1.0,
+        output=tmp_path / "run",
+        **TINY,
+    )
     probs = clf.predict_proba(TOY_TEXTS, precision="fp32")
     assert not np.allclose(probs, plain.predict_proba(TOY_TEXTS, precision="fp32"))
     assert set(clf.model.state_dict()) == set(plain.model.state_dict())

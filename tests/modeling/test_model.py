@@ -85,9 +85,15 @@ def test_the_mlp_head_activation_is_a_choice(toy_file, tmp_path):
     with pytest.raises(ConfigError, match="head_activation"):
         ModelConfig(head_activation="tanh")
     clf = Classifier.train(
-        toy_file, toy_file, output=tmp_path / "run", epochs=1, head="mlp", head_hidden=16,
-        head_activation="relu", **TINY,
-    )  # fmt: skip
+        toy_file,
+        toy_file,
+        output=tmp_path / "run",
+        epochs=1,
+        head="mlp",
+        head_hidden=16,
+        head_activation="relu",
+        **TINY,
+    )
     again = Classifier.load(tmp_path / "run")
     assert again.config.model.head_activation == "relu"
     assert isinstance(again.model.head.act, torch.nn.ReLU)

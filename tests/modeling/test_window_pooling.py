@@ -39,9 +39,14 @@ def logits(net, docs, **options):
 
 @pytest.mark.parametrize(
     "pooling,chunk_pooling",
-    [("mean", "max"), ("mean", "mean"), ("cls", "attention"), ("label-attention", "attention"),
-     ("label-attention", "max")],
-)  # fmt: skip
+    [
+        ("mean", "max"),
+        ("mean", "mean"),
+        ("cls", "attention"),
+        ("label-attention", "attention"),
+        ("label-attention", "max"),
+    ],
+)
 def test_a_document_scores_the_same_alone_or_packed_with_others(pooling, chunk_pooling):
     net, docs = model(pooling, chunk_pooling), documents(0)
     packed = logits(net, docs)

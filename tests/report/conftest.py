@@ -34,8 +34,9 @@ def synthetic_inputs(
     uncalibrated = 1 / (1 + np.exp(-2.5 * logits))
     probs = 1 / (1 + np.exp(-logits)) if calibrated else uncalibrated
     names = [f"label_{j}" for j in range(num_labels)]
-    thresholds = np.array([best_f1_threshold(targets[:, j], probs[:, j])[0]
-                           for j in range(num_labels)])  # fmt: skip
+    thresholds = np.array(
+        [best_f1_threshold(targets[:, j], probs[:, j])[0] for j in range(num_labels)]
+    )
     records = [
         {
             **({"member": m} if members > 1 else {}),

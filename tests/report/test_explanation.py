@@ -23,18 +23,38 @@ HOSTILE = "<script>alert(1)</script>"
 def example(label: str = "animal", text: str = "the zebra ran") -> Explanation:
     """Two labels: integrated gradients (the word ``zebra`` in two pieces) and label attention."""
     ig = LabelExplanation(
-        label, 0.91, 0.5, True, "integrated-gradients",
-        [T("[CLS]", 0.0, True), T("the", -0.4), T("zeb", 2.0), T("##ra", 1.0), T("ran", 0.05),
-         T("[SEP]", 0.0, True)],
+        label,
+        0.91,
+        0.5,
+        True,
+        "integrated-gradients",
+        [
+            T("[CLS]", 0.0, True),
+            T("the", -0.4),
+            T("zeb", 2.0),
+            T("##ra", 1.0),
+            T("ran", 0.05),
+            T("[SEP]", 0.0, True),
+        ],
         convergence_delta=2e-4,
         check=DeletionCheck(2, 0.91, 0.12, 0.70, 10, [2, 3]),
-    )  # fmt: skip
+    )
     attention = LabelExplanation(
-        "music", 0.2, 0.6, False, "label-attention",
-        [T("[CLS]", 0.2, True), T("the", 0.1), T("zeb", 0.3), T("##ra", 0.25), T("ran", 0.05),
-         T("[SEP]", 0.1, True)],
+        "music",
+        0.2,
+        0.6,
+        False,
+        "label-attention",
+        [
+            T("[CLS]", 0.2, True),
+            T("the", 0.1),
+            T("zeb", 0.3),
+            T("##ra", 0.25),
+            T("ran", 0.05),
+            T("[SEP]", 0.1, True),
+        ],
         check=DeletionCheck(2, 0.2, 0.23, 0.15, 10, [2, 3]),  # deleting the top raised it
-    )  # fmt: skip
+    )
     return Explanation(text, [ig, attention])
 
 

@@ -24,9 +24,16 @@ from multihot.scoring.metrics import compute_metrics
 pytest.importorskip("matplotlib")  # the report extra; its modules import it only when drawing
 
 SECTIONS = [
-    "metrics", "config", "labels", "curves", "calibration", "frequency", "pairs", "training",
+    "metrics",
+    "config",
+    "labels",
+    "curves",
+    "calibration",
+    "frequency",
+    "pairs",
+    "training",
     "mistakes",
-]  # fmt: skip
+]
 VOID = {"meta", "link", "img", "br", "hr", "input", "source", "wbr", "col", "area", "base"}
 
 
@@ -131,9 +138,14 @@ def test_every_section_is_there_and_holds_its_content(make_inputs):
     assert [s.attrs["data-section"] for s in doc.all("section")] == SECTIONS
     # 5 labels fit one figure of small multiples; one of every other plot.
     assert plots(doc) == {
-        "pr": 1, "f1-threshold": 1, "reliability": 1, "frequency": 1, "cooccurrence": 1,
-        "confusion": 1, "training": 1,
-    }  # fmt: skip
+        "pr": 1,
+        "f1-threshold": 1,
+        "reliability": 1,
+        "frequency": 1,
+        "cooccurrence": 1,
+        "confusion": 1,
+        "training": 1,
+    }
     for figure in doc.all(data_plot=...):
         svgs, images = figure.all("svg"), figure.all("img")
         assert len(svgs) + len(images) == 1, figure.attrs
@@ -167,8 +179,16 @@ def test_the_label_table_has_a_row_per_label_with_its_metrics(make_inputs):
     table = doc.one("table", id="label-table")
     headings = [th.text() for th in table.all("th")]
     assert headings == [
-        "label", "support", "precision", "recall", "F1", "AP", "ROC-AUC", "threshold", "ECE",
-    ]  # fmt: skip
+        "label",
+        "support",
+        "precision",
+        "recall",
+        "F1",
+        "AP",
+        "ROC-AUC",
+        "threshold",
+        "ECE",
+    ]
     rows = table.one("tbody").all("tr")
     assert [r.attrs["data-label"] for r in rows] == inputs.label_names
     ece = per_label_ece(inputs.targets, inputs.probs)
@@ -388,10 +408,13 @@ def test_a_length_section_when_the_metrics_have_several_lengths(make_inputs):
     inputs = make_inputs(200, 5, history=3)
     bucket = {"texts": 100, "micro_f1": 0.8, "macro_f1": 0.7, "subset_accuracy": 0.5}
     inputs.metrics["by_length"] = {
-        "unit": "tokens", "read_up_to": 128,
-        "buckets": [{"tokens": "1-128", **bucket, "cut_texts": 0},
-                    {"tokens": "129-256", **bucket, "macro_f1": None, "cut_texts": 100}],
-    }  # fmt: skip
+        "unit": "tokens",
+        "read_up_to": 128,
+        "buckets": [
+            {"tokens": "1-128", **bucket, "cut_texts": 0},
+            {"tokens": "129-256", **bucket, "macro_f1": None, "cut_texts": 100},
+        ],
+    }
     doc = parse(render_report(inputs))
     sections = [s.attrs["id"] for s in doc.all("section")]
     assert sections == [*SECTIONS[:3], "lengths", *SECTIONS[3:]]

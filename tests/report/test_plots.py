@@ -15,10 +15,16 @@ from multihot.report import plots
 pytest.importorskip("matplotlib")
 
 HISTORY = [
-    {"step": 10 * k, "epoch": float(k), "train_loss": 1 / k, "val_loss": 1.1 / k,
-     "macro_f1": 0.2 * k, "seconds": 2.0 * k}
+    {
+        "step": 10 * k,
+        "epoch": float(k),
+        "train_loss": 1 / k,
+        "val_loss": 1.1 / k,
+        "macro_f1": 0.2 * k,
+        "seconds": 2.0 * k,
+    }
     for k in (1, 2, 3)
-]  # fmt: skip
+]
 
 
 def arrays(n=120, labels=3, seed=0):

@@ -40,8 +40,18 @@ def header(heading: str) -> str:
     return f"#label-table thead th:nth-child({HEADINGS.index(heading) + 1})"
 
 
-HEADINGS = ["label", "support", "precision", "recall", "F1", "AP", "ROC-AUC", "threshold",
-            "ECE before", "ECE after"]  # fmt: skip
+HEADINGS = [
+    "label",
+    "support",
+    "precision",
+    "recall",
+    "F1",
+    "AP",
+    "ROC-AUC",
+    "threshold",
+    "ECE before",
+    "ECE after",
+]
 
 
 def test_the_report_loads_offline_and_its_table_sorts(make_inputs, browser, tmp_path):

@@ -91,9 +91,12 @@ def test_calibration_json_round_trips_and_refuses_bad_values():
     )
     old = {"method": "temperature", "temperatures": {"a": 1, "b": 2, "c": 3}}
     assert (Calibration.from_dict(old, names).biases == 0).all()
-    for bad in ({"temperatures": {"a": 0, "b": 1, "c": 1}}, {"temperatures": {"a": 1, "b": 1}},
-                {"temperatures": {"a": 1, "b": 1, "c": 1}, "biases": {"a": "x", "b": 0, "c": 0}},
-                {"method": "isotonic", "temperatures": {"a": 1, "b": 1, "c": 1}}):  # fmt: skip
+    for bad in (
+        {"temperatures": {"a": 0, "b": 1, "c": 1}},
+        {"temperatures": {"a": 1, "b": 1}},
+        {"temperatures": {"a": 1, "b": 1, "c": 1}, "biases": {"a": "x", "b": 0, "c": 0}},
+        {"method": "isotonic", "temperatures": {"a": 1, "b": 1, "c": 1}},
+    ):
         with pytest.raises(MultihotError):
             Calibration.from_dict(bad, names)
 

@@ -75,8 +75,9 @@ def test_without_the_key_only_health_and_the_page_answer(keyed):
     [f"Bearer {KEY}x", f"Bearer {KEY[:-1]}", f"Basic {KEY}", KEY, "Bearer", "Bearer ", "Bearer é"],
 )
 def test_a_wrong_key_is_refused(keyed, authorization):
-    status, headers, body = predict(keyed, {"Content-Type": "application/json",
-                                            "Authorization": authorization})  # fmt: skip
+    status, headers, body = predict(
+        keyed, {"Content-Type": "application/json", "Authorization": authorization}
+    )
     assert status == 401 and body["error"]["code"] == "unauthorized"
     assert KEY not in json.dumps(body) and KEY not in json.dumps(headers)
 
@@ -96,8 +97,11 @@ def test_with_the_key_everything_answers_and_the_key_is_never_shown(keyed):
 
 def test_a_large_refused_body_still_gets_its_401(keyed):
     """Python's client sends the whole body before it reads: the 401 must not be a reset."""
-    status, _, body = predict(keyed, {"Content-Type": "application/json"},
-                              json.dumps({"texts": ["word " * 200] * 100}).encode())  # fmt: skip
+    status, _, body = predict(
+        keyed,
+        {"Content-Type": "application/json"},
+        json.dumps({"texts": ["word " * 200] * 100}).encode(),
+    )
     assert status == 401 and body["error"]["code"] == "unauthorized"
 
 
@@ -165,8 +169,9 @@ def started(monkeypatch):
     import multihot.serve.server as server
 
     seen = {}
-    monkeypatch.setattr(server, "serve", lambda run, config, on_listening=None:
-                        seen.setdefault("config", config))  # fmt: skip
+    monkeypatch.setattr(
+        server, "serve", lambda run, config, on_listening=None: seen.setdefault("config", config)
+    )
     monkeypatch.delenv("MULTIHOT_API_KEY", raising=False)
     return seen
 
@@ -204,8 +209,15 @@ def test_the_key_comes_from_the_option_or_the_environment(tiny_run, started, mon
 def test_a_foreign_host_is_refused(open_server):
     """DNS rebinding: a page at evil.example whose name now points at 127.0.0.1."""
     port = urllib.parse.urlsplit(open_server.url).port
-    for host in ("evil.example", f"evil.example:{port}", "api.example.evil.example", "",
-                 "127.0.0.1.evil.example", "localhost:notaport", "[::1"):  # fmt: skip
+    for host in (
+        "evil.example",
+        f"evil.example:{port}",
+        "api.example.evil.example",
+        "",
+        "127.0.0.1.evil.example",
+        "localhost:notaport",
+        "[::1",
+    ):
         status, headers, body = host_request(open_server, host)
         assert status == 400, host
         assert body["error"]["code"] == "unknown_host"
@@ -216,8 +228,16 @@ def test_a_foreign_host_is_refused(open_server):
 
 def test_the_servers_own_names_are_answered(open_server):
     port = urllib.parse.urlsplit(open_server.url).port
-    for host in (f"127.0.0.1:{port}", "127.0.0.1", f"localhost:{port}", "LocalHost", "localhost.",
-                 f"[::1]:{port}", "api.example", f"API.example:{port}"):  # fmt: skip
+    for host in (
+        f"127.0.0.1:{port}",
+        "127.0.0.1",
+        f"localhost:{port}",
+        "LocalHost",
+        "localhost.",
+        f"[::1]:{port}",
+        "api.example",
+        f"API.example:{port}",
+    ):
         assert host_request(open_server, host)[0] == 200, host
 
 
@@ -288,10 +308,18 @@ def test_a_malformed_allowed_host_is_refused(entry):
 # ----------------------------------------------------------------------------- the content type
 @pytest.mark.parametrize(
     "kind",
-    [None, "text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded",
-     "multipart/form-data; boundary=x", "application/xml", "application/jsonx",
-     "application/json; charset=latin-1", "application/json-patch+json"],
-)  # fmt: skip
+    [
+        None,
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/xml",
+        "application/jsonx",
+        "application/json; charset=latin-1",
+        "application/json-patch+json",
+    ],
+)
 def test_json_endpoints_refuse_other_content_types(open_server, kind):
     """What a browser may send cross-site without asking first (a CORS preflight) is refused."""
     status, _, body = predict(open_server, {} if kind is None else {"Content-Type": kind})
@@ -301,9 +329,14 @@ def test_json_endpoints_refuse_other_content_types(open_server, kind):
 
 
 @pytest.mark.parametrize(
-    "kind", ["application/json", "application/json; charset=utf-8",
-             "Application/JSON;charset=UTF-8", "application/json ; charset=\"utf-8\""],
-)  # fmt: skip
+    "kind",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=UTF-8",
+        'application/json ; charset="utf-8"',
+    ],
+)
 def test_json_is_accepted(open_server, kind):
     status, _, body = predict(open_server, {"Content-Type": kind})
     assert status == 200 and len(body["predictions"]) == 2
@@ -345,9 +378,15 @@ def test_a_run_named_with_a_newline_is_served(toy_run, tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("emotions@3f9a0c2b71de", "emotions@3f9a0c2b71de"), ("a b", "a%20b"), ("100%", "100%25"),
-     ("情绪", "%E6%83%85%E7%BB%AA"), ("tab\t", "tab%09"), ("del\x7f", "del%7F")],
-)  # fmt: skip
+    [
+        ("emotions@3f9a0c2b71de", "emotions@3f9a0c2b71de"),
+        ("a b", "a%20b"),
+        ("100%", "100%25"),
+        ("情绪", "%E6%83%85%E7%BB%AA"),
+        ("tab\t", "tab%09"),
+        ("del\x7f", "del%7F"),
+    ],
+)
 def test_the_model_id_for_http(name, expected):
     from multihot.serve.access import http_model_id
 
@@ -358,7 +397,15 @@ def test_a_wildcard_address_without_allowed_hosts_says_names_are_refused(tiny_ru
     result = invoke("serve", tiny_run, "--host", "0.0.0.0", "--api-key", KEY)
     assert "--allowed-hosts" in result.output
     started.clear()
-    result = invoke("serve", tiny_run, "--host", "0.0.0.0", "--api-key", KEY,
-                    "--allowed-hosts", "models.lan,api.example")  # fmt: skip
+    result = invoke(
+        "serve",
+        tiny_run,
+        "--host",
+        "0.0.0.0",
+        "--api-key",
+        KEY,
+        "--allowed-hosts",
+        "models.lan,api.example",
+    )
     assert result.exit_code == 0 and "warning" not in result.output, result.output
     assert started["config"].allowed_hosts == ["models.lan", "api.example"]

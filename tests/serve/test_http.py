@@ -34,8 +34,9 @@ def server(toy_run):
 def slow_server(toy_run):
     """A server whose batches wait two seconds for company: requests sit in its queue."""
     _, run = toy_run
-    server = Server(run, "--precision", "fp32", "--max-wait-ms", 2000, "--max-texts", 8,
-                    "--max-queue", 16)  # fmt: skip
+    server = Server(
+        run, "--precision", "fp32", "--max-wait-ms", 2000, "--max-texts", 8, "--max-queue", 16
+    )
     yield server
     server.stop()
 
@@ -48,8 +49,9 @@ def test_predictions_equal_the_library_and_carry_the_model_id(server, toy_run):
     clf, _ = toy_run
     status, headers, answer = server.post({"texts": TOY_TEXTS, "return_probs": True})
     assert status == 200
-    np.testing.assert_allclose(probs_of(answer, clf.label_names), clf.predict_proba(TOY_TEXTS, precision="fp32"),
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        probs_of(answer, clf.label_names), clf.predict_proba(TOY_TEXTS, precision="fp32"), atol=1e-5
+    )
     assert [p["labels"] for p in answer["predictions"]] == clf.predict(TOY_TEXTS, precision="fp32")
     assert answer["model_id"] == headers["x-model-id"] and answer["model_id"].startswith("toy@")
     status, _, answer = server.post({"texts": TOY_TEXTS[:2]})
@@ -59,8 +61,15 @@ def test_predictions_equal_the_library_and_carry_the_model_id(server, toy_run):
 def test_the_cli_and_the_server_give_the_same_probabilities(server, toy_run, tmp_path):
     clf, run = toy_run
     out = tmp_path / "predictions.jsonl"
-    result = invoke("predict", run, *sum((["--text", t] for t in TOY_TEXTS[:6]), []),
-                    "--precision", "fp32", "-o", out)  # fmt: skip
+    result = invoke(
+        "predict",
+        run,
+        *sum((["--text", t] for t in TOY_TEXTS[:6]), []),
+        "--precision",
+        "fp32",
+        "-o",
+        out,
+    )
     assert result.exit_code == 0, result.output
     cli = np.array([[row["probs"][n] for n in clf.label_names] for row in read_jsonl(out)])
     _, _, answer = server.post({"texts": TOY_TEXTS[:6], "return_probs": True})
@@ -73,8 +82,9 @@ def test_the_python_client(server, toy_run):
     clf, _ = toy_run
     client = Client(server.url)
     assert client.predict(TOY_TEXTS) == clf.predict(TOY_TEXTS, precision="fp32")
-    np.testing.assert_allclose(client.predict_proba(TOY_TEXTS), clf.predict_proba(TOY_TEXTS, precision="fp32"),
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        client.predict_proba(TOY_TEXTS), clf.predict_proba(TOY_TEXTS, precision="fp32"), atol=1e-5
+    )
     assert client.label_names == clf.label_names and client.model_id.startswith("toy@")
     assert client.model()["labels"] == clf.label_names
 
@@ -94,8 +104,9 @@ def test_model_and_labels(server, toy_run):
     clf, _ = toy_run
     _, _, labels = server.get("/v1/labels")
     assert [label["name"] for label in labels["labels"]] == clf.label_names
-    np.testing.assert_allclose([label["threshold"] for label in labels["labels"]],
-                               clf.thresholds.values)  # fmt: skip
+    np.testing.assert_allclose(
+        [label["threshold"] for label in labels["labels"]], clf.thresholds.values
+    )
     status, _, model = server.get("/v1/model")
     assert status == 200 and model["labels"] == clf.label_names
     assert model["encoder"] == "scratch-tiny" and model["kind"] == "transformer"
@@ -110,8 +121,12 @@ def test_health_metrics_docs_and_the_page(server):
     status, headers, text = server.get("/metrics")
     assert status == 200 and headers["content-type"].startswith("text/plain")
     assert 'multihot_requests_total{endpoint="/v1/predict",status="200"}' in text
-    for name in ("request_latency_seconds_bucket", "queue_depth", "batch_size_bucket",
-                 "batch_padded_tokens_count"):  # fmt: skip
+    for name in (
+        "request_latency_seconds_bucket",
+        "queue_depth",
+        "batch_size_bucket",
+        "batch_padded_tokens_count",
+    ):
         assert f"multihot_{name}" in text
     assert server.get("/openapi.json")[2]["paths"]["/v1/predict"]["post"]
     assert server.get("/docs")[0] == 200
@@ -151,8 +166,13 @@ def test_a_chunked_body_is_cut_off_at_the_limit(server):
     address = urllib.parse.urlsplit(server.url)
     connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
     chunks = (b'{"texts": ["' + b"a" * 1000 for _ in range(10))  # no Content-Length: chunked
-    connection.request("POST", "/v1/predict", body=chunks, encode_chunked=True,
-                       headers={"Content-Type": "application/json"})  # fmt: skip
+    connection.request(
+        "POST",
+        "/v1/predict",
+        body=chunks,
+        encode_chunked=True,
+        headers={"Content-Type": "application/json"},
+    )
     response = connection.getresponse()
     assert response.status == 413
     assert json.loads(response.read())["error"]["code"] == "body_too_large"
@@ -207,8 +227,11 @@ def test_a_request_whose_client_left_is_not_computed(slow_server):
     address = urllib.parse.urlsplit(slow_server.url)
     body = json.dumps({"texts": ["left early", "me too"]}).encode()
     with socket.create_connection((address.hostname, address.port)) as sock:
-        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
+        sock.sendall(
+            b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
         deadline = time.monotonic() + 10
         while slow_server.metric("queue_depth") < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -273,9 +296,11 @@ def test_several_workers_answer_on_one_port(toy_run):
         answers = [server.post({"texts": TOY_TEXTS[:3], "return_probs": True}) for _ in range(4)]
         for status, _, answer in answers:
             assert status == 200
-            np.testing.assert_allclose(probs_of(answer, clf.label_names),
-                                       clf.predict_proba(TOY_TEXTS[:3], precision="fp32"),
-                                       atol=1e-5)  # fmt: skip
+            np.testing.assert_allclose(
+                probs_of(answer, clf.label_names),
+                clf.predict_proba(TOY_TEXTS[:3], precision="fp32"),
+                atol=1e-5,
+            )
     finally:
         assert server.stop() == 0
 
@@ -287,8 +312,9 @@ def test_a_baseline_run_is_served_too(baseline_run):
     server = Server(baseline_run)
     try:
         _, _, answer = server.post({"texts": TOY_TEXTS, "return_probs": True})
-        np.testing.assert_allclose(probs_of(answer, linear.label_names),
-                                   linear.predict_proba(TOY_TEXTS), atol=1e-6)  # fmt: skip
+        np.testing.assert_allclose(
+            probs_of(answer, linear.label_names), linear.predict_proba(TOY_TEXTS), atol=1e-6
+        )
         assert [p["labels"] for p in answer["predictions"]] == linear.predict(TOY_TEXTS)
         assert server.get("/v1/model")[2]["kind"] == "tfidf-logreg"
     finally:

@@ -30,8 +30,10 @@ def test_counters_histograms_and_gauges():
     samples = parse(text)
     assert samples['multihot_requests_total{endpoint="/v1/predict",status="200"}'] == 3
     assert samples['multihot_requests_total{endpoint="a\\"b\\\\",status="404"}'] == 1
-    buckets = [samples[f'multihot_latency_seconds_bucket{{endpoint="/v1/predict",le="{le}"}}']
-               for le in ("0.1", "1", "+Inf")]  # fmt: skip
+    buckets = [
+        samples[f'multihot_latency_seconds_bucket{{endpoint="/v1/predict",le="{le}"}}']
+        for le in ("0.1", "1", "+Inf")
+    ]
     assert buckets == [1, 2, 3]  # cumulative
     assert samples['multihot_latency_seconds_count{endpoint="/v1/predict"}'] == 3
     assert samples['multihot_latency_seconds_sum{endpoint="/v1/predict"}'] == pytest.approx(5.55)

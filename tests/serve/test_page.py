@@ -88,9 +88,12 @@ def test_the_page_asks_once_for_the_servers_key(toy_run, browser, tmp_path):
         chips = browser.evaluate(
             "[...document.querySelectorAll('#fired .chip')].map(c => c.textContent)"
         )
-        _, _, answer = server.request("POST", "/v1/predict", json.dumps({"texts": [TEXT]}).encode(),
-                                      {"Content-Type": "application/json",
-                                       "Authorization": f"Bearer {key}"})  # fmt: skip
+        _, _, answer = server.request(
+            "POST",
+            "/v1/predict",
+            json.dumps({"texts": [TEXT]}).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        )
         assert chips == answer["predictions"][0]["labels"]
         browser.open(server.url + "/")  # the same tab: the key is remembered
         browser.wait_for("document.body.dataset.state === 'ready'")

@@ -30,8 +30,16 @@ LIMITS = ("--max-texts", 8, "--max-chars", 300, "--max-body-bytes", 6000)
 @pytest.fixture(scope="module")
 def server(toy_run):
     _, run = toy_run
-    server = Server(run, "--precision", "fp32", "--read-timeout-s", READ_TIMEOUT_S,
-                    "--max-connections", MAX_CONNECTIONS, *LIMITS)  # fmt: skip
+    server = Server(
+        run,
+        "--precision",
+        "fp32",
+        "--read-timeout-s",
+        READ_TIMEOUT_S,
+        "--max-connections",
+        MAX_CONNECTIONS,
+        *LIMITS,
+    )
     yield server
     assert server.stop() == 0
 
@@ -42,8 +50,10 @@ def address(server: Server) -> tuple[str, int]:
 
 
 def head(length: int) -> bytes:
-    return (b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {length}\r\n\r\n".encode())  # fmt: skip
+    return (
+        b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {length}\r\n\r\n".encode()
+    )
 
 
 def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
@@ -88,9 +98,11 @@ def test_the_onnx_backend_refuses_them_too(onnx_run):
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"texts": ["a"], "texts": ["b", "c"]}', b'{"texts": ["a"], "return_probs": true, '
-     b'"return_probs": false}'],
-)  # fmt: skip
+    [
+        b'{"texts": ["a"], "texts": ["b", "c"]}',
+        b'{"texts": ["a"], "return_probs": true, "return_probs": false}',
+    ],
+)
 def test_a_duplicate_key_is_refused_not_overwritten(server, body):
     status, _, answer = server.post(body)
     assert (status, answer["error"]["code"]) == (422, "invalid_request"), answer
@@ -173,8 +185,12 @@ def test_a_client_that_closes_reads_the_413_of_a_body_past_the_limit(server):
     for size in (6_001, 3_000_000, 8_000_000):
         connection = http.client.HTTPConnection(host, port, timeout=30)
         try:
-            connection.request("POST", "/v1/predict", body=b"x" * size,
-                               headers={"Content-Type": "application/json", "Connection": "close"})  # fmt: skip
+            connection.request(
+                "POST",
+                "/v1/predict",
+                body=b"x" * size,
+                headers={"Content-Type": "application/json", "Connection": "close"},
+            )
             response = connection.getresponse()
             answer = json.loads(response.read())
         finally:
@@ -197,13 +213,19 @@ def test_the_client_checks_the_limits_before_sending(server):
 
     def refused() -> float:
         text = server.get("/metrics")[2]
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith('multihot_requests_total{endpoint="/v1/predict",status="413"'))  # fmt: skip
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith('multihot_requests_total{endpoint="/v1/predict",status="413"')
+        )
 
     client = Client(server.url)
     before = refused()
-    cases = [(["a"] * 9, "too_many_texts", "max_texts"), (["a" * 301], "text_too_long", "max_chars"),
-             (["é" * 300] * 8, "body_too_large", "max_body_bytes")]  # fmt: skip
+    cases = [
+        (["a"] * 9, "too_many_texts", "max_texts"),
+        (["a" * 301], "text_too_long", "max_chars"),
+        (["é" * 300] * 8, "body_too_large", "max_body_bytes"),
+    ]
     for texts, code, limit in cases:
         with pytest.raises(ServerError, match=limit) as caught:
             client.predict(texts)
@@ -258,8 +280,13 @@ def test_schemathesis_finds_nothing_against_the_live_schema(toy_run):
     pytest.importorskip("schemathesis")
     _, run = toy_run
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "schemathesis_serve.py"
-    done = subprocess.run([sys.executable, str(script), "--run", str(run), "--max-examples", "30"],
-                          capture_output=True, text=True, timeout=300, env=subprocess_env())  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(script), "--run", str(run), "--max-examples", "30"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env(),
+    )
     summary = [line for line in done.stdout.splitlines() if line.startswith("schemathesis ")]
     assert done.returncode == 0 and summary, done.stdout[-3000:] + done.stderr[-2000:]
     assert " 0 with failures" in summary[0] and " 0 errored" in summary[0]

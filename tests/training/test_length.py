@@ -43,8 +43,9 @@ def test_the_baseline_is_fitted_on_the_same_split_and_reported(toy_file):
     baseline = clf.metrics["linear_baseline"]
     assert 0.0 <= baseline["macro_f1"] <= 1.0 and baseline["seconds"] >= 0
     assert baseline["num_texts"] == clf.metrics["validation"]["num_texts"]
-    off = Classifier.train(toy_file, toy_file, epochs=1, batch_size=8, compare_baseline=False,
-                           **TINY)  # fmt: skip
+    off = Classifier.train(
+        toy_file, toy_file, epochs=1, batch_size=8, compare_baseline=False, **TINY
+    )
     assert "linear_baseline" not in off.metrics
 
 

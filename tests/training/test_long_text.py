@@ -71,14 +71,30 @@ def test_training_says_what_truncation_cuts(long_runs, tmp_path, caplog):
     assert "--long-text chunk" in said[0]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="multihot"):
-        Classifier.train(data, data, epochs=1, batch_size=4, compare_baseline=False,
-                         long_text="chunk", max_chunks=2, **TINY)  # fmt: skip
+        Classifier.train(
+            data,
+            data,
+            epochs=1,
+            batch_size=4,
+            compare_baseline=False,
+            long_text="chunk",
+            max_chunks=2,
+            **TINY,
+        )
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training data")]
     assert len(said) == 1 and "need more than max_chunks 2 windows" in said[0]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="multihot"):
-        Classifier.train(data, data, epochs=1, batch_size=4, compare_baseline=False,
-                         long_text="chunk", max_chunks=16, **TINY)  # fmt: skip
+        Classifier.train(
+            data,
+            data,
+            epochs=1,
+            batch_size=4,
+            compare_baseline=False,
+            long_text="chunk",
+            max_chunks=16,
+            **TINY,
+        )
     assert not [r for r in caplog.records if r.getMessage().startswith("training data")]
 
 
@@ -87,8 +103,14 @@ def test_a_batch_over_the_token_budget_trains_as_if_whole(tmp_path):
     whole batch's gradient: the same model after an epoch, without dropout."""
     texts, labels = long_documents(8, seed=6, words=(100, 200))
     data = write_jsonl(tmp_path / "docs.jsonl", texts, labels)
-    settings = {**TINY, "long_text": "chunk", "dropout": 0.0, "epochs": 1, "batch_size": 4,
-                "compare_baseline": False}  # fmt: skip
+    settings = {
+        **TINY,
+        "long_text": "chunk",
+        "dropout": 0.0,
+        "epochs": 1,
+        "batch_size": 4,
+        "compare_baseline": False,
+    }
     whole = Classifier.train(data, data, **settings)
     grouped = Classifier.train(data, data, batch_tokens=64, **settings)
     np.testing.assert_allclose(

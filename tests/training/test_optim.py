@@ -112,9 +112,15 @@ def _fit(model, config: TrainConfig, callback=None):
     data = TokenizedDataset(tokenize(tokenizer, TOY_TEXTS, 32), targets)
     loss = build_loss("bce", None)
     return fit(
-        model, loss, data, data, config, pad_token_id=tokenizer.pad_token_id,
-        label_names=LABELS, callback=callback,
-    )  # fmt: skip
+        model,
+        loss,
+        data,
+        data,
+        config,
+        pad_token_id=tokenizer.pad_token_id,
+        label_names=LABELS,
+        callback=callback,
+    )
 
 
 def snapshot(module) -> dict[str, torch.Tensor]:
@@ -171,8 +177,10 @@ def test_freezing_the_whole_run_is_refused():
 def test_frozen_embeddings_stay_as_they_were():
     model = tiny_model()
     start = snapshot(model)
-    _fit(model, TrainConfig(epochs=2, batch_size=4, lr=1e-3, precision="fp32",
-                            freeze_embeddings=True))  # fmt: skip
+    _fit(
+        model,
+        TrainConfig(epochs=2, batch_size=4, lr=1e-3, precision="fp32", freeze_embeddings=True),
+    )
     moved = changed(start, model)
     assert not {k for k in moved if "embeddings." in k}
     assert "encoder.encoder.layer.0.attention.self.query.weight" in moved
@@ -182,8 +190,17 @@ def test_gradient_checkpointing_trains_to_the_same_weights():
     trained = []
     for checkpointing in (False, True):
         model = tiny_model()
-        _fit(model, TrainConfig(epochs=1, batch_size=4, lr=1e-3, precision="fp32", seed=0,
-                                gradient_checkpointing=checkpointing))  # fmt: skip
+        _fit(
+            model,
+            TrainConfig(
+                epochs=1,
+                batch_size=4,
+                lr=1e-3,
+                precision="fp32",
+                seed=0,
+                gradient_checkpointing=checkpointing,
+            ),
+        )
         trained.append(model.state_dict())
     for key, value in trained[0].items():
         torch.testing.assert_close(trained[1][key], value, rtol=1e-4, atol=1e-5)
@@ -193,9 +210,17 @@ def test_options_reach_the_run_config(toy_file, tmp_path):
     from multihot import Classifier
 
     clf = Classifier.train(
-        toy_file, toy_file, epochs=2, batch_size=8, layer_lr_decay=0.8, freeze_encoder_epochs=0.5,
-        freeze_embeddings=True, gradient_checkpointing=True, output=tmp_path / "run", **TINY,
-    )  # fmt: skip
+        toy_file,
+        toy_file,
+        epochs=2,
+        batch_size=8,
+        layer_lr_decay=0.8,
+        freeze_encoder_epochs=0.5,
+        freeze_embeddings=True,
+        gradient_checkpointing=True,
+        output=tmp_path / "run",
+        **TINY,
+    )
     t = Classifier.load(tmp_path / "run").config.train
     assert (t.layer_lr_decay, t.freeze_encoder_epochs) == (0.8, 0.5)
     assert t.freeze_embeddings and t.gradient_checkpointing
@@ -211,15 +236,27 @@ def test_max_length_is_capped_at_the_encoders_positions(tmp_path, toy_file, capl
     tokenizer = train_wordpiece(TOY_TEXTS * 2, vocab_size=100)
     bert = tmp_path / "bert"
     BertModel(
-        BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                   num_attention_heads=2, intermediate_size=64, max_position_embeddings=40)
-    ).save_pretrained(bert)  # fmt: skip
+        BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=40,
+        )
+    ).save_pretrained(bert)
     tokenizer.save_pretrained(bert)
     with caplog.at_level(logging.WARNING, logger="multihot"):
         clf = Classifier.train(
-            toy_file, toy_file, encoder=str(bert), max_length=128, epochs=1, batch_size=8,
-            precision="fp32", output=tmp_path / "run",
-        )  # fmt: skip
+            toy_file,
+            toy_file,
+            encoder=str(bert),
+            max_length=128,
+            epochs=1,
+            batch_size=8,
+            precision="fp32",
+            output=tmp_path / "run",
+        )
     assert clf.config.model.max_length == 40
     assert "max_length 128 is more than encoder" in caplog.text and "40 tokens" in caplog.text
     assert Classifier.load(tmp_path / "run").config.model.max_length == 40

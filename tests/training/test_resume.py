@@ -141,9 +141,15 @@ def test_checkpoint_round_trip_restores_every_state_without_unpickling(tmp_path,
         ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
         generator = torch.Generator().manual_seed(seed)
         checkpoint = TrainingCheckpoint(
-            tmp_path / "last", accelerator, net=net, optimizer=optimizer, scheduler=scheduler,
-            steps_per_epoch=4, ema=ema, generator=generator,
-        )  # fmt: skip
+            tmp_path / "last",
+            accelerator,
+            net=net,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            steps_per_epoch=4,
+            ema=ema,
+            generator=generator,
+        )
         return net, optimizer, scheduler, ema, generator, checkpoint
 
     net, optimizer, scheduler, ema, generator, checkpoint = build(0)
@@ -196,8 +202,14 @@ def test_checkpoint_round_trip_restores_every_state_without_unpickling(tmp_path,
     assert not marker.exists()
 
     assert (at.step, at.epoch, at.batch, at.stale, at.stopped, at.seen, at.seconds) == (
-        4, 1, 0, 1, False, 15, 2.5,
-    )  # fmt: skip
+        4,
+        1,
+        0,
+        1,
+        False,
+        15,
+        2.5,
+    )
     for a, b in [(net, net2), (ema, ema2)]:
         for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
             assert torch.equal(x, y), name
@@ -323,9 +335,15 @@ def test_resumed_run_equals_an_uninterrupted_one(
     assert_same_training(resumed, uninterrupted(settings, SETTINGS[settings]))
     # The finished directory is what an uninterrupted run leaves: no checkpoints.
     assert sorted(p.name for p in output.iterdir()) == [
-        "config.json", "history.jsonl", "labels.json", "metrics.json", "model.safetensors",
-        "thresholds.json", "tokenizer", "validation.jsonl",
-    ]  # fmt: skip
+        "config.json",
+        "history.jsonl",
+        "labels.json",
+        "metrics.json",
+        "model.safetensors",
+        "thresholds.json",
+        "tokenizer",
+        "validation.jsonl",
+    ]
     assert_same_training(Classifier.load(output), resumed)
 
 
@@ -464,9 +482,16 @@ transformer.write_outcome = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
 def cli_flags(toy_file):
     """The command-line spelling of :data:`RUN`."""
     return [
-        "--val", toy_file, "--epochs", RUN["epochs"], "--batch-size", RUN["batch_size"],
-        "--eval-every", RUN["eval_every"], *tiny_flags(),
-    ]  # fmt: skip
+        "--val",
+        toy_file,
+        "--epochs",
+        RUN["epochs"],
+        "--batch-size",
+        RUN["batch_size"],
+        "--eval-every",
+        RUN["eval_every"],
+        *tiny_flags(),
+    ]
 
 
 def start(args, log: Path, patch: str | None = None) -> subprocess.Popen:

@@ -18,9 +18,15 @@ def test_every_evaluation_reaches_tensorboard(toy_file, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     clf = Classifier.train(
-        toy_file, toy_file, output=tmp_path / "run", epochs=3, batch_size=4,
-        report_to="tensorboard", tracking_dir=str(tmp_path / "tracking"), **TINY,
-    )  # fmt: skip
+        toy_file,
+        toy_file,
+        output=tmp_path / "run",
+        epochs=3,
+        batch_size=4,
+        report_to="tensorboard",
+        tracking_dir=str(tmp_path / "tracking"),
+        **TINY,
+    )
     runs = list((tmp_path / "tracking").iterdir())
     assert len(runs) == 1 and runs[0].name.startswith("run-")
     events = EventAccumulator(str(runs[0]))

@@ -151,9 +151,11 @@ def test_in_memory_data_without_an_output_directory(cv_run):
     texts, labels = synthetic()
     seen = []
     result = cross_validate(
-        Dataset(texts, labels, source="memory"), folds=FOLDS,
-        fold_callback=lambda k, fold: seen.append((k, len(fold.val_rows))), **SETTINGS,
-    )  # fmt: skip
+        Dataset(texts, labels, source="memory"),
+        folds=FOLDS,
+        fold_callback=lambda k, fold: seen.append((k, len(fold.val_rows))),
+        **SETTINGS,
+    )
     assert seen == [(f.index, len(f.val_rows)) for f in expected.folds]
     # The same models; the directory keeps logits to 6 significant digits.
     np.testing.assert_allclose(result.oof_probs, expected.oof_probs, atol=1e-5)
@@ -297,9 +299,17 @@ def test_final_epochs_is_the_median_best_epoch_rounded_half_up(best, epochs):
 def test_baseline_through_the_cli_with_a_final_run(data_file, tmp_path):
     output = tmp_path / "cv"
     result = invoke(
-        "cv", data_file, "--folds", FOLDS, "-o", output, "--baseline", "--final",
-        "--min-support", 1,
-    )  # fmt: skip
+        "cv",
+        data_file,
+        "--folds",
+        FOLDS,
+        "-o",
+        output,
+        "--baseline",
+        "--final",
+        "--min-support",
+        1,
+    )
     assert result.exit_code == 0, result.output
     assert "3 folds, the linear baseline per fold" in result.stdout
     for name in ("joy", "anger", "calm"):

@@ -59,9 +59,18 @@ def space_file(tmp_path) -> Path:
 
 def search_cli(data: Path, output: Path, space: Path, *flags):
     return invoke(
-        "search", data, "--val", data, "-o", output, "--space", space, *tiny_flags(),
-        *TRIAL_FLAGS, *flags,
-    )  # fmt: skip
+        "search",
+        data,
+        "--val",
+        data,
+        "-o",
+        output,
+        "--space",
+        space,
+        *tiny_flags(),
+        *TRIAL_FLAGS,
+        *flags,
+    )
 
 
 def load(output: Path, name: str = "toy"):
@@ -119,12 +128,14 @@ def test_a_study_continued_with_other_data_or_settings_is_refused(toy_file, spac
     shared = ["--storage", output / "study.log", "--study-name", "toy"]
     assert_clean_error(
         search_cli(other, tmp_path / "other", space_file, "--trials", 2, *shared),
-        "started by another search", "the data",
-    )  # fmt: skip
+        "started by another search",
+        "the data",
+    )
     assert_clean_error(
         search_cli(toy_file, output, space_file, "--trials", 2, "--weight-decay", 0.1),
-        "started by another search", "weight_decay=0.1",
-    )  # fmt: skip
+        "started by another search",
+        "weight_decay=0.1",
+    )
     assert len(load(output).trials) == 1
 
 
@@ -133,14 +144,24 @@ def test_two_workers_share_one_study(toy_file, space_file, tmp_path):
     output.mkdir()
     budget = 6
     command = [
-        *MULTIHOT, "search", str(toy_file), "--val", str(toy_file), "-o", str(output),
-        "--space", str(space_file), "--trials", str(budget),
-        *map(str, tiny_flags()), *map(str, TRIAL_FLAGS),
-    ]  # fmt: skip
+        *MULTIHOT,
+        "search",
+        str(toy_file),
+        "--val",
+        str(toy_file),
+        "-o",
+        str(output),
+        "--space",
+        str(space_file),
+        "--trials",
+        str(budget),
+        *map(str, tiny_flags()),
+        *map(str, TRIAL_FLAGS),
+    ]
     workers = [
         subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env()
-        )  # fmt: skip
+        )
         for _ in range(2)
     ]
     ended = [worker.communicate(timeout=300) for worker in workers]
@@ -181,9 +202,15 @@ def test_a_bad_trial_is_pruned_and_the_next_trains(toy_file, monkeypatch):
     monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda trial: trial.number == 1)
     progress = Recorder()
     result = search(
-        toy_file, val=toy_file, trials=3, space=SPACE, callback=progress, epochs=2, batch_size=4,
+        toy_file,
+        val=toy_file,
+        trials=3,
+        space=SPACE,
+        callback=progress,
+        epochs=2,
+        batch_size=4,
         **TINY,
-    )  # fmt: skip
+    )
     assert [t.state for t in result.trials] == ["complete", "pruned", "complete"]
     assert result.n_trials == {"complete": 2, "pruned": 1, "failed": 0, "running": 0}
     assert result.trials[1].value is None and result.best_trial in (0, 2)
@@ -202,9 +229,15 @@ def test_pruned_trials_count_toward_the_budget_and_failed_ones_do_not(
     monkeypatch.setattr(optuna.trial.Trial, "suggest_categorical", first_then_second)
     monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda trial: trial.number == 1)
     result = search(
-        toy_file, val=toy_file, trials=2, space=space, output=tmp_path, epochs=1, batch_size=4,
+        toy_file,
+        val=toy_file,
+        trials=2,
+        space=space,
+        output=tmp_path,
+        epochs=1,
+        batch_size=4,
         **TINY,
-    )  # fmt: skip
+    )
     assert [t.state for t in result.trials] == ["failed", "pruned", "complete"]
     assert "mlm_weight" in result.trials[0].error
     assert result.best_trial == 2 and result.config_file == tmp_path / "best-config.yaml"
@@ -217,13 +250,29 @@ def test_a_trial_left_running_by_a_killed_worker_is_marked_failed(toy_file, tmp_
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "study.log"))
     )
-    search(toy_file, val=toy_file, trials=1, space=SPACE, output=tmp_path, epochs=1,
-           batch_size=4, **TINY)  # fmt: skip
+    search(
+        toy_file,
+        val=toy_file,
+        trials=1,
+        space=SPACE,
+        output=tmp_path,
+        epochs=1,
+        batch_size=4,
+        **TINY,
+    )
     study = optuna.load_study(study_name="toy", storage=storage)
     stale = study.ask()
     stale.set_user_attr("worker", f"{socket.gethostname()}:{gone.pid}")
-    result = search(toy_file, val=toy_file, trials=2, space=SPACE, output=tmp_path, epochs=1,
-                    batch_size=4, **TINY)  # fmt: skip
+    result = search(
+        toy_file,
+        val=toy_file,
+        trials=2,
+        space=SPACE,
+        output=tmp_path,
+        epochs=1,
+        batch_size=4,
+        **TINY,
+    )
     assert [t.state for t in result.trials] == ["complete", "failed", "complete"]
 
 
@@ -231,9 +280,22 @@ def test_a_trial_left_running_by_a_killed_worker_is_marked_failed(toy_file, tmp_
 def test_folds_score_each_trial_by_cross_validation(toy_file, space_file, tmp_path):
     output = tmp_path / "search"
     result = invoke(
-        "search", toy_file, "--folds", 2, "--trials", 2, "-o", output, "--space", space_file,
-        *tiny_flags(), "--epochs", 1, "--batch-size", 4,
-    )  # fmt: skip
+        "search",
+        toy_file,
+        "--folds",
+        2,
+        "--trials",
+        2,
+        "-o",
+        output,
+        "--space",
+        space_file,
+        *tiny_flags(),
+        "--epochs",
+        1,
+        "--batch-size",
+        4,
+    )
     assert result.exit_code == 0, result.output
     study = load(output)
     assert states(study) == ["COMPLETE"] * 2
@@ -241,10 +303,21 @@ def test_folds_score_each_trial_by_cross_validation(toy_file, space_file, tmp_pa
     assert all(sorted(t.intermediate_values) == [0, 1] for t in study.trials)
     assert study.user_attrs["multihot"]["folds"] == 2
     assert_clean_error(
-        invoke("search", toy_file, "--folds", 2, "--val", toy_file, "--trials", 1,
-               "-o", tmp_path / "x", *tiny_flags()),
+        invoke(
+            "search",
+            toy_file,
+            "--folds",
+            2,
+            "--val",
+            toy_file,
+            "--trials",
+            1,
+            "-o",
+            tmp_path / "x",
+            *tiny_flags(),
+        ),
         "folds",
-    )  # fmt: skip
+    )
 
 
 # ------------------------------------------------------------------------------------- the space
@@ -277,10 +350,14 @@ def test_a_field_both_fixed_and_searched_is_refused(toy_file, space_file, tmp_pa
 
 def test_a_space_file_takes_dashes_sections_and_fixed_values():
     space = SearchSpace.from_dict(
-        {"model": {"dropout": {"low": 0, "high": 0.2}},
-         "train": {"batch-size": {"choices": [8, 16]}},
-         "epochs": {"low": 1, "high": 4}, "head": "mlp", "ensemble-pooling": ["mean", "cls"]}
-    )  # fmt: skip
+        {
+            "model": {"dropout": {"low": 0, "high": 0.2}},
+            "train": {"batch-size": {"choices": [8, 16]}},
+            "epochs": {"low": 1, "high": 4},
+            "head": "mlp",
+            "ensemble-pooling": ["mean", "cls"],
+        }
+    )
     assert space.to_dict() == {
         "dropout": {"low": 0.0, "high": 0.2},
         "batch_size": {"choices": [8, 16]},

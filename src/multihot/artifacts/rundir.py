@@ -58,9 +58,21 @@ TRAINING_CURVES = "training-curves.png"
 ONNX_FILE, ONNX_INT8_FILE, HF_DIR = "model.onnx", "model.int8.onnx", "hf"
 """Where ``multihot export`` writes by default, inside the run directory."""
 RUN_ENTRIES = frozenset(
-    (*REQUIRED, METRICS, "history.jsonl", VOCABULARY, PREVIOUS_THRESHOLDS, CALIBRATION,
-     VALIDATION, TRAINING_CURVES, CHECKPOINTS, ONNX_FILE, ONNX_INT8_FILE, HF_DIR)
-)  # fmt: skip
+    (
+        *REQUIRED,
+        METRICS,
+        "history.jsonl",
+        VOCABULARY,
+        PREVIOUS_THRESHOLDS,
+        CALIBRATION,
+        VALIDATION,
+        TRAINING_CURVES,
+        CHECKPOINTS,
+        ONNX_FILE,
+        ONNX_INT8_FILE,
+        HF_DIR,
+    )
+)
 """Every name multihot writes inside a run directory; anything else there is the user's."""
 
 

@@ -119,9 +119,11 @@ def read_run(path: Path, raw: dict[str, Any]) -> tuple[RunConfig, LabelSet, Thre
 
 
 def weights_metadata(
-    labels: LabelSet, config: ModelConfig | None = None, encoder_config: dict | None = None,
+    labels: LabelSet,
+    config: ModelConfig | None = None,
+    encoder_config: dict | None = None,
     baseline: dict | None = None,
-) -> dict[str, str]:  # fmt: skip
+) -> dict[str, str]:
     """What the weights were trained as, for their safetensors header: the label names in column
     order and, for a transformer, each member's pooling, the head, how a text is read
     (:func:`reading_record`) and a hash of the encoder's config; for a linear baseline, its
@@ -333,8 +335,13 @@ def model_id(files: RunFiles, model_file: str | Path | None = None) -> str:
     digest = hashlib.sha256()
     model = Path(model_file) if model_file is not None else files.path / WEIGHTS
     calibration = [files.path / CALIBRATION] if (files.path / CALIBRATION).exists() else []
-    for path in (files.path / "config.json", files.path / "labels.json",
-                 files.path / THRESHOLDS, *calibration, model):  # fmt: skip
+    for path in (
+        files.path / "config.json",
+        files.path / "labels.json",
+        files.path / THRESHOLDS,
+        *calibration,
+        model,
+    ):
         digest.update(path.name.encode() + b"\0")
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
@@ -345,15 +352,25 @@ def model_id(files: RunFiles, model_file: str | Path | None = None) -> str:
 # ----------------------------------------------------------------------------------- writing
 def config_json(kind: str, config: RunConfig, num_labels: int, **info: Any) -> str:
     return dumps(
-        {"kind": kind, **config.to_dict(), **info, "num_labels": num_labels,
-         "versions": library_versions()}
-    )  # fmt: skip
+        {
+            "kind": kind,
+            **config.to_dict(),
+            **info,
+            "num_labels": num_labels,
+            "versions": library_versions(),
+        }
+    )
 
 
 def write_outcome(
-    directory: Path, labels: LabelSet, thresholds: Thresholds, metrics, history,
-    calibration: Calibration | None = None, validation: ValidationPredictions | None = None,
-) -> None:  # fmt: skip
+    directory: Path,
+    labels: LabelSet,
+    thresholds: Thresholds,
+    metrics,
+    history,
+    calibration: Calibration | None = None,
+    validation: ValidationPredictions | None = None,
+) -> None:
     """The files every kind of run has: labels, thresholds, metrics, history; and the
     calibration and validation predictions, when there are any."""
     write_atomic(directory / "labels.json", dumps(labels.names))
@@ -374,11 +391,19 @@ def save_dir(path: Path, fill: Callable[[Path], None]) -> Path:
 
 
 def save_linear_run(
-    path: str | Path, *, vocabulary: dict[str, int], arrays: dict[str, np.ndarray],
-    baseline: dict[str, Any], config: RunConfig, labels: LabelSet, thresholds: Thresholds,
-    metrics: dict, history: list, calibration: Calibration | None = None,
+    path: str | Path,
+    *,
+    vocabulary: dict[str, int],
+    arrays: dict[str, np.ndarray],
+    baseline: dict[str, Any],
+    config: RunConfig,
+    labels: LabelSet,
+    thresholds: Thresholds,
+    metrics: dict,
+    history: list,
+    calibration: Calibration | None = None,
     validation: ValidationPredictions | None = None,
-) -> Path:  # fmt: skip
+) -> Path:
     """Write a linear baseline run: its vocabulary as JSON, ``arrays`` (IDF weights, coefficients,
     intercepts) as safetensors, ``baseline`` (its settings) in config.json."""
     from safetensors.numpy import save_file

@@ -35,10 +35,19 @@ from multihot.scoring.thresholds import Thresholds
 
 
 def save_transformer_run(
-    path: str | Path, *, model, tokenizer, encoder_config: dict[str, Any], config: RunConfig,
-    labels: LabelSet, thresholds: Thresholds, metrics: dict, history: list,
-    calibration: Calibration | None = None, validation: ValidationPredictions | None = None,
-) -> Path:  # fmt: skip
+    path: str | Path,
+    *,
+    model,
+    tokenizer,
+    encoder_config: dict[str, Any],
+    config: RunConfig,
+    labels: LabelSet,
+    thresholds: Thresholds,
+    metrics: dict,
+    history: list,
+    calibration: Calibration | None = None,
+    validation: ValidationPredictions | None = None,
+) -> Path:
     """Write a transformer run directory, all or nothing (a finished run there is replaced)."""
     from safetensors.torch import save_model
 

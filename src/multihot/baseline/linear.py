@@ -165,9 +165,13 @@ class TfidfLogistic:
 
     @classmethod
     def from_arrays(
-        cls, vocabulary: Any, arrays: dict[str, np.ndarray], config: BaselineConfig,
-        source: Path, num_labels: int,
-    ) -> TfidfLogistic:  # fmt: skip
+        cls,
+        vocabulary: Any,
+        arrays: dict[str, np.ndarray],
+        config: BaselineConfig,
+        source: Path,
+        num_labels: int,
+    ) -> TfidfLogistic:
         """The model :meth:`arrays` and the vocabulary describe; a broken-run error naming
         ``source`` when they do not fit each other or ``num_labels``."""
         try:
@@ -201,9 +205,12 @@ def _vectorize(texts: list[str], config: BaselineConfig):
 
     def fit(min_df: int):
         vectorizer = TfidfVectorizer(
-            ngram_range=(1, config.ngram_max), min_df=min_df, max_features=config.max_features,
-            sublinear_tf=config.sublinear_tf, dtype=np.float64,
-        )  # fmt: skip
+            ngram_range=(1, config.ngram_max),
+            min_df=min_df,
+            max_features=config.max_features,
+            sublinear_tf=config.sublinear_tf,
+            dtype=np.float64,
+        )
         return vectorizer, vectorizer.fit_transform(texts)
 
     # scikit-learn raises ValueError when no n-gram is left (or min_df exceeds the texts).
@@ -220,6 +227,8 @@ def _vectorize(texts: list[str], config: BaselineConfig):
     if config.min_df > 1:
         logger.warning(
             "baseline: no n-gram is in %d or more of the %d training texts; keeping every "
-            "n-gram (min_df 1)", config.min_df, len(texts),
-        )  # fmt: skip
+            "n-gram (min_df 1)",
+            config.min_df,
+            len(texts),
+        )
     return (*fitted, dataclasses.replace(config, min_df=1))

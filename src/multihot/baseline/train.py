@@ -59,11 +59,17 @@ def train_baseline(
     run = fit_baseline(prepare_data(train, val, config), config, baseline)
     if output is not None:
         save_linear_run(
-            output, vocabulary=run.model.vocabulary, arrays=run.model.arrays(),
-            baseline=run.model.config_dict(), config=config, labels=run.labels,
-            thresholds=run.thresholds, metrics=run.metrics, history=run.history,
+            output,
+            vocabulary=run.model.vocabulary,
+            arrays=run.model.arrays(),
+            baseline=run.model.config_dict(),
+            config=config,
+            labels=run.labels,
+            thresholds=run.thresholds,
+            metrics=run.metrics,
+            history=run.history,
             validation=run.validation,
-        )  # fmt: skip
+        )
     return run
 
 

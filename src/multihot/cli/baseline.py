@@ -19,7 +19,7 @@ from multihot.cli.app import (
     app,
     friendly,
     out,
-)  # fmt: skip
+)
 from multihot.cli.options import with_options
 from multihot.cli.tables import print_report
 
@@ -55,12 +55,17 @@ def baseline(
 
     output = output or Path("runs") / f"{train_file.stem}-baseline"
     clf = Classifier.train_baseline(
-        train_file, val, output=output,
+        train_file,
+        val,
+        output=output,
         baseline=BaselineConfig(ngram_max=ngram_max, min_df=min_df, max_features=max_features, C=c),
-        thresholds=thresholds, min_support=min_support, top1_fallback=top1_fallback,
-        val_fraction=val_fraction, seed=seed,
+        thresholds=thresholds,
+        min_support=min_support,
+        top1_fallback=top1_fallback,
+        val_fraction=val_fraction,
+        seed=seed,
         **flags,
-    )  # fmt: skip
+    )
     info = clf.metrics["baseline"]
     print_report(
         clf.metrics["validation"],

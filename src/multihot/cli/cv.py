@@ -16,9 +16,17 @@ from multihot.cli.train import TRAIN_OPTIONS
 from multihot.core.config import is_baseline
 
 OVERALL = (
-    "macro_f1", "micro_f1", "weighted_f1", "samples_f1", "macro_precision", "macro_recall",
-    "macro_roc_auc", "macro_ap", "hamming_loss", "subset_accuracy",
-)  # fmt: skip
+    "macro_f1",
+    "micro_f1",
+    "weighted_f1",
+    "samples_f1",
+    "macro_precision",
+    "macro_recall",
+    "macro_roc_auc",
+    "macro_ap",
+    "hamming_loss",
+    "subset_accuracy",
+)
 """The overall metrics the summary table shows (summary.json has them all)."""
 
 
@@ -36,7 +44,7 @@ def cv(
             show_default="5",
             help="Folds, by multi-label iterative stratification (when resuming: its own).",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -98,10 +106,18 @@ def cv(
             )
 
         result = cross_validate(
-            data, folds=folds, output=output, baseline=baseline, final=final, resume=resume,
-            config=base, callback=progress, fold_callback=fold_done,
-            trust_remote_weights=trust_remote_weights, **flags,
-        )  # fmt: skip
+            data,
+            folds=folds,
+            output=output,
+            baseline=baseline,
+            final=final,
+            resume=resume,
+            config=base,
+            callback=progress,
+            fold_callback=fold_done,
+            trust_remote_weights=trust_remote_weights,
+            **flags,
+        )
     print_cv_report(result)
     out.print(f"saved {output}")
     if result.final_run is not None:

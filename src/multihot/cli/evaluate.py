@@ -15,7 +15,7 @@ from multihot.cli.app import (
     app,
     friendly,
     load_classifier,
-)  # fmt: skip
+)
 from multihot.cli.options import with_options
 from multihot.cli.tables import print_report
 

@@ -24,7 +24,7 @@ def explain(
             help="A label to explain (repeat for more; default: those that fire, or the most "
             "probable one).",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     html: Annotated[
         Path | None,
         typer.Option(

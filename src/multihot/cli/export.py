@@ -13,7 +13,7 @@ from multihot.cli.app import (
     friendly,
     out,
     run_text_col,
-)  # fmt: skip
+)
 from multihot.core.errors import MultihotError
 
 

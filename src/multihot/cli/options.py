@@ -76,10 +76,11 @@ def with_options(options: list[ConfigOption]) -> Callable:
         signature = inspect.signature(fn, eval_str=True)  # the real Annotated types
         kept = [p for p in signature.parameters.values() if p.name != "flags"]
         added = [
-            inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                              annotation=o.annotation)
+            inspect.Parameter(
+                o.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=o.annotation
+            )
             for o in options
-        ]  # fmt: skip
+        ]
 
         @functools.wraps(fn)
         def command(*args: Any, **kwargs: Any) -> Any:

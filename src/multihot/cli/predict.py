@@ -17,7 +17,7 @@ from multihot.cli.app import (
     friendly,
     out,
     relaunch,
-)  # fmt: skip
+)
 from multihot.core.errors import MultihotError
 
 FORMATS = ("auto", "json", "text")

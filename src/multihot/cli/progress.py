@@ -74,9 +74,12 @@ class NestedProgress:
     """
 
     def __init__(
-        self, console: Console | None = None, total: int = 1, unit: str = "folds",
+        self,
+        console: Console | None = None,
+        total: int = 1,
+        unit: str = "folds",
         metric: str = "macro_f1",
-    ):  # fmt: skip
+    ):
         self.console = console or Console(stderr=True)
         self.total, self.unit, self.metric = total, unit, metric
         self.progress = Progress(

@@ -45,7 +45,7 @@ def search(
             help="Search directory: the study's journal (study.log) and best-config.yaml "
             "(default: search/<train name>); new, empty, or an earlier search's.",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     storage: Annotated[
         str | None,
         typer.Option(
@@ -120,15 +120,27 @@ def search(
             progress.progress.update(progress.outer, completed=finished)
             err.print(
                 f"trial {record.number} {record.state}{value}{why}  {_params(record.params)}",
-                highlight=False, soft_wrap=True, markup=False,
-            )  # fmt: skip
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
 
         result = run_search(
-            train_file, trials=trials, val=val, storage=storage, study_name=study_name,
-            space=space, folds=folds, output=output, config=base, sampler_seed=sampler_seed,
-            callback=progress, trial_callback=trial_done,
-            trust_remote_weights=trust_remote_weights, **flags,
-        )  # fmt: skip
+            train_file,
+            trials=trials,
+            val=val,
+            storage=storage,
+            study_name=study_name,
+            space=space,
+            folds=folds,
+            output=output,
+            config=base,
+            sampler_seed=sampler_seed,
+            callback=progress,
+            trial_callback=trial_done,
+            trust_remote_weights=trust_remote_weights,
+            **flags,
+        )
     print_search_report(result)
     out.print(f"best config: {result.config_file}", soft_wrap=True)
     with_val = f" --val {val}" if val is not None else ""
@@ -156,11 +168,14 @@ def print_search_report(result) -> None:
     for record in result.trials:
         best = record.number == result.best_trial
         table.add_row(
-            "best" if best else "", str(record.number), record.state, fmt(record.value),
+            "best" if best else "",
+            str(record.number),
+            record.state,
+            fmt(record.value),
             fmt(record.seconds, 0),
             "  ".join(filter(None, [_params(record.params), record.error and f"({record.error})"])),
             style="bold" if best else None,
-        )  # fmt: skip
+        )
     out.print(table)
     counts = result.n_trials
     out.print(

@@ -40,8 +40,10 @@ def serve(
     def listening(url: str, model_id: str | None) -> None:
         model = f" (model {model_id})" if model_id else f" ({config.workers} workers)"
         # stderr, flushed: a supervisor or a test reads the address from here
-        err.print(f"serving {run} at {url}{model}; the page is at {url}/, the API at {url}/docs",
-                  soft_wrap=True)  # fmt: skip
+        err.print(
+            f"serving {run} at {url}{model}; the page is at {url}/, the API at {url}/docs",
+            soft_wrap=True,
+        )
         err.file.flush()
 
     run_server(run, config, on_listening=listening)

@@ -72,8 +72,13 @@ def print_length_buckets(by_length: dict[str, Any] | None) -> None:
     for col in columns:
         table.add_column(col, justify="left" if col == unit else "right")
     for b in by_length["buckets"]:
-        row = [b["tokens"], str(b["texts"]), fmt(b["micro_f1"], 3), fmt(b["macro_f1"], 3),
-               fmt(b["subset_accuracy"], 3)]  # fmt: skip
+        row = [
+            b["tokens"],
+            str(b["texts"]),
+            fmt(b["micro_f1"], 3),
+            fmt(b["macro_f1"], 3),
+            fmt(b["subset_accuracy"], 3),
+        ]
         if read:
             row.append(str(b["cut_texts"]))
         table.add_row(*row)
@@ -103,8 +108,9 @@ def print_baseline_comparison(metrics: dict[str, Any], metric: str) -> None:
         return
     model = metrics["validation"]
     names = list(dict.fromkeys([metric, "macro_f1", "micro_f1"]))
-    table = Table(title="validation, beside the linear baseline on the same split",
-                  title_justify="left")  # fmt: skip
+    table = Table(
+        title="validation, beside the linear baseline on the same split", title_justify="left"
+    )
     for col in ("", "this model", f"baseline (TF-IDF + LR, {baseline['seconds']:.0f} s)"):
         table.add_column(col, justify="right" if col else "left")
     for name in names:

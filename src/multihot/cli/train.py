@@ -17,7 +17,7 @@ from multihot.cli.app import (
     friendly,
     out,
     relaunch,
-)  # fmt: skip
+)
 from multihot.cli.options import config_options, with_options
 from multihot.cli.tables import print_train_report
 from multihot.core.config import DataConfig, ModelConfig, TrainConfig
@@ -131,7 +131,10 @@ def _train(train_file: Path, val, output: Path, config, flags, trust_remote_weig
     base = RunConfig.from_dict(load_config_file(config), source=str(config)) if config else None
     run_config = (base or RunConfig()).override(**flags)
     return Classifier.train(
-        train_file, val, config=run_config, output=output,
+        train_file,
+        val,
+        config=run_config,
+        output=output,
         callback=RichProgress(err, metric=run_config.train.metric),
         trust_remote_weights=trust_remote_weights,
-    )  # fmt: skip
+    )

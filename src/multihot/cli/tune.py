@@ -17,7 +17,7 @@ from multihot.cli.app import (
     friendly,
     load_classifier,
     out,
-)  # fmt: skip
+)
 from multihot.cli.options import with_options
 from multihot.cli.tables import print_calibration, print_report, print_threshold_changes
 
@@ -71,8 +71,14 @@ def tune_thresholds(
 
     clf = load_classifier(run, flags)
     before = clf.thresholds.values.copy()
-    tuning = dict(strategy=strategy, min_support=min_support, top1_fallback=top1_fallback,
-                  batch_size=batch_size, precision=precision, force=force)  # fmt: skip
+    tuning = dict(
+        strategy=strategy,
+        min_support=min_support,
+        top1_fallback=top1_fallback,
+        batch_size=batch_size,
+        precision=precision,
+        force=force,
+    )
     if calibrate:
         metrics = clf.calibrate(data, method=calibration_method, **tuning)
     else:

@@ -64,8 +64,11 @@ class Duplicates:
             "%s: %d of %d texts repeat an earlier one (compared with whitespace and case "
             "normalised), %d of them with other labels; every split keeps the copies of a text "
             "together",
-            source, self.repeats, len(self.groups), self.conflicting,
-        )  # fmt: skip
+            source,
+            self.repeats,
+            len(self.groups),
+            self.conflicting,
+        )
 
 
 def find_duplicates(texts: Sequence[str], targets: np.ndarray) -> Duplicates:
@@ -112,8 +115,10 @@ def log_shared(source: str, shared: int, total: int) -> None:
         logger.warning(
             "%s: %d of %d validation texts are also in the training data (compared with "
             "whitespace and case normalised); the validation scores flatter the model",
-            source, shared, total,
-        )  # fmt: skip
+            source,
+            shared,
+            total,
+        )
 
 
 _reported: ContextVar[bool] = ContextVar("multihot_duplicates_reported", default=False)

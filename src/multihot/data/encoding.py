@@ -259,9 +259,12 @@ def content_ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
 
     def call(batch: list[str]) -> list[list[int]]:
         out = tokenizer(
-            batch, add_special_tokens=False, truncation=False, return_attention_mask=False,
+            batch,
+            add_special_tokens=False,
+            truncation=False,
+            return_attention_mask=False,
             verbose=False,
-        )  # fmt: skip
+        )
         return out["input_ids"]
 
     backend = getattr(tokenizer, "backend_tokenizer", None)

@@ -158,8 +158,11 @@ def read_dataset(
     if others and all(_binary_column(columns[c])[0] is not None for c in others):
         logger.warning(
             "%s: no '%s' column; using the %d 0/1 columns as labels: %s",
-            source, labels_col, len(others), ", ".join(others),
-        )  # fmt: skip
+            source,
+            labels_col,
+            len(others),
+            ", ".join(others),
+        )
         return _from_binary(texts, columns, others, source)
     raise DataError(
         f"{source}: no label column {labels_col!r}; available columns: {_available(columns)}; "

@@ -68,9 +68,11 @@ class ProbabilityGraph(nn.Module):
             )
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
         chunk_index: torch.Tensor | None = None,
-    ) -> torch.Tensor:  # fmt: skip
+    ) -> torch.Tensor:
         if chunk_index is None:
             logits = self.model(input_ids, attention_mask).float()
         else:
@@ -136,9 +138,12 @@ def export_onnx(
     try:
         _write_graph(proto, tmp, clf, quantize, weights_digest(run / WEIGHTS))
         got = onnx_probabilities(
-            onnx_session(tmp), ids, pad_token_id=clf.tokenizer.pad_token_id,
-            batch_size=batch_size, batch_tokens=reading.batch_tokens,
-        )  # fmt: skip
+            onnx_session(tmp),
+            ids,
+            pad_token_id=clf.tokenizer.pad_token_id,
+            batch_size=batch_size,
+            batch_tokens=reading.batch_tokens,
+        )
         exported = f"onnx {quantize or 'fp32'}"
         if quantize == "int8":
             parity = measure_parity(

@@ -176,14 +176,24 @@ def run_ids(clf, texts: list[str]) -> list:
 
 
 def torch_probs(
-    model: nn.Module, ids: list, pad_token_id: int, batch_size: int,
-    calibration: Calibration | None = None, batch_tokens: int = 16384,
-) -> np.ndarray:  # fmt: skip
+    model: nn.Module,
+    ids: list,
+    pad_token_id: int,
+    batch_size: int,
+    calibration: Calibration | None = None,
+    batch_tokens: int = 16384,
+) -> np.ndarray:
     """The reference: PyTorch in fp32 on the CPU, with the batching every prediction path uses,
     and the whole model (the exported graph may leave out what the output does not read);
     calibrated with ``calibration``."""
     logits = predict_logits(
-        model, ids, pad_token_id=pad_token_id, batch_size=batch_size, device="cpu",
-        precision="fp32", prune=False, batch_tokens=batch_tokens,
-    )  # fmt: skip
+        model,
+        ids,
+        pad_token_id=pad_token_id,
+        batch_size=batch_size,
+        device="cpu",
+        precision="fp32",
+        prune=False,
+        batch_tokens=batch_tokens,
+    )
     return sigmoid(calibrated(logits, calibration))

@@ -246,9 +246,14 @@ def explain(
             for piece, score, is_special in zip(pieces, scores[row], special, strict=True)
         ]
         entry = LabelExplanation(
-            labels.names[j], float(probs[j]), float(thresholds.values[j]), bool(fired[j]),
-            explainer.method, tokens, None if deltas is None else float(deltas[row]),
-        )  # fmt: skip
+            labels.names[j],
+            float(probs[j]),
+            float(thresholds.values[j]),
+            bool(fired[j]),
+            explainer.method,
+            tokens,
+            None if deltas is None else float(deltas[row]),
+        )
         entry.check = _deletion_check(explainer, encoded, entry, j, top_k, rng, calibration)
         out.labels.append(entry)
     return out
@@ -379,9 +384,10 @@ class _TransformerExplainer:
                 "with label-attention; use auto or integrated-gradients"
             )
         self.method = (
-            "label-attention" if method in ("auto", "label-attention") and attends else
-            "integrated-gradients"
-        )  # fmt: skip
+            "label-attention"
+            if method in ("auto", "label-attention") and attends
+            else "integrated-gradients"
+        )
         tok = self.tokenizer
         structural = (tok.cls_token_id, tok.sep_token_id, tok.bos_token_id, tok.eos_token_id)
         self.special_ids = {i for i in structural if i is not None}
@@ -397,9 +403,12 @@ class _TransformerExplainer:
         from multihot.inference.torch_backend import predict_logits
 
         return predict_logits(
-            self.model, encoded, pad_token_id=self.tokenizer.pad_token_id,
-            device=next(self.model.parameters()).device, precision="fp32",
-        )  # fmt: skip
+            self.model,
+            encoded,
+            pad_token_id=self.tokenizer.pad_token_id,
+            device=next(self.model.parameters()).device,
+            precision="fp32",
+        )
 
     def delete(self, ids: list[int], positions: list[int]) -> list[int]:
         drop = set(positions)
@@ -467,10 +476,14 @@ class _TransformerExplainer:
         rows = max(1, IG_TOKENS_PER_BATCH // input_ids.shape[1])
         with torch.enable_grad():
             attributions, delta = ig.attribute(
-                input_ids.expand(n, -1), baselines=baseline.expand(n, -1),
-                additional_forward_args=(mask.expand(n, -1),), target=list(targets),
-                n_steps=self.n_steps, internal_batch_size=rows, return_convergence_delta=True,
-            )  # fmt: skip
+                input_ids.expand(n, -1),
+                baselines=baseline.expand(n, -1),
+                additional_forward_args=(mask.expand(n, -1),),
+                target=list(targets),
+                n_steps=self.n_steps,
+                internal_batch_size=rows,
+                return_convergence_delta=True,
+            )
         if isinstance(attributions, list):  # one per ensemble member's embedding layer
             attributions = torch.stack(attributions).sum(0)
         scores = attributions.sum(-1).detach().double().cpu().numpy()

@@ -299,9 +299,12 @@ class OnnxBackend:
         if not ids:
             return np.zeros((0, onnx_num_labels(self.session)), dtype=np.float32)
         return onnx_probabilities(
-            self.session, ids, pad_token_id=self.tokenizer.pad_token_id, batch_size=batch_size,
+            self.session,
+            ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            batch_size=batch_size,
             batch_tokens=self.reading.batch_tokens,
-        )  # fmt: skip
+        )
 
 
 def load_onnx_backend(files: RunFiles, onnx_path: str | Path | None = None) -> OnnxBackend:

@@ -114,9 +114,14 @@ class TorchBackend:
             self._copies[precision] = inference_copy(self.model, self.device, precision)
         model, autocast_to = self._copies[precision]
         logits = predict_logits(
-            model, ids, pad_token_id=self.tokenizer.pad_token_id, batch_size=batch_size,
-            device=self.device, precision=autocast_to, batch_tokens=self.reading.batch_tokens,
-        )  # fmt: skip
+            model,
+            ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            batch_size=batch_size,
+            device=self.device,
+            precision=autocast_to,
+            batch_tokens=self.reading.batch_tokens,
+        )
         return calibrated(logits, self.calibration)
 
     def predict_proba(self, texts, batch_size: int = 64, precision: str = "auto") -> np.ndarray:

@@ -59,11 +59,18 @@ class SeedEnsemble(nn.Module):
         chunk_index: torch.Tensor | None = None,
         encoder_rows: int | None = None,
     ) -> torch.Tensor:
-        stacked = torch.stack([
-            member(input_ids, attention_mask, token_type_ids, chunk_index=chunk_index,
-                   encoder_rows=encoder_rows)
-            for member in self.members
-        ])  # fmt: skip
+        stacked = torch.stack(
+            [
+                member(
+                    input_ids,
+                    attention_mask,
+                    token_type_ids,
+                    chunk_index=chunk_index,
+                    encoder_rows=encoder_rows,
+                )
+                for member in self.members
+            ]
+        )
         return mean_probability_logits(stacked)
 
 

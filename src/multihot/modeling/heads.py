@@ -46,9 +46,13 @@ class MLPHead(nn.Module):
     """Linear to ``head_hidden``, the activation (GELU or ReLU), dropout, linear to the logits."""
 
     def __init__(
-        self, hidden_size: int, num_labels: int, head_hidden: int = 256, dropout: float = 0.1,
+        self,
+        hidden_size: int,
+        num_labels: int,
+        head_hidden: int = 256,
+        dropout: float = 0.1,
         activation: str = "gelu",
-    ):  # fmt: skip
+    ):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.hidden = nn.Linear(hidden_size, head_hidden)
@@ -61,9 +65,13 @@ class MLPHead(nn.Module):
 
 
 def build_head(
-    name: str, hidden_size: int, num_labels: int, head_hidden: int, dropout: float,
+    name: str,
+    hidden_size: int,
+    num_labels: int,
+    head_hidden: int,
+    dropout: float,
     activation: str = "gelu",
-) -> nn.Module:  # fmt: skip
+) -> nn.Module:
     """The head called ``name`` (see :data:`multihot.core.config.HEADS`)."""
     if name == "linear":
         return LinearHead(hidden_size, num_labels, dropout)

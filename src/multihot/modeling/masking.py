@@ -79,9 +79,12 @@ class MaskedLMTraining(nn.Module):
         self.bias = nn.Parameter(torch.zeros(vocab))
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, chosen: torch.Tensor,
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        chosen: torch.Tensor,
         chunk_index: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         logits, hidden = self.model(
             input_ids, attention_mask, return_hidden=True, chunk_index=chunk_index
         )

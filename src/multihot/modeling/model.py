@@ -30,9 +30,13 @@ class MultiLabelModel(nn.Module):
         self.encoder = encoder
         self.pooling = build_pooling(config.pooling, hidden, num_labels)
         self.head = build_head(
-            config.head, hidden, num_labels, config.head_hidden, config.dropout,
+            config.head,
+            hidden,
+            num_labels,
+            config.head_hidden,
+            config.dropout,
             config.head_activation,
-        )  # fmt: skip
+        )
         self.window_pooling = (
             WindowPooling(config.chunk_pooling, hidden) if config.long_text == "chunk" else None
         )

@@ -274,7 +274,7 @@ def _lengths(inputs: ReportInputs) -> str:
             "unread (--long-text chunk and --max-chunks read more)."
             if read
             else ""
-        )  # fmt: skip
+        )
         + "</p>"
     )
     table = f'<table id="length-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'

@@ -210,10 +210,14 @@ class Calibration:
         temperatures, biases = fit_calibration(targets, logits, method)
         after = sigmoid(apply_temperatures(logits, temperatures, biases))
         return cls(
-            temperatures, biases, method, fitted_on, int(len(logits)),
+            temperatures,
+            biases,
+            method,
+            fitted_on,
+            int(len(logits)),
             expected_calibration_error(targets, sigmoid(logits)),
             expected_calibration_error(targets, after),
-        )  # fmt: skip
+        )
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated logits ``logits / T + b``."""
@@ -254,9 +258,12 @@ class Calibration:
         return cls(
             temperatures,
             None if biases is None else _per_label(biases, label_names, "bias", positive=False),
-            method, data.get("fitted_on"), num_texts if isinstance(num_texts, int) else None,
-            _number(data.get("ece_before")), _number(data.get("ece_after")),
-        )  # fmt: skip
+            method,
+            data.get("fitted_on"),
+            num_texts if isinstance(num_texts, int) else None,
+            _number(data.get("ece_before")),
+            _number(data.get("ece_after")),
+        )
 
 
 def _number(value: Any) -> float | None:

@@ -237,9 +237,12 @@ def _ranking_metrics(skm, targets: np.ndarray, probs: np.ndarray):
 
 
 def length_buckets(
-    lengths: Sequence[int], targets: np.ndarray, decisions: np.ndarray, window: int,
+    lengths: Sequence[int],
+    targets: np.ndarray,
+    decisions: np.ndarray,
+    window: int,
     read: int | None = None,
-) -> list[dict]:  # fmt: skip
+) -> list[dict]:
     """Metrics of texts grouped by their length in tokens, so a user sees whether long texts are
     where the model fails: up to one ``window`` (``max_length``), then up to 2, 4, 8... windows.
 
@@ -267,8 +270,9 @@ def length_buckets(
                 micro = f1_score(y, d, average="micro", zero_division=0)
                 macro = (
                     f1_score(y[:, present], d[:, present], average="macro", zero_division=0)
-                    if len(present) else None
-                )  # fmt: skip
+                    if len(present)
+                    else None
+                )
             bucket = {
                 "tokens": f"{low}-{high}",
                 "texts": int(rows.sum()),

@@ -294,6 +294,10 @@ def log_fallback(thresholds: Thresholds, label_names: Sequence[str], min_support
         logger.warning(
             "%s: %d of %d labels have fewer than %d positive texts and use the global threshold "
             "%.3f: %s",
-            source, len(fallback), len(label_names), min_support, thresholds.global_value,
+            source,
+            len(fallback),
+            len(label_names),
+            min_support,
+            thresholds.global_value,
             ", ".join(fallback),
-        )  # fmt: skip
+        )

@@ -105,12 +105,16 @@ def access_warnings(host: str, api_key: str | None, allowed_hosts: list[str] | N
     """What ``multihot serve`` should warn about before it listens on ``host``."""
     warnings = []
     if not api_key and not is_loopback(host):
-        warnings.append(f"{host} is reachable from other machines and no API key is set: "
-                        f"anyone who reaches the port can use the model (set {API_KEY_ENV} or "
-                        "--api-key)")  # fmt: skip
+        warnings.append(
+            f"{host} is reachable from other machines and no API key is set: "
+            f"anyone who reaches the port can use the model (set {API_KEY_ENV} or "
+            "--api-key)"
+        )
     if host in WILDCARDS and not allowed_hosts:
-        warnings.append("requests that name this server by a host name rather than an address "
-                        "are refused; list its names with --allowed-hosts")  # fmt: skip
+        warnings.append(
+            "requests that name this server by a host name rather than an address "
+            "are refused; list its names with --allowed-hosts"
+        )
     return warnings
 
 
@@ -159,8 +163,12 @@ class AccessPolicy:
         if name is not None and (name in self.hosts or (self.any_address and _is_ip(name))):
             return None
         shown = json.dumps(value[:100]) if len(hosts) == 1 else "given twice"
-        return Refusal(400, "unknown_host", f"Host {shown} is not a name of this server; "
-                       "start it with --allowed-hosts NAME to answer to another name")  # fmt: skip
+        return Refusal(
+            400,
+            "unknown_host",
+            f"Host {shown} is not a name of this server; "
+            "start it with --allowed-hosts NAME to answer to another name",
+        )
 
     def _check_key(self, path: str, given: list[bytes]) -> Refusal | None:
         if self._key is None or path in PUBLIC_PATHS:
@@ -170,8 +178,12 @@ class AccessPolicy:
         if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._key):
             return None
         why = "a wrong API key" if given else "no API key"
-        return Refusal(401, "unauthorized", f"{why}: this server needs the header "
-                       "Authorization: Bearer <key>", CHALLENGE)  # fmt: skip
+        return Refusal(
+            401,
+            "unauthorized",
+            f"{why}: this server needs the header Authorization: Bearer <key>",
+            CHALLENGE,
+        )
 
     def _check_type(self, method: str, path: str, kinds: list[bytes]) -> Refusal | None:
         if method != "POST" or path not in self.json_paths:
@@ -179,8 +191,11 @@ class AccessPolicy:
         if len(kinds) == 1 and _is_json(kinds[0].decode("latin-1")):
             return None
         shown = json.dumps(kinds[0].decode("latin-1")[:100]) if kinds else "none"
-        return Refusal(415, "unsupported_media_type", f"Content-Type {shown}; expected "
-                       "application/json (charset utf-8, if any)")  # fmt: skip
+        return Refusal(
+            415,
+            "unsupported_media_type",
+            f"Content-Type {shown}; expected application/json (charset utf-8, if any)",
+        )
 
 
 def _is_json(content_type: str) -> bool:
@@ -205,10 +220,13 @@ class AccessControl:
         refusal = self.policy.check(scope["method"], scope["path"], scope["headers"])
         if refusal is None:
             return await self.app(scope, receive, send)
-        body = json.dumps({"error": {"code": refusal.code, "message": refusal.message},
-                           "model_id": self.model_id}).encode()  # fmt: skip
-        headers = [(b"content-type", b"application/json"),
-                   (b"content-length", str(len(body)).encode()),
-                   *((k.lower().encode(), v.encode()) for k, v in refusal.headers)]  # fmt: skip
+        body = json.dumps(
+            {"error": {"code": refusal.code, "message": refusal.message}, "model_id": self.model_id}
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *((k.lower().encode(), v.encode()) for k, v in refusal.headers),
+        ]
         await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

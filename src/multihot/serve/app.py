@@ -49,8 +49,17 @@ from multihot.serve.metrics import ServerMetrics
 
 logger = logging.getLogger(__name__)
 
-ENDPOINTS = ("/", "/v1/predict", "/v1/labels", "/v1/model", "/healthz", "/readyz", "/metrics",
-             "/docs", "/openapi.json")  # fmt: skip
+ENDPOINTS = (
+    "/",
+    "/v1/predict",
+    "/v1/labels",
+    "/v1/model",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/docs",
+    "/openapi.json",
+)
 """Paths the request metrics name; every other path is counted as ``other``."""
 RETRY_AFTER = {"Retry-After": "1"}
 """The header of every 503: try again in a second."""
@@ -133,8 +142,9 @@ def parse_predict(body: bytes, config: ServeConfig) -> tuple[list[str], bool]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ApiError(400, "invalid_encoding", f"the body is not UTF-8 ({err.reason} at byte "
-                       f"{err.start})") from None  # fmt: skip
+        raise ApiError(
+            400, "invalid_encoding", f"the body is not UTF-8 ({err.reason} at byte {err.start})"
+        ) from None
     try:
         # Integers are read as floats: no field takes one, and int() refuses past 4,300 digits.
         payload = json.loads(text, parse_int=float, object_pairs_hook=unique_keys)
@@ -146,40 +156,64 @@ def parse_predict(body: bytes, config: ServeConfig) -> tuple[list[str], bool]:
         raise ApiError(422, "invalid_request", 'expected a JSON object {"texts": [...]}')
     unknown = sorted(set(payload) - {"texts", "return_probs"})
     if unknown:
-        raise ApiError(422, "invalid_request", f"unknown field(s) {', '.join(map(repr, unknown))}; "
-                       "expected texts and return_probs")  # fmt: skip
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"unknown field(s) {', '.join(map(repr, unknown))}; expected texts and return_probs",
+        )
     if "texts" not in payload:
         raise ApiError(422, "invalid_request", 'missing "texts": a list of strings')
     texts, return_probs = payload["texts"], payload.get("return_probs", False)
     if not isinstance(return_probs, bool):
         raise ApiError(422, "invalid_request", "return_probs: expected true or false")
     if not isinstance(texts, list):
-        raise ApiError(422, "invalid_request", f"texts: expected a list of strings, got "
-                       f"{_json_type(texts)}")  # fmt: skip
+        raise ApiError(
+            422, "invalid_request", f"texts: expected a list of strings, got {_json_type(texts)}"
+        )
     if not texts:
         raise ApiError(422, "invalid_request", "texts: the list is empty")
     if len(texts) > config.max_texts:
-        raise ApiError(413, "too_many_texts", f"{len(texts)} texts in one request; at most "
-                       f"{config.max_texts}", config.max_texts)  # fmt: skip
+        raise ApiError(
+            413,
+            "too_many_texts",
+            f"{len(texts)} texts in one request; at most {config.max_texts}",
+            config.max_texts,
+        )
     for i, t in enumerate(texts):
         if not isinstance(t, str):
-            raise ApiError(422, "invalid_request", f"texts[{i}]: expected a string, got "
-                           f"{_json_type(t)}")  # fmt: skip
+            raise ApiError(
+                422, "invalid_request", f"texts[{i}]: expected a string, got {_json_type(t)}"
+            )
         if len(t) > config.max_chars:
-            raise ApiError(413, "text_too_long", f"texts[{i}]: {len(t)} characters; at most "
-                           f"{config.max_chars}", config.max_chars)  # fmt: skip
+            raise ApiError(
+                413,
+                "text_too_long",
+                f"texts[{i}]: {len(t)} characters; at most {config.max_chars}",
+                config.max_chars,
+            )
         try:  # JSON may spell a lone surrogate (\ud800), which is no Unicode text
             t.encode("utf-8")
         except UnicodeEncodeError as err:
-            raise ApiError(422, "invalid_request", f"texts[{i}]: a lone surrogate (U+"
-                           f"{ord(t[err.start]):04X}) at character {err.start}; expected Unicode "
-                           "text") from None  # fmt: skip
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"texts[{i}]: a lone surrogate (U+"
+                f"{ord(t[err.start]):04X}) at character {err.start}; expected Unicode "
+                "text",
+            ) from None
     return texts, return_probs
 
 
 def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-             int: "a number", float: "a number", type(None): "null"}  # fmt: skip
+    names = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -196,8 +230,9 @@ async def read_body(request: Request, limit: int, timeout_s: float | None = None
     try:
         return await asyncio.wait_for(_read_body(request, limit), timeout_s)
     except asyncio.TimeoutError:
-        raise ApiError(408, "body_timeout", f"the body did not arrive within {timeout_s:g} s",
-                       headers=CLOSE) from None  # fmt: skip
+        raise ApiError(
+            408, "body_timeout", f"the body did not arrive within {timeout_s:g} s", headers=CLOSE
+        ) from None
     except ClientDisconnect:
         logger.info("a client left while sending its body to %s", request.url.path)
         raise ApiError(499, "client_disconnected", "the client left mid-body") from None
@@ -221,8 +256,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _body_too_large(size: str, limit: int, headers=None) -> ApiError:
-    return ApiError(413, "body_too_large", f"the body has {size}; at most {limit}", limit,
-                    headers=headers)  # fmt: skip
+    return ApiError(
+        413, "body_too_large", f"the body has {size}; at most {limit}", limit, headers=headers
+    )
 
 
 async def _disconnected(receive) -> None:
@@ -248,10 +284,14 @@ class ServerState:
         self.model_id = http_model_id(predictor.model_id or "unnamed")  # it goes in a header
         self.metrics = ServerMetrics(queue_depth=lambda: self.batcher.depth)
         self.batcher = MicroBatcher(
-            predictor, max_batch=config.max_batch, max_batch_tokens=config.max_batch_tokens,
-            max_wait_ms=config.max_wait_ms, max_queue=config.max_queue,
-            on_batch=self._on_batch, on_drop=lambda n: self.metrics.dropped.inc(n),
-        )  # fmt: skip
+            predictor,
+            max_batch=config.max_batch,
+            max_batch_tokens=config.max_batch_tokens,
+            max_wait_ms=config.max_wait_ms,
+            max_queue=config.max_queue,
+            on_batch=self._on_batch,
+            on_drop=lambda n: self.metrics.dropped.inc(n),
+        )
         self.ready = False
         self.draining = False
         self.model_info = self._model_info()
@@ -363,9 +403,10 @@ def create_app(predictor, config: ServeConfig | None = None) -> FastAPI:
         "/v1/predict",
         response_model=PredictResponse,
         responses=errors,
-        openapi_extra={"requestBody": {"required": True,
-                                       "content": {"application/json": {"schema": schema}}}},
-    )  # fmt: skip
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}
+        },
+    )
     async def predict(request: Request):
         """Label texts: per text, the labels at or above their thresholds and, with
         ``return_probs``, every label's probability."""
@@ -378,11 +419,9 @@ def create_app(predictor, config: ServeConfig | None = None) -> FastAPI:
         try:
             job = state.batcher.submit_job(encoded)
         except QueueFull as err:
-            raise ApiError(503, "queue_full", f"{err}; retry later",
-                           headers=RETRY_AFTER) from None  # fmt: skip
+            raise ApiError(503, "queue_full", f"{err}; retry later", headers=RETRY_AFTER) from None
         except RuntimeError as err:
-            raise ApiError(503, "shutting_down", str(err),
-                           headers=RETRY_AFTER) from None  # fmt: skip
+            raise ApiError(503, "shutting_down", str(err), headers=RETRY_AFTER) from None
         gone = asyncio.ensure_future(_disconnected(request.receive))
         try:
             await asyncio.wait({job.future, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -406,8 +445,10 @@ def create_app(predictor, config: ServeConfig | None = None) -> FastAPI:
     async def labels():
         """The labels, in the model's order, with their thresholds."""
         thresholds = state.model_info["thresholds"]
-        return {"model_id": state.model_id,
-                "labels": [{"name": n, "threshold": thresholds[n]} for n in predictor.label_names]}  # fmt: skip
+        return {
+            "model_id": state.model_id,
+            "labels": [{"name": n, "threshold": thresholds[n]} for n in predictor.label_names],
+        }
 
     @app.get("/v1/model")
     async def model():
@@ -433,8 +474,9 @@ def create_app(predictor, config: ServeConfig | None = None) -> FastAPI:
     async def metrics():
         """Prometheus text format: requests by endpoint and status, latency, queue depth,
         batch sizes."""
-        return PlainTextResponse(state.metrics.render(),
-                                 media_type="text/plain; version=0.0.4; charset=utf-8")  # fmt: skip
+        return PlainTextResponse(
+            state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
@@ -485,6 +527,13 @@ class Instrumented:
         limit = self.state.config.max_connections
         if scope.get("extensions", {}).get(OPEN_CONNECTIONS, 0) <= limit:
             return self.app
-        return error_response(ApiError(503, "too_many_connections", f"the server holds more than "
-                                       f"{limit} connections; retry later", limit,
-                                       headers={**RETRY_AFTER, **CLOSE}), self.state.model_id)  # fmt: skip
+        return error_response(
+            ApiError(
+                503,
+                "too_many_connections",
+                f"the server holds more than {limit} connections; retry later",
+                limit,
+                headers={**RETRY_AFTER, **CLOSE},
+            ),
+            self.state.model_id,
+        )

@@ -99,24 +99,28 @@ class Client:
         payload = {"texts": _texts(texts), "return_probs": True}
         answer = self._call("/v1/predict", self._within_limits(payload))
         names = self.label_names
-        return np.array([[p["probs"][n] for n in names] for p in answer["predictions"]],
-                        dtype=np.float64).reshape(len(answer["predictions"]), len(names))  # fmt: skip
+        return np.array(
+            [[p["probs"][n] for n in names] for p in answer["predictions"]], dtype=np.float64
+        ).reshape(len(answer["predictions"]), len(names))
 
     def _within_limits(self, payload: dict) -> dict:
         """``payload``, or the :class:`ServerError` 413 the server would answer it with: a body
         past the limit is better not sent (the server may close the connection while it comes)."""
         limits, texts = self._server_limits(), payload["texts"]
         if len(texts) > limits.get("max_texts", len(texts)):
-            raise _too_large("too_many_texts", f"{len(texts)} texts in one request", limits,
-                             "max_texts")  # fmt: skip
+            raise _too_large(
+                "too_many_texts", f"{len(texts)} texts in one request", limits, "max_texts"
+            )
         for i, text in enumerate(texts):
             if isinstance(text, str) and len(text) > limits.get("max_chars", len(text)):
-                raise _too_large("text_too_long", f"texts[{i}]: {len(text)} characters", limits,
-                                 "max_chars")  # fmt: skip
+                raise _too_large(
+                    "text_too_long", f"texts[{i}]: {len(text)} characters", limits, "max_chars"
+                )
         size = len(json.dumps(payload).encode("utf-8"))
         if size > limits.get("max_body_bytes", size):
-            raise _too_large("body_too_large", f"a request body of {size} bytes", limits,
-                             "max_body_bytes")  # fmt: skip
+            raise _too_large(
+                "body_too_large", f"a request body of {size} bytes", limits, "max_body_bytes"
+            )
         return payload
 
     def _server_limits(self) -> dict[str, int]:
@@ -130,8 +134,11 @@ class Client:
 
 
 def _too_large(code: str, what: str, limits: dict[str, int], name: str) -> ServerError:
-    return ServerError(413, code, f"{what}; the server takes at most {name}={limits[name]} "
-                       "(refused before sending)")  # fmt: skip
+    return ServerError(
+        413,
+        code,
+        f"{what}; the server takes at most {name}={limits[name]} (refused before sending)",
+    )
 
 
 def _texts(texts: Sequence[str]) -> list[str]:

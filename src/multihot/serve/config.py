@@ -77,8 +77,16 @@ class ServeConfig:
             raise ConfigError("onnx_model applies to the onnx backend only")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port: expected 0..65535, got {self.port}")
-        for name in ("workers", "max_batch", "max_batch_tokens", "max_queue", "max_texts",
-                     "max_chars", "max_body_bytes", "max_connections"):  # fmt: skip
+        for name in (
+            "workers",
+            "max_batch",
+            "max_batch_tokens",
+            "max_queue",
+            "max_texts",
+            "max_chars",
+            "max_body_bytes",
+            "max_connections",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: expected a positive integer, got {getattr(self, name)}")
         if not self.read_timeout_s > 0:
@@ -102,8 +110,14 @@ class ServeConfig:
 
     def limits(self) -> dict[str, int]:
         """The limits a client runs into, as ``GET /v1/model`` reports them."""
-        names = ("max_texts", "max_chars", "max_body_bytes", "max_queue", "max_batch",
-                 "max_batch_tokens")  # fmt: skip
+        names = (
+            "max_texts",
+            "max_chars",
+            "max_body_bytes",
+            "max_queue",
+            "max_batch",
+            "max_batch_tokens",
+        )
         return {name: getattr(self, name) for name in names}
 
     def _check_access(self) -> None:
@@ -112,17 +126,23 @@ class ServeConfig:
             raise ConfigError("api_key: this is the mask to_dict() shows; give the key itself")
         if key is not None and not (key and all("!" <= c <= "~" for c in key)):
             # the key itself is never repeated, not even in an error
-            raise ConfigError("api_key: expected printable ASCII characters without spaces (it "
-                              "travels in an HTTP header)")  # fmt: skip
+            raise ConfigError(
+                "api_key: expected printable ASCII characters without spaces (it "
+                "travels in an HTTP header)"
+            )
         for entry in self.allowed_hosts or ():
             if entry != "*" and host_name(entry) is None:
-                raise ConfigError(f"allowed_hosts: {entry!r} is not a host name or address "
-                                  "(give names like api.example.org, without scheme or "
-                                  "path)")  # fmt: skip
+                raise ConfigError(
+                    f"allowed_hosts: {entry!r} is not a host name or address "
+                    "(give names like api.example.org, without scheme or "
+                    "path)"
+                )
 
     def to_dict(self, secrets: bool = False) -> dict:
         """The fields as JSON types; the API key masked unless ``secrets`` (handing the config to
         worker processes)."""
         masked = {"api_key": MASKED} if self.api_key is not None and not secrets else {}
-        return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v)
-                for f in fields(self)} | masked  # fmt: skip
+        return {
+            f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v)
+            for f in fields(self)
+        } | masked

@@ -76,8 +76,10 @@ class Counter(_Metric):
             self.values[key] = self.values.get(key, 0) + amount
 
     def lines(self) -> list[str]:
-        return [f"{self.name}{_labels(self.label_names, k)} {_number(v)}"
-                for k, v in sorted(self.values.items())]  # fmt: skip
+        return [
+            f"{self.name}{_labels(self.label_names, k)} {_number(v)}"
+            for k, v in sorted(self.values.items())
+        ]
 
 
 class Gauge(_Metric):
@@ -162,13 +164,16 @@ class ServerMetrics:
     def __init__(self, queue_depth: Callable[[], float]):
         self.registry = Registry()
         self.requests = self.registry.counter(
-            "requests_total", "HTTP requests answered, by endpoint and status code.",
+            "requests_total",
+            "HTTP requests answered, by endpoint and status code.",
             ("endpoint", "status"),
-        )  # fmt: skip
+        )
         self.latency = self.registry.histogram(
-            "request_latency_seconds", "Seconds from a request's arrival to its answer.",
-            LATENCY_BUCKETS, ("endpoint",),
-        )  # fmt: skip
+            "request_latency_seconds",
+            "Seconds from a request's arrival to its answer.",
+            LATENCY_BUCKETS,
+            ("endpoint",),
+        )
         self.queue_depth = self.registry.gauge(
             "queue_depth", "Texts waiting for a forward pass.", queue_depth
         )
@@ -176,9 +181,10 @@ class ServerMetrics:
             "batch_size", "Texts per forward pass.", BATCH_BUCKETS
         )
         self.batch_tokens = self.registry.histogram(
-            "batch_padded_tokens", "Padded tokens per forward pass (texts x longest).",
+            "batch_padded_tokens",
+            "Padded tokens per forward pass (texts x longest).",
             tuple(2**i for i in range(4, 17)),
-        )  # fmt: skip
+        )
         self.texts = self.registry.counter("texts_total", "Texts labelled.")
         self.dropped = self.registry.counter(
             "texts_dropped_total", "Texts not computed because their client went away."

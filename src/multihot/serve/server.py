@@ -139,9 +139,14 @@ def serve(
 def uvicorn_config(uvicorn, app, config: ServeConfig, **kwargs):
     """uvicorn's settings for ``app``: the guarded protocol (which reads ``config`` from the
     ``multihot`` attribute, as worker processes do too), graceful shutdown, no access log."""
-    uv_config = uvicorn.Config(app, http="multihot.serve.protocol:GuardedHttp", log_level="warning",
-                               timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, access_log=False,
-                               **kwargs)  # fmt: skip
+    uv_config = uvicorn.Config(
+        app,
+        http="multihot.serve.protocol:GuardedHttp",
+        log_level="warning",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        access_log=False,
+        **kwargs,
+    )
     uv_config.multihot = config
     return uv_config
 
@@ -154,8 +159,9 @@ def _serve_workers(run, config: ServeConfig, on_listening) -> None:
     sock = bind(config)
     spec = {"run": str(Path(run).resolve()), "config": config.to_dict(secrets=True)}
     os.environ[SPEC_ENV] = json.dumps(spec)  # the API key too: only this process's children see it
-    uv_config = uvicorn_config(uvicorn, "multihot.serve.server:worker_app", config, factory=True,
-                               workers=config.workers)  # fmt: skip
+    uv_config = uvicorn_config(
+        uvicorn, "multihot.serve.server:worker_app", config, factory=True, workers=config.workers
+    )
     if on_listening:
         on_listening(url_of(sock), None)
     try:

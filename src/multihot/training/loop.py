@@ -120,8 +120,9 @@ def fit(
         resumed = checkpoints.restore(result)
         counters.resume_from(resumed)
         logger.info("resumed at step %d of %d", counters.step, run.total_steps)
-    evaluator = Evaluator(run, val, val_loader, config, label_names, result, counters,
-                          checkpoints, callback)  # fmt: skip
+    evaluator = Evaluator(
+        run, val, val_loader, config, label_names, result, counters, checkpoints, callback
+    )
     if callback:
         callback.on_train_start(run.total_steps, run.steps_per_epoch)
     _epochs(run, evaluator, counters, config, callback, checkpoints, resumed)
@@ -176,9 +177,13 @@ def build_accelerator(config: TrainConfig):
 
 
 def build_loaders(
-    train: TokenizedDataset, val: TokenizedDataset, config: TrainConfig, accelerator,
-    pad_token_id: int, batch_tokens: int = 16384,
-) -> tuple[DataLoader, DataLoader, LengthGroupedBatchSampler]:  # fmt: skip
+    train: TokenizedDataset,
+    val: TokenizedDataset,
+    config: TrainConfig,
+    accelerator,
+    pad_token_id: int,
+    batch_tokens: int = 16384,
+) -> tuple[DataLoader, DataLoader, LengthGroupedBatchSampler]:
     """``(train_loader, val_loader, sampler)``: length-grouped shuffled training batches; this
     process's share of the validation batches (batch i goes to process i mod N)."""
     collate = Collator(pad_token_id)
@@ -202,9 +207,12 @@ def build_loaders(
 
 
 def masking_settings(
-    config: TrainConfig, model, mask_token_id: int | None, special_ids: Sequence[int],
+    config: TrainConfig,
+    model,
+    mask_token_id: int | None,
+    special_ids: Sequence[int],
     pad_token_id: int,
-) -> dict[str, Any] | None:  # fmt: skip
+) -> dict[str, Any] | None:
     """The arguments of :func:`multihot.modeling.masking.mask_tokens` for this run, or None
     without ``config.mask_prob``. Its generator is the run's own, so resuming can restore it."""
     if not config.mask_prob:
@@ -277,9 +285,20 @@ def _prepare(model, loss_fn, config: TrainConfig, accelerator, train_loader, sam
     frozen = frozen_steps(config, steps_per_epoch, total_steps)
     scheduler = warmup_decay(optimizer, config, total_steps, frozen)
     return _Run(
-        accelerator, net, model, optimizer, scheduler, loss_fn.to(accelerator.device), ema,
-        train_loader, sampler, masking, steps_per_epoch, total_steps, frozen,
-    )  # fmt: skip
+        accelerator,
+        net,
+        model,
+        optimizer,
+        scheduler,
+        loss_fn.to(accelerator.device),
+        ema,
+        train_loader,
+        sampler,
+        masking,
+        steps_per_epoch,
+        total_steps,
+        frozen,
+    )
 
 
 def checkpoint_activations(model: torch.nn.Module) -> None:
@@ -308,10 +327,16 @@ def _checkpoints(run: _Run, config: TrainConfig, directory) -> TrainingCheckpoin
         )
         return None
     return TrainingCheckpoint(
-        directory, run.accelerator, net=run.net, optimizer=run.optimizer, scheduler=run.scheduler,
-        steps_per_epoch=run.steps_per_epoch, grad_accum=config.grad_accum, ema=run.ema,
+        directory,
+        run.accelerator,
+        net=run.net,
+        optimizer=run.optimizer,
+        scheduler=run.scheduler,
+        steps_per_epoch=run.steps_per_epoch,
+        grad_accum=config.grad_accum,
+        ema=run.ema,
         generator=run.masking["generator"] if run.masking else None,
-    )  # fmt: skip
+    )
 
 
 @dataclass
@@ -360,10 +385,17 @@ class Evaluator:
     """
 
     def __init__(
-        self, run: _Run, val: TokenizedDataset, val_loader: DataLoader, config: TrainConfig,
-        label_names: list[str], result: TrainResult, counters: _Counters,
-        checkpoints: TrainingCheckpoint | None, callback: TrainCallback | None,
-    ):  # fmt: skip
+        self,
+        run: _Run,
+        val: TokenizedDataset,
+        val_loader: DataLoader,
+        config: TrainConfig,
+        label_names: list[str],
+        result: TrainResult,
+        counters: _Counters,
+        checkpoints: TrainingCheckpoint | None,
+        callback: TrainCallback | None,
+    ):
         self.run, self.val, self.val_loader, self.config = run, val, val_loader, config
         self.label_names, self.result, self.counters = label_names, result, counters
         self.checkpoints, self.callback = checkpoints, callback
@@ -392,17 +424,24 @@ class Evaluator:
         stop = bool(config.patience) and counters.stale >= config.patience
         if self.checkpoints is not None:
             self.checkpoints.save(
-                result, step=counters.step, stale=counters.stale, stopped=stop,
-                seen=counters.seen, seconds=counters.seconds(),
-            )  # fmt: skip
+                result,
+                step=counters.step,
+                stale=counters.stale,
+                stopped=stop,
+                seen=counters.seen,
+                seconds=counters.seconds(),
+            )
         if self.callback:
             self.callback.on_evaluate(record)
         if run.accelerator.trackers:
             tracking_log(run.accelerator, record, counters.step)
         logger.info(
             "step %d: %s %.4f (best %.4f)",
-            counters.step, config.metric, record[config.metric], result.best[config.metric],
-        )  # fmt: skip
+            counters.step,
+            config.metric,
+            record[config.metric],
+            result.best[config.metric],
+        )
         return stop
 
     def _score(self, evaluated, epoch: float) -> tuple[dict[str, Any], np.ndarray]:
@@ -411,9 +450,12 @@ class Evaluator:
         # Scored unwrapped: processes score different numbers of batches, and DDP's forward is a
         # collective (it broadcasts buffers), so a wrapped forward would hang on uneven shares.
         logits = _gather_logits(
-            accelerator.unwrap_model(evaluated), self.val_loader, accelerator, len(self.val),
+            accelerator.unwrap_model(evaluated),
+            self.val_loader,
+            accelerator,
+            len(self.val),
             len(self.label_names),
-        )  # fmt: skip
+        )
         targets, device = self.val.targets, accelerator.device
         val_loss = run.loss_fn(
             torch.from_numpy(logits).to(device), torch.from_numpy(targets).to(device)
@@ -430,16 +472,25 @@ class Evaluator:
         metrics.pop("per_label")
         counters.running_loss, counters.running_count = 0.0, 0
         record = {
-            "step": counters.step, "epoch": round(epoch, 4), "train_loss": train_loss,
-            "val_loss": val_loss, **metrics, "seconds": round(counters.seconds(), 2),
-        }  # fmt: skip
+            "step": counters.step,
+            "epoch": round(epoch, 4),
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            **metrics,
+            "seconds": round(counters.seconds(), 2),
+        }
         return record, probs
 
 
 def _epochs(
-    run: _Run, evaluate: Evaluator, counters: _Counters, config: TrainConfig,
-    callback: TrainCallback | None, checkpoints: TrainingCheckpoint | None, resumed,
-) -> None:  # fmt: skip
+    run: _Run,
+    evaluate: Evaluator,
+    counters: _Counters,
+    config: TrainConfig,
+    callback: TrainCallback | None,
+    checkpoints: TrainingCheckpoint | None,
+    resumed,
+) -> None:
     """The epoch loop: train, evaluate every ``eval_every`` steps or each epoch, stop early."""
     accelerator, train_loader = run.accelerator, run.train_loader
     for epoch in range(counters.epoch, config.epochs):
@@ -526,9 +577,13 @@ def _documents_backward(run: _Run, batch, config: TrainConfig) -> torch.Tensor:
 
 
 def _training_loss(
-    net, loss_fn, batch: dict[str, torch.Tensor], masking: dict | None, mlm_weight: float,
+    net,
+    loss_fn,
+    batch: dict[str, torch.Tensor],
+    masking: dict | None,
+    mlm_weight: float,
     batch_tokens: int | None = None,
-) -> torch.Tensor:  # fmt: skip
+) -> torch.Tensor:
     """The label loss on the (possibly corrupted) batch, plus the weighted MLM loss if any.
     Documents' windows go through the encoder at most ``batch_tokens`` ids at a time."""
     input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]

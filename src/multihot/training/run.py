@@ -104,9 +104,13 @@ def train_run(
     set_seed(config.train.seed)
     m = config.model
     encoder, tokenizer, encoder_config = build_encoder(
-        m.encoder, data.train.texts, m.vocab_size, m.max_length, m.dropout,
+        m.encoder,
+        data.train.texts,
+        m.vocab_size,
+        m.max_length,
+        m.dropout,
         trust_remote_weights=trust_remote_weights,
-    )  # fmt: skip
+    )
     config = _cap_max_length(config, encoder, tokenizer)
     m = config.model
     if checkpoints is not None:
@@ -119,12 +123,17 @@ def train_run(
     train_ids, cut = tokenize_and_cut(tokenizer, data.train.texts, reading)
     _say_cut(cut, reading)
     setup = _Setup(
-        config, data, tokenizer, encoder_config,
+        config,
+        data,
+        tokenizer,
+        encoder_config,
         TokenizedDataset(train_ids, data.train_targets),
         TokenizedDataset(tokenize(tokenizer, data.val.texts, reading), data.val_targets),
-        _loss(config, data), checkpoints, trust_remote_weights,
+        _loss(config, data),
+        checkpoints,
+        trust_remote_weights,
         Path(output).name if output is not None else "multihot",
-    )  # fmt: skip
+    )
     members, results = [], []
     for member in range(m.ensemble):
         model, result = _train_member(setup, member, encoder if member == 0 else None, callback)
@@ -155,18 +164,29 @@ def resume_run(
             f"Classifier.train(train, val, output={str(run)!r}, resume=True)"
         )
     return train_run(
-        saved["train"], saved.get("val"), output=run, callback=callback,
-        trust_remote_weights=trust_remote_weights, resume=True,
-    )  # fmt: skip
+        saved["train"],
+        saved.get("val"),
+        output=run,
+        callback=callback,
+        trust_remote_weights=trust_remote_weights,
+        resume=True,
+    )
 
 
 def save_run(run: TrainedRun, path: str | Path) -> Path:
     """Write ``run`` as a run directory (all or nothing)."""
     return save_transformer_run(
-        path, model=run.model, tokenizer=run.tokenizer, encoder_config=run.encoder_config,
-        config=run.config, labels=run.labels, thresholds=run.thresholds, metrics=run.metrics,
-        history=run.history, validation=run.validation,
-    )  # fmt: skip
+        path,
+        model=run.model,
+        tokenizer=run.tokenizer,
+        encoder_config=run.encoder_config,
+        config=run.config,
+        labels=run.labels,
+        thresholds=run.thresholds,
+        metrics=run.metrics,
+        history=run.history,
+        validation=run.validation,
+    )
 
 
 # ------------------------------------------------------------------------------ the run's config
@@ -174,8 +194,11 @@ def resolve_config(config: RunConfig | None, overrides: dict[str, Any]) -> RunCo
     """``config`` (default: the defaults) with ``overrides``, and the learning rate the encoder
     needs when none is given."""
     config = (config or RunConfig()).override(**overrides)
-    return config.override(**pretrained_defaults(config) if not is_scratch(config.model.encoder)
-                           else scratch_defaults(config))  # fmt: skip
+    return config.override(
+        **pretrained_defaults(config)
+        if not is_scratch(config.model.encoder)
+        else scratch_defaults(config)
+    )
 
 
 SCRATCH_DEFAULTS = {"lr": 4e-4, "layer_lr_decay": 1.0, "pooling": "mean"}
@@ -221,10 +244,13 @@ def _resolve_epochs(config: RunConfig, num_texts: int) -> RunConfig:
     epochs = auto_epochs(num_texts, t.batch_size, t.grad_accum)
     logger.info(
         "training for up to %d epochs (about %d optimiser steps on %d texts)%s",
-        epochs, AUTO_STEPS, num_texts,
+        epochs,
+        AUTO_STEPS,
+        num_texts,
         f"; early stopping after {t.patience} evaluations without improvement"
-        if t.patience else "",
-    )  # fmt: skip
+        if t.patience
+        else "",
+    )
     return config.override(epochs=epochs)
 
 
@@ -246,8 +272,11 @@ def _cap_max_length(config: RunConfig, encoder, tokenizer) -> RunConfig:
     logger.warning(
         "max_length %d is more than encoder %s reads (%d tokens, special tokens included); "
         "texts are cut at %d tokens",
-        config.model.max_length, config.model.encoder, limit, limit,
-    )  # fmt: skip
+        config.model.max_length,
+        config.model.encoder,
+        limit,
+        limit,
+    )
     return config.override(max_length=limit)
 
 
@@ -367,9 +396,15 @@ def _train_member(
         model = MultiLabelModel(encoder, len(setup.data.labels), member_config)
         tokenizer = setup.tokenizer
         result = fit(
-            model, setup.loss_fn, setup.train_set, setup.val_set, replace(t, seed=t.seed + member),
-            pad_token_id=tokenizer.pad_token_id, label_names=setup.data.labels.names,
-            callback=callback, mask_token_id=tokenizer.mask_token_id,
+            model,
+            setup.loss_fn,
+            setup.train_set,
+            setup.val_set,
+            replace(t, seed=t.seed + member),
+            pad_token_id=tokenizer.pad_token_id,
+            label_names=setup.data.labels.names,
+            callback=callback,
+            mask_token_id=tokenizer.mask_token_id,
             special_ids=tokenizer.all_special_ids,
             checkpoint=checkpoints.member_state(member) if checkpoints else None,
             resume=checkpoints is not None and checkpoints.has_state(member),
@@ -378,7 +413,7 @@ def _train_member(
                 flat_hparams(config.to_dict()),
             ),
             batch_tokens=m.batch_tokens,
-        )  # fmt: skip
+        )
         if checkpoints is not None:
             checkpoints.save_member(member, result)
     # The best weights go into a fresh module: the trained one may have been changed in place by
@@ -422,19 +457,28 @@ def _assemble(
         data.labels.names, data.val_targets, val_probs, **t.threshold_settings()
     )
     metrics["validation"]["by_length"] = by_length(
-        setup.tokenizer, backend.reading, data.val.texts, data.val_targets,
+        setup.tokenizer,
+        backend.reading,
+        data.val.texts,
+        data.val_targets,
         thresholds.apply(val_probs),
-    )  # fmt: skip
+    )
     metrics.update(
         best,
         precision=results[0].precision,
         stopped_early=any(r.stopped_early for r in results),
     )
     return TrainedRun(
-        backend.model, setup.tokenizer, setup.encoder_config, data.labels, thresholds,
-        setup.config, metrics, history,
+        backend.model,
+        setup.tokenizer,
+        setup.encoder_config,
+        data.labels,
+        thresholds,
+        setup.config,
+        metrics,
+        history,
         ValidationPredictions(list(data.val.texts), data.val_targets, val_logits),
-    )  # fmt: skip
+    )
 
 
 def compare_with_baseline(data: PreparedData, config: RunConfig) -> dict[str, Any]:

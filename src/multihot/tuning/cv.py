@@ -298,14 +298,25 @@ def _prepare(
             "directory"
         )
     setup = _Setup(
-        dataset, labels, targets, fold_of_row, duplicates.groups, config, baseline, cv_dir,
+        dataset,
+        labels,
+        targets,
+        fold_of_row,
+        duplicates.groups,
+        config,
+        baseline,
+        cv_dir,
         manifest or {},
-    )  # fmt: skip
+    )
     if manifest is None:
         setup.manifest = cvdir.new_manifest(
-            config=config.to_dict(), folds=folds, seed=config.train.seed, baseline=baseline,
-            data=described, labels=labels.names,
-        )  # fmt: skip
+            config=config.to_dict(),
+            folds=folds,
+            seed=config.train.seed,
+            baseline=baseline,
+            data=described,
+            labels=labels.names,
+        )
         setup.record()
     return setup
 
@@ -366,9 +377,11 @@ def _fold(setup: _Setup, k: int) -> tuple[FoldResult, np.ndarray]:
     if record is None:
         fold, logits = _train_fold(setup, k, val_rows)
         setup.manifest["finished"][str(k)] = {
-            "rows": len(val_rows), "best_epoch": fold.best_epoch, "seconds": fold.seconds,
+            "rows": len(val_rows),
+            "best_epoch": fold.best_epoch,
+            "seconds": fold.seconds,
             "metrics": fold.metrics,
-        }  # fmt: skip
+        }
         setup.record()
     else:
         logger.info("fold %d of %d had finished; not trained again", k + 1, setup.folds)
@@ -387,8 +400,11 @@ def _train_fold(setup: _Setup, k: int, val_rows: np.ndarray) -> tuple[FoldResult
     output = cvdir.fold_dir(setup.cv_dir, k) if setup.cv_dir is not None else None
     logger.info(
         "fold %d of %d: training on %d texts, validating on %d",
-        k + 1, setup.folds, len(train_set), len(val_set),
-    )  # fmt: skip
+        k + 1,
+        setup.folds,
+        len(train_set),
+        len(val_set),
+    )
     started = time.perf_counter()
     if setup.baseline:
         clf = Classifier.train_baseline(train_set, val_set, output=output, **_baseline_flat(config))
@@ -396,19 +412,27 @@ def _train_fold(setup: _Setup, k: int, val_rows: np.ndarray) -> tuple[FoldResult
         # A fold killed mid-training continues from its checkpoint, with the config it recorded.
         unfinished = output is not None and RunCheckpoints(output).exists()
         clf = Classifier.train(
-            train_set, val_set, config=None if unfinished else config, output=output,
-            callback=setup.callback, trust_remote_weights=setup.trust_remote_weights,
+            train_set,
+            val_set,
+            config=None if unfinished else config,
+            output=output,
+            callback=setup.callback,
+            trust_remote_weights=setup.trust_remote_weights,
             resume=unfinished,
-        )  # fmt: skip
+        )
     seconds = round(time.perf_counter() - started, 2)
     if clf.label_names != setup.labels.names:  # one label set over all the data: a bug if not
         raise MultihotError(f"fold {k}: labels {clf.label_names} differ from {setup.labels.names}")
     fold = FoldResult(k, val_rows, clf.metrics["validation"], _best_epoch(clf.metrics), seconds)
     logger.info(
         "fold %d of %d: %s %s%s (%.0fs)",
-        k + 1, setup.folds, config.train.metric, _fmt(fold.metrics[config.train.metric]),
-        "" if fold.best_epoch is None else f", best at epoch {fold.best_epoch:g}", seconds,
-    )  # fmt: skip
+        k + 1,
+        setup.folds,
+        config.train.metric,
+        _fmt(fold.metrics[config.train.metric]),
+        "" if fold.best_epoch is None else f", best at epoch {fold.best_epoch:g}",
+        seconds,
+    )
     return fold, clf.validation.logits
 
 
@@ -431,9 +455,13 @@ def _assemble(setup: _Setup, folds: list[FoldResult], logits: np.ndarray) -> CVR
     metric = config.train.metric
     logger.info(
         "%d folds: %s %s +- %s over folds; out-of-fold, thresholds tuned on all %d rows: %s",
-        len(folds), metric, _fmt(summary[metric]["mean"]), _fmt(summary[metric]["std"]),
-        len(targets), _fmt(result.oof_metrics[metric]),
-    )  # fmt: skip
+        len(folds),
+        metric,
+        _fmt(summary[metric]["mean"]),
+        _fmt(summary[metric]["std"]),
+        len(targets),
+        _fmt(result.oof_metrics[metric]),
+    )
     return result
 
 
@@ -497,11 +525,16 @@ def _summary_file(result: CVResult, baseline: bool) -> dict[str, Any]:
         "summary": result.summary,
         "oof": result.oof_metrics,
         "per_fold": [
-            {"fold": f.index, "rows": len(f.val_rows), "best_epoch": f.best_epoch,
-             "seconds": f.seconds, "metrics": f.metrics}
+            {
+                "fold": f.index,
+                "rows": len(f.val_rows),
+                "best_epoch": f.best_epoch,
+                "seconds": f.seconds,
+                "metrics": f.metrics,
+            }
             for f in result.folds
         ],
-    }  # fmt: skip
+    }
 
 
 # ----------------------------------------------------------------------------- the final model
@@ -548,14 +581,19 @@ def _final(setup: _Setup, result: CVResult, oof_logits: np.ndarray) -> None:
         batches = math.ceil(len(dataset) / config.train.batch_size)  # >= optimiser steps per epoch
         logger.info(
             "final model: %d epoch%s (the median of the folds' best) on all %d texts",
-            epochs, "" if epochs == 1 else "s", len(dataset),
-        )  # fmt: skip
+            epochs,
+            "" if epochs == 1 else "s",
+            len(dataset),
+        )
         clf = Classifier.train(
-            dataset, check, callback=setup.callback,
+            dataset,
+            check,
+            callback=setup.callback,
             trust_remote_weights=setup.trust_remote_weights,
-            config=config.override(epochs=epochs, patience=0, eval_every=epochs * batches,
-                                   compare_baseline=False),
-        )  # fmt: skip
+            config=config.override(
+                epochs=epochs, patience=0, eval_every=epochs * batches, compare_baseline=False
+            ),
+        )
     seconds = round(time.perf_counter() - started, 2)
     in_sample = {k: v for k, v in clf.metrics["validation"].items() if k != "per_label"}
     clf.thresholds = result.thresholds

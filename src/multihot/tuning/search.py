@@ -198,9 +198,13 @@ def search(
     _fail_abandoned(optuna, study)
     done = _counted(optuna, study)
     logger.info(
-        "study %r in %s: %d of %d trials finished%s", name, described, done, trials,
+        "study %r in %s: %d of %d trials finished%s",
+        name,
+        described,
+        done,
+        trials,
         "" if done >= trials else f"; running trials until the study has {trials}",
-    )  # fmt: skip
+    )
     failures = 0
     while _counted(optuna, study) < trials:
         with duplicates.reported():  # said once above, over all the data, not in every trial
@@ -314,9 +318,13 @@ def _open_study(
     )
     try:
         study = optuna.create_study(
-            storage=storage, study_name=name, direction=direction, sampler=_sampler(optuna, None),
-            pruner=pruner, load_if_exists=True,
-        )  # fmt: skip
+            storage=storage,
+            study_name=name,
+            direction=direction,
+            sampler=_sampler(optuna, None),
+            pruner=pruner,
+            load_if_exists=True,
+        )
     except ValueError as err:
         raise ConfigError(f"study {name!r} in {shown}: {err}") from None
     recorded = study.user_attrs.get(STUDY_ATTR)
@@ -412,9 +420,16 @@ class PruningCallback:
 class _Objective:
     """One trial: sample, train (or cross-validate), return the validation metric."""
 
-    def __init__(self, space: SearchSpace, base: RunConfig, train: Dataset, val: Dataset | None,
-                 folds: int | None, callback: TrainCallback | None,
-                 trust_remote_weights: bool):  # fmt: skip
+    def __init__(
+        self,
+        space: SearchSpace,
+        base: RunConfig,
+        train: Dataset,
+        val: Dataset | None,
+        folds: int | None,
+        callback: TrainCallback | None,
+        trust_remote_weights: bool,
+    ):
         self.space, self.base, self.train, self.val = space, base, train, val
         self.folds, self.callback = folds, callback
         self.trust_remote_weights = trust_remote_weights
@@ -433,9 +448,12 @@ class _Objective:
     def _train(self, trial, config: RunConfig) -> float | None:
         callback = PruningCallback(trial, self.metric, self.callback)
         clf = Classifier.train(
-            self.train, self.val, config=config, callback=callback,
+            self.train,
+            self.val,
+            config=config,
+            callback=callback,
             trust_remote_weights=self.trust_remote_weights,
-        )  # fmt: skip
+        )
         return clf.metrics["validation"][self.metric]
 
     def _cross_validate(self, trial, config: RunConfig) -> float | None:
@@ -454,9 +472,13 @@ class _Objective:
                 )
 
         result = cross_validate(
-            self.train, folds=self.folds, config=config, callback=self.callback,
-            fold_callback=fold_done, trust_remote_weights=self.trust_remote_weights,
-        )  # fmt: skip
+            self.train,
+            folds=self.folds,
+            config=config,
+            callback=self.callback,
+            fold_callback=fold_done,
+            trust_remote_weights=self.trust_remote_weights,
+        )
         return result.mean(self.metric)
 
 
@@ -529,25 +551,42 @@ def _counted(optuna, study) -> int:
 
 
 # --------------------------------------------------------------------------------------- result
-STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
-          "WAITING": "waiting"}  # fmt: skip
+STATES = {
+    "COMPLETE": "complete",
+    "PRUNED": "pruned",
+    "FAIL": "failed",
+    "RUNNING": "running",
+    "WAITING": "waiting",
+}
 
 
 def _record(optuna, trial) -> TrialRecord:
     seconds = trial.duration.total_seconds() if trial.duration is not None else None
     return TrialRecord(
-        number=trial.number, state=STATES.get(trial.state.name, trial.state.name.lower()),
+        number=trial.number,
+        state=STATES.get(trial.state.name, trial.state.name.lower()),
         value=trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None,
-        params=dict(trial.user_attrs.get("overrides", trial.params)), seconds=seconds,
+        params=dict(trial.user_attrs.get("overrides", trial.params)),
+        seconds=seconds,
         error=trial.user_attrs.get("error"),
-    )  # fmt: skip
+    )
 
 
-def _result(optuna, study, base: RunConfig, metric: str, direction: str, shown: str,
-            output: Path | None, folds: int | None) -> SearchResult:  # fmt: skip
+def _result(
+    optuna,
+    study,
+    base: RunConfig,
+    metric: str,
+    direction: str,
+    shown: str,
+    output: Path | None,
+    folds: int | None,
+) -> SearchResult:
     records = [_record(optuna, t) for t in study.get_trials(deepcopy=False)]
-    counts = {state: sum(r.state == state for r in records) for state in
-              ("complete", "pruned", "failed", "running")}  # fmt: skip
+    counts = {
+        state: sum(r.state == state for r in records)
+        for state in ("complete", "pruned", "failed", "running")
+    }
     if not counts["complete"]:
         raise MultihotError(
             f"study {study.study_name!r} in {shown} has no complete trial yet "
@@ -557,10 +596,17 @@ def _result(optuna, study, base: RunConfig, metric: str, direction: str, shown: 
     params = dict(best.user_attrs.get("overrides", best.params))
     best_config = base.override(**params)
     result = SearchResult(
-        best_params=params, best_value=float(best.value), best_trial=best.number,
-        best_config=best_config, metric=metric, direction=direction,
-        study_name=study.study_name, storage=shown, n_trials=counts, trials=records,
-    )  # fmt: skip
+        best_params=params,
+        best_value=float(best.value),
+        best_trial=best.number,
+        best_config=best_config,
+        metric=metric,
+        direction=direction,
+        study_name=study.study_name,
+        storage=shown,
+        n_trials=counts,
+        trials=records,
+    )
     if output is not None:
         scored = f"mean over {folds} folds" if folds else "on validation"
         comment = (

@@ -299,8 +299,10 @@ def _parse_spec(spec: Any, kind: tuple[Any, bool], where: str) -> Param:
         and field_type is not list
         and typing.get_origin(field_type) is not list
     ):
-        raise ConfigError(f"{where}: a list is not a value of this field; to choose among values "
-                          "write {choices: [...]}")  # fmt: skip
+        raise ConfigError(
+            f"{where}: a list is not a value of this field; to choose among values "
+            "write {choices: [...]}"
+        )
     return Fixed(_typed(spec, kind, where))
 
 
@@ -358,8 +360,9 @@ def _check_values(
     ``base``, or with one other field of the space at one of its values (``mlm_weight`` needs a
     ``mask_prob`` above 0, which the space may give). Combinations that fail all the same fail
     their trial only."""
-    others = [(other, value) for other, p in params.items() if other != name
-              for value in _candidates(p)]  # fmt: skip
+    others = [
+        (other, value) for other, p in params.items() if other != name for value in _candidates(p)
+    ]
     for value in _candidates(param):
         first_error = None
         for extra in [{}, *({other: v} for other, v in others)]:
