@@ -188,13 +188,18 @@ def run_text_col(run: Path) -> str:
 
 
 def main() -> None:
+    ended_well = False
     try:
         app()
-    finally:  # typer ends with SystemExit, on success too
+        ended_well = True
+    except SystemExit as exit_:  # typer ends with SystemExit, on success too
+        ended_well = exit_.code in (None, 0)
+        raise
+    finally:
         if "torch" in sys.modules:  # without torch loaded there is no process group to leave
             from multihot.core import distributed
 
-            distributed.leave()
+            distributed.leave(synchronize=ended_well)
 
 
 if __name__ == "__main__":  # pragma: no cover
