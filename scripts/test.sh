@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv if needed, lint, and run the whole test suite (slow tests included), offline.
+# Set up .venv if needed, lint, type-check src/, and run the whole test suite (slow tests included),
+# offline, measuring line coverage; a table of coverage per layer ends the output.
 # The browser tests drive headless Chromium: run as root, this installs Debian's chromium when it
 # is missing; otherwise those tests are skipped without it (and fail under MULTIHOT_REQUIRE_BROWSER).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"`.
@@ -16,6 +17,12 @@ if ! command -v chromium >/dev/null 2>&1; then
     fi
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-.venv/bin/ruff check src tests examples benchmarks
-.venv/bin/ruff format --check src tests examples benchmarks
-.venv/bin/python -m pytest "$@"
+.venv/bin/ruff check src tests examples benchmarks scripts
+.venv/bin/ruff format --check src tests examples benchmarks scripts
+.venv/bin/mypy  # src/, as [tool.mypy] in pyproject.toml says; its cache is .mypy_cache/
+# Coverage settings (subprocesses included) are [tool.coverage.*] in pyproject.toml. The table is
+# printed whether or not the tests pass; the script's status is pytest's.
+status=0
+.venv/bin/python -m pytest --cov --cov-report= "$@" || status=$?
+.venv/bin/python scripts/coverage_layers.py
+exit "$status"

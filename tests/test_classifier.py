@@ -32,6 +32,20 @@ def test_save_load_gives_identical_probabilities(toy_run):
     )
 
 
+def test_a_model_without_its_encoder_config_is_not_saved(toy_run, tmp_path):
+    """Saving it wrote ``"encoder_config": null``, a run that loading then failed on (TypeError in
+    encoder_from_config); it still predicts."""
+    clf = toy_run[0]
+    bare = Classifier(clf.model, clf.tokenizer, clf.labels, clf.thresholds, clf.config)
+    np.testing.assert_array_equal(
+        bare.predict_proba(TOY_TEXTS[:2], precision="fp32"),
+        clf.predict_proba(TOY_TEXTS[:2], precision="fp32"),
+    )
+    with pytest.raises(MultihotError, match="encoder_config"):
+        bare.save(tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_batched_equals_one_by_one(toy_run):
     clf, _ = toy_run
     batched = clf.predict_proba(TOY_TEXTS, batch_size=8, precision="fp32")

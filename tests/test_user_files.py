@@ -231,6 +231,15 @@ def test_weights_with_another_head_size_are_a_broken_run_directory(toy_run, tmp_
     assert_clean_error(invoke("predict", run, "--text", "hello"), "cannot load weights", "size")
 
 
+def test_a_run_without_an_encoder_config_is_a_broken_run_directory(toy_run, tmp_path):
+    """Weights saved without the record, as the runs written with ``"encoder_config": null`` were:
+    loading failed with a TypeError."""
+    run = copy_run(toy_run[1], tmp_path / "run")
+    _edit_json(run / "config.json", _set("encoder_config", None))
+    save_file(load_file(run / "model.safetensors"), run / "model.safetensors")
+    assert_clean_error(invoke("predict", run, "--text", "hello"), "'encoder_config' missing")
+
+
 def test_weights_saved_without_the_record_still_load(toy_run, tmp_path):
     run = copy_run(toy_run[1], tmp_path / "run")
     save_file(load_file(run / "model.safetensors"), run / "model.safetensors")

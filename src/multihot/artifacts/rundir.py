@@ -268,6 +268,8 @@ def history_text(history: list[dict[str, Any]]) -> str:
 
 
 def library_versions() -> dict[str, str]:
+    # heavy: accelerate, sklearn, tokenizers, torch, transformers (ONNX prediction imports this
+    # module without them)
     import accelerate
     import sklearn
     import tokenizers

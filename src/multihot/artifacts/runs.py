@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
 
 from multihot.artifacts.rundir import (
     CALIBRATION,
@@ -169,8 +171,6 @@ def check_weights_metadata(path: Path, expected: dict[str, str]) -> None:
     """Raise the broken-run error when the weights were saved for other labels or another model
     than the run's files describe (``expected``: :func:`weights_metadata` of those). Weights saved
     before this record was kept are not checked."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path / WEIGHTS), framework="np") as fh:
             raw = (fh.metadata() or {}).get(WEIGHTS_META)
@@ -406,7 +406,6 @@ def save_linear_run(
 ) -> Path:
     """Write a linear baseline run: its vocabulary as JSON, ``arrays`` (IDF weights, coefficients,
     intercepts) as safetensors, ``baseline`` (its settings) in config.json."""
-    from safetensors.numpy import save_file
 
     def fill(tmp: Path) -> None:
         metadata = weights_metadata(labels, baseline=baseline)
@@ -451,7 +450,7 @@ def save_metrics(path: str | Path, metrics: dict) -> None:
 
 def load_tokenizer(path: Path):
     """The run's Hugging Face tokenizer, or :class:`RunDirError` naming the directory."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy: transformers (not on the ONNX path)
 
     try:
         return AutoTokenizer.from_pretrained(str(path))
@@ -461,8 +460,6 @@ def load_tokenizer(path: Path):
 
 def read_linear_model(files: RunFiles) -> tuple[dict[str, int], dict[str, np.ndarray]]:
     """``(vocabulary, arrays)`` of a linear baseline run, as :func:`save_linear_run` wrote them."""
-    from safetensors.numpy import load_file
-
     path = files.path
     check_regular(path / VOCABULARY)
     try:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import load_model, save_model
+
 from multihot.artifacts.rundir import TOKENIZER, WEIGHTS, convert_hint
 from multihot.artifacts.runs import (
     WEIGHTS_DIGEST,
@@ -49,7 +51,6 @@ def save_transformer_run(
     validation: ValidationPredictions | None = None,
 ) -> Path:
     """Write a transformer run directory, all or nothing (a finished run there is replaced)."""
-    from safetensors.torch import save_model
 
     def fill(tmp: Path) -> None:
         metadata = weights_metadata(labels, config.model, encoder_config)
@@ -71,8 +72,8 @@ def load_transformer_model(files: RunFiles):
     """``(model, tokenizer, encoder_config)`` of a transformer run (weights from safetensors
     only), after checking the weights against what config.json records of them."""
     path, raw = files.path, files.raw
-    if "encoder_config" not in raw:
-        raise RunDirError(f"{path / 'config.json'}: missing 'encoder_config'")
+    if not isinstance(raw.get("encoder_config"), dict):
+        raise RunDirError(f"{path / 'config.json'}: 'encoder_config' missing or not an object")
     encoder_config = raw["encoder_config"]
     check_weights_metadata(path, weights_metadata(files.labels, files.config.model, encoder_config))
     expected = recorded_digest(path, raw)
@@ -85,8 +86,6 @@ def load_transformer_model(files: RunFiles):
 
 def _load_weights(model, path: Path) -> None:
     """The run's weights into ``model``, or :class:`RunDirError` saying why they do not fit."""
-    from safetensors.torch import load_model
-
     weights = path / WEIGHTS
     try:
         load_model(model, str(weights), strict=True)

@@ -77,6 +77,7 @@ class TfidfLogistic:
         intercept: np.ndarray,
         config: BaselineConfig,
     ):
+        # heavy: sklearn; ONNX prediction imports this module (the baseline backend) without it
         from sklearn.feature_extraction.text import CountVectorizer
 
         self.vocabulary = vocabulary
@@ -94,7 +95,7 @@ class TfidfLogistic:
     def fit(
         cls, texts: list[str], targets: np.ndarray, config: BaselineConfig, seed: int = 0
     ) -> TfidfLogistic:
-        from sklearn.linear_model import LogisticRegression
+        from sklearn.linear_model import LogisticRegression  # heavy: sklearn (see __init__)
 
         vectorizer, features, config = _vectorize(texts, config)
         num_labels = targets.shape[1]
@@ -116,7 +117,7 @@ class TfidfLogistic:
         return cls(vocabulary, vectorizer.idf_, coef, intercept, config)
 
     def features(self, texts: list[str]):
-        from sklearn.preprocessing import normalize
+        from sklearn.preprocessing import normalize  # heavy: sklearn (see __init__)
 
         counts = self.counter.transform(texts)
         if self.config.sublinear_tf:
@@ -201,7 +202,7 @@ def _vectorize(texts: list[str], config: BaselineConfig):
     Raises:
         DataError: the texts hold no word the vectorizer reads (two or more letters or digits).
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.feature_extraction.text import TfidfVectorizer  # heavy: sklearn (see __init__)
 
     def fit(min_df: int):
         vectorizer = TfidfVectorizer(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from multihot.core.errors import ConfigError
+from multihot.core.metric_names import PRIMARY_METRICS
 
 POOLINGS = ("cls", "pooler", "mean", "max", "attention", "label-attention")
 HEADS = ("linear", "mlp")
@@ -31,15 +32,6 @@ HEAD_ACTIVATIONS = ("gelu", "relu")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOSSES = ("bce", "focal", "asl")
 TRACKERS = ("tensorboard", "mlflow")
-AVERAGES = ("micro", "macro", "weighted", "samples")
-
-PRIMARY_METRICS: tuple[str, ...] = (
-    *(f"{avg}_{m}" for m in ("f1", "precision", "recall") for avg in AVERAGES),
-    *("micro_roc_auc", "macro_roc_auc", "micro_ap", "macro_ap"),
-    *("hamming_loss", "subset_accuracy", "jaccard_samples", "lrap"),
-)
-"""Scalar metrics usable for model selection; all higher-is-better except ``hamming_loss``."""
-
 THRESHOLD_STRATEGIES = ("fixed", "global", "per-label")
 LONG_TEXT = ("truncate", "chunk")
 CHUNK_POOLINGS = ("max", "mean", "attention")
@@ -172,7 +164,8 @@ def _is_whole(value: Any) -> bool:
 def check_types(config: Any) -> None:
     """Every field of dataclass ``config`` made its declared type, before any check compares it
     (a string ``lr`` would otherwise fail as ``'<' not supported``, naming no field)."""
-    for name, (kind, optional) in field_types(type(config)).items():
+    cls: type = type(config)
+    for name, (kind, optional) in field_types(cls).items():
         setattr(config, name, typed_value(name, getattr(config, name), kind, optional))
 
 
@@ -519,7 +512,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         if kind == "JSON":
             data = json.loads(text)
         else:
-            import yaml
+            import yaml  # startup: only a YAML config file needs it
 
             # A safe loader: a !!python/... tag is refused, never constructed.
             data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506
@@ -551,7 +544,7 @@ _YAML_FLOAT = re.compile(
 def _yaml_loader() -> type:
     """PyYAML's safe loader with :data:`_YAML_FLOAT` for floats; everything else as YAML 1.1
     (``1_000`` is an int, ``yes`` is true)."""
-    import yaml
+    import yaml  # startup: only a YAML config file needs it
 
     float_tag = "tag:yaml.org,2002:float"
 
@@ -584,10 +577,15 @@ def field_docs(cls: type) -> dict[str, str]:
         'Column holding the text.'
     """
     tree = ast.parse(inspect.getsource(cls))
+    assert isinstance(tree.body[0], ast.ClassDef)  # the source of a class is its definition
     body = tree.body[0].body
     docs = {}
     for node, after in zip(body, body[1:], strict=False):
-        is_doc = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and is_doc:
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+        ):
             docs[node.target.id] = " ".join(str(after.value.value).split())
     return docs

@@ -9,6 +9,7 @@ that launches N processes of a multihot command.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -34,6 +35,7 @@ def state():
     ``cpu=True`` on a machine without a GPU is what makes Accelerate join processes that
     ``accelerate launch`` started there, over gloo.
     """
+    # heavy: torch and accelerate, which the command line starts without (see above)
     import torch
     from accelerate import PartialState
 
@@ -55,7 +57,7 @@ def leave(synchronize: bool = False) -> None:
             may be waiting in a collective that this process will not join, and would wait here
             for ever instead of being stopped by the launcher.
     """
-    import torch
+    import torch  # heavy: torch, which the command line starts without
 
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         if synchronize:
@@ -80,25 +82,25 @@ def gather_rows(index: torch.Tensor, rows: torch.Tensor, num_rows: int, what: st
     Every position must come back exactly once, or :class:`RuntimeError` names what went missing:
     a missing row would otherwise pass silently as zeros.
     """
-    from accelerate.utils import gather, pad_across_processes
+    from accelerate.utils import gather, pad_across_processes  # heavy: accelerate
 
     group = state()
     if group.num_processes > 1:
         index = pad_across_processes(index, pad_index=-1)
         rows = pad_across_processes(rows)
         index, rows = gather((index, rows))
-    index, values = index.cpu().numpy(), rows.cpu().numpy()
-    keep = index >= 0
-    index, values = index[keep], values[keep]
-    counts = np.bincount(index, minlength=num_rows)
+    positions, values = index.cpu().numpy(), rows.cpu().numpy()
+    keep = positions >= 0
+    positions, values = positions[keep], values[keep]
+    counts = np.bincount(positions, minlength=num_rows)
     if len(counts) != num_rows or not (counts == 1).all():
         raise RuntimeError(
-            f"{what}: gathered {len(index)} rows from {group.num_processes} process(es) "
+            f"{what}: gathered {len(positions)} rows from {group.num_processes} process(es) "
             f"for {num_rows} rows; {int((counts[:num_rows] == 0).sum())} missing, "
             f"{int((counts > 1).sum())} repeated, {max(0, len(counts) - num_rows)} out of range"
         )
     out = np.empty((num_rows, *values.shape[1:]), dtype=values.dtype)
-    out[index] = values
+    out[positions] = values
     return out
 
 
@@ -167,8 +169,6 @@ def run_launch(command: Sequence[str]) -> int:
 def _die_with_parent() -> None:
     """In the forked child before exec: ask the kernel for SIGTERM when the parent exits."""
     if sys.platform.startswith("linux"):
-        import ctypes
-
         pr_set_pdeathsig = 1
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)

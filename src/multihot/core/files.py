@@ -49,8 +49,10 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         seen: set[str] = set()
-        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise RepeatedKeyError(f"key {repeated[:40]!r} appears more than once in one object")
+        for key, _ in pairs:
+            if key in seen:
+                raise RepeatedKeyError(f"key {key[:40]!r} appears more than once in one object")
+            seen.add(key)
     return obj
 
 

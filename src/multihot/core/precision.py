@@ -72,7 +72,7 @@ def fast_attention(device: torch.device | str):
     if torch.device(device).type != "cuda":
         return contextlib.nullcontext()
     try:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
+        from torch.nn.attention import SDPBackend, sdpa_kernel  # optional: torch >= 2.3
     except ImportError:  # torch < 2.3 has no cuDNN attention to avoid
         return contextlib.nullcontext()
     return sdpa_kernel(

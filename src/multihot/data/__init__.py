@@ -15,7 +15,7 @@ __all__ = ["Dataset", "iter_text_batches", "read_dataset", "read_goemotions"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from multihot.data import readers
+        from multihot.data import readers  # heavy: pandas, which the readers need (see above)
 
         return getattr(readers, name)
     raise AttributeError(f"module 'multihot.data' has no attribute {name!r}")

@@ -88,7 +88,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         rng = np.random.default_rng((self.seed, self.epoch))
         order = rng.permutation(len(self.lengths))
         mega = self.batch_size * self.group
-        batches = []
+        batches: list[np.ndarray] = []
         for start in range(0, len(order), mega):
             chunk = order[start : start + mega]
             chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
@@ -133,6 +133,8 @@ class Collator:
         rows are their windows, and ``chunk_index`` says which rows make each document."""
         texts = [ids for _, ids, _ in items]
         batch = {"index": torch.as_tensor([i for i, _, _ in items], dtype=torch.long)}
+        arrays: tuple[np.ndarray, ...]
+        names: tuple[str, ...]
         if is_document(texts[0]):
             arrays = pack_documents(texts, self.pad_token_id, self.pad_to_multiple_of)
             names = ("input_ids", "attention_mask", "chunk_index")

@@ -20,11 +20,15 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from multihot.core.config import ModelConfig
 from multihot.core.errors import MultihotError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 TEXT_CLASSES = frozenset("LNPS")
 """The major Unicode classes of characters that are text: letters, numbers, punctuation and
@@ -32,7 +36,7 @@ symbols (emoji are symbols). A text needs one of them. The rest are no text on t
 whitespace and separators, controls (NUL, tab, DEL), format characters (zero-width space and
 joiners, U+FEFF, soft hyphen, bidi marks), marks with nothing to combine with, private-use and
 unassigned code points; tokenizers drop them or read them as unknown. The server's schema states
-the same rule as a pattern (:data:`multihot.serve.app.TEXT_PATTERN`)."""
+the same rule as a pattern (:data:`multihot.serve.schemas.TEXT_PATTERN`)."""
 
 
 def is_empty_text(text: str) -> bool:
@@ -190,7 +194,8 @@ def split_windows(
     prefix, suffix = list(prefix), list(suffix)
     window = reading.max_length - len(prefix) - len(suffix)
     step = reading.step(len(prefix) + len(suffix))
-    windows, start = [], 0
+    windows: list[list[int]] = []
+    start = 0
     while len(windows) < reading.max_chunks:
         windows.append(prefix + list(content[start : start + window]) + suffix)
         if start + window >= len(content):
@@ -267,12 +272,12 @@ def content_ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
         )
         return out["input_ids"]
 
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if getattr(backend, "encode_batch_fast", None) is None:
+    encode = getattr(getattr(tokenizer, "backend_tokenizer", None), "encode_batch_fast", None)
+    if encode is None:
         return call(texts)
     # The first call turns the Rust tokenizer's truncation off, as for the whole batch.
     head = call(texts[:1])
-    rest = backend.encode_batch_fast(texts[1:], add_special_tokens=False)
+    rest = encode(texts[1:], add_special_tokens=False)
     return head + [encoding.ids for encoding in rest]
 
 
@@ -341,7 +346,7 @@ class RustTokenizer:
     ):
         self.tokenizer = tokenizer
         self.pad_token_id = pad_token_id
-        self._whole = None  # the same tokenizer without truncation, made when first needed
+        self._whole: Tokenizer | None = None  # the same without truncation, made when needed
         tokenizer.no_padding()  # batches are padded by pad(), to their own longest text
         tokenizer.enable_truncation(max_length, strategy="longest_first", direction=truncation_side)
 
@@ -352,7 +357,7 @@ class RustTokenizer:
         Raises:
             MultihotError: no ``tokenizer.json`` (a slow-only tokenizer), or no padding token.
         """
-        from tokenizers import Tokenizer
+        from tokenizers import Tokenizer  # startup: `multihot --help` imports this module
 
         path = Path(path)
         try:
@@ -374,7 +379,7 @@ class RustTokenizer:
     def content_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """:func:`content_ids`: whole texts, no special tokens, not truncated."""
         if self._whole is None:
-            from tokenizers import Tokenizer
+            from tokenizers import Tokenizer  # startup: as in from_dir
 
             self._whole = Tokenizer.from_str(self.tokenizer.to_str())
             self._whole.no_truncation()

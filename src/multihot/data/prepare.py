@@ -109,7 +109,9 @@ def label_set(train: Dataset, val: Dataset | None = None) -> LabelSet:
         names.update(val.label_names or [])
     if not names:
         raise DataError(f"{train.source}: no labels: expected at least one label name")
-    return LabelSet(train.label_names if _same_names(train, names) else sorted(names))
+    # Keep the column order of 0/1 label columns when they name every label.
+    columns = train.label_names
+    return LabelSet(columns if columns is not None and set(columns) == names else sorted(names))
 
 
 def read_data(data: DataLike, config: RunConfig) -> Dataset:
@@ -123,8 +125,3 @@ def read_data(data: DataLike, config: RunConfig) -> Dataset:
         label_cols=d.label_cols,
         label_sep=d.label_sep,
     )
-
-
-def _same_names(data: Dataset, names: set[str]) -> bool:
-    """Keep the column order of 0/1 label columns when they name every label."""
-    return data.label_names is not None and set(data.label_names) == names

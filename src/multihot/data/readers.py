@@ -35,7 +35,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -353,7 +353,7 @@ def _compression(head: bytes) -> str | None:
     return next((kind for kind, magic in _MAGIC.items() if magic.match(head)), None)
 
 
-def _open_bytes(path: PathLike) -> IO[bytes]:
+def _open_bytes(path: PathLike) -> gzip.GzipFile | io.BufferedReader:
     """A data file's bytes, decompressed when its name ends in ``.gz``."""
     return gzip.open(path, "rb") if _suffix(path)[1] else open(path, "rb")
 
@@ -499,7 +499,7 @@ class _Marked(io.RawIOBase):
     needs no rule of its own for a stop at the end of a line or inside a quoted field.
     """
 
-    def __init__(self, raw: IO[bytes], size: int):
+    def __init__(self, raw: io.BufferedIOBase, size: int):
         self._raw, self._left, self._mark = raw, size, b"x"
 
     def readable(self) -> bool:
@@ -636,7 +636,7 @@ def _records_to_columns(records: Iterable[tuple[int, Any]], source: str) -> dict
     return columns
 
 
-def _jsonl_records(path: PathLike) -> Iterator[tuple[int, dict]]:
+def _jsonl_records(path: PathLike) -> Generator[tuple[int, dict], None, None]:
     """``(row, object)`` per non-blank line; a line that is not a JSON object is an error."""
     row = 0
     with _reading(str(path)), _open(path) as f:
@@ -788,7 +788,7 @@ def _check_text(value: Any, source: str, row: int, col: str) -> str:
 
 def _binary_column(values: Sequence[Any]) -> tuple[np.ndarray | None, int | None]:
     """``(bools, None)`` for a 0/1 column, else ``(None, index of the first other value)``."""
-    bools = []
+    bools: list[bool] = []
     for v in values:
         try:
             b = _BINARY.get(v.strip().lower() if isinstance(v, str) else v)
@@ -808,7 +808,7 @@ def _from_binary(texts: list[str], columns: dict, names: list[str], source: str)
     targets = np.zeros((len(texts), len(names)), dtype=bool)
     for j, col in enumerate(names):
         bools, bad = _binary_column(columns[col])
-        if bools is None:
+        if bad is not None:
             value = columns[col][bad]
             raise DataError(
                 f"{source}: row {bad + 1}: column {col!r}: expected 0 or 1, got {value!r}"

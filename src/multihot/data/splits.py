@@ -63,7 +63,7 @@ def stratified_split(
         raise too_little
     # iterstrat rejects a single column as "binary"; its complement makes it multi-label.
     y = targets if targets.shape[1] > 1 else np.hstack([targets, ~targets])
-    # Imported here: iterstrat pulls in scikit-learn, a second of start-up that prediction never needs.
+    # heavy: iterstrat pulls in scikit-learn, a second of start-up that prediction never needs.
     from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
@@ -174,7 +174,7 @@ def stratified_folds(
         return _deal_groups(grouped, shares, np.random.default_rng(seed))[grouped.of_row]
     # iterstrat rejects a single column as "binary"; its complement makes it multi-label.
     y = targets if targets.shape[1] > 1 else np.hstack([targets, ~targets])
-    # Imported here: iterstrat pulls in scikit-learn, a second of start-up that prediction never needs.
+    # heavy: iterstrat pulls in scikit-learn, a second of start-up that prediction never needs.
     from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
     splitter = MultilabelStratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)

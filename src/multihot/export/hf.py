@@ -8,8 +8,10 @@ import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
 from multihot import __version__
@@ -29,6 +31,9 @@ from multihot.export.parity import (
     torch_probs,
 )
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
 logger = logging.getLogger(__name__)
 
 
@@ -36,7 +41,7 @@ logger = logging.getLogger(__name__)
 class _HFLogits(nn.Module):
     """A ``*ForSequenceClassification`` model seen as ids in, logits out (as our models are)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: PreTrainedModel):
         super().__init__()
         self.model = model
         self.num_labels = model.config.num_labels
@@ -131,8 +136,7 @@ def _check_shape(clf, run: Path) -> None:
 
 def _write_hf(directory: Path, clf, model: nn.Module) -> None:
     """The config (labels, thresholds, max_length in it), the weights and the tokenizer."""
-    from safetensors.torch import save_file
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # heavy: transformers, imported by no module at its top
 
     names, max_length = clf.labels.names, clf.config.model.max_length
     raw = dict(clf.encoder_config)
@@ -154,7 +158,7 @@ def _write_hf(directory: Path, clf, model: nn.Module) -> None:
 
 def _reload(directory: Path):
     """The export as transformers loads it: ``(model, tokenizer)``; every weight must map."""
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification  # heavy: transformers
 
     with warnings.catch_warnings(), _no_progress_bars():
         warnings.simplefilter("ignore")
@@ -170,7 +174,7 @@ def _reload(directory: Path):
 @contextlib.contextmanager
 def _no_progress_bars():
     """No "Loading weights" bar from transformers while the export checks its own directory."""
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # heavy: transformers
 
     enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()

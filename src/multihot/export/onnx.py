@@ -238,7 +238,9 @@ def _trace(
     pruned = first_token_only(model)
     buffer = io.BytesIO()
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
-    inputs, names, rows = (input_ids, attention_mask), ONNX_INPUTS, "batch"
+    inputs: tuple[torch.Tensor, ...] = (input_ids, attention_mask)
+    names: tuple[str, ...] = ONNX_INPUTS
+    rows = "batch"
     if documents:  # three windows: two of one document, one of another (and a padding slot)
         input_ids, attention_mask = input_ids.repeat(2, 1)[:3], attention_mask.repeat(2, 1)[:3]
         inputs = (input_ids, attention_mask, torch.tensor([[0, 1], [2, -1]]))
@@ -252,7 +254,8 @@ def _trace(
             torch.onnx.export(
                 ProbabilityGraph(model, calibration).eval(),
                 inputs,
-                buffer,
+                # torch annotates a path only; the TorchScript exporter writes to a file object too
+                buffer,  # type: ignore[arg-type]
                 dynamo=False,
                 input_names=list(names),
                 output_names=[ONNX_OUTPUT],
@@ -268,7 +271,7 @@ def _trace(
 
 def model_vocab_size(model: nn.Module) -> int:
     """The vocabulary size of a model's (first member's) encoder."""
-    member = model.members[0] if hasattr(model, "members") else model
+    member = next(iter(getattr(model, "members", [model])))
     return int(member.encoder.config.vocab_size)
 
 
@@ -281,7 +284,7 @@ def _quantize_int8(proto, path: Path) -> None:
     scratch-mini (median of 6 on one core) and is closer to the float model.
     """
     import_onnxruntime()
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # optional: onnxruntime
 
     with _quiet_root_logger():
         quantize_dynamic(
@@ -313,7 +316,7 @@ def _quiet_root_logger():
 
 def _import_onnx():
     try:
-        import onnx
+        import onnx  # optional: onnx
     except ImportError:
         raise MultihotError(
             "onnx is not installed; install the ONNX extra: pip install 'multihot[onnx]'"

@@ -232,6 +232,7 @@ def explain(
         if isinstance(backend, TfidfLogistic)
         else _TransformerExplainer(backend, method, n_steps)
     )
+    encoded: Any  # words for the baseline, token ids for a transformer: its explainer's own form
     pieces, encoded, special = explainer.tokens(text)
     probs = _probs(explainer.logits([encoded]), calibration)[0]
     fired = thresholds.apply(probs[None])[0]
@@ -355,6 +356,7 @@ class _TransformerExplainer:
     """Label attention or integrated gradients of a :class:`TorchBackend`'s model, in fp32."""
 
     def __init__(self, backend, method: str, n_steps: int):
+        # keeps torch off the baseline path: explaining a linear baseline run needs no torch
         import torch
 
         from multihot.modeling.pooling import LabelAttentionPooling
@@ -400,6 +402,7 @@ class _TransformerExplainer:
     def logits(self, encoded: list[list[int]]) -> np.ndarray:
         """Uncalibrated fp32 logits, batched as prediction batches (calibration is applied by
         :func:`explain`, once)."""
+        # keeps torch off the baseline path (see __init__)
         from multihot.inference.torch_backend import predict_logits
 
         return predict_logits(
@@ -416,7 +419,7 @@ class _TransformerExplainer:
 
     def scores(self, ids: list[int], targets: list[int], calibration):
         """``(len(targets), len(ids))`` scores, and the convergence deltas (IG) or None."""
-        import torch
+        import torch  # keeps torch off the baseline path (see __init__)
 
         device = next(self.model.parameters()).device
         input_ids = torch.tensor([ids], device=device)
@@ -427,7 +430,7 @@ class _TransformerExplainer:
             return self._integrated_gradients(input_ids, mask, targets, calibration)
 
     def _attention(self, input_ids, mask, targets: list[int]) -> np.ndarray:
-        import torch
+        import torch  # keeps torch off the baseline path (see __init__)
 
         weights = []
         with torch.inference_mode():
@@ -437,10 +440,10 @@ class _TransformerExplainer:
         return torch.stack(weights).mean(0).cpu().numpy().astype(np.float64)
 
     def _integrated_gradients(self, input_ids, mask, targets: list[int], calibration):
-        import torch
+        import torch  # keeps torch off the baseline path (see __init__)
 
         try:
-            from captum.attr import LayerIntegratedGradients
+            from captum.attr import LayerIntegratedGradients  # optional: captum
         except ImportError:
             raise MultihotError(INSTALL_HINT) from None
 

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ rounding)."""
 def import_onnxruntime():
     """The ``onnxruntime`` module, or a clear error saying how to install it."""
     try:
-        import onnxruntime
+        import onnxruntime  # optional: onnxruntime
     except ImportError:
         raise MultihotError(
             "onnxruntime is not installed; install the ONNX extra: pip install 'multihot[onnx]'"
@@ -165,6 +166,8 @@ def onnx_probabilities(
 
     def run(batch_indices: list[int]) -> None:
         texts = [input_ids[i] for i in batch_indices]
+        arrays: tuple[np.ndarray, ...]
+        names: tuple[str, ...]
         if documents:
             arrays, names = pack_documents(texts, pad_token_id), ONNX_DOCUMENT_INPUTS
         else:
@@ -176,8 +179,6 @@ def onnx_probabilities(
         for batch_indices in batches:
             run(batch_indices)
     else:
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(min(workers, len(batches))) as pool:
             list(pool.map(run, batches))  # list(): re-raises a batch's exception here
     return out

@@ -55,7 +55,7 @@ def load_backend(files: RunFiles):
         )
         model.calibration = files.calibration
         return model
-    # Here, not above: they import torch, which ONNX prediction does without.
+    # Here, not above: they import torch; this keeps torch off the ONNX path (and the baseline's).
     from multihot.artifacts.transformer import load_transformer_model
     from multihot.inference.torch_backend import TorchBackend
 
@@ -192,7 +192,7 @@ class Predictor:
 
     def _distributed_proba(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """Probabilities for all ``texts``, this process computing its contiguous share of them."""
-        import torch  # only here: ONNX prediction in one process runs without torch
+        import torch  # keeps torch off the ONNX path (prediction in one process)
 
         texts = check_texts(texts)  # the whole batch, so every process fails alike on a bad text
         mine = distributed.share(len(texts))

@@ -51,7 +51,9 @@ def predict_logits(
     """
     dataset = TokenizedDataset(input_ids)
     collate = Collator(pad_token_id)
-    out = np.empty((len(dataset), model.num_labels), dtype=np.float32)
+    num_labels = model.num_labels
+    assert isinstance(num_labels, int)  # set by every model predicted from, ensembles included
+    out = np.empty((len(dataset), num_labels), dtype=np.float32)
     model.eval()
     pruned = first_token_only(model) if prune else contextlib.nullcontext()
     with pruned:
@@ -80,7 +82,7 @@ class TorchBackend:
         self,
         model: torch.nn.Module,
         tokenizer,
-        encoder_config: dict,
+        encoder_config: dict | None,
         reading: Reading | int,
         calibration: Calibration | None = None,
     ):

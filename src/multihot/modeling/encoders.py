@@ -13,18 +13,31 @@ unpickled, so they are refused with a hint on converting them, unless the caller
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 from torch import nn
 
 from multihot.core.errors import EncoderError
 from multihot.core.pickles import PICKLE_SUFFIXES
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +105,6 @@ def resolve_encoder(name: str) -> str:
     packaged = PACKAGED_ENCODERS.get(name)
     if packaged is None:
         return name
-    import importlib
-
     try:
         return str(importlib.import_module(packaged.module).get_model_path())
     except ImportError:
@@ -141,16 +152,7 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, lowercase: bool = Tru
         >>> tok.convert_ids_to_tokens(tok("so sad")["input_ids"])
         ['[CLS]', 'so', 'sad', '[SEP]']
     """
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
-    from transformers import PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast  # heavy: transformers
 
     mark = "\u2581"
     bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
@@ -206,7 +208,7 @@ def scratch_config(
     name: str, vocab_size: int, max_length: int, dropout: float = 0.1
 ) -> dict[str, Any]:
     """The ``BertConfig`` dict of a scratch encoder."""
-    from transformers import BertConfig
+    from transformers import BertConfig  # heavy: transformers
 
     if name not in SCRATCH_SIZES:
         raise EncoderError(
@@ -225,9 +227,9 @@ def scratch_config(
     ).to_dict()
 
 
-def encoder_from_config(config: dict[str, Any]) -> nn.Module:
+def encoder_from_config(config: dict[str, Any]) -> PreTrainedModel:
     """A randomly initialised encoder from a stored config dict (no network, no weights read)."""
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoConfig, AutoModel  # heavy: transformers
 
     config = dict(config)
     model_type = config.pop("model_type", None)
@@ -281,7 +283,7 @@ def load_pretrained(name: str, *, trust_remote_weights: bool = False):
     Example:
         >>> encoder, tokenizer = load_pretrained("models/tiny-bert")  # doctest: +SKIP
     """
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoTokenizer  # heavy: transformers
 
     name = resolve_encoder(name)
     refuse_pickled(name, trust_remote_weights)

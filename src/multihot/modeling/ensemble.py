@@ -14,6 +14,7 @@ computed in log space (``log p̄ = logsumexp_m(-softplus(-z_m)) - log M``, and t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -44,7 +45,7 @@ def mean_probability_logits(logits: torch.Tensor) -> torch.Tensor:
 class SeedEnsemble(nn.Module):
     """Members of one shape; ``forward`` returns the logits of their mean probability."""
 
-    def __init__(self, members: list[nn.Module]):
+    def __init__(self, members: Sequence[MultiLabelModel]):
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")

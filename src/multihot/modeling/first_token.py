@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,7 +35,9 @@ class FirstTokenLayer(nn.Module):
 
     def __init__(self, layer: nn.Module):
         super().__init__()
-        self.layer = layer
+        # Its parts are read by name, as transformers' BERT-style layers call them (the shape
+        # _last_layers checks), which the type nn.Module does not describe.
+        self.layer: Any = layer
 
     def forward(self, hidden_states: torch.Tensor, attention_mask=None, *args, **kwargs):
         attention = self.layer.attention.self
@@ -66,7 +69,7 @@ class FirstTokenLayer(nn.Module):
 def _last_layers(model: nn.Module) -> Iterator[tuple[nn.ModuleList, nn.Module]]:
     """``(layers, last layer)`` of the encoder of each member of ``model`` (one, or an ensemble's) whose
     output depends on the first token only and whose encoder is BERT-style."""
-    members = model.members if hasattr(model, "members") else [model]
+    members = list(getattr(model, "members", [model]))
     for member in members:
         if not isinstance(getattr(member, "pooling", None), (ClsPooling, PoolerPooling)):
             continue

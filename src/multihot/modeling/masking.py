@@ -72,7 +72,7 @@ class MaskedLMTraining(nn.Module):
         super().__init__()
         self.model = model
         hidden = model.encoder.config.hidden_size
-        vocab = model.encoder.get_input_embeddings().weight.shape[0]
+        vocab = _input_embeddings(model).shape[0]
         self.transform = nn.Sequential(
             nn.Linear(hidden, hidden), nn.GELU(), nn.LayerNorm(hidden, eps=1e-12)
         )
@@ -89,5 +89,12 @@ class MaskedLMTraining(nn.Module):
             input_ids, attention_mask, return_hidden=True, chunk_index=chunk_index
         )
         states = self.transform(hidden[chosen])
-        embeddings = self.model.encoder.get_input_embeddings().weight
+        embeddings = _input_embeddings(self.model)
         return logits, F.linear(states, embeddings, self.bias)
+
+
+def _input_embeddings(model: MultiLabelModel) -> torch.Tensor:
+    """The encoder's token embedding matrix ``(vocab, hidden)``."""
+    weight = model.encoder.get_input_embeddings().weight
+    assert isinstance(weight, torch.Tensor)  # a Parameter of the embedding module
+    return weight

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from multihot.core.config import ModelConfig
+from multihot.core.errors import ConfigError
 from multihot.modeling.heads import build_head
 from multihot.modeling.pooling import WindowPooling, build_pooling
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 class MultiLabelModel(nn.Module):
@@ -24,10 +30,12 @@ class MultiLabelModel(nn.Module):
         torch.Size([1, 3])
     """
 
-    def __init__(self, encoder: nn.Module, num_labels: int, config: ModelConfig):
+    def __init__(self, encoder: PreTrainedModel, num_labels: int, config: ModelConfig):
         super().__init__()
         hidden = encoder.config.hidden_size
         self.encoder = encoder
+        if config.pooling is None:
+            raise ConfigError("pooling: not resolved (a run's config always has one)")
         self.pooling = build_pooling(config.pooling, hidden, num_labels)
         self.head = build_head(
             config.head,
@@ -61,7 +69,7 @@ class MultiLabelModel(nn.Module):
         one row per document. ``encoder_rows`` (inference) runs the encoder on that many rows at a
         time, so a long document's windows need not fit in memory at once.
         """
-        hidden = None
+        hidden: torch.Tensor | None = None
         if encoder_rows and input_ids.shape[0] > encoder_rows and not return_hidden:
             pooled = self._pooled_by_slices(input_ids, attention_mask, token_type_ids, encoder_rows)
         else:
@@ -73,9 +81,14 @@ class MultiLabelModel(nn.Module):
         elif chunk_index is not None:
             raise ValueError("windows of documents given to a model that reads truncated texts")
         logits = self.head(pooled)
-        return (logits, hidden) if return_hidden else logits
+        if return_hidden:
+            assert hidden is not None  # return_hidden runs the encoder on all rows at once
+            return logits, hidden
+        return logits
 
-    def _pooled_by_slices(self, input_ids, attention_mask, token_type_ids, rows: int):
+    def _pooled_by_slices(
+        self, input_ids, attention_mask, token_type_ids, rows: int
+    ) -> torch.Tensor:
         """The pooled vectors of :meth:`_pooled`, the encoder run on ``rows`` rows at a time."""
         parts = []
         for start in range(0, input_ids.shape[0], rows):
@@ -84,7 +97,9 @@ class MultiLabelModel(nn.Module):
             parts.append(self._pooled(input_ids[part], attention_mask[part], types)[0])
         return torch.cat(parts)
 
-    def _pooled(self, input_ids, attention_mask, token_type_ids):
+    def _pooled(
+        self, input_ids, attention_mask, token_type_ids
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(pooled, token states)`` of rows of ids."""
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:

@@ -124,6 +124,7 @@ class WindowPooling(nn.Module):
         if self.mode == "mean":
             weights = present.to(windows.dtype)
             return (windows * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        assert self.score is not None  # mode == "attention"
         scores = self.score(windows).float().masked_fill(~present, float("-inf"))
         weights = torch.softmax(scores, dim=1).to(windows.dtype)  # over the windows
         return (windows * weights).sum(1)

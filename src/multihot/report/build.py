@@ -19,6 +19,7 @@ from multihot.artifacts.validation import read_validation
 from multihot.classifier import Classifier
 from multihot.core.errors import RunDirError
 from multihot.data.prepare import DataLike
+from multihot.report.html import write_report
 from multihot.report.inputs import ReportInputs
 from multihot.scoring.calibration import calibrated
 from multihot.scoring.probabilities import sigmoid
@@ -92,8 +93,6 @@ def write_run_report(
 ) -> Path:
     """Write the HTML report of the run directory ``run`` (on ``data``, or its validation rows)
     to ``output``, all or nothing; the path written."""
-    from multihot.report.html import write_report
-
     clf = Classifier.load(run)
     inputs = report_inputs(clf, run, data, batch_size, precision)
     write_report(inputs, Path(output))

@@ -83,7 +83,8 @@ def _blend(strength: float) -> tuple[int, int, int]:
     """White blended towards green (positive) or red (negative) by ``|strength|``."""
     colour = POSITIVE if strength >= 0 else NEGATIVE
     a = min(abs(strength), 1.0)
-    return tuple(round(255 + (c - 255) * a) for c in colour)
+    red, green, blue = (round(255 + (c - 255) * a) for c in colour)
+    return red, green, blue
 
 
 def header_line(entry: LabelExplanation) -> str:

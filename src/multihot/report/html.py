@@ -77,7 +77,7 @@ def _checked(inputs: ReportInputs) -> ReportInputs:
     n, num_labels = len(inputs.texts), len(inputs.label_names)
     if n == 0 or num_labels == 0:
         raise MultihotError("report: no texts or no labels to report on")
-    arrays = {
+    arrays: dict[str, Any] = {
         "targets": np.asarray(inputs.targets),
         "probs": np.asarray(inputs.probs, dtype=np.float64),
         "thresholds": np.asarray(inputs.thresholds, dtype=np.float64),
@@ -136,7 +136,7 @@ def _config_value(value: Any) -> str:
 
 
 def _names(row: np.ndarray, label_names: Sequence[str]) -> str:
-    return ", ".join(label_names[j] for j in np.flatnonzero(row)) or "none"
+    return ", ".join(label_names[int(j)] for j in np.flatnonzero(row)) or "none"
 
 
 def _section(key: str, title: str, body: str) -> str:

@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ _STYLE = {
 def _matplotlib():
     """The matplotlib module, or a clear error when the ``report`` extra is not installed."""
     try:
+        # optional: matplotlib, the report extra (this error says how to install it)
         import matplotlib
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
         from matplotlib.figure import Figure  # noqa: F401
@@ -77,6 +79,7 @@ def _style():
 
 
 def _figure(width: float, height: float):
+    # optional: matplotlib (here and below; _style or _matplotlib has checked it is installed)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -93,7 +96,7 @@ def _svg(fig, salt: str) -> str:
     the namespace declarations go (an inline SVG in HTML needs none of them), as do the ids that
     nothing refers to (``figure_1``, ``axes_1``: the same in every figure).
     """
-    import matplotlib
+    import matplotlib  # optional: matplotlib
 
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": salt}):
@@ -123,7 +126,7 @@ def _png_bytes(fig, dpi: int, palette: bool = False) -> bytes:
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     if not palette:
         return buffer.getvalue()
-    from PIL import Image
+    from PIL import Image  # optional: Pillow, which comes with matplotlib
 
     image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
     buffer = io.BytesIO()
@@ -133,8 +136,6 @@ def _png_bytes(fig, dpi: int, palette: bool = False) -> bytes:
 
 def _png_img(fig, alt: str, dpi: int) -> str:
     """The figure as an ``<img>`` whose source is a base64 PNG data URI (256 colours)."""
-    from html import escape
-
     data = base64.b64encode(_png_bytes(fig, dpi, palette=True)).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}">'
 
@@ -322,7 +323,7 @@ def support_vs_f1(label_names: Sequence[str], support: np.ndarray, f1: np.ndarra
         ax.scatter(support[drawn], f1[drawn], s=12, color="C0")
         for j in np.flatnonzero(drawn):
             ax.annotate(
-                _short(label_names[j]),
+                _short(label_names[int(j)]),
                 (support[j], f1[j]),
                 xytext=(3, 2),
                 textcoords="offset points",
@@ -334,6 +335,7 @@ def support_vs_f1(label_names: Sequence[str], support: np.ndarray, f1: np.ndarra
                 ax.set_xscale("symlog", linthresh=1)
             else:
                 ax.set_xscale("log")
+            # optional: matplotlib
             from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
             ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -355,7 +357,7 @@ def _heatmap(matrix: np.ndarray, label_names: Sequence[str], title: str, alt: st
     side = min(HEATMAP_MAX_INCHES, max(4.5, 0.17 * num_labels + 2.5))
     tick_size = 7 if num_labels <= 30 else 6
     with _style():
-        from matplotlib import colormaps
+        from matplotlib import colormaps  # optional: matplotlib
 
         fig = _figure(side + 1.0, side)
         ax = fig.subplots()
@@ -436,7 +438,7 @@ def _series(records: Sequence[dict], x: str, key: str) -> tuple[list, list]:
 
 def _training_figure(history: Sequence[dict], metric: str):
     """Losses (left) and ``metric`` (right) of every record, a colour per member."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # optional: matplotlib
 
     fig = _figure(8.0, 3.2)
     losses, scores = fig.subplots(1, 2)

@@ -96,7 +96,7 @@ and measured on the other, ECE went from 0.278 to 0.175 with temperatures and to
 def _fit_label(y: np.ndarray, z: np.ndarray, with_bias: bool) -> tuple[float, float]:
     """``(T, b)`` minimising the binary cross-entropy of ``sigmoid(z / T + b)`` (``T = exp(-s)``
     keeps the temperature positive, so the label's order of texts cannot flip)."""
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize  # heavy: scipy; prediction applies a calibration without it
 
     sign = np.where(y > 0.5, 1.0, -1.0)
 
@@ -229,6 +229,7 @@ class Calibration:
             raise MultihotError(
                 f"got {len(label_names)} label names for {len(self.temperatures)} temperatures"
             )
+        assert self.biases is not None  # __post_init__ fills it in
         return {
             "method": self.method,
             "temperatures": {

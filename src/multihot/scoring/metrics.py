@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from multihot.core.config import AVERAGES as _AVERAGES
-from multihot.core.config import PRIMARY_METRICS
 from multihot.core.errors import ConfigError, MultihotError
+from multihot.core.metric_names import AVERAGES as _AVERAGES
+from multihot.core.metric_names import PRIMARY_METRICS
 from multihot.data.encoding import text_lengths, tokens_read
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,9 @@ def _mean_defined(values: list[float | None]) -> float | None:
     return float(np.mean(defined)) if defined else None
 
 
-def _check_inputs(targets, probs, thresholds, label_names, decisions):
+def _check_inputs(
+    targets, probs, thresholds, label_names, decisions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     targets = np.asarray(targets)
     probs = np.asarray(probs, dtype=np.float64)
     if targets.ndim != 2:
@@ -141,8 +143,8 @@ def compute_metrics(
         >>> round(m["micro_f1"], 3), m["macro_roc_auc"], m["per_label"]["anger"]["support"]
         (0.857, 1.0, 2)
     """
-    # Imported here, not at module level: scikit-learn takes a second to import, and
-    # `multihot predict` (which imports this module through the package) never computes metrics.
+    # heavy: sklearn, a second to import; `multihot predict` (which imports this module through
+    # the package) never computes metrics.
     from sklearn import metrics as skm
     from sklearn.exceptions import UndefinedMetricWarning
 
@@ -255,13 +257,14 @@ def length_buckets(
         >>> [(b["tokens"], b["texts"], b["micro_f1"]) for b in length_buckets([10, 20, 70], y, d, 16)]
         [('1-16', 1, 1.0), ('17-32', 1, 0.0), ('65-128', 1, 1.0)]
     """
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import f1_score  # heavy: sklearn (as in compute_metrics)
 
-    lengths = np.asarray(lengths, dtype=np.int64)
+    tokens = np.asarray(lengths, dtype=np.int64)
     targets, decisions = np.asarray(targets), np.asarray(decisions)
-    buckets, low, high = [], 1, window
-    while low <= (lengths.max() if len(lengths) else 0):
-        rows = (lengths >= low) & (lengths <= high)
+    buckets: list[dict] = []
+    low, high = 1, window
+    while low <= (tokens.max() if len(tokens) else 0):
+        rows = (tokens >= low) & (tokens <= high)
         if rows.any():
             y, d = targets[rows], decisions[rows]
             present = np.flatnonzero(y.any(0))
@@ -281,7 +284,7 @@ def length_buckets(
                 "subset_accuracy": float((y == d).all(1).mean()),
             }
             if read is not None:
-                bucket["cut_texts"] = int((lengths[rows] > read).sum())
+                bucket["cut_texts"] = int((tokens[rows] > read).sum())
             buckets.append(bucket)
         low, high = high + 1, high * 2
     return buckets

@@ -138,7 +138,9 @@ class Thresholds:
         if missing or unknown:
             raise MultihotError(f"thresholds vs labels: missing {missing}, unknown {unknown}")
         values = [_check_unit(given[n], f"threshold of label {n!r}") for n in label_names]
-        strategy, global_value = data.get("strategy"), data.get("global_value")
+        # As read from the file, possibly missing: __post_init__ checks them.
+        strategy: Any = data.get("strategy")
+        global_value: Any = data.get("global_value")
         fallback_labels, top1 = [index[n] for n in fallback], bool(data.get("top1_fallback"))
         return cls(np.array(values), strategy, global_value, fallback_labels, top1)
 
