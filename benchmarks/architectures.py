@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the results here (after each variant)")
     args = parser.parse_args()
     serial_tokenizers()
-    setup_logging("multihot.training.loop")
+    setup_logging("multihot.training.session")
 
     names = [SHORT[v.strip()] for v in args.variants.split(",") if v.strip()]
     common = {

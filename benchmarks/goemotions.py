@@ -129,7 +129,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     serial_tokenizers()
-    setup_logging("multihot.training.loop")  # one line per evaluation
+    setup_logging("multihot.training.session")  # one line per evaluation
 
     flags = dict(MULTIHOT_FLAGS[args.encoder], **({"epochs": 2} if args.quick else {}))
     if args.seed is not None:

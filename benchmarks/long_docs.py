@@ -65,7 +65,7 @@ def child(args) -> dict:
     from multihot.inference.torch_backend import TorchBackend
     from multihot.modeling.encoders import build_encoder, is_scratch
     from multihot.modeling.model import MultiLabelModel
-    from multihot.training.loop import checkpoint_activations
+    from multihot.training.setup import checkpoint_activations
 
     torch.manual_seed(0)
     texts, _ = load_goemotions(args.data, "train")

@@ -117,7 +117,7 @@ class Outcome:
 
 # ---------------------------------------------------------------------------------- timing
 class LoopTimer:
-    """A multihot :class:`~multihot.training.loop.TrainCallback`: training-loop time without evaluation.
+    """A multihot :class:`~multihot.training.session.TrainCallback`: training-loop time without evaluation.
 
     The clock runs from ``on_train_start`` to the end of the last step; each evaluation (from the
     step before it to its end) that falls in between is taken out. Members of a seed ensemble each

@@ -19,7 +19,7 @@ from multihot.artifacts.validation import ValidationPredictions
 from multihot.baseline.linear import BaselineConfig, TfidfLogistic
 from multihot.baseline.train import train_baseline
 from multihot.core.config import RunConfig
-from multihot.core.errors import DataError
+from multihot.core.errors import DataError, MultihotError
 from multihot.data.encoding import Reading
 from multihot.data.labels import LabelSet
 from multihot.data.prepare import DataLike, read_data
@@ -37,8 +37,8 @@ from multihot.scoring.thresholds import (
     log_fallback,
     tune_thresholds,
 )
-from multihot.training.loop import TrainCallback
 from multihot.training.run import TrainedRun, resume_run, train_run
+from multihot.training.session import TrainCallback
 
 
 class Classifier:
@@ -142,7 +142,7 @@ class Classifier:
                 run to replace. While training, it holds checkpoints (``checkpoints/``, one at
                 every evaluation) from which a killed run can be resumed; until the final save
                 replaces it, it refuses to load.
-            callback: receives progress (see :class:`multihot.training.loop.TrainCallback`).
+            callback: receives progress (see :class:`multihot.training.session.TrainCallback`).
             trust_remote_weights: accept a Hugging Face encoder whose weights exist only pickled
                 (``pytorch_model.bin``), read with ``torch.load(weights_only=True)``; not saved in
                 the config, so a config file can never turn it on.
@@ -414,7 +414,7 @@ class Classifier:
     # ---------------------------------------------------------------------------------- artifacts
     def save(self, path: str | Path) -> Path:
         """Write the run directory (all or nothing): new, empty, or a multihot run to replace."""
-        common = dict(
+        common: dict[str, Any] = dict(
             config=self.config,
             labels=self.labels,
             thresholds=self.thresholds,
@@ -432,11 +432,17 @@ class Classifier:
                 baseline=model.config_dict(),
                 **common,
             )
+        encoder_config = self.encoder_config
+        if encoder_config is None:  # loading rebuilds the encoder from it
+            raise MultihotError(
+                "cannot save a transformer model without its encoder_config "
+                "(Classifier(..., encoder_config=...)): the run could not be loaded"
+            )
         return save_transformer_run(
             path,
             model=self.model,
             tokenizer=self.tokenizer,
-            encoder_config=self.encoder_config,
+            encoder_config=encoder_config,
             **common,
         )
 

@@ -167,7 +167,7 @@ def test_gather_refuses_a_missing_row():
     from accelerate import Accelerator
 
     from multihot.data.batching import Collator, TokenizedDataset
-    from multihot.training.loop import _gather_logits
+    from multihot.training.validation import gather_logits as _gather_logits
 
     class Model(torch.nn.Module):
         def forward(self, input_ids, attention_mask):

@@ -23,9 +23,9 @@ from multihot.modeling.encoders import (
     train_wordpiece,
 )
 from multihot.modeling.model import MultiLabelModel
-from multihot.training.loop import fit
 from multihot.training.losses import build_loss
 from multihot.training.optim import encoder_depth, param_groups, warmup_decay
+from multihot.training.session import fit
 
 LABELS = sorted({label for labels in TOY_LABELS for label in labels})
 
@@ -117,7 +117,7 @@ def _fit(model, config: TrainConfig, callback=None):
         data,
         data,
         config,
-        pad_token_id=tokenizer.pad_token_id,
+        tokenizer=tokenizer,
         label_names=LABELS,
         callback=callback,
     )

@@ -41,7 +41,7 @@ from multihot.core.files import dumps
 from multihot.data.readers import Dataset
 from multihot.inference.predictor import Predictor
 from multihot.training.checkpoint import RunCheckpoints, TrainingCheckpoint
-from multihot.training.result import TrainResult
+from multihot.training.state import LoopState, epoch_batches
 
 # 8 toy texts in batches of 2: 4 steps an epoch, 24 steps, an evaluation (and a checkpoint) every
 # 3 steps: some in the middle of an epoch, some at its last batch.
@@ -140,19 +140,13 @@ def test_checkpoint_round_trip_restores_every_state_without_unpickling(tmp_path,
         scheduler = warmup_decay(optimizer, TrainConfig(warmup_ratio=0.2), 10)
         ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
         generator = torch.Generator().manual_seed(seed)
-        checkpoint = TrainingCheckpoint(
-            tmp_path / "last",
-            accelerator,
-            net=net,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            steps_per_epoch=4,
-            ema=ema,
-            generator=generator,
+        state = LoopState(
+            net=net, optimizer=optimizer, scheduler=scheduler, ema=ema, masking=generator
         )
-        return net, optimizer, scheduler, ema, generator, checkpoint
+        checkpoint = TrainingCheckpoint(tmp_path / "last", accelerator, steps_per_epoch=4)
+        return net, optimizer, scheduler, ema, generator, state, checkpoint
 
-    net, optimizer, scheduler, ema, generator, checkpoint = build(0)
+    net, optimizer, scheduler, ema, generator, state, checkpoint = build(0)
     for _ in range(3):
         net(torch.randn(5, 6)).square().mean().backward()
         optimizer.step()
@@ -161,11 +155,16 @@ def test_checkpoint_round_trip_restores_every_state_without_unpickling(tmp_path,
         ema.update_parameters(net)
     torch.rand(3, generator=generator)
     record = {"step": 3, "epoch": 0.75, "macro_f1": 0.5, "macro_roc_auc": float("nan")}
-    result = TrainResult(
-        state_dict={k: v.clone() for k, v in net.state_dict().items()},
-        best=record,
-        history=[record],
-        val_probs=np.random.default_rng(0).random((5, 3), dtype=np.float32),
+    state.best_weights = {k: v.clone() for k, v in net.state_dict().items()}
+    state.best, state.history = record, [record]
+    state.best_probs = np.random.default_rng(0).random((5, 3), dtype=np.float32)
+    state.step, state.epoch, state.batch, state.stale, state.seen, state.seconds = (
+        4,
+        1,
+        0,
+        1,
+        15,
+        2.5,
     )
     random.seed(1)
     np.random.seed(2)
@@ -175,7 +174,7 @@ def test_checkpoint_round_trip_restores_every_state_without_unpickling(tmp_path,
         random.getstate(),
         np.random.get_state(),
     )
-    checkpoint.save(result, step=4, stale=1, stopped=False, seen=15, seconds=2.5)
+    checkpoint.save(state)
     assert sorted(p.name for p in (tmp_path / "last").iterdir()) == [
         "state.json",
         "state.safetensors",
@@ -194,22 +193,14 @@ def test_checkpoint_round_trip_restores_every_state_without_unpickling(tmp_path,
     monkeypatch.setattr(pickle, "load", no_unpickling)
     monkeypatch.setattr(pickle, "loads", no_unpickling)
 
-    net2, optimizer2, scheduler2, ema2, generator2, checkpoint2 = build(1)
-    restored = TrainResult(state_dict={}, best={})
-    at = checkpoint2.restore(restored)
+    net2, optimizer2, scheduler2, ema2, generator2, restored, checkpoint2 = build(1)
+    checkpoint2.restore(restored)
     torch.rand(7), torch.rand(7, generator=generator2), random.random(), np.random.rand()
-    assert checkpoint2.batches(accelerator, ["batches"], at) == ["batches"]  # restores the RNGs
+    assert epoch_batches(restored, accelerator, ["batches"]) == ["batches"]  # restores the RNGs
     assert not marker.exists()
 
-    assert (at.step, at.epoch, at.batch, at.stale, at.stopped, at.seen, at.seconds) == (
-        4,
-        1,
-        0,
-        1,
-        False,
-        15,
-        2.5,
-    )
+    counters = ("step", "epoch", "batch", "stale", "stopped", "seen", "seconds")
+    assert [getattr(restored, k) for k in counters] == [4, 1, 0, 1, False, 15, 2.5]
     for a, b in [(net, net2), (ema, ema2)]:
         for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
             assert torch.equal(x, y), name
@@ -220,10 +211,12 @@ def test_checkpoint_round_trip_restores_every_state_without_unpickling(tmp_path,
             assert torch.equal(value, state2["state"][index][name]), (index, name)
     assert scheduler.state_dict() == scheduler2.state_dict()
     assert [g["lr"] for g in optimizer.param_groups] == [g["lr"] for g in optimizer2.param_groups]
-    for name, tensor in result.state_dict.items():
-        assert torch.equal(tensor, restored.state_dict[name])
-    np.testing.assert_array_equal(restored.val_probs, result.val_probs)
-    assert dumps(restored.history) == dumps(result.history) and restored.best["step"] == 3
+    for name, tensor in net.state_dict().items():
+        assert torch.equal(tensor, restored.best_weights[name])
+    np.testing.assert_array_equal(
+        restored.best_probs, np.random.default_rng(0).random((5, 3), dtype=np.float32)
+    )
+    assert dumps(restored.history) == dumps([record]) and restored.best["step"] == 3
     assert torch.equal(torch.get_rng_state(), rng_before[0])
     assert torch.equal(generator2.get_state(), rng_before[1])
     assert random.getstate() == rng_before[2]
@@ -257,10 +250,9 @@ def test_each_process_restores_its_own_rng_states(tmp_path):
     net = torch.nn.Linear(3, 2)
     optimizer = torch.optim.AdamW(net.parameters())
     schedule = warmup_decay(optimizer, TrainConfig(warmup_ratio=0.0), 4)
-    options = dict(net=net, optimizer=optimizer, scheduler=schedule)
     state = tmp_path / "last"
-    TrainingCheckpoint(state, accelerator, steps_per_epoch=4, **options).save(
-        TrainResult(state_dict={}, best={}), step=4, stale=0, stopped=False
+    TrainingCheckpoint(state, accelerator, steps_per_epoch=4).save(
+        LoopState(net=net, optimizer=optimizer, scheduler=schedule)
     )
     # The job had two processes, and the first one's generator was elsewhere.
     tensors = load_file(state / "state.safetensors")
@@ -271,15 +263,16 @@ def test_each_process_restores_its_own_rng_states(tmp_path):
     meta = json.loads((state / "state.json").read_text())
     (state / "state.json").write_text(json.dumps({**meta, "num_processes": 2}))
 
-    second = TrainingCheckpoint(state, AsProcess(accelerator, 1, 2), steps_per_epoch=4, **options)
-    at = second.restore(TrainResult(state_dict={}, best={}))
+    second = TrainingCheckpoint(state, AsProcess(accelerator, 1, 2), steps_per_epoch=4)
+    restored = LoopState(net=net, optimizer=optimizer, scheduler=schedule)
+    second.restore(restored)
     torch.manual_seed(0)
-    second.batches(accelerator, [], at)
+    epoch_batches(restored, accelerator, [])
     assert torch.equal(torch.get_rng_state(), mine)
 
     with pytest.raises(RunDirError, match="run of 2 processes; resume it with the same number"):
-        TrainingCheckpoint(state, accelerator, steps_per_epoch=4, **options).restore(
-            TrainResult(state_dict={}, best={})
+        TrainingCheckpoint(state, accelerator, steps_per_epoch=4).restore(
+            LoopState(net=net, optimizer=optimizer, scheduler=schedule)
         )
 
 

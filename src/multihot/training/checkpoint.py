@@ -6,11 +6,12 @@ While a run trains into ``RUN``, and until the final save replaces that director
 RUN/checkpoints/
   run.json            what resuming needs: the resolved config, the data files, fingerprints of
                       the data and the tokenizer
-  member-0/last/      member 0's training state at its latest evaluation:
-    state.json          step, place in the epoch, early-stopping count, history, best record,
-                        scheduler, optimizer settings, python and numpy RNG states
+  member-0/last/      member 0's loop state (multihot.training.state.LoopState) at its latest
+                      evaluation:
+    state.json          counters (step, place in the epoch, early stopping), history, best
+                        record, schedule, optimizer settings, python and numpy RNG states
     state.safetensors   weights, optimizer moments, EMA and best weights, the best validation
-                        probabilities, torch RNG states (one row per process)
+                        probabilities, every generator's state (one row per process)
   member-0/result/    member 0's best weights, validation probabilities and history, once done
   member-1/ ...       the next member of an ensemble (members train one after another)
 ```
@@ -21,35 +22,43 @@ directory is written by :func:`multihot.core.files.write_dir_atomic`, so a kill 
 either the previous complete state or the new one.
 
 Restoring every RNG state at the moment the uninterrupted run would have used it (see
-:meth:`TrainingCheckpoint.batches`) makes a resumed run draw the same dropout and masking noise,
+:func:`multihot.training.state.epoch_batches`) makes a resumed run draw the same dropout and masking noise,
 so on a CPU in fp32 it ends with exactly the weights of a run that was never killed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
-import random
 import shutil
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from multihot.artifacts.rundir import CHECKPOINTS, CONFIG, read_json
 from multihot.core import distributed
 from multihot.core.config import RunConfig
 from multihot.core.errors import MultihotError, RunDirError
 from multihot.core.files import remove_leftovers, write_atomic, write_dir_atomic
+from multihot.data.readers import Dataset
 from multihot.training.result import TrainResult
-
-if TYPE_CHECKING:
-    from multihot.training.result import TrainResult
+from multihot.training.state import (
+    ARRAY,
+    COUNTER,
+    MODULE,
+    OPTIMIZER,
+    RECORD,
+    SETTINGS,
+    WEIGHTS,
+    LoopState,
+    host_rng,
+    rng_states,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +73,6 @@ def _dumps(obj: Any) -> str:
 
 def _read_state(directory: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The JSON and the tensors of a state directory (safetensors and json only, never a pickle)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     meta = read_json(directory / STATE_JSON)
     if meta.get("format") != FORMAT:
         raise RunDirError(
@@ -82,8 +88,6 @@ def _read_state(directory: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor
 
 
 def _write_state(directory: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save_file
-
     def fill(tmp: Path) -> None:
         save_file(_own_storage(tensors), tmp / STATE_TENSORS)
         write_atomic(tmp / STATE_JSON, _dumps({"format": FORMAT, **meta}))
@@ -159,61 +163,26 @@ def optimizer_from_files(optimizer, meta: dict[str, Any], tensors: dict[str, tor
 
 
 # ------------------------------------------------------------------------- one training run: fit
-@dataclass
-class Position:
-    """Where a checkpoint was taken, and the counters :func:`multihot.training.loop.fit` keeps."""
-
-    step: int
-    """Optimiser steps done."""
-    epoch: int
-    """The epoch to continue."""
-    batch: int
-    """Batches of that epoch already trained on (0: the epoch has not started)."""
-    stale: int
-    """Evaluations without improvement (early stopping)."""
-    stopped: bool
-    """Early stopping had ended the run."""
-    seen: int = 0
-    """Training texts seen (for the throughput shown)."""
-    seconds: float = 0.0
-    """Training time before the checkpoint."""
-    rng: dict[str, Any] = field(default_factory=dict, repr=False)
-
-
 class TrainingCheckpoint:
-    """Saves and restores everything :func:`multihot.training.loop.fit` needs to continue a run exactly.
+    """Writes a :class:`multihot.training.state.LoopState` to a directory and reads it back.
 
-    The model's (unwrapped) weights, the optimizer and scheduler states, the EMA weights, the best
-    weights with their validation probabilities, the history, the counters, and the RNG states:
-    torch's CPU and CUDA generators and the masking generator of every process, python's and
-    numpy's of the main process (the loop does not use those two). Only the main process writes;
-    every process must call :meth:`save`, which gathers the RNG states.
+    Each field goes where its kind says (:mod:`multihot.training.state`): counters and records to
+    ``state.json``; weights, arrays, modules' and optimizers' tensors to ``state.safetensors``;
+    every generator's state, one row per process; python's and numpy's of the main process (the
+    loop does not use those two). Only the main process writes; every process must call
+    :meth:`save`, which gathers the generator states.
 
     Example:
-        >>> ckpt = TrainingCheckpoint("runs/x/checkpoints/member-0/last", accelerator, net=net,
-        ...     optimizer=optimizer, scheduler=scheduler, steps_per_epoch=100)  # doctest: +SKIP
-        >>> ckpt.save(result, step=50, stale=0, stopped=False)  # doctest: +SKIP
-        >>> at = ckpt.restore(result); batches = ckpt.batches(accelerator, loader, at)  # doctest: +SKIP
+        >>> ckpt = TrainingCheckpoint("runs/x/checkpoints/member-0/last", accelerator,
+        ...     steps_per_epoch=100)  # doctest: +SKIP
+        >>> ckpt.save(state)  # doctest: +SKIP
+        >>> ckpt.restore(state); batches = epoch_batches(state, accelerator, loader)  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        directory: str | Path,
-        accelerator,
-        *,
-        net: torch.nn.Module,
-        optimizer,
-        scheduler,
-        steps_per_epoch: int,
-        grad_accum: int = 1,
-        ema: torch.nn.Module | None = None,
-        generator: torch.Generator | None = None,
-    ):
+    def __init__(self, directory: str | Path, accelerator, *, steps_per_epoch: int):
         self.directory = Path(directory)
         self.accelerator = accelerator
-        self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
-        self.ema, self.generator = ema, generator
-        self.steps_per_epoch, self.grad_accum = steps_per_epoch, grad_accum
+        self.steps_per_epoch = steps_per_epoch
 
     @staticmethod
     def supported(accelerator) -> bool:
@@ -222,64 +191,46 @@ class TrainingCheckpoint:
         return accelerator.distributed_type.name not in ("FSDP", "DEEPSPEED", "MEGATRON_LM")
 
     # ------------------------------------------------------------------------------------ save
-    def save(
-        self,
-        result: TrainResult,
-        *,
-        step: int,
-        stale: int,
-        stopped: bool,
-        seen: int = 0,
-        seconds: float = 0.0,
-    ) -> None:
-        """Write the state after an evaluation at ``step`` (``result``: its best and history)."""
+    def save(self, state: LoopState) -> None:
+        """Write ``state`` (after an evaluation)."""
         accelerator = self.accelerator
         accelerator.wait_for_everyone()
-        rng_rows = self._gather_rng()  # every process takes part
+        rng_rows = self._gather_rng(state)  # every process takes part
         if accelerator.is_main_process:
-            epoch, within = divmod(step, self.steps_per_epoch)
-            meta = {
-                "step": step,
-                "epoch": epoch,
-                # Accelerate steps the optimizer every grad_accum batches and at an epoch's end.
-                "batch": within * self.grad_accum,
-                "stale": stale,
-                "stopped": stopped,
-                "seen": seen,
-                "seconds": seconds,
-                "steps_per_epoch": self.steps_per_epoch,
-                "num_processes": accelerator.num_processes,
-                "history": result.history,
-                "best": result.best,
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": accelerator.scaler.state_dict() if accelerator.scaler else None,
-                "rng": {"python": random.getstate(), "numpy": _numpy_state()},
-            }
-            tensors = {
-                **_prefixed("net/", accelerator.unwrap_model(self.net).state_dict()),
-                **_best_tensors(result),
-                **_prefixed("rng/", rng_rows),
-            }
-            if self.ema is not None:
-                tensors.update(_prefixed("ema/", self.ema.state_dict()))
-            meta["optimizer"], optimizer_tensors = optimizer_to_files(self.optimizer)
-            tensors.update(_prefixed("optimizer/", optimizer_tensors))
+            meta, tensors = self._to_files(state)
+            tensors.update(_prefixed("rng/", rng_rows))
             remove_leftovers(self.directory)
             _write_state(self.directory, meta, tensors)
-            logger.debug("checkpoint at step %d in %s", step, self.directory)
+            logger.debug("checkpoint at step %d in %s", state.step, self.directory)
         accelerator.wait_for_everyone()
 
-    def _rng_states(self) -> dict[str, torch.Tensor]:
-        states = {"torch": torch.get_rng_state()}
-        if self.accelerator.device.type == "cuda":
-            states["cuda"] = torch.cuda.get_rng_state(self.accelerator.device)
-        if self.generator is not None:
-            states["masking"] = self.generator.get_state()
-        return states
+    def _to_files(self, state: LoopState) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The state as ``(JSON part, tensors)``, each field by its kind."""
+        unwrap = self.accelerator.unwrap_model
+        meta: dict[str, Any] = {
+            **state.kept_fields(COUNTER),
+            **state.kept_fields(RECORD),
+            "steps_per_epoch": self.steps_per_epoch,
+            "num_processes": self.accelerator.num_processes,
+            "rng": host_rng(),
+        }
+        tensors: dict[str, torch.Tensor] = {}
+        for key, weights in state.kept_fields(WEIGHTS).items():
+            tensors.update(_prefixed(f"{key}/", weights))
+        for key, array in state.kept_fields(ARRAY).items():
+            tensors[key] = torch.from_numpy(np.ascontiguousarray(array))
+        for key, module in state.kept_fields(MODULE).items():
+            tensors.update(_prefixed(f"{key}/", unwrap(module).state_dict()))
+        for key, optimizer in state.kept_fields(OPTIMIZER).items():
+            meta[key], moments = optimizer_to_files(optimizer)
+            tensors.update(_prefixed(f"{key}/", moments))
+        for key, settings in state.kept_fields(SETTINGS).items():
+            meta[key] = settings.state_dict()
+        return meta, tensors
 
-    def _gather_rng(self) -> dict[str, torch.Tensor]:
-        """Each RNG state as a ``(num_processes, state_size)`` tensor, row ``i`` from process ``i``."""
-        states = self._rng_states()
+    def _gather_rng(self, state: LoopState) -> dict[str, torch.Tensor]:
+        """Each generator state as a ``(num_processes, size)`` tensor, row ``i`` from process ``i``."""
+        states = rng_states(state, self.accelerator.device)
         if self.accelerator.num_processes == 1:
             return {k: v[None] for k, v in states.items()}
         device = self.accelerator.device
@@ -289,91 +240,74 @@ class TrainingCheckpoint:
         }
 
     # --------------------------------------------------------------------------------- restore
-    def restore(self, result: TrainResult) -> Position:
-        """Load the state into the model, optimizer, scheduler, EMA and ``result``; the RNG states
-        are restored later, by :meth:`batches`. Returns where to continue."""
-        accelerator = self.accelerator
+    def restore(self, state: LoopState) -> None:
+        """Load the saved state into ``state`` and the objects it holds. The generator states are
+        put back when the run goes on (:func:`multihot.training.state.epoch_batches`)."""
         meta, tensors = _read_state(self.directory)
-        if meta["num_processes"] != accelerator.num_processes:
+        self._check_same_run(meta)
+        self._load_objects(state, meta, tensors)
+        state.set_kept(COUNTER, meta)
+        state.set_kept(RECORD, meta)
+        state.set_kept(
+            WEIGHTS, {key: _with_prefix(tensors, f"{key}/") for key in state.kept_keys(WEIGHTS)}
+        )
+        state.set_kept(
+            ARRAY, {key: tensors[key].numpy() for key in state.kept_keys(ARRAY) if key in tensors}
+        )
+        rank = self.accelerator.process_index
+        # A copy of the row: torch reads an RNG state from the start of its storage, not the view's.
+        rows = {k: v[rank].clone() for k, v in _with_prefix(tensors, "rng/").items()}
+        state.resumed_rng = {"rows": rows, **meta["rng"]}
+
+    def _check_same_run(self, meta: dict[str, Any]) -> None:
+        processes = self.accelerator.num_processes
+        if meta["num_processes"] != processes:
             raise RunDirError(
                 f"{self.directory}: saved by a run of {meta['num_processes']} processes; resume it "
-                f"with the same number (this one has {accelerator.num_processes})"
+                f"with the same number (this one has {processes})"
             )
         if meta["steps_per_epoch"] != self.steps_per_epoch:
             raise RunDirError(
                 f"{self.directory}: saved with {meta['steps_per_epoch']} steps per epoch, but the "
                 f"data and batch size now give {self.steps_per_epoch}; resume with the same ones"
             )
+
+    def _load_objects(self, state: LoopState, meta: dict[str, Any], tensors) -> None:
+        """Restore the modules, optimizers and settings ``state`` holds, in place."""
+        unwrap = self.accelerator.unwrap_model
         try:
-            accelerator.unwrap_model(self.net).load_state_dict(_with_prefix(tensors, "net/"))
-            if self.ema is not None:
-                self.ema.load_state_dict(_with_prefix(tensors, "ema/"))
-            optimizer_from_files(
-                self.optimizer, meta["optimizer"], _with_prefix(tensors, "optimizer/")
-            )
+            for key, module in state.kept_fields(MODULE).items():
+                unwrap(module).load_state_dict(_with_prefix(tensors, f"{key}/"))
+            for key, optimizer in state.kept_fields(OPTIMIZER).items():
+                optimizer_from_files(optimizer, meta[key], _with_prefix(tensors, f"{key}/"))
         except (RuntimeError, KeyError, ValueError) as err:
             raise RunDirError(
                 f"{self.directory}: does not fit this model ({str(err).splitlines()[0][:200]})"
             ) from None
-        self.scheduler.load_state_dict(meta["scheduler"])
-        if accelerator.scaler is not None and meta["scaler"]:
-            accelerator.scaler.load_state_dict(meta["scaler"])
-        result.history = meta["history"]
-        result.best = meta["best"]
-        result.state_dict, result.val_probs = _best_arrays(tensors)
-        rank = accelerator.process_index
-        # A copy of the row: torch reads an RNG state from the start of its storage, not the view's.
-        rows = {k: v[rank].clone() for k, v in _with_prefix(tensors, "rng/").items()}
-        rng = {"torch_rows": rows}
-        rng.update(meta["rng"])
-        return Position(
-            step=meta["step"],
-            epoch=meta["epoch"],
-            batch=meta["batch"],
-            stale=meta["stale"],
-            stopped=meta["stopped"],
-            seen=meta["seen"],
-            seconds=meta["seconds"],
-            rng=rng,
-        )
-
-    def batches(self, accelerator, loader, at: Position) -> Iterable:
-        """The batches of epoch ``at.epoch`` after the first ``at.batch``, with every RNG state set
-        back to the checkpoint's at the moment the uninterrupted run went on from it.
-
-        Making a data loader iterator draws a seed from torch's generator, at its first batch. At an
-        epoch's start the uninterrupted run made its iterator after the checkpoint: restore, then
-        iterate. Mid-epoch it had made it before: make the iterator, take its first batch, restore.
-        """
-        if at.batch == 0:
-            self._restore_rng(at.rng)
-            return loader
-        rest = iter(accelerator.skip_first_batches(loader, at.batch))
-        first = next(rest, None)
-        self._restore_rng(at.rng)
-        return rest if first is None else itertools.chain([first], rest)
-
-    def _restore_rng(self, rng: dict[str, Any]) -> None:
-        rows = rng["torch_rows"]
-        torch.set_rng_state(rows["torch"])
-        if "cuda" in rows and self.accelerator.device.type == "cuda":
-            torch.cuda.set_rng_state(rows["cuda"], self.accelerator.device)
-        if self.generator is not None and "masking" in rows:
-            self.generator.set_state(rows["masking"])
-        version, internal, gauss = rng["python"]
-        random.setstate((version, tuple(internal), gauss))
-        name, keys, pos, has_gauss, cached = rng["numpy"]
-        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-
-
-def _numpy_state() -> list[Any]:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+        for key, settings in state.kept_fields(SETTINGS).items():
+            if meta.get(key) is not None:
+                settings.load_state_dict(meta[key])
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
     vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
     return hashlib.sha256(vocab.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def recorded_inputs(train, val, data_sha256: str, tokenizer) -> dict[str, Any]:
+    """What resuming checks besides the config: the data files (absolute paths, so a run resumes
+    from any directory; None for data given in memory) and fingerprints of data and tokenizer."""
+    return {
+        "train": _source(train),
+        "val": _source(val),
+        "in_memory": isinstance(train, Dataset) or isinstance(val, Dataset),
+        "data_sha256": data_sha256,
+        "tokenizer_sha256": tokenizer_fingerprint(tokenizer),
+    }
+
+
+def _source(data) -> str | None:
+    return None if data is None or isinstance(data, Dataset) else str(Path(data).resolve())
 
 
 class RunCheckpoints:
@@ -405,6 +339,20 @@ class RunCheckpoints:
                 self.directory, lambda tmp: write_atomic(tmp / "run.json", _dumps(invocation))
             )
         _wait()
+
+    def check_same_inputs(self, saved: dict[str, Any], now: dict[str, Any]) -> None:
+        """Refuse to resume on other data or with another tokenizer than the run recorded."""
+        if saved.get("data_sha256") != now["data_sha256"]:
+            raise RunDirError(
+                f"{self.run}: the training or validation data differ from the interrupted "
+                f"run's (recorded: train {saved.get('train')}, val {saved.get('val')}); resume "
+                f"with the same data"
+            )
+        if saved.get("tokenizer_sha256") != now["tokenizer_sha256"]:
+            raise RunDirError(
+                f"{self.run}: the tokenizer built now differs from the interrupted run's "
+                f"(another encoder directory, or another tokenizers version?); it cannot be resumed"
+            )
 
     def invocation(self) -> dict[str, Any]:
         """What :meth:`start` recorded; :class:`RunDirError` when there is nothing to resume.
@@ -463,7 +411,7 @@ class RunCheckpoints:
         _wait()
 
     def load_member(self, member: int) -> TrainResult | None:
-        """A finished member's :class:`multihot.training.loop.TrainResult`, or None if not finished."""
+        """A finished member's :class:`multihot.training.result.TrainResult`, or None if not finished."""
         directory = self._result(member)
         if not (directory / STATE_JSON).exists():
             return None

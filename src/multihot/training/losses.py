@@ -86,6 +86,8 @@ def _pos_weight_file(path: Path, num_labels: int, label_names: list[str] | None)
 class _BinaryLoss(nn.Module):
     """Shared parts: positive weights, label smoothing, float32, mean over texts and labels."""
 
+    pos_weight: torch.Tensor | None
+
     def __init__(self, pos_weight: torch.Tensor | None = None, label_smoothing: float = 0.0):
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:

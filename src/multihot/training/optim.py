@@ -50,7 +50,7 @@ def encoder_depth(name: str, num_layers: int) -> int:
 def count_layers(model: torch.nn.Module) -> int:
     """The encoder's number of blocks: its config's ``num_hidden_layers``, else the highest block
     index found in the parameter names, plus one."""
-    encoder = model.encoder if hasattr(model, "encoder") else model.model.encoder
+    encoder = model.get_submodule("encoder" if hasattr(model, "encoder") else "model.encoder")
     layers = getattr(getattr(encoder, "config", None), "num_hidden_layers", None)
     if layers:
         return int(layers)
@@ -65,7 +65,10 @@ def param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, 
     and ``depth`` (0 = embeddings; the head has none). Biases and norms get no weight decay.
     Parameters that do not require gradients (frozen embeddings) are left out.
     """
-    head_lr = config.head_lr or config.lr
+    if config.lr is None:
+        raise ConfigError("lr: not set (resolve_config gives the encoder's default)")
+    lr = config.lr
+    head_lr = config.head_lr or lr
     num_layers = count_layers(model)
     decay = 1.0 if config.layer_lr_decay is None else config.layer_lr_decay
     groups: dict[tuple[bool, int, bool], list[torch.nn.Parameter]] = {}
@@ -81,7 +84,7 @@ def param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, 
     return [
         {
             "params": params,
-            "lr": config.lr * decay ** (num_layers - depth) if encoder else head_lr,
+            "lr": lr * decay ** (num_layers - depth) if encoder else head_lr,
             "weight_decay": 0.0 if no_decay else config.weight_decay,
             "encoder": encoder,
             "depth": depth,

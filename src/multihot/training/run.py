@@ -24,7 +24,6 @@ from multihot.data.batching import TokenizedDataset
 from multihot.data.encoding import Cut, Reading, tokenize, tokenize_and_cut
 from multihot.data.labels import LabelSet
 from multihot.data.prepare import DataLike, PreparedData, prepare_data
-from multihot.data.readers import Dataset
 from multihot.inference.torch_backend import TorchBackend
 from multihot.modeling.encoders import (
     build_encoder,
@@ -38,10 +37,10 @@ from multihot.modeling.model import MultiLabelModel
 from multihot.scoring.metrics import by_length
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import Thresholds, finish_validation
-from multihot.training.checkpoint import RunCheckpoints, tokenizer_fingerprint
-from multihot.training.loop import TrainCallback, fit
+from multihot.training.checkpoint import RunCheckpoints, recorded_inputs
 from multihot.training.losses import build_loss, compute_pos_weight
 from multihot.training.result import TrainResult
+from multihot.training.session import TrainCallback, fit
 from multihot.training.tracking import Tracking, check_trackers, flat_hparams
 
 logger = logging.getLogger(__name__)
@@ -92,8 +91,6 @@ def train_run(
     overrides: dict[str, Any] | None = None,
 ) -> TrainedRun:
     """Train, tune thresholds and (with ``output``) save a run; see :meth:`multihot.Classifier.train`."""
-    from accelerate.utils import set_seed
-
     checkpoints = RunCheckpoints(output) if output is not None else None
     config, saved = _starting_config(checkpoints, config, overrides or {}, resume)
     # Before anything is written (fit checks them too, for callers of fit alone).
@@ -101,41 +98,18 @@ def train_run(
     check_trackers(config.train)
     data = prepare_data(train, val, config)
     config = _resolve_epochs(config, len(data.train))
-    set_seed(config.train.seed)
-    m = config.model
-    encoder, tokenizer, encoder_config = build_encoder(
-        m.encoder,
-        data.train.texts,
-        m.vocab_size,
-        m.max_length,
-        m.dropout,
-        trust_remote_weights=trust_remote_weights,
-    )
-    config = _cap_max_length(config, encoder, tokenizer)
-    m = config.model
+    setup, encoder = _set_up(config, data, checkpoints, trust_remote_weights)
     if checkpoints is not None:
-        invocation = _invocation(config, train, val, data, tokenizer)
-        if resume:
-            _check_same_inputs(saved, invocation, checkpoints)
+        invocation = {
+            "config": setup.config.to_dict(),
+            **recorded_inputs(train, val, data.fingerprint(), setup.tokenizer),
+        }
+        if saved is not None:  # resuming
+            checkpoints.check_same_inputs(saved, invocation)
         else:
             checkpoints.start(invocation)
-    reading = Reading.of(m)
-    train_ids, cut = tokenize_and_cut(tokenizer, data.train.texts, reading)
-    _say_cut(cut, reading)
-    setup = _Setup(
-        config,
-        data,
-        tokenizer,
-        encoder_config,
-        TokenizedDataset(train_ids, data.train_targets),
-        TokenizedDataset(tokenize(tokenizer, data.val.texts, reading), data.val_targets),
-        _loss(config, data),
-        checkpoints,
-        trust_remote_weights,
-        Path(output).name if output is not None else "multihot",
-    )
     members, results = [], []
-    for member in range(m.ensemble):
+    for member in range(setup.config.model.ensemble):
         model, result = _train_member(setup, member, encoder if member == 0 else None, callback)
         members.append(model)
         results.append(result)
@@ -150,6 +124,44 @@ def train_run(
             save_run(run, output)
         state.wait_for_everyone()
     return run
+
+
+def _set_up(
+    config: RunConfig,
+    data: PreparedData,
+    checkpoints: RunCheckpoints | None,
+    trust_remote_weights: bool,
+) -> tuple[_Setup, Any]:
+    """The first member's encoder (seeded), the tokenizer, the texts tokenized and the loss."""
+    from accelerate.utils import set_seed  # heavy: accelerate
+
+    set_seed(config.train.seed)
+    m = config.model
+    encoder, tokenizer, encoder_config = build_encoder(
+        m.encoder,
+        data.train.texts,
+        m.vocab_size,
+        m.max_length,
+        m.dropout,
+        trust_remote_weights=trust_remote_weights,
+    )
+    config = _cap_max_length(config, encoder, tokenizer)
+    reading = Reading.of(config.model)
+    train_ids, cut = tokenize_and_cut(tokenizer, data.train.texts, reading)
+    _say_cut(cut, reading)
+    setup = _Setup(
+        config,
+        data,
+        tokenizer,
+        encoder_config,
+        TokenizedDataset(train_ids, data.train_targets),
+        TokenizedDataset(tokenize(tokenizer, data.val.texts, reading), data.val_targets),
+        _loss(config, data),
+        checkpoints,
+        trust_remote_weights,
+        checkpoints.run.name if checkpoints is not None else "multihot",
+    )
+    return setup, encoder
 
 
 def resume_run(
@@ -324,39 +336,6 @@ def _resumed_config(
     return config
 
 
-def _invocation(config: RunConfig, train, val, data: PreparedData, tokenizer) -> dict[str, Any]:
-    """What resuming needs to know: the config, the data files, fingerprints of data and tokenizer."""
-    return {
-        "config": config.to_dict(),
-        "train": _source(train),
-        "val": _source(val),
-        "in_memory": isinstance(train, Dataset) or isinstance(val, Dataset),
-        "data_sha256": data.fingerprint(),
-        "tokenizer_sha256": tokenizer_fingerprint(tokenizer),
-    }
-
-
-def _check_same_inputs(
-    saved: dict[str, Any], now: dict[str, Any], checkpoints: RunCheckpoints
-) -> None:
-    if saved.get("data_sha256") != now["data_sha256"]:
-        raise RunDirError(
-            f"{checkpoints.run}: the training or validation data differ from the interrupted "
-            f"run's (recorded: train {saved.get('train')}, val {saved.get('val')}); resume with "
-            f"the same data"
-        )
-    if saved.get("tokenizer_sha256") != now["tokenizer_sha256"]:
-        raise RunDirError(
-            f"{checkpoints.run}: the tokenizer built now differs from the interrupted run's "
-            f"(another encoder directory, or another tokenizers version?); it cannot be resumed"
-        )
-
-
-def _source(data: DataLike | None) -> str | None:
-    """A data file as an absolute path, so a run resumes from any directory (None: in memory)."""
-    return None if data is None or isinstance(data, Dataset) else str(Path(data).resolve())
-
-
 def _loss(config: RunConfig, data: PreparedData):
     t = config.train
     return build_loss(
@@ -376,7 +355,7 @@ def _train_member(
 ) -> tuple[MultiLabelModel, TrainResult]:
     """Train ensemble member ``member`` (seed ``seed + member``), or take its result from a
     checkpoint when it had finished before an interruption; returns its best weights."""
-    from accelerate.utils import set_seed
+    from accelerate.utils import set_seed  # heavy: accelerate
 
     config, checkpoints = setup.config, setup.checkpoints
     m, t = config.model, config.train
@@ -401,11 +380,9 @@ def _train_member(
             setup.train_set,
             setup.val_set,
             replace(t, seed=t.seed + member),
-            pad_token_id=tokenizer.pad_token_id,
+            tokenizer=tokenizer,
             label_names=setup.data.labels.names,
             callback=callback,
-            mask_token_id=tokenizer.mask_token_id,
-            special_ids=tokenizer.all_special_ids,
             checkpoint=checkpoints.member_state(member) if checkpoints else None,
             resume=checkpoints is not None and checkpoints.has_state(member),
             tracking=Tracking(
@@ -432,6 +409,8 @@ def _assemble(
 ) -> TrainedRun:
     """One model (or a seed ensemble), its history, and thresholds tuned on validation."""
     t = setup.config.train
+    model: MultiLabelModel | SeedEnsemble
+    best: dict[str, Any]
     if len(members) == 1:
         model, history = members[0], results[0].history
         best = {"best": _best_record(results[0], t.metric)}
@@ -469,7 +448,7 @@ def _assemble(
         stopped_early=any(r.stopped_early for r in results),
     )
     return TrainedRun(
-        backend.model,
+        model,  # the backend's, moved to its device and put in eval mode
         setup.tokenizer,
         setup.encoder_config,
         data.labels,

@@ -8,6 +8,7 @@ time it started; the members of a seed ensemble are runs of their own.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,8 +33,6 @@ class Tracking:
 
 def check_trackers(config: TrainConfig) -> list[str]:
     """The trackers ``config.report_to`` asks for; a clear error when one's package is missing."""
-    import importlib.util
-
     for tracker in config.trackers:
         if importlib.util.find_spec(PACKAGES[tracker]) is None:
             raise ConfigError(

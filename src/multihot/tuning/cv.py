@@ -40,8 +40,8 @@ from multihot.data.splits import stratified_folds, stratified_split
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import Thresholds, finish_validation
 from multihot.training.checkpoint import RunCheckpoints
-from multihot.training.loop import TrainCallback
 from multihot.training.run import resolve_config
+from multihot.training.session import TrainCallback
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +180,7 @@ def cross_validate(
     overrides = {k: v for k, v in overrides.items() if v is not None}
     manifest = _manifest_to_resume(cv_dir) if resume else None
     if manifest is not None:
+        assert cv_dir is not None  # _manifest_to_resume refuses to resume without it
         folds, baseline, run_config = _resumed(manifest, cv_dir, folds, baseline, config, overrides)
     else:
         if cv_dir is not None:
@@ -371,9 +372,11 @@ def _fold(setup: _Setup, k: int) -> tuple[FoldResult, np.ndarray]:
     """Fold ``k``'s result and out-of-fold logits: trained now, or as recorded before a resume."""
     cv_dir, val_rows = setup.cv_dir, np.flatnonzero(setup.fold_of_row == k)
     record = setup.manifest["finished"].get(str(k))
-    if record is not None and not cvdir.fold_saved(cv_dir, k):
-        logger.warning("%s: missing; fold %d is trained again", cvdir.fold_dir(cv_dir, k), k)
-        record = None
+    if record is not None:
+        assert cv_dir is not None  # folds finished before: a resumed run, which has a directory
+        if not cvdir.fold_saved(cv_dir, k):
+            logger.warning("%s: missing; fold %d is trained again", cvdir.fold_dir(cv_dir, k), k)
+            record = None
     if record is None:
         fold, logits = _train_fold(setup, k, val_rows)
         setup.manifest["finished"][str(k)] = {
@@ -383,13 +386,15 @@ def _fold(setup: _Setup, k: int) -> tuple[FoldResult, np.ndarray]:
             "metrics": fold.metrics,
         }
         setup.record()
+        if cv_dir is None:  # nothing saved: the logits as trained
+            return fold, logits
     else:
         logger.info("fold %d of %d had finished; not trained again", k + 1, setup.folds)
         fold = FoldResult(k, val_rows, record["metrics"], record["best_epoch"], record["seconds"])
-    if cv_dir is not None:  # as saved, so a resumed run ends as an uninterrupted one
-        val_texts = setup.dataset.subset(val_rows).texts
-        logits = cvdir.read_fold_logits(cv_dir, k, setup.labels, val_texts)
-    return fold, logits
+    assert cv_dir is not None  # returned above, or a resumed fold (asserted above)
+    # As saved, so a resumed run ends as an uninterrupted one.
+    val_texts = setup.dataset.subset(val_rows).texts
+    return fold, cvdir.read_fold_logits(cv_dir, k, setup.labels, val_texts)
 
 
 def _train_fold(setup: _Setup, k: int, val_rows: np.ndarray) -> tuple[FoldResult, np.ndarray]:
@@ -433,6 +438,8 @@ def _train_fold(setup: _Setup, k: int, val_rows: np.ndarray) -> tuple[FoldResult
         "" if fold.best_epoch is None else f", best at epoch {fold.best_epoch:g}",
         seconds,
     )
+    if clf.validation is None:  # training on a validation set keeps its predictions: a bug if not
+        raise MultihotError(f"fold {k}: training kept no validation predictions")
     return fold, clf.validation.logits
 
 
@@ -451,7 +458,7 @@ def _assemble(setup: _Setup, folds: list[FoldResult], logits: np.ndarray) -> CVR
         cv_dir = setup.cv_dir
         cvdir.write_oof(cv_dir, setup.dataset.texts, targets, setup.fold_of_row, oof_probs, labels)
         cvdir.write_thresholds(cv_dir, labels, thresholds)
-        cvdir.write_summary(cv_dir, _summary_file(result, setup.baseline))
+        cvdir.write_summary(cv_dir, _summary_file(result, config, setup.baseline))
     metric = config.train.metric
     logger.info(
         "%d folds: %s %s +- %s over folds; out-of-fold, thresholds tuned on all %d rows: %s",
@@ -517,11 +524,11 @@ def summarize(fold_metrics: list[dict[str, Any]], label_names: list[str]) -> dic
     return summary
 
 
-def _summary_file(result: CVResult, baseline: bool) -> dict[str, Any]:
+def _summary_file(result: CVResult, config: RunConfig, baseline: bool) -> dict[str, Any]:
     return {
         "folds": len(result.folds),
         "baseline": baseline,
-        "metric": result.config.train.metric,
+        "metric": config.train.metric,
         "summary": result.summary,
         "oof": result.oof_metrics,
         "per_fold": [
