@@ -45,7 +45,7 @@ class Job:
     tokens: list[int]
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
-    probs: np.ndarray | None = None
+    probs: np.ndarray  # (len(encoded), num_labels), allocated with the job
     remaining: int = 0
     cancelled: bool = False
     failed: bool = False
@@ -124,10 +124,13 @@ class MicroBatcher:
         """
         loop = asyncio.get_running_loop()
         job = Job(
-            encoded, [self.predictor.token_count(e) for e in encoded], loop.create_future(), loop
+            encoded,
+            [self.predictor.token_count(e) for e in encoded],
+            loop.create_future(),
+            loop,
+            np.empty((len(encoded), len(self.predictor.label_names)), dtype=np.float32),
+            remaining=len(encoded),
         )
-        job.remaining = len(encoded)
-        job.probs = np.empty((len(encoded), len(self.predictor.label_names)), dtype=np.float32)
         if not encoded:
             job.future.set_result(job.probs)
             return job

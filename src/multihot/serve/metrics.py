@@ -62,6 +62,10 @@ class _Metric:
     def header(self) -> list[str]:
         return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
 
+    def lines(self) -> list[str]:
+        """The metric's samples, one line each; called with the lock held."""
+        raise NotImplementedError
+
 
 class Counter(_Metric):
     kind = "counter"

@@ -3,7 +3,7 @@
 - **Read deadline**: a connection must finish a request's headers within ``read_timeout_s`` of
   opening, or of its previous answer; one that does not (it sends nothing, half a request line,
   or keeps dribbling a body the app already answered) is closed. The body itself is the app's to
-  time (:func:`multihot.serve.app.read_body`, 408). uvicorn alone never times these out: its
+  time (:func:`multihot.serve.body.read_body`, 408). uvicorn alone never times these out: its
   keep-alive timer starts only after an answer, and any byte received cancels it.
 - **Connection count**: the number of open connections goes to the app in the request's scope
   (``scope["extensions"][OPEN_CONNECTIONS]``), which refuses a request past ``max_connections`` with

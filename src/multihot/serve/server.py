@@ -43,6 +43,7 @@ def import_server():
     """``(fastapi, uvicorn)``, or a clear error saying how to install them (and httptools, the
     parser :mod:`multihot.serve.protocol` guards)."""
     try:
+        # optional: fastapi, httptools, uvicorn (the serve extra), checked to say how to install
         import fastapi
         import httptools  # noqa: F401
         import uvicorn
@@ -97,9 +98,13 @@ def serve(
             of which loads the model itself) once the socket listens, before the model answers
             (``/readyz`` says when it does).
     """
-    _, uvicorn = import_server()
+    import_server()  # a missing serve extra: a clear error before anything else
     if config.workers > 1:
         return _serve_workers(run, config, on_listening)
+    # optional: fastapi and uvicorn stay off this module's import, so import_server can say they
+    # are missing; imported here, not taken from import_server, so that uvicorn.Server is typed
+    import uvicorn
+
     from multihot.serve.app import create_app
 
     predictor = load_predictor(run, config)
@@ -152,6 +157,7 @@ def uvicorn_config(uvicorn, app, config: ServeConfig, **kwargs):
 
 
 def _serve_workers(run, config: ServeConfig, on_listening) -> None:
+    # optional: uvicorn (the serve extra)
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -179,9 +185,9 @@ def worker_app():
         raw["onnx_model"] = Path(raw["onnx_model"])
     config = ServeConfig(**raw)
     if config.backend == "torch":
-        import torch
+        import torch  # keeps torch off the ONNX path: only the torch backend's workers need it
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.workers))
-    from multihot.serve.app import create_app
+    from multihot.serve.app import create_app  # optional: fastapi, as in serve()
 
     return create_app(load_predictor(spec["run"], config), config)
