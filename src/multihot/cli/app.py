@@ -2,6 +2,9 @@
 
 Every verb checks its arguments, calls the library and prints with rich. A :class:`MultihotError`
 (bad file, column, row, run directory) becomes one line on stderr and exit code 2.
+
+Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
+transformers or pandas at start-up).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from rich.logging import RichHandler
 from rich.text import Text
 
 from multihot.cli.options import config_options
-from multihot.core.config import DataConfig
+from multihot.core.config import DataConfig, RunConfig, load_config_file
 from multihot.core.errors import MultihotError
 
 app = typer.Typer(
@@ -170,6 +173,11 @@ PredictProcesses = Annotated[
 
 
 # ------------------------------------------------------------------------------------- helpers
+def load_config(path: Path | None) -> RunConfig | None:
+    """The settings of a ``--config`` file; None without one."""
+    return RunConfig.from_dict(load_config_file(path), source=str(path)) if path else None
+
+
 def load_classifier(run: Path, flags: dict[str, Any]):
     """Load a run; data-column flags override the columns it was trained with."""
     from multihot.classifier import Classifier

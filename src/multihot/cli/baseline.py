@@ -1,4 +1,8 @@
-"""``multihot baseline``: TF-IDF + logistic regression, the same report and run directory."""
+"""``multihot baseline``: TF-IDF + logistic regression, the same report and run directory.
+
+Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
+transformers or pandas at start-up).
+"""
 
 from __future__ import annotations
 
@@ -47,7 +51,8 @@ def baseline(
     top1_fallback: Top1Fallback = None,
     val_fraction: ValFraction = None,
     seed: Seed = None,
-    flags: dict[str, Any] | None = None,
+    *,
+    flags: dict[str, Any],
 ) -> None:
     """TF-IDF (word 1-2 grams) + one logistic regression per label, with the same thresholds and report."""
     from multihot.baseline.linear import BaselineConfig

@@ -1,5 +1,9 @@
 """``multihot cv``: k-fold cross-validation with multi-label stratified folds, every metric as mean
-+- std over folds, thresholds tuned on the out-of-fold predictions, and optionally a final model."""
++- std over folds, thresholds tuned on the out-of-fold predictions, and optionally a final model.
+
+Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
+transformers or pandas at start-up).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from multihot.cli.app import ConfigFile, TrustRemoteWeights, app, err, friendly, out
+from multihot.cli.app import ConfigFile, TrustRemoteWeights, app, err, friendly, load_config, out
 from multihot.cli.options import with_options
 from multihot.cli.tables import fmt
 from multihot.cli.train import TRAIN_OPTIONS
-from multihot.core.config import is_baseline
+from multihot.core.config import RunConfig, is_baseline
 
 OVERALL = (
     "macro_f1",
@@ -30,53 +34,62 @@ OVERALL = (
 """The overall metrics the summary table shows (summary.json has them all)."""
 
 
+Data = Annotated[
+    Path, typer.Argument(help="Labelled data (.csv .tsv .jsonl .json .parquet), all of it.")
+]
+Folds = Annotated[
+    int | None,
+    typer.Option(
+        "--folds",
+        show_default="5",
+        help="Folds, by multi-label iterative stratification (when resuming: its own).",
+    ),
+]
+CvDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--output", "-o", help="Cross-validation directory (default: runs/<data name>-cv)."
+    ),
+]
+Baseline = Annotated[
+    bool | None,
+    typer.Option(
+        "--baseline",
+        help="Cross-validate the linear baseline (TF-IDF + logistic regression) instead.",
+    ),
+]
+Final = Annotated[
+    bool,
+    typer.Option(
+        "--final",
+        help="Then train on all the data for the median of the folds' best epochs, with the "
+        "out-of-fold thresholds: a run directory in CV_DIR/final.",
+    ),
+]
+Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue the cross-validation in CV_DIR: finished folds are not trained again "
+        "(same data; its own settings).",
+    ),
+]
+
+
 @app.command()
 @friendly
 @with_options(TRAIN_OPTIONS)
 def cv(
-    data: Annotated[
-        Path, typer.Argument(help="Labelled data (.csv .tsv .jsonl .json .parquet), all of it.")
-    ],
-    folds: Annotated[
-        int | None,
-        typer.Option(
-            "--folds",
-            show_default="5",
-            help="Folds, by multi-label iterative stratification (when resuming: its own).",
-        ),
-    ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output", "-o", help="Cross-validation directory (default: runs/<data name>-cv)."
-        ),
-    ] = None,
-    baseline: Annotated[
-        bool | None,
-        typer.Option(
-            "--baseline",
-            help="Cross-validate the linear baseline (TF-IDF + logistic regression) instead.",
-        ),
-    ] = None,
-    final: Annotated[
-        bool,
-        typer.Option(
-            "--final",
-            help="Then train on all the data for the median of the folds' best epochs, with the "
-            "out-of-fold thresholds: a run directory in CV_DIR/final.",
-        ),
-    ] = False,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume",
-            help="Continue the cross-validation in CV_DIR: finished folds are not trained again "
-            "(same data; its own settings).",
-        ),
-    ] = False,
+    data: Data,
+    folds: Folds = None,
+    output: CvDir = None,
+    baseline: Baseline = None,
+    final: Final = False,
+    resume: Resume = False,
     config: ConfigFile = None,
     trust_remote_weights: TrustRemoteWeights = False,
-    flags: dict[str, Any] | None = None,
+    *,
+    flags: dict[str, Any],
 ) -> None:
     """Cross-validate: one model per fold, mean +- std over folds overall and per label, and
     thresholds tuned on the out-of-fold predictions of every row.
@@ -85,26 +98,12 @@ def cv(
     continues without training the finished folds again.
     """
     from multihot.cli.progress import NestedProgress
-    from multihot.core.config import RunConfig, load_config_file
-    from multihot.tuning.cv import DEFAULT_FOLDS, cross_validate
+    from multihot.tuning.cv import cross_validate
 
     output = output or Path("runs") / f"{data.stem}-cv"
-    base = RunConfig.from_dict(load_config_file(config), source=str(config)) if config else None
-    resumed = _resumed_settings(output) if resume else None
-    if resumed is not None:  # the bar and the lines follow the resumed cross-validation's own
-        total, metric = folds or resumed[0], resumed[1]
-    else:
-        total = folds or DEFAULT_FOLDS
-        metric = (base or RunConfig()).override(**flags).train.metric
+    base = load_config(config)
+    total, metric = _bar_settings(output, folds, resume, base, flags)
     with NestedProgress(err, total=total, unit="folds", metric=metric) as progress:
-
-        def fold_done(index: int, fold) -> None:
-            value = fold.metrics.get(metric)
-            epoch = "" if fold.best_epoch is None else f", best epoch {fold.best_epoch:g}"
-            progress.advance(
-                f"fold {index + 1}: {metric} {fmt(value)}{epoch} ({fold.seconds:.0f}s)"
-            )
-
         result = cross_validate(
             data,
             folds=folds,
@@ -114,7 +113,7 @@ def cv(
             resume=resume,
             config=base,
             callback=progress,
-            fold_callback=fold_done,
+            fold_callback=_fold_printer(progress, metric),
             trust_remote_weights=trust_remote_weights,
             **flags,
         )
@@ -127,15 +126,40 @@ def cv(
         )
 
 
+def _bar_settings(
+    output: Path, folds: int | None, resume: bool, base: RunConfig | None, flags: dict[str, Any]
+) -> tuple[int, str]:
+    """The folds and the metric the bar and the lines show: a resumed cross-validation's own."""
+    from multihot.tuning.cv import DEFAULT_FOLDS
+
+    resumed = _resumed_settings(output) if resume else None
+    if resumed is not None:
+        return folds or resumed[0], resumed[1]
+    return folds or DEFAULT_FOLDS, (base or RunConfig()).override(**flags).train.metric
+
+
+def _fold_printer(progress, metric: str):
+    """A ``fold_callback`` that advances the bar with one line per finished fold."""
+
+    def fold_done(index: int, fold) -> None:
+        value = fold.metrics.get(metric)
+        epoch = "" if fold.best_epoch is None else f", best epoch {fold.best_epoch:g}"
+        progress.advance(f"fold {index + 1}: {metric} {fmt(value)}{epoch} ({fold.seconds:.0f}s)")
+
+    return fold_done
+
+
 def _resumed_settings(output: Path) -> tuple[int, str] | None:
     """The folds and metric of the cross-validation to resume in ``output``, for the bar."""
     from multihot.artifacts.cvdir import read_manifest
 
     manifest = read_manifest(output)
+    if manifest is None:  # nothing there yet
+        return None
     try:
         return int(manifest["folds"]), str(manifest["config"]["train"]["metric"])
     except (KeyError, TypeError, ValueError):
-        return None  # nothing there yet, or cross_validate says what is wrong with it
+        return None  # cross_validate says what is wrong with it
 
 
 def _pm(stats: dict[str, float | None], digits: int = 4) -> str:

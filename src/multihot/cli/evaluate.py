@@ -1,4 +1,8 @@
-"""``multihot evaluate``: overall and per-label metrics of a run on labelled data."""
+"""``multihot evaluate``: overall and per-label metrics of a run on labelled data.
+
+Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
+transformers or pandas at start-up).
+"""
 
 from __future__ import annotations
 
@@ -42,9 +46,11 @@ def evaluate(
             "--force", help="Replace a --report file that exists though multihot did not write it."
         ),
     ] = False,
-    flags: dict[str, Any] | None = None,
+    *,
+    flags: dict[str, Any],
 ) -> None:
     """Overall and per-label metrics of a run on labelled data, with its saved thresholds."""
+    # Not at the top: importing the report verb registers it, and --help lists verbs in that order.
     from multihot.cli.report import check_report_output, write_report_file
 
     if html is not None:

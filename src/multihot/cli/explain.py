@@ -1,4 +1,8 @@
-"""``multihot explain``: which tokens drove each label of one text."""
+"""``multihot explain``: which tokens drove each label of one text.
+
+Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
+transformers or pandas at start-up).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""``multihot export``: a run to ONNX or a Hugging Face directory, checked before it is written."""
+"""``multihot export``: a run to ONNX or a Hugging Face directory, checked before it is written.
+
+Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
+transformers or pandas at start-up).
+"""
 
 from __future__ import annotations
 

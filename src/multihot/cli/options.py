@@ -92,7 +92,8 @@ def with_options(options: list[ConfigOption]) -> Callable:
                 flags[option.name] = value
             return fn(*args, flags=flags, **kwargs)
 
-        command.__signature__ = signature.replace(parameters=[*kept, *added])
+        # inspect.signature (and so Typer) reads __signature__; typeshed declares no such attribute
+        command.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
         return command
 
     return decorate

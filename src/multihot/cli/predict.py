@@ -1,4 +1,8 @@
-"""``multihot predict``: label new texts; streams files of any size."""
+"""``multihot predict``: label new texts; streams files of any size.
+
+Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
+transformers or pandas at start-up).
+"""
 
 from __future__ import annotations
 
@@ -18,65 +22,90 @@ from multihot.cli.app import (
     out,
     relaunch,
 )
+from multihot.cli.render import render_prediction
 from multihot.core.errors import MultihotError
 
 FORMATS = ("auto", "json", "text")
+
+RunDir = Annotated[Path, typer.Argument(help="Run directory.")]
+InputFile = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="INPUT",
+        help="Texts: a data file, a .txt file (one per line) or '-' for stdin lines.",
+    ),
+]
+Texts = Annotated[list[str] | None, typer.Option("--text", help="A text to label (repeatable).")]
+OutputFile = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Output .jsonl or .csv (default: stdout)."),
+]
+OutputFormat = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="Stdout: auto (text on a terminal, else JSON lines), json, or text (the labels "
+        "that fired and the near misses, with thresholds). With -o its suffix decides.",
+    ),
+]
+TorchPrecision = Annotated[
+    str,
+    typer.Option(
+        "--precision", help="auto (bf16 where supported), fp32, bf16, fp16; torch backend."
+    ),
+]
+ChunkSize = Annotated[int, typer.Option(help="Texts read at a time (memory stays flat).", min=1)]
+Backend = Annotated[
+    str, typer.Option(help="torch, or onnx (a graph written by 'multihot export').")
+]
+OnnxModel = Annotated[
+    Path | None,
+    typer.Option("--onnx-model", help="ONNX graph for --backend onnx (default: RUN/model.onnx)."),
+]
 
 
 @app.command()
 @friendly
 def predict(
     ctx: typer.Context,
-    run: Annotated[Path, typer.Argument(help="Run directory.")],
-    input_file: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="INPUT",
-            help="Texts: a data file, a .txt file (one per line) or '-' for stdin lines.",
-        ),
-    ] = None,
-    text: Annotated[
-        list[str] | None, typer.Option("--text", help="A text to label (repeatable).")
-    ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Output .jsonl or .csv (default: stdout)."),
-    ] = None,
-    output_format: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            help="Stdout: auto (text on a terminal, else JSON lines), json, or text (the labels "
-            "that fired and the near misses, with thresholds). With -o its suffix decides.",
-        ),
-    ] = "auto",
+    run: RunDir,
+    input_file: InputFile = None,
+    text: Texts = None,
+    output: OutputFile = None,
+    output_format: OutputFormat = "auto",
     batch_size: BatchSize = 64,
-    precision: Annotated[
-        str,
-        typer.Option(
-            "--precision", help="auto (bf16 where supported), fp32, bf16, fp16; torch backend."
-        ),
-    ] = "auto",
-    chunk_size: Annotated[
-        int, typer.Option(help="Texts read at a time (memory stays flat).", min=1)
-    ] = 8192,
+    precision: TorchPrecision = "auto",
+    chunk_size: ChunkSize = 8192,
     text_col: TextCol = None,
-    backend: Annotated[
-        str, typer.Option(help="torch, or onnx (a graph written by 'multihot export').")
-    ] = "torch",
-    onnx_model: Annotated[
-        Path | None,
-        typer.Option(
-            "--onnx-model", help="ONNX graph for --backend onnx (default: RUN/model.onnx)."
-        ),
-    ] = None,
+    backend: Backend = "torch",
+    onnx_model: OnnxModel = None,
     processes: PredictProcesses = 1,
 ) -> None:
     """Label new texts with the run's thresholds; streams files of any size."""
     from multihot.core import distributed
-    from multihot.data.writers import check_output_path, open_writer
     from multihot.inference.predictor import Predictor
 
+    launched = distributed.is_launched()
+    _check_options(run, input_file, text, output, output_format, backend, onnx_model)
+    if (processes > 1 or launched) and input_file == "-":
+        raise MultihotError("several processes cannot share stdin ('-'); give the texts as a file")
+    if output is not None:  # in every process, before any of them waits on the others
+        _check_output(output, output_format, run, input_file)
+    if processes > 1 and not launched:
+        relaunch(ctx, processes)
+    main_process = distributed.state().is_main_process if launched else True
+    predictor = Predictor.load(run, backend=backend, onnx_path=onnx_model, precision=precision)
+    batches = _text_batches(predictor, input_file, text, text_col, chunk_size)
+    results = predictor.iter_predict(batches, batch_size=batch_size, distribute=launched)
+    if not main_process:
+        for _ in results:  # computes this process's share of each batch; the first one writes
+            pass
+        return
+    _write_predictions(results, predictor, output, output_format)
+
+
+def _check_options(run, input_file, text, output, output_format, backend, onnx_model) -> None:
+    """Refuse options that do not go together, before anything is loaded."""
     if (input_file is None) == (not text):
         raise MultihotError("give either an INPUT file (or '-') or --text, not both or neither")
     if onnx_model is not None and backend != "onnx":
@@ -91,38 +120,43 @@ def predict(
             f"--format text is for reading, not for -o {output}: leave out -o and redirect "
             "stdout to keep the text form (--format text > predictions.txt)"
         )
-    launched = distributed.is_launched()
-    if (processes > 1 or launched) and input_file == "-":
-        raise MultihotError("several processes cannot share stdin ('-'); give the texts as a file")
-    if output is not None:  # in every process, before any of them waits on the others
-        fmt = check_output_path(
-            output,
-            inputs=[input_file] if input_file not in (None, "-") else [],
-            read_dirs=[run],
-        )
-        if output_format == "json" and fmt != "jsonl":
-            raise MultihotError(
-                f"--format json: -o {output} writes {fmt} (its suffix decides); name a .jsonl "
-                "file or leave out --format"
-            )
-    if processes > 1 and not launched:
-        relaunch(ctx, processes)
-    main_process = distributed.state().is_main_process if launched else True
-    predictor = Predictor.load(run, backend=backend, onnx_path=onnx_model, precision=precision)
-    if text:
-        batches = iter([list(text)])
-    else:
-        # Checks the file and its text column now, before an output file is opened.
-        from multihot.data.readers import iter_text_batches  # pandas: only for files
 
-        batches = iter_text_batches(
-            input_file, text_col=text_col or predictor.config.data.text_col, batch_size=chunk_size
+
+def _check_output(output: Path, output_format: str, run: Path, input_file: str | None) -> None:
+    """Refuse an output file that would overwrite an input, or whose suffix says another format."""
+    from multihot.data.writers import check_output_path
+
+    fmt = check_output_path(
+        output,
+        inputs=[input_file] if input_file not in (None, "-") else [],
+        read_dirs=[run],
+    )
+    if output_format == "json" and fmt != "jsonl":
+        raise MultihotError(
+            f"--format json: -o {output} writes {fmt} (its suffix decides); name a .jsonl "
+            "file or leave out --format"
         )
-    results = predictor.iter_predict(batches, batch_size=batch_size, distribute=launched)
-    if not main_process:
-        for _ in results:  # computes this process's share of each batch; the first one writes
-            pass
-        return
+
+
+def _text_batches(predictor, input_file: str | None, text, text_col: str | None, chunk_size: int):
+    """The texts to label, in batches: the ``--text`` ones, or the input file's (its text column:
+    ``text_col``, else the run's), read lazily."""
+    if text:
+        return iter([list(text)])
+    # Checks the file and its text column now, before an output file is opened.
+    from multihot.data.readers import iter_text_batches  # pandas: only for files
+
+    assert input_file is not None  # _check_options: without --text there is an INPUT
+    return iter_text_batches(
+        input_file, text_col=text_col or predictor.config.data.text_col, batch_size=chunk_size
+    )
+
+
+def _write_predictions(results, predictor, output: Path | None, output_format: str) -> None:
+    """The predictions as text blocks on a terminal (or ``--format text``), else JSON lines on
+    stdout or the ``-o`` file."""
+    from multihot.data.writers import open_writer
+
     if output is None and (
         output_format == "text" or (output_format == "auto" and sys.stdout.isatty())
     ):
@@ -137,8 +171,6 @@ def predict(
 
 def print_text(results, label_names: list[str], thresholds) -> None:
     """Each text's block (:func:`multihot.cli.render.render_prediction`), a blank line between."""
-    from multihot.cli.render import render_prediction
-
     first = True
     for texts, probs, labels in results:
         for text, row, fired in zip(texts, probs, labels, strict=True):

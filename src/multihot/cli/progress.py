@@ -22,7 +22,7 @@ def metric_text(record: dict[str, Any], metric: str) -> str:
 
 
 class RichProgress:
-    """A :class:`multihot.training.loop.TrainCallback` that draws a bar and prints one line per evaluation."""
+    """A :class:`multihot.training.session.TrainCallback` that draws a bar and prints one line per evaluation."""
 
     def __init__(self, console: Console | None = None, metric: str = "macro_f1"):
         self.console = console or Console(stderr=True)
@@ -64,7 +64,7 @@ class RichProgress:
 
 class NestedProgress:
     """One bar over the outer loop (folds, trials) and under it the bar of the training in
-    progress: a :class:`multihot.training.loop.TrainCallback` for each training, and
+    progress: a :class:`multihot.training.session.TrainCallback` for each training, and
     :meth:`advance` after each outer step. Bars only on a terminal; evaluation lines always.
 
     Example:

@@ -94,8 +94,8 @@ def render_prediction(
         block.append(f"  {prob:.{digits}f}  (threshold {threshold:.{digits}f}{note})")
 
     # Stable sorts: equal probabilities (or gaps) keep the labels' own order.
-    fired_order = sorted(np.flatnonzero(hits), key=lambda j: -probs[j])
-    closest = sorted(np.flatnonzero(~hits), key=lambda j: thresholds[j] - probs[j])
+    fired_order = sorted(np.flatnonzero(hits).tolist(), key=lambda j: -probs[j])
+    closest = sorted(np.flatnonzero(~hits).tolist(), key=lambda j: thresholds[j] - probs[j])
     for j in fired_order:
         row(j, "  ", width + 2, "bold")
     if not fired_order:

@@ -1,4 +1,8 @@
-"""``multihot report``: one self-contained HTML file that shows a run on labelled data."""
+"""``multihot report``: one self-contained HTML file that shows a run on labelled data.
+
+Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
+transformers or pandas at start-up).
+"""
 
 from __future__ import annotations
 
@@ -39,7 +43,8 @@ def report(
     batch_size: BatchSize = 64,
     precision: Precision = "auto",
     force: Force = False,
-    flags: dict[str, Any] | None = None,
+    *,
+    flags: dict[str, Any],
 ) -> None:
     """An HTML report: metrics, per-label curves and thresholds, calibration, label pairs,
     training curves and each label's worst mistakes. Nothing in it is fetched from the network."""

@@ -1,4 +1,8 @@
-"""``multihot search``: Optuna hyperparameter search; the best configuration as a config file."""
+"""``multihot search``: Optuna hyperparameter search; the best configuration as a config file.
+
+Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
+transformers or pandas at start-up).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,87 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from multihot.cli.app import TrainFile, TrustRemoteWeights, ValFile, app, err, friendly, out
+from multihot.cli.app import (
+    TrainFile,
+    TrustRemoteWeights,
+    ValFile,
+    app,
+    err,
+    friendly,
+    load_config,
+    out,
+)
 from multihot.cli.options import config_options, with_options
 from multihot.cli.tables import fmt
-from multihot.core.config import DataConfig, ModelConfig, TrainConfig
+from multihot.core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
 SEARCH_OPTIONS = [
     *config_options(ModelConfig, "Model (fixed in every trial: never searched)"),
     *config_options(TrainConfig, "Training (fixed in every trial: never searched)"),
     *config_options(DataConfig, "Data columns"),
+]
+Trials = Annotated[
+    int,
+    typer.Option(
+        "--trials",
+        min=0,
+        help="The study's budget: run trials until it holds N finished (complete or pruned) "
+        "ones. The same command again completes an interrupted study, a larger N extends "
+        "it, and workers running the same command at once share the N. 0 shows an existing "
+        "study (refused where there is none).",
+    ),
+]
+SearchDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Search directory: the study's journal (study.log) and best-config.yaml "
+        "(default: search/<train name>); new, empty, or an earlier search's.",
+    ),
+]
+Storage = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        metavar="URL",
+        help="Where the study lives: a journal file's path (new, or an earlier search's: "
+        "any other file is refused), or an Optuna storage URL "
+        "(postgresql://..., mysql://..., redis://...; sqlite:///study.db for one worker "
+        "only). Default: OUT_DIR/study.log, shared safely by workers on this machine.",
+    ),
+]
+StudyName = Annotated[
+    str | None,
+    typer.Option("--study-name", help="The study in the storage (default: the data's name)."),
+]
+Space = Annotated[
+    Path | None,
+    typer.Option(
+        "--space",
+        help="YAML or JSON: config fields to search, each {low: .., high: .., log: true}, "
+        "{choices: [...]} or a fixed value. Default: learning rate, epochs, batch size, "
+        "dropout, pooling, head, loss and its parameters.",
+    ),
+]
+Folds = Annotated[
+    int | None,
+    typer.Option(
+        "--folds",
+        min=2,
+        help="Score each trial by the mean over K stratified folds of TRAIN_FILE instead of "
+        "one validation set (K times the training; not with --val).",
+    ),
+]
+StartingConfig = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="YAML or JSON file of starting settings (the space replaces them)."
+    ),
+]
+SamplerSeed = Annotated[
+    int | None,
+    typer.Option("--sampler-seed", help="Seed the sampler (a repeatable single-worker search)."),
 ]
 
 
@@ -25,74 +101,18 @@ SEARCH_OPTIONS = [
 @with_options(SEARCH_OPTIONS)
 def search(
     train_file: TrainFile,
-    trials: Annotated[
-        int,
-        typer.Option(
-            "--trials",
-            min=0,
-            help="The study's budget: run trials until it holds N finished (complete or pruned) "
-            "ones. The same command again completes an interrupted study, a larger N extends "
-            "it, and workers running the same command at once share the N. 0 shows an existing "
-            "study (refused where there is none).",
-        ),
-    ],
+    trials: Trials,
     val: ValFile = None,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Search directory: the study's journal (study.log) and best-config.yaml "
-            "(default: search/<train name>); new, empty, or an earlier search's.",
-        ),
-    ] = None,
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            "--storage",
-            metavar="URL",
-            help="Where the study lives: a journal file's path (new, or an earlier search's: "
-            "any other file is refused), or an Optuna storage URL "
-            "(postgresql://..., mysql://..., redis://...; sqlite:///study.db for one worker "
-            "only). Default: OUT_DIR/study.log, shared safely by workers on this machine.",
-        ),
-    ] = None,
-    study_name: Annotated[
-        str | None,
-        typer.Option("--study-name", help="The study in the storage (default: the data's name)."),
-    ] = None,
-    space: Annotated[
-        Path | None,
-        typer.Option(
-            "--space",
-            help="YAML or JSON: config fields to search, each {low: .., high: .., log: true}, "
-            "{choices: [...]} or a fixed value. Default: learning rate, epochs, batch size, "
-            "dropout, pooling, head, loss and its parameters.",
-        ),
-    ] = None,
-    folds: Annotated[
-        int | None,
-        typer.Option(
-            "--folds",
-            min=2,
-            help="Score each trial by the mean over K stratified folds of TRAIN_FILE instead of "
-            "one validation set (K times the training; not with --val).",
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", help="YAML or JSON file of starting settings (the space replaces them)."
-        ),
-    ] = None,
-    sampler_seed: Annotated[
-        int | None,
-        typer.Option(
-            "--sampler-seed", help="Seed the sampler (a repeatable single-worker search)."
-        ),
-    ] = None,
+    output: SearchDir = None,
+    storage: Storage = None,
+    study_name: StudyName = None,
+    space: Space = None,
+    folds: Folds = None,
+    config: StartingConfig = None,
+    sampler_seed: SamplerSeed = None,
     trust_remote_weights: TrustRemoteWeights = False,
-    flags: dict[str, Any] | None = None,
+    *,
+    flags: dict[str, Any],
 ) -> None:
     """Search hyperparameters with Optuna; the best configuration for 'multihot train --config'.
 
@@ -102,29 +122,15 @@ def search(
     The model, training and data flags are fixed in every trial, never searched.
     """
     from multihot.cli.progress import NestedProgress
-    from multihot.core.config import RunConfig, load_config_file
     from multihot.tuning.search import import_optuna
     from multihot.tuning.search import search as run_search
 
     optuna = import_optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the bars and lines below say it all
     output = output or Path("search") / train_file.stem
-    base = RunConfig.from_dict(load_config_file(config), source=str(config)) if config else None
+    base = load_config(config)
     metric = (base or RunConfig()).override(**flags).train.metric
     with NestedProgress(err, total=trials, unit="trials", metric=metric) as progress:
-
-        def trial_done(record, finished: int) -> None:
-            progress.on_train_end()  # a trial that failed mid-training left its bar
-            value = "" if record.value is None else f" {metric} {fmt(record.value)}"
-            why = f": {record.error}" if record.error else ""
-            progress.progress.update(progress.outer, completed=finished)
-            err.print(
-                f"trial {record.number} {record.state}{value}{why}  {_params(record.params)}",
-                highlight=False,
-                soft_wrap=True,
-                markup=False,
-            )
-
         result = run_search(
             train_file,
             trials=trials,
@@ -137,15 +143,39 @@ def search(
             config=base,
             sampler_seed=sampler_seed,
             callback=progress,
-            trial_callback=trial_done,
+            trial_callback=_trial_printer(progress, metric),
             trust_remote_weights=trust_remote_weights,
             **flags,
         )
     print_search_report(result)
-    out.print(f"best config: {result.config_file}", soft_wrap=True)
+    assert result.config_file is not None  # written whenever an output is given, as here
+    _print_next_step(result.config_file, train_file, val)
+
+
+def _trial_printer(progress, metric: str):
+    """A ``trial_callback`` that moves the bar and prints one line per finished trial."""
+
+    def trial_done(record, finished: int) -> None:
+        progress.on_train_end()  # a trial that failed mid-training left its bar
+        value = "" if record.value is None else f" {metric} {fmt(record.value)}"
+        why = f": {record.error}" if record.error else ""
+        progress.progress.update(progress.outer, completed=finished)
+        err.print(
+            f"trial {record.number} {record.state}{value}{why}  {_params(record.params)}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+
+    return trial_done
+
+
+def _print_next_step(config_file: Path, train_file: Path, val: Path | None) -> None:
+    """Where the best configuration is, and the command that trains with it."""
+    out.print(f"best config: {config_file}", soft_wrap=True)
     with_val = f" --val {val}" if val is not None else ""
     out.print(
-        f"train it: multihot train {train_file}{with_val} --config {result.config_file}",
+        f"train it: multihot train {train_file}{with_val} --config {config_file}",
         soft_wrap=True,
     )
 

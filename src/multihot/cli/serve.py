@@ -1,4 +1,8 @@
-"""``multihot serve``: a run directory behind an HTTP API, with a page to try it."""
+"""``multihot serve``: a run directory behind an HTTP API, with a page to try it.
+
+Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
+transformers or pandas at start-up).
+"""
 
 from __future__ import annotations
 

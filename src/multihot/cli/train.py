@@ -1,4 +1,8 @@
-"""``multihot train``: train a model and tune its thresholds, or resume an interrupted run."""
+"""``multihot train``: train a model and tune its thresholds, or resume an interrupted run.
+
+Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
+transformers or pandas at start-up).
+"""
 
 from __future__ import annotations
 
@@ -15,12 +19,13 @@ from multihot.cli.app import (
     app,
     err,
     friendly,
+    load_config,
     out,
     relaunch,
 )
 from multihot.cli.options import config_options, with_options
 from multihot.cli.tables import print_train_report
-from multihot.core.config import DataConfig, ModelConfig, TrainConfig
+from multihot.core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from multihot.core.errors import MultihotError
 
 TRAIN_OPTIONS = [
@@ -56,7 +61,8 @@ def train(
     config: ConfigFile = None,
     trust_remote_weights: TrustRemoteWeights = False,
     processes: Processes = 1,
-    flags: dict[str, Any] | None = None,
+    *,
+    flags: dict[str, Any],
 ) -> None:
     """Train a model and tune its thresholds; leaves a run directory.
 
@@ -67,6 +73,7 @@ def train(
 
     if resume is not None:
         _refuse_settings_with_resume(resume, train_file, val, output, config, flags)
+        output = resume
     elif train_file is None:
         raise MultihotError("missing TRAIN_FILE (or --resume RUN to continue an interrupted run)")
     else:
@@ -77,8 +84,9 @@ def train(
     if processes > 1 and not distributed.is_launched():
         relaunch(ctx, processes)
     if resume is not None:
-        clf, output = _resume(resume, trust_remote_weights), resume
+        clf = _resume(resume, trust_remote_weights)
     else:
+        assert train_file is not None  # without --resume, a missing TRAIN_FILE raised above
         clf = _train(train_file, val, output, config, flags, trust_remote_weights)
     if not distributed.state().is_main_process:
         return  # the main process reports
@@ -126,10 +134,8 @@ def _train(train_file: Path, val, output: Path, config, flags, trust_remote_weig
     """Train with the settings of ``config`` (a file), overridden by the flags given."""
     from multihot.classifier import Classifier
     from multihot.cli.progress import RichProgress
-    from multihot.core.config import RunConfig, load_config_file
 
-    base = RunConfig.from_dict(load_config_file(config), source=str(config)) if config else None
-    run_config = (base or RunConfig()).override(**flags)
+    run_config = (load_config(config) or RunConfig()).override(**flags)
     return Classifier.train(
         train_file,
         val,

@@ -47,7 +47,7 @@ from multihot.data import duplicates
 from multihot.data.prepare import DataLike, prepare_data, read_data
 from multihot.data.readers import Dataset
 from multihot.scoring.metrics import metric_is_better
-from multihot.training.loop import TrainCallback
+from multihot.training.session import TrainCallback
 from multihot.tuning.cv import cross_validate
 from multihot.tuning.space import Choice, Fixed, SearchSpace, default_space
 
@@ -163,13 +163,7 @@ def search(
         (0.5812, PosixPath('search/emotions/best-config.yaml'))
     """
     optuna = import_optuna()
-    if folds is not None and folds < 2:
-        raise ConfigError(f"folds: expected at least 2, got {folds}")
-    if folds is not None and val is not None:
-        raise ConfigError("folds: the folds are cut from the training data; give no val with them")
-    # Before any work, and before anything is created: nothing of the user's is written over.
-    output = check_search_dir(output, create=False) if output is not None else None
-    _check_storage(trials, storage, output)
+    output = _check_arguments(trials, val, storage, folds, output)
     fixed = {k.replace("-", "_"): v for k, v in overrides.items() if v is not None}
     base = (config or RunConfig()).override(**fixed)
     space = _resolve_space(space, base, set(fixed))
@@ -177,13 +171,7 @@ def search(
     direction = direction_of(metric)
     train_data = read_data(data, base)
     val_data = read_data(val, base) if val is not None else None
-    identity = {
-        "data_sha256": prepare_data(train_data, val_data, base).fingerprint(),
-        "validation": "folds" if folds else ("val" if val is not None else "hold-out"),
-        "folds": folds,
-        "metric": metric,
-        "config": base.to_dict(),
-    }
+    identity = _identity(train_data, val_data, base, folds)
     if output is not None and trials > 0:
         output.mkdir(parents=True, exist_ok=True)
     backend, described = open_storage(storage, output)
@@ -195,12 +183,59 @@ def search(
     objective = _Objective(
         space, trial_config, train_data, val_data, folds, callback, trust_remote_weights
     )
+    _run_trials(optuna, study, objective, trials, described, trial_callback)
+    return _result(optuna, study, base, metric, direction, described, output, folds)
+
+
+def _check_arguments(
+    trials: int,
+    val: DataLike | None,
+    storage: str | Path | None,
+    folds: int | None,
+    output: str | Path | None,
+) -> Path | None:
+    """Refuse folds that cannot be, a search directory or storage that is not a search's, and a
+    budget that cannot be, before any work; the search directory as a path."""
+    if folds is not None and folds < 2:
+        raise ConfigError(f"folds: expected at least 2, got {folds}")
+    if folds is not None and val is not None:
+        raise ConfigError("folds: the folds are cut from the training data; give no val with them")
+    # Before any work, and before anything is created: nothing of the user's is written over.
+    output = check_search_dir(output, create=False) if output is not None else None
+    _check_storage(trials, storage, output)
+    return output
+
+
+def _identity(
+    train: Dataset, val: Dataset | None, base: RunConfig, folds: int | None
+) -> dict[str, Any]:
+    """What makes a study this search (recorded in it; a continued study must match): the data's
+    fingerprint, how trials are validated, the metric and the fixed settings."""
+    return {
+        "data_sha256": prepare_data(train, val, base).fingerprint(),
+        "validation": "folds" if folds else ("val" if val is not None else "hold-out"),
+        "folds": folds,
+        "metric": base.train.metric,
+        "config": base.to_dict(),
+    }
+
+
+def _run_trials(
+    optuna,
+    study,
+    objective: _Objective,
+    trials: int,
+    shown: str,
+    trial_callback: Callable[[TrialRecord, int], None] | None,
+) -> None:
+    """Run trials until the study holds ``trials`` counted ones (shared with any other worker);
+    raise after :data:`MAX_FAILURES_IN_A_ROW` of this worker's trials failed one after another."""
     _fail_abandoned(optuna, study)
     done = _counted(optuna, study)
     logger.info(
         "study %r in %s: %d of %d trials finished%s",
-        name,
-        described,
+        study.study_name,
+        shown,
         done,
         trials,
         "" if done >= trials else f"; running trials until the study has {trials}",
@@ -218,13 +253,12 @@ def search(
                 f"{failures} trials in a row failed; the last, trial {record.number}: "
                 f"{record.error}"
             )
-    return _result(optuna, study, base, metric, direction, described, output, folds)
 
 
 def import_optuna():
     """The optuna module, or a :class:`MultihotError` saying how to install it."""
     try:
-        import optuna
+        import optuna  # optional: optuna (the search extra)
     except ImportError:
         raise MultihotError(INSTALL_HINT) from None
     return optuna
@@ -285,11 +319,12 @@ def open_storage(storage: str | Path | None, output: Path | None) -> tuple[Any, 
     shown = re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", text)
     try:
         if text.startswith(("redis://", "rediss://", "unix://")):
-            from optuna.storages.journal import JournalRedisBackend
+            from optuna.storages.journal import JournalRedisBackend  # optional: optuna
 
             return optuna.storages.JournalStorage(JournalRedisBackend(text)), shown
         if "://" in text:
             return optuna.storages.RDBStorage(text), shown
+        # optional: optuna
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
         path = Path(text)
@@ -375,7 +410,7 @@ def _check_same_search(recorded: dict[str, Any], now: dict[str, Any], name: str,
 
 # --------------------------------------------------------------------------------------- trials
 class PruningCallback:
-    """A :class:`~multihot.training.loop.TrainCallback` that reports every evaluation's metric
+    """A :class:`~multihot.training.session.TrainCallback` that reports every evaluation's metric
     to an Optuna trial and stops training (``optuna.TrialPruned``) when the pruner says so.
 
     The exception leaves :meth:`multihot.Classifier.train` as it came; a trial trains with no
@@ -489,7 +524,7 @@ def _run_trial(optuna, study, objective: _Objective):
     running out of GPU memory fails the trial and the search goes on; anything else fails it and
     is raised (an interrupt, a bug).
     """
-    import torch
+    import torch  # heavy: torch (for its out-of-memory error only)
 
     trial = study.ask()
     try:
