@@ -2,9 +2,6 @@
 
 Every verb checks its arguments, calls the library and prints with rich. A :class:`MultihotError`
 (bad file, column, row, run directory) becomes one line on stderr and exit code 2.
-
-Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
-transformers or pandas at start-up).
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""``multihot baseline``: TF-IDF + logistic regression, the same report and run directory.
-
-Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
-transformers or pandas at start-up).
-"""
+"""``multihot baseline``: TF-IDF + logistic regression, the same report and run directory."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
 """``multihot cv``: k-fold cross-validation with multi-label stratified folds, every metric as mean
 +- std over folds, thresholds tuned on the out-of-fold predictions, and optionally a final model.
-
-Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
-transformers or pandas at start-up).
 """
 
 from __future__ import annotations

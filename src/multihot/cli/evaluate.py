@@ -1,8 +1,4 @@
-"""``multihot evaluate``: overall and per-label metrics of a run on labelled data.
-
-Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
-transformers or pandas at start-up).
-"""
+"""``multihot evaluate``: overall and per-label metrics of a run on labelled data."""
 
 from __future__ import annotations
 

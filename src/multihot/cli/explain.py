@@ -1,8 +1,4 @@
-"""``multihot explain``: which tokens drove each label of one text.
-
-Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
-transformers or pandas at start-up).
-"""
+"""``multihot explain``: which tokens drove each label of one text."""
 
 from __future__ import annotations
 

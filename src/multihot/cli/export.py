@@ -1,8 +1,4 @@
-"""``multihot export``: a run to ONNX or a Hugging Face directory, checked before it is written.
-
-Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
-transformers or pandas at start-up).
-"""
+"""``multihot export``: a run to ONNX or a Hugging Face directory, checked before it is written."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""``multihot predict``: label new texts; streams files of any size.
-
-Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
-transformers or pandas at start-up).
-"""
+"""``multihot predict``: label new texts; streams files of any size."""
 
 from __future__ import annotations
 

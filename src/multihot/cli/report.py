@@ -1,8 +1,4 @@
-"""``multihot report``: one self-contained HTML file that shows a run on labelled data.
-
-Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
-transformers or pandas at start-up).
-"""
+"""``multihot report``: one self-contained HTML file that shows a run on labelled data."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""``multihot search``: Optuna hyperparameter search; the best configuration as a config file.
-
-Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
-transformers or pandas at start-up).
-"""
+"""``multihot search``: Optuna hyperparameter search; the best configuration as a config file."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""``multihot serve``: a run directory behind an HTTP API, with a page to try it.
-
-Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
-transformers or pandas at start-up).
-"""
+"""``multihot serve``: a run directory behind an HTTP API, with a page to try it."""
 
 from __future__ import annotations
 

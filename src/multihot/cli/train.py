@@ -1,8 +1,4 @@
-"""``multihot train``: train a model and tune its thresholds, or resume an interrupted run.
-
-Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
-transformers or pandas at start-up).
-"""
+"""``multihot train``: train a model and tune its thresholds, or resume an interrupted run."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""``multihot tune-thresholds``: re-tune a run's thresholds on other labelled data.
-
-Library modules are imported inside functions to keep ``multihot --help`` fast (no torch,
-transformers or pandas at start-up).
-"""
+"""``multihot tune-thresholds``: re-tune a run's thresholds on other labelled data."""
 
 from __future__ import annotations
 
