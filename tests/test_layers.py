@@ -100,3 +100,15 @@ def test_the_check_catches_an_upward_import(tmp_path):
 if __name__ == "__main__":  # pragma: no cover
     print("\n".join(violations()) or "no upward imports")
     raise SystemExit(pytest.main([__file__, "-q"]))
+
+
+def test_the_baseline_kind_is_spelled_once():
+    """One place decides transformer or baseline (``core.config.BASELINE_KIND``); every other
+    module asks it, so the string itself appears once in the package."""
+    spelled = [
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if '"tfidf-logreg"' in line or "'tfidf-logreg'" in line
+    ]
+    assert len(spelled) == 1 and spelled[0].startswith("core/config.py:"), spelled
