@@ -22,9 +22,10 @@ from multihot.modeling.encoders import (
     scratch_config,
     train_wordpiece,
 )
+from multihot.modeling.layer_groups import depth_from_name
 from multihot.modeling.model import MultiLabelModel
 from multihot.training.losses import build_loss
-from multihot.training.optim import encoder_depth, param_groups, warmup_decay
+from multihot.training.optim import param_groups, warmup_decay
 from multihot.training.session import fit
 
 LABELS = sorted({label for labels in TOY_LABELS for label in labels})
@@ -72,10 +73,10 @@ def test_without_decay_the_encoder_has_one_rate():
 
 
 def test_depth_of_other_naming_schemes():
-    assert encoder_depth("encoder.transformer.layer.4.ffn.lin1.weight", 6) == 5  # DistilBERT
-    assert encoder_depth("encoder.layers.0.mlp.weight", 6) == 1
-    assert encoder_depth("encoder.embeddings.position_embeddings.weight", 6) == 0
-    assert encoder_depth("encoder.final_layer_norm.weight", 6) == 7
+    assert depth_from_name("encoder.transformer.layer.4.ffn.lin1.weight", 6) == 5  # DistilBERT
+    assert depth_from_name("encoder.layers.0.mlp.weight", 6) == 1
+    assert depth_from_name("encoder.embeddings.position_embeddings.weight", 6) == 0
+    assert depth_from_name("encoder.final_layer_norm.weight", 6) == 7
 
 
 def test_layer_decay_is_checked():
