@@ -28,7 +28,7 @@ from multihot.core.metric_names import PRIMARY_METRICS
 
 POOLINGS = ("cls", "pooler", "mean", "max", "attention", "label-attention")
 HEADS = ("linear", "mlp")
-HEAD_ACTIVATIONS = ("gelu", "relu")
+HEAD_ACTIVATIONS = ("gelu", "relu", "tanh")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOSSES = ("bce", "focal", "asl")
 TRACKERS = ("tensorboard", "mlflow")
@@ -183,7 +183,8 @@ class ModelConfig:
     head_hidden: int = 256
     """Hidden size of the mlp head."""
     head_activation: str = "gelu"
-    """Activation of the mlp head's hidden layer: gelu or relu."""
+    """Activation of the mlp head's hidden layer: gelu, relu or tanh (tanh, with cls pooling and
+    head_hidden = the encoder's hidden size, is RoBERTa's classification head)."""
     dropout: float = 0.1
     """Dropout before the head's layers."""
     max_length: int = 128

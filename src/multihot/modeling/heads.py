@@ -38,12 +38,18 @@ class LinearHead(nn.Module):
         return self.out(self.dropout(pooled))
 
 
-ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 """The mlp head's activations by name (see :data:`multihot.core.config.HEAD_ACTIVATIONS`)."""
 
 
 class MLPHead(nn.Module):
-    """Linear to ``head_hidden``, the activation (GELU or ReLU), dropout, linear to the logits."""
+    """Dropout, linear to ``head_hidden``, the activation (GELU, ReLU or tanh), dropout, linear to
+    the logits.
+
+    With tanh, ``head_hidden`` = the encoder's hidden size and cls pooling this is RoBERTa's
+    classification head (ELECTRA's with GELU, DistilBERT's with ReLU), so such a run exports to
+    that family's ``...ForSequenceClassification``.
+    """
 
     def __init__(
         self,
