@@ -83,7 +83,7 @@ def test_the_mlp_head_activation_is_a_choice(toy_file, tmp_path):
     x = torch.randn(4, 8)
     assert not torch.allclose(relu(x), gelu(x))
     with pytest.raises(ConfigError, match="head_activation"):
-        ModelConfig(head_activation="tanh")
+        ModelConfig(head_activation="sigmoid")
     clf = Classifier.train(
         toy_file,
         toy_file,

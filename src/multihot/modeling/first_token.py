@@ -8,9 +8,10 @@ out without changing the result. On int8 ONNX scratch-mini (4 layers) prediction
 faster.
 
 :func:`first_token_only` swaps the last layer of such models for :class:`FirstTokenLayer` while
-predicting, for BERT-style encoders (BERT, RoBERTa, ELECTRA and the like: ``encoder.layer`` of
-layers with ``attention.self.query/key/value``, ``attention.output`` and ``feed_forward_chunk``).
-Other encoders, and models that pool over all tokens, are left as they are.
+predicting, for BERT-style encoders (BERT, RoBERTa, XLM-R, ELECTRA and the like: ``encoder.layer``
+of layers with ``attention.self.query/key/value``, ``attention.output`` and ``feed_forward_chunk``;
+:mod:`multihot.modeling.families` decides). Other encoders (DistilBERT, ALBERT, DeBERTa-v2, MPNet,
+ModernBERT), and models that pool over all tokens, are left as they are.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from multihot.modeling.families import first_token_layers
 from multihot.modeling.pooling import ClsPooling, PoolerPooling
 
 
@@ -68,28 +70,15 @@ class FirstTokenLayer(nn.Module):
 
 def _last_layers(model: nn.Module) -> Iterator[tuple[nn.ModuleList, nn.Module]]:
     """``(layers, last layer)`` of the encoder of each member of ``model`` (one, or an ensemble's) whose
-    output depends on the first token only and whose encoder is BERT-style."""
+    output depends on the first token only and whose encoder allows it
+    (:func:`multihot.modeling.families.first_token_layers` decides)."""
     members = list(getattr(model, "members", [model]))
     for member in members:
         if not isinstance(getattr(member, "pooling", None), (ClsPooling, PoolerPooling)):
             continue
-        encoder = getattr(member, "encoder", None)
-        config = getattr(encoder, "config", None)
-        layers = getattr(getattr(encoder, "encoder", None), "layer", None)
-        if not isinstance(layers, nn.ModuleList) or not len(layers) or config is None:
-            continue
-        if getattr(config, "is_decoder", False) or getattr(config, "chunk_size_feed_forward", 0):
-            continue
-        if getattr(config, "position_embedding_type", "absolute") != "absolute":
-            continue  # relative position scores live inside the attention module
-        last = layers[-1]
-        attention = getattr(getattr(last, "attention", None), "self", None)
-        needed = ("query", "key", "value", "num_attention_heads", "attention_head_size")
-        if attention is None or not all(hasattr(attention, name) for name in needed):
-            continue
-        if not hasattr(last.attention, "output") or not hasattr(last, "feed_forward_chunk"):
-            continue
-        yield layers, last
+        found = first_token_layers(getattr(member, "encoder", None))
+        if found is not None:
+            yield found
 
 
 @contextlib.contextmanager

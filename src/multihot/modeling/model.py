@@ -9,6 +9,7 @@ from torch import nn
 
 from multihot.core.config import ModelConfig
 from multihot.core.errors import ConfigError
+from multihot.modeling.families import check_pooling, encoder_support
 from multihot.modeling.heads import build_head
 from multihot.modeling.pooling import WindowPooling, build_pooling
 
@@ -36,6 +37,7 @@ class MultiLabelModel(nn.Module):
         self.encoder = encoder
         if config.pooling is None:
             raise ConfigError("pooling: not resolved (a run's config always has one)")
+        check_pooling(encoder_support(encoder), config.pooling)
         self.pooling = build_pooling(config.pooling, hidden, num_labels)
         self.head = build_head(
             config.head,

@@ -32,9 +32,8 @@ class PoolerPooling(Pooling):
 
     def forward(self, hidden, mask, pooler_output=None):
         if pooler_output is None:
-            raise ValueError(
-                "pooling 'pooler' needs an encoder with a pooler (e.g. BERT); use 'cls'"
-            )
+            # MultiLabelModel refuses such an encoder when built (multihot.modeling.families).
+            raise ValueError("pooling 'pooler': the encoder gave no pooler output; use 'cls'")
         return pooler_output
 
 

@@ -44,7 +44,7 @@ from multihot.artifacts.rundir import CHECKPOINTS, CONFIG, read_json
 from multihot.core import distributed
 from multihot.core.config import RunConfig
 from multihot.core.errors import MultihotError, RunDirError
-from multihot.core.files import remove_leftovers, write_atomic, write_dir_atomic
+from multihot.core.files import leftovers, remove_leftovers, write_atomic, write_dir_atomic
 from multihot.data.readers import Dataset
 from multihot.training.result import TrainResult
 from multihot.training.state import (
@@ -324,13 +324,35 @@ class RunCheckpoints:
         return (self.directory / "run.json").exists()
 
     def refuse_unfinished(self) -> None:
-        """A fresh run must not silently throw away the training of an interrupted one."""
+        """A fresh run must not silently throw away the training of an interrupted one.
+
+        Checkpoints with nothing to continue from (no member's state, no finished member: the run
+        failed or was killed before its first checkpoint, say on a bad setting or out of memory in
+        its first step) hold no training, so a fresh run replaces them (:meth:`start`). Accepting
+        them here rather than deleting them when a run fails also covers a kill, which runs no
+        cleanup, and keeps them while the failed run could still be resumed.
+        """
         if self.directory.exists():
-            raise RunDirError(
-                f"{self.run}: holds an unfinished training run; continue it with "
-                f"'multihot train --resume {self.run}', or delete the directory to start again"
+            if self.resumable():
+                raise RunDirError(
+                    f"{self.run}: holds an unfinished training run; continue it with "
+                    f"'multihot train --resume {self.run}', or delete the directory to start again"
+                )
+            logger.info(
+                "%s: replacing the checkpoints of a run that stopped before its first checkpoint "
+                "(nothing to resume)",
+                self.run,
             )
         _wait()  # every process looks before the main one writes (:meth:`start`)
+
+    def resumable(self) -> bool:
+        """Whether some member has training to continue from: a state, a finished result, or
+        either of them beside its place (what a kill in the middle of replacing it leaves)."""
+        for member in self.directory.glob("member-*"):
+            for name in ("last", "result"):
+                if (member / name / STATE_JSON).exists() or leftovers(member / name, "old-*"):
+                    return True
+        return False
 
     def start(self, invocation: dict[str, Any]) -> None:
         """Record how to resume (config, data sources, fingerprints), all at once."""

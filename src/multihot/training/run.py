@@ -33,6 +33,7 @@ from multihot.modeling.encoders import (
     position_limit,
 )
 from multihot.modeling.ensemble import SeedEnsemble
+from multihot.modeling.families import check_settings
 from multihot.modeling.model import MultiLabelModel
 from multihot.scoring.metrics import by_length
 from multihot.scoring.probabilities import sigmoid
@@ -145,6 +146,8 @@ def _set_up(
         m.dropout,
         trust_remote_weights=trust_remote_weights,
     )
+    # Every setting that depends on the encoder, before anything is written (checkpoints.start).
+    check_settings(encoder, config)
     config = _cap_max_length(config, encoder, tokenizer)
     reading = Reading.of(config.model)
     train_ids, cut = tokenize_and_cut(tokenizer, data.train.texts, reading)

@@ -25,6 +25,7 @@ from multihot.core.precision import accelerate_mixed_precision, resolve_precisio
 from multihot.data.batching import Collator, LengthGroupedBatchSampler, TokenizedDataset
 from multihot.modeling.dropout import use_fast_dropout
 from multihot.modeling.encoders import use_eager_attention
+from multihot.modeling.families import check_gradient_checkpointing, encoder_support
 from multihot.modeling.masking import MaskedLMTraining
 from multihot.modeling.model import MultiLabelModel
 from multihot.training.optim import freeze_embeddings, frozen_steps, param_groups, warmup_decay
@@ -262,12 +263,13 @@ def masking_settings(
 
 
 def checkpoint_activations(model: torch.nn.Module) -> None:
-    """Turn on the encoder's gradient checkpointing (Hugging Face encoders that support it)."""
+    """Turn on the encoder's gradient checkpointing (Hugging Face encoders that support it).
+
+    A run checks this when its encoder is loaded (:func:`multihot.modeling.families.check_settings`);
+    this refusal is the backstop for callers of ``fit`` alone.
+    """
     encoder: Any = model.get_submodule("encoder")  # a Hugging Face PreTrainedModel
-    if not getattr(encoder, "supports_gradient_checkpointing", False):
-        raise ConfigError(
-            f"gradient_checkpointing: the encoder ({type(encoder).__name__}) does not support it"
-        )
+    check_gradient_checkpointing(encoder_support(encoder))
     # Non-reentrant: works when the inputs need no gradient and with frozen parts. transformers 5
     # renamed the method (the old name warns).
     kwargs = {"use_reentrant": False}
