@@ -179,7 +179,7 @@ class ModelConfig:
     """How token states become one vector: cls, pooler, mean, max, attention, label-attention
     (default: mean for scratch encoders, label-attention for pretrained ones)."""
     head: str = "linear"
-    """linear (dropout + one layer) or mlp (layer, GELU, dropout, layer)."""
+    """linear (dropout + one layer) or mlp (dropout, layer, head_activation, dropout, layer)."""
     head_hidden: int = 256
     """Hidden size of the mlp head."""
     head_activation: str = "gelu"

@@ -12,10 +12,12 @@ passes: an export that drifts raises :class:`multihot.core.errors.ExportError` a
   dynamic), output ``probabilities`` ``(batch, num_labels)``: the sigmoid is inside the graph. The
   labels, thresholds (the content of thresholds.json), ``max_length`` and multihot version travel in
   the model's metadata_props as JSON strings. Single models and seed ensembles both export.
-- Hugging Face: runs with ``pooling="pooler"``, ``head="linear"`` and a BERT encoder are exactly a
-  ``BertForSequenceClassification`` (the pooler output, dropout, one linear layer), so they become a
-  directory that ``AutoModelForSequenceClassification`` and ``pipeline("text-classification")`` load
-  as they are, with ``problem_type="multi_label_classification"`` and the thresholds in the config.
+- Hugging Face: a run whose pooling and head are exactly its encoder family's classification head
+  (BERT and ALBERT: ``pooling="pooler"``, ``head="linear"``; RoBERTa, XLM-R, MPNet, ELECTRA,
+  DistilBERT, DeBERTa-v2: ``pooling="cls"``, an mlp head of the encoder's width with the family's
+  activation; see :data:`multihot.export.hf.HF_HEADS`) becomes a directory that
+  ``AutoModelForSequenceClassification`` and ``pipeline("text-classification")`` load as they are,
+  with ``problem_type="multi_label_classification"`` and the thresholds in the config.
 """
 
 from multihot.export.hf import export_hf
