@@ -40,7 +40,17 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from multihot.artifacts.rundir import CHECKPOINTS, CONFIG, read_json
+from multihot.artifacts.rundir import (
+    CHECKPOINT_RUN,
+    CHECKPOINTS,
+    CONFIG,
+    MEMBER_PREFIX,
+    MEMBER_RESULT,
+    MEMBER_STATE,
+    STATE_JSON,
+    STATE_TENSORS,
+    read_json,
+)
 from multihot.core import distributed
 from multihot.core.config import RunConfig
 from multihot.core.errors import MultihotError, RunDirError
@@ -63,7 +73,6 @@ from multihot.training.state import (
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
-STATE_JSON, STATE_TENSORS = "state.json", "state.safetensors"
 
 
 def _dumps(obj: Any) -> str:
@@ -321,7 +330,7 @@ class RunCheckpoints:
         self.directory = self.run / CHECKPOINTS
 
     def exists(self) -> bool:
-        return (self.directory / "run.json").exists()
+        return (self.directory / CHECKPOINT_RUN).exists()
 
     def refuse_unfinished(self) -> None:
         """A fresh run must not silently throw away the training of an interrupted one.
@@ -348,8 +357,8 @@ class RunCheckpoints:
     def resumable(self) -> bool:
         """Whether some member has training to continue from: a state, a finished result, or
         either of them beside its place (what a kill in the middle of replacing it leaves)."""
-        for member in self.directory.glob("member-*"):
-            for name in ("last", "result"):
+        for member in self.directory.glob(f"{MEMBER_PREFIX}*"):
+            for name in (MEMBER_STATE, MEMBER_RESULT):
                 if (member / name / STATE_JSON).exists() or leftovers(member / name, "old-*"):
                     return True
         return False
@@ -358,7 +367,7 @@ class RunCheckpoints:
         """Record how to resume (config, data sources, fingerprints), all at once."""
         if _is_main():
             write_dir_atomic(
-                self.directory, lambda tmp: write_atomic(tmp / "run.json", _dumps(invocation))
+                self.directory, lambda tmp: write_atomic(tmp / CHECKPOINT_RUN, _dumps(invocation))
             )
         _wait()
 
@@ -393,7 +402,7 @@ class RunCheckpoints:
                 f"{self.run}: no checkpoint to resume from (the run was stopped before it "
                 f"recorded one); start it again"
             )
-        return read_json(self.directory / "run.json")
+        return read_json(self.directory / CHECKPOINT_RUN)
 
     def config(self, saved: dict[str, Any] | None = None) -> RunConfig:
         """The :class:`multihot.core.config.RunConfig` the run started with (read from ``saved``, what
@@ -401,14 +410,14 @@ class RunCheckpoints:
         saved = self.invocation() if saved is None else saved
         try:
             return RunConfig.from_dict(
-                saved.get("config") or {}, source=str(self.directory / "run.json")
+                saved.get("config") or {}, source=str(self.directory / CHECKPOINT_RUN)
             )
         except MultihotError as err:
             raise RunDirError(str(err)) from None
 
     def member_state(self, member: int) -> Path:
         """Where :class:`TrainingCheckpoint` keeps member ``member``'s state while it trains."""
-        return self.directory / f"member-{member}" / "last"
+        return self.directory / f"{MEMBER_PREFIX}{member}" / MEMBER_STATE
 
     def has_state(self, member: int) -> bool:
         """Whether member ``member`` has a training state to continue from."""
@@ -449,7 +458,7 @@ class RunCheckpoints:
         )
 
     def _result(self, member: int) -> Path:
-        return self.directory / f"member-{member}" / "result"
+        return self.directory / f"{MEMBER_PREFIX}{member}" / MEMBER_RESULT
 
 
 def _is_main() -> bool:
