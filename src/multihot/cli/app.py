@@ -17,10 +17,22 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.text import Text
+from typer.core import TyperOption
 
 from multihot.cli.options import config_options
 from multihot.core.config import DataConfig, RunConfig, load_config_file
 from multihot.core.errors import MultihotError
+
+_display_type_rich = TyperOption.display_type_rich
+
+
+def _flag_without_type(self: TyperOption, ctx) -> str | None:
+    """Typer prints a type beside every option, flags included (``--json <bool>``, even
+    ``--help <bool>``); a flag takes no value, so it gets none."""
+    return None if self.is_flag else _display_type_rich(self, ctx)
+
+
+TyperOption.display_type_rich = _flag_without_type  # type: ignore[method-assign]  # see above
 
 app = typer.Typer(
     name="multihot",

@@ -7,7 +7,6 @@ run's logits, not an approximation of them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import warnings
@@ -37,6 +36,7 @@ from multihot.export.parity import (
     run_ids,
     torch_probs,
 )
+from multihot.modeling.encoders import transformers_progress
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -328,7 +328,7 @@ def _reload(directory: Path):
     """The export as transformers loads it: ``(model, tokenizer)``; every weight must map."""
     from transformers import AutoModelForSequenceClassification  # heavy: transformers
 
-    with warnings.catch_warnings(), _no_progress_bars():
+    with warnings.catch_warnings(), transformers_progress(False):
         warnings.simplefilter("ignore")
         hf_model, info = AutoModelForSequenceClassification.from_pretrained(
             str(directory), output_loading_info=True
@@ -337,20 +337,6 @@ def _reload(directory: Path):
     if unmatched:
         raise ExportError(f"Hugging Face export: weights not mapped: {', '.join(unmatched)}")
     return hf_model, load_tokenizer(directory)
-
-
-@contextlib.contextmanager
-def _no_progress_bars():
-    """No "Loading weights" bar from transformers while the export checks its own directory."""
-    from transformers.utils import logging as hf_logging  # heavy: transformers
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
 
 
 def hf_state_dict(model: MultiLabelModel, calibration=None) -> dict[str, torch.Tensor]:

@@ -13,11 +13,13 @@ unpickled, so they are refused with a hint on converting them, unless the caller
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import pickle
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -283,10 +285,16 @@ def load_pretrained(name: str, *, trust_remote_weights: bool = False):
     Example:
         >>> encoder, tokenizer = load_pretrained("models/tiny-bert")  # doctest: +SKIP
     """
-    from transformers import AutoModel, AutoTokenizer  # heavy: transformers
-
     name = resolve_encoder(name)
     refuse_pickled(name, trust_remote_weights)
+    # transformers' own "Loading weights" bar only where a person watches (not into piped logs).
+    with transformers_progress(sys.stderr.isatty()):
+        return _from_pretrained(name, trust_remote_weights)
+
+
+def _from_pretrained(name: str, trust_remote_weights: bool):
+    from transformers import AutoModel, AutoTokenizer  # heavy: transformers
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         if trust_remote_weights:
@@ -304,6 +312,22 @@ def load_pretrained(name: str, *, trust_remote_weights: bool = False):
     except (OSError, ValueError) as err:
         raise _load_error(name, err) from None
     return encoder, tokenizer
+
+
+@contextlib.contextmanager
+def transformers_progress(show: bool) -> Iterator[None]:
+    """transformers' own progress bars (loading and writing weights) shown or not inside the block;
+    as they were after it."""
+    from transformers.utils import logging as hf_logging  # heavy: transformers
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    if enabled != show:
+        (hf_logging.enable_progress_bar if show else hf_logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        if hf_logging.is_progress_bar_enabled() != enabled:
+            (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
 
 
 def refuse_pickled(name: str, trust_remote_weights: bool = False) -> None:

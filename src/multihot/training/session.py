@@ -228,7 +228,13 @@ class TrainingSession:
             self.callback.on_evaluate(record)
         if self.accelerator.trackers:
             tracking_log(self.accelerator, record, state.step)
-        logger.info(
-            "step %d: %s %.4f (best %.4f)", state.step, metric, record[metric], state.best[metric]
+        # With a callback the evaluation is shown already (the CLI prints a line per evaluation).
+        logger.log(
+            logging.DEBUG if self.callback else logging.INFO,
+            "step %d: %s %.4f (best %.4f)",
+            state.step,
+            metric,
+            record[metric],
+            state.best[metric],
         )
         return state.stopped
