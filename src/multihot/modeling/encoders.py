@@ -405,8 +405,25 @@ def build_encoder(
             name, vocab_size=len(tokenizer), max_length=max_length, dropout=dropout
         )
         encoder = encoder_from_config(config)
-        logger.info("built %s from scratch: vocabulary of %d word pieces", name, len(tokenizer))
+        logger.info(
+            "built %s from scratch (%s): vocabulary of %d word pieces",
+            name,
+            _shape(encoder),
+            len(tokenizer),
+        )
     else:
         encoder, tokenizer = load_pretrained(name, trust_remote_weights=trust_remote_weights)
         config = encoder.config.to_dict()
+        logger.info("loaded pretrained encoder %s (%s)", name, _shape(encoder))
     return encoder, tokenizer, config
+
+
+def _shape(encoder: nn.Module) -> str:
+    """``bert, 6 layers x 384, 22.7M parameters``: what a user reads before training starts."""
+    config = getattr(encoder, "config", None)
+    family = getattr(config, "model_type", type(encoder).__name__)
+    layers = getattr(config, "num_hidden_layers", None)
+    hidden = getattr(config, "hidden_size", None)
+    size = f"{layers} layers x {hidden}, " if layers and hidden else ""
+    millions = sum(p.numel() for p in encoder.parameters()) / 1e6
+    return f"{family}, {size}{millions:.1f}M parameters"
