@@ -123,20 +123,24 @@ def _prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.
     return {prefix + k: v for k, v in tensors.items()}
 
 
-def _best_tensors(result: TrainResult) -> dict[str, torch.Tensor]:
-    """A result's best weights and its validation probabilities there, as tensors to save."""
-    tensors = _prefixed("best/", result.state_dict)
-    if result.val_probs is not None:
-        tensors["best_val_probs"] = torch.from_numpy(np.ascontiguousarray(result.val_probs))
+def _data_tensors(state: LoopState) -> dict[str, torch.Tensor]:
+    """The state's weights and arrays (the best evaluation's), as tensors to save."""
+    tensors: dict[str, torch.Tensor] = {}
+    for key, weights in state.kept_fields(WEIGHTS).items():
+        tensors.update(_prefixed(f"{key}/", weights))
+    for key, array in state.kept_fields(ARRAY).items():
+        tensors[key] = torch.from_numpy(np.ascontiguousarray(array))
     return tensors
 
 
-def _best_arrays(
-    tensors: dict[str, torch.Tensor],
-) -> tuple[dict[str, torch.Tensor], np.ndarray | None]:
-    """What :func:`_best_tensors` saved: ``(best weights, validation probabilities or None)``."""
-    probs = tensors.get("best_val_probs")
-    return _with_prefix(tensors, "best/"), None if probs is None else probs.numpy()
+def _set_data(state: LoopState, tensors: dict[str, torch.Tensor]) -> None:
+    """Put back what :func:`_data_tensors` saved."""
+    state.set_kept(
+        WEIGHTS, {key: _with_prefix(tensors, f"{key}/") for key in state.kept_keys(WEIGHTS)}
+    )
+    state.set_kept(
+        ARRAY, {key: tensors[key].numpy() for key in state.kept_keys(ARRAY) if key in tensors}
+    )
 
 
 def optimizer_to_files(optimizer) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -223,11 +227,7 @@ class TrainingCheckpoint:
             "num_processes": self.accelerator.num_processes,
             "rng": host_rng(),
         }
-        tensors: dict[str, torch.Tensor] = {}
-        for key, weights in state.kept_fields(WEIGHTS).items():
-            tensors.update(_prefixed(f"{key}/", weights))
-        for key, array in state.kept_fields(ARRAY).items():
-            tensors[key] = torch.from_numpy(np.ascontiguousarray(array))
+        tensors = _data_tensors(state)
         for key, module in state.kept_fields(MODULE).items():
             tensors.update(_prefixed(f"{key}/", unwrap(module).state_dict()))
         for key, optimizer in state.kept_fields(OPTIMIZER).items():
@@ -257,12 +257,7 @@ class TrainingCheckpoint:
         self._load_objects(state, meta, tensors)
         state.set_kept(COUNTER, meta)
         state.set_kept(RECORD, meta)
-        state.set_kept(
-            WEIGHTS, {key: _with_prefix(tensors, f"{key}/") for key in state.kept_keys(WEIGHTS)}
-        )
-        state.set_kept(
-            ARRAY, {key: tensors[key].numpy() for key in state.kept_keys(ARRAY) if key in tensors}
-        )
+        _set_data(state, tensors)
         rank = self.accelerator.process_index
         # A copy of the row: torch reads an RNG state from the start of its storage, not the view's.
         rows = {k: v[rank].clone() for k, v in _with_prefix(tensors, "rng/").items()}
@@ -436,7 +431,9 @@ class RunCheckpoints:
                 "stopped_early": result.stopped_early,
                 "precision": result.precision,
             }
-            _write_state(self._result(member), meta, _best_tensors(result))
+            # The best weights and probabilities as a loop state keeps them.
+            best = LoopState(best_weights=result.state_dict, best_probs=result.val_probs)
+            _write_state(self._result(member), meta, _data_tensors(best))
             remove_leftovers(self.member_state(member))
             shutil.rmtree(self.member_state(member), ignore_errors=True)
         _wait()
@@ -447,12 +444,13 @@ class RunCheckpoints:
         if not (directory / STATE_JSON).exists():
             return None
         meta, tensors = _read_state(directory)
-        state_dict, val_probs = _best_arrays(tensors)
+        best = LoopState()
+        _set_data(best, tensors)
         return TrainResult(
-            state_dict=state_dict,
+            state_dict=best.best_weights,
             best=meta["best"],
             history=meta["history"],
-            val_probs=val_probs,
+            val_probs=best.best_probs,
             stopped_early=meta["stopped_early"],
             precision=meta["precision"],
         )
