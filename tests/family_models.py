@@ -209,6 +209,18 @@ def _bert_wordpiece(texts: list[str]):
     return train_wordpiece(texts, vocab_size=VOCAB)
 
 
+ANGLE_SPECIALS = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "cls_token": "<s>",
+    "sep_token": "</s>",
+    "pad_token": "<pad>",
+    "unk_token": "<unk>",
+    "mask_token": "<mask>",
+}
+"""The special tokens of MPNet, RoBERTa and XLM-R: <s>, </s>, <pad>, <unk>, <mask>."""
+
+
 def _mpnet_wordpiece(texts: list[str]):
     """MPNet: BERT's WordPiece with RoBERTa's special tokens, <s>=0 <pad>=1 </s>=2 <unk>=3."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
@@ -226,16 +238,7 @@ def _mpnet_wordpiece(texts: list[str]):
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece()
     tokenizer.post_processor = _template("<s>", "</s>", vocab, roberta_pair=True)
-    return _wrap(
-        tokenizer,
-        bos_token="<s>",
-        eos_token="</s>",
-        cls_token="<s>",
-        sep_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        mask_token="<mask>",
-    )
+    return _wrap(tokenizer, **ANGLE_SPECIALS)
 
 
 def _byte_bpe(texts: list[str], specials: list[str]):
@@ -263,16 +266,7 @@ def _roberta_bpe(texts: list[str]):
     tokenizer.post_processor = processors.RobertaProcessing(
         ("</s>", 2), ("<s>", 0), trim_offsets=True, add_prefix_space=False
     )
-    return _wrap(
-        tokenizer,
-        bos_token="<s>",
-        eos_token="</s>",
-        cls_token="<s>",
-        sep_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        mask_token="<mask>",
-    )
+    return _wrap(tokenizer, **ANGLE_SPECIALS)
 
 
 def _modernbert_bpe(texts: list[str]):
@@ -327,16 +321,7 @@ def _xlmr_unigram(texts: list[str]):
     """XLM-RoBERTa: cased Unigram, <s>=0 <pad>=1 </s>=2 <unk>=3 <mask>=4."""
     tokenizer = _unigram(texts, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], "<unk>", False)
     tokenizer.post_processor = _template("<s>", "</s>", tokenizer.get_vocab(), roberta_pair=True)
-    return _wrap(
-        tokenizer,
-        bos_token="<s>",
-        eos_token="</s>",
-        cls_token="<s>",
-        sep_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        mask_token="<mask>",
-    )
+    return _wrap(tokenizer, **ANGLE_SPECIALS)
 
 
 def _deberta_unigram(texts: list[str]):
