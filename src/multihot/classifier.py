@@ -69,6 +69,7 @@ class Classifier:
         metrics: dict[str, Any] | None = None,
         history: list[dict[str, Any]] | None = None,
         validation: ValidationPredictions | None = None,
+        calibration: Calibration | None = None,
     ):
         # Without a tokenizer, ``model`` computes logits itself: a TfidfLogistic, or a backend
         # that loading built already (a TorchBackend is not wrapped twice).
@@ -81,6 +82,8 @@ class Classifier:
         self.config = config
         self.metrics = metrics or {}
         self.history = history or []
+        if calibration is not None:
+            self.calibration = calibration
         self.validation = validation
         """The validation rows and uncalibrated logits training tuned the thresholds on (saved as
         validation.jsonl); None for a loaded run (:func:`multihot.artifacts.validation.read_validation`
@@ -225,6 +228,7 @@ class Classifier:
             run.metrics,
             run.history,
             run.validation,
+            run.calibration,
         )
 
     # --------------------------------------------------------------------------------- prediction

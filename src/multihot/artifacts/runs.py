@@ -84,7 +84,7 @@ def read_run(path: Path, raw: dict[str, Any]) -> tuple[RunConfig, LabelSet, Thre
             count, label names of the thresholds).
     """
     try:
-        config = RunConfig.from_dict(
+        config = RunConfig.from_saved(
             {k: v for k, v in raw.items() if k not in RUN_INFO_KEYS},
             source=str(path / "config.json"),
         )

@@ -35,6 +35,13 @@ TRACKERS = ("tensorboard", "mlflow")
 THRESHOLD_STRATEGIES = ("fixed", "global", "per-label")
 LONG_TEXT = ("truncate", "chunk")
 CHUNK_POOLINGS = ("max", "mean", "attention")
+PREPROCESS_STEPS = (
+    "unicode", "html", "urls", "emails", "users", "numbers", "emoji", "whitespace", "lowercase"
+)  # fmt: skip
+"""The text preparation steps, in the order they run (:mod:`multihot.data.preprocess`)."""
+DEFAULT_PREPROCESS = ("unicode", "html", "whitespace")
+"""The steps a new run takes when ``preprocess`` is not given: each helped or was neutral on both
+GoEmotions dev and a Reuters hold-out with all-MiniLM-L6-v2 (``benchmarks/preprocess.py``)."""
 
 TRANSFORMER_KIND = "transformer"
 """The run kind (``kind`` in a run's config.json) of a model trained by ``multihot train``."""
@@ -62,6 +69,20 @@ def is_baseline(what: RunConfig | ModelConfig | str | None) -> bool:
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+
+
+def _preprocess_steps(given: list[str]) -> list[str]:
+    """``preprocess`` checked and in the order the steps run; ``none`` (or nothing) is no step."""
+    steps = [step.strip().lower() for step in given]
+    if steps in ([], ["none"]):
+        return []
+    unknown = [step for step in steps if step not in PREPROCESS_STEPS]
+    if unknown:
+        raise ConfigError(
+            f"preprocess: unknown step {unknown[0]!r}; expected a comma-separated list of "
+            f"{', '.join(PREPROCESS_STEPS)}, or none"
+        )
+    return [step for step in PREPROCESS_STEPS if step in steps]
 
 
 def _check_below_one(name: str, value: float) -> None:
@@ -173,8 +194,10 @@ def check_types(config: Any) -> None:
 class ModelConfig:
     """The network: encoder, pooling and head."""
 
-    encoder: str = "scratch-mini"
-    """A Hugging Face checkpoint (hub name or local directory) or scratch-tiny|mini|small|base."""
+    encoder: str | None = None
+    """A Hugging Face checkpoint (hub name or local directory), minilm (all-MiniLM-L6-v2, installed
+    as a package) or scratch-tiny|mini|small|base (random weights); default: minilm when it is
+    installed, scratch-mini otherwise."""
     pooling: str | None = None
     """How token states become one vector: cls, pooler, mean, max, attention, label-attention
     (default: mean for scratch encoders, label-attention for pretrained ones)."""
@@ -206,6 +229,16 @@ class ModelConfig:
     """With chunk: ids per encoder pass at most. Evaluation and prediction pack the windows of
     several documents into one pass up to it; a training batch over it takes one forward and
     backward pass per group of its documents (the same gradient, the memory of one group)."""
+    preprocess: list[str] | None = None
+    """Text preparation before the tokenizer, steps run in this order: unicode (repair mojibake,
+    NFC), html (drop tags, unescape entities), urls, emails, users, numbers (each replaced by one
+    word: URL, EMAIL, @USER, NUMBER), emoji (replaced by their names), whitespace (collapse runs),
+    lowercase (scratch encoders only, unless force_lowercase); or none. Saved with the run and
+    applied wherever it reads a text (default: unicode,html,whitespace; a run saved before this
+    setting existed reads texts as they are)."""
+    force_lowercase: bool = False
+    """Allow the lowercase step with a pretrained encoder (refused otherwise: a cased one learned
+    from capitals, an uncased one lower-cases already)."""
     vocab_size: int = 8000
     """WordPiece vocabulary size for scratch encoders (capped by what the data supports)."""
     ensemble: int = 1
@@ -214,6 +247,13 @@ class ModelConfig:
     ensemble_pooling: list[str] | None = None
     """Pooling of each ensemble member in turn, e.g. ["mean", "cls"] (default: pooling for all).
     Members that read the text differently disagree more, so their average gains more."""
+
+    @property
+    def encoder_name(self) -> str:
+        """``encoder``, resolved: a run's config always has one (see ``resolve_config``)."""
+        if self.encoder is None:
+            raise ConfigError("encoder: not resolved (a run's config always has one)")
+        return self.encoder
 
     @property
     def window_stride(self) -> int:
@@ -233,7 +273,9 @@ class ModelConfig:
         return poolings[member % len(poolings)]
 
     def __post_init__(self) -> None:
-        check_types(self)  # also splits a comma-separated ensemble_pooling
+        check_types(self)  # also splits a comma-separated ensemble_pooling and preprocess
+        if self.preprocess is not None:
+            self.preprocess = _preprocess_steps(self.preprocess)
         if self.pooling is not None:
             _check_choice("pooling", self.pooling, POOLINGS)
         for pooling in self.ensemble_pooling or []:
@@ -327,6 +369,11 @@ class TrainConfig:
     """Focusing exponent of positives in the asymmetric loss."""
     asl_clip: float = 0.05
     """Probability margin below which negatives cost nothing in the asymmetric loss."""
+    calibrate: bool = True
+    """Fit a temperature and a bias per label on the validation rows after training (Platt
+    scaling), so a probability of 0.3 means about 3 in 10, then tune the thresholds on the
+    calibrated probabilities; every probability the run gives is calibrated (no-calibrate: the
+    loss's raw probabilities, which sit far above the real rates with the asl loss)."""
     thresholds: str = "per-label"
     """fixed, global or per-label (labels with few validation positives fall back to global)."""
     fixed_threshold: float = 0.5
@@ -494,6 +541,22 @@ class RunConfig:
             return cls(**{s: SECTIONS[s](**grouped[s]) for s in SECTIONS})
         except ConfigError as err:
             raise ConfigError(f"{prefix}{err}") from None
+
+    def with_default_preprocess(self) -> RunConfig:
+        """This config, or for a new run that gives no ``preprocess``, one with
+        :data:`DEFAULT_PREPROCESS`."""
+        if self.model.preprocess is not None:
+            return self
+        return self.override(preprocess=list(DEFAULT_PREPROCESS))
+
+    @classmethod
+    def from_saved(cls, data: dict[str, Any], source: str | None = None) -> RunConfig:
+        """The config a run (or an interrupted one) saved: :meth:`from_dict`, with each setting
+        added since then read as the run was trained (``preprocess``: no steps)."""
+        config = cls.from_dict(data, source)
+        if config.model.preprocess is None:
+            config.model.preprocess = []
+        return config
 
     def override(self, **flat: Any) -> RunConfig:
         """A copy with the given flat keys replaced (``None`` values are ignored)."""

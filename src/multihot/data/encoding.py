@@ -1,8 +1,8 @@
 """The one step from texts to token ids, and the padding of a batch of them.
 
 Training, evaluation, prediction (PyTorch and ONNX), export and serving all turn texts into ids
-here: :func:`encode` checks the texts a user gives, :func:`tokenize` reads them as a
-:class:`Reading` says. With ``long_text="truncate"`` a text is the ids of its first ``max_length``
+here: :func:`encode` checks the texts a user gives, :func:`tokenize` prepares them
+(:mod:`multihot.data.preprocess`) and reads them as a :class:`Reading` says. With ``long_text="truncate"`` a text is the ids of its first ``max_length``
 tokens; with ``"chunk"`` it is a *document*, a list of windows of ``max_length`` tokens that
 overlap by ``stride`` (:func:`split_windows`), each with the tokenizer's special tokens, at most
 ``max_chunks`` of them. The first window is exactly the truncated text.
@@ -26,6 +26,7 @@ import numpy as np
 
 from multihot.core.config import ModelConfig
 from multihot.core.errors import MultihotError
+from multihot.data.preprocess import prepare_texts
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -123,6 +124,8 @@ class Reading:
     stride: int = 32
     max_chunks: int = 32
     batch_tokens: int = 16384
+    preprocess: tuple[str, ...] = ()
+    """The text preparation steps (:mod:`multihot.data.preprocess`), run before the tokenizer."""
 
     @classmethod
     def coerce(cls, reading: Reading | int) -> Reading:
@@ -133,7 +136,14 @@ class Reading:
     def of(cls, model_config: ModelConfig) -> Reading:
         """The reading of a run's model configuration."""
         m = model_config
-        return cls(m.max_length, m.long_text, m.window_stride, m.max_chunks, m.batch_tokens)
+        return cls(
+            m.max_length,
+            m.long_text,
+            m.window_stride,
+            m.max_chunks,
+            m.batch_tokens,
+            tuple(m.preprocess or ()),
+        )
 
     @property
     def chunked(self) -> bool:
@@ -156,8 +166,10 @@ class Reading:
 def tokenize(tokenizer, texts: Sequence[str], reading: Reading | int) -> list:
     """Each text read as ``reading`` says: its ids truncated to ``max_length``
     (:func:`truncated_ids`; an int ``reading`` is that ``max_length``), or with
-    ``long_text="chunk"`` a document, the list of its windows' ids (:func:`windowed_ids`)."""
+    ``long_text="chunk"`` a document, the list of its windows' ids (:func:`windowed_ids`).
+    The reading's preparation steps run first (:func:`multihot.data.preprocess.prepare_texts`)."""
     reading = Reading.coerce(reading)
+    texts = prepare_texts(texts, reading.preprocess)
     if reading.chunked:
         return windowed_ids(tokenizer, texts, reading)
     return truncated_ids(tokenizer, texts, reading.max_length)
@@ -166,6 +178,7 @@ def tokenize(tokenizer, texts: Sequence[str], reading: Reading | int) -> list:
 def tokenize_and_cut(tokenizer, texts: Sequence[str], reading: Reading) -> tuple[list, Cut]:
     """:func:`tokenize`, and what that leaves unread (:class:`Cut`), with each text tokenized
     whole only once: the windows are cut from those ids."""
+    texts = prepare_texts(texts, reading.preprocess)
     content = content_ids(tokenizer, texts)
     affixes = special_affixes(tokenizer)
     cut = Cut.of([len(ids) for ids in content], sum(map(len, affixes)), reading)

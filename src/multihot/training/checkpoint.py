@@ -404,7 +404,7 @@ class RunCheckpoints:
         :meth:`invocation` returned, when the caller has it already)."""
         saved = self.invocation() if saved is None else saved
         try:
-            return RunConfig.from_dict(
+            return RunConfig.from_saved(
                 saved.get("config") or {}, source=str(self.directory / CHECKPOINT_RUN)
             )
         except MultihotError as err:

@@ -24,6 +24,7 @@ from multihot.data.batching import TokenizedDataset
 from multihot.data.encoding import Cut, Reading, tokenize, tokenize_and_cut
 from multihot.data.labels import LabelSet
 from multihot.data.prepare import DataLike, PreparedData, prepare_data
+from multihot.data.preprocess import check_lowercase, prepare_texts
 from multihot.inference.torch_backend import TorchBackend
 from multihot.modeling.encoders import (
     build_encoder,
@@ -31,10 +32,12 @@ from multihot.modeling.encoders import (
     is_scratch,
     load_pretrained,
     position_limit,
+    with_default_encoder,
 )
 from multihot.modeling.ensemble import SeedEnsemble
 from multihot.modeling.families import check_settings
 from multihot.modeling.model import MultiLabelModel
+from multihot.scoring.calibration import Calibration, calibrated, calibration_summary
 from multihot.scoring.metrics import by_length
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import Thresholds, finish_validation
@@ -61,6 +64,8 @@ class TrainedRun:
     history: list[dict[str, Any]]
     validation: ValidationPredictions | None = None
     """The validation rows and the model's logits for them (what the thresholds were tuned on)."""
+    calibration: Calibration | None = None
+    """Fitted on the validation rows (``calibrate``); every probability is computed with it."""
 
 
 @dataclass
@@ -138,9 +143,11 @@ def _set_up(
 
     set_seed(config.train.seed)
     m = config.model
+    scratch = is_scratch(m.encoder_name)
     encoder, tokenizer, encoder_config = build_encoder(
-        m.encoder,
-        data.train.texts,
+        m.encoder_name,
+        # A scratch vocabulary is built from the texts as the encoder will read them.
+        prepare_texts(data.train.texts, m.preprocess or []) if scratch else [],
         m.vocab_size,
         m.max_length,
         m.dropout,
@@ -148,6 +155,7 @@ def _set_up(
     )
     # Every setting that depends on the encoder, before anything is written (checkpoints.start).
     check_settings(encoder, config)
+    check_lowercase(m, tokenizer, scratch)
     config = _cap_max_length(config, encoder, tokenizer)
     reading = Reading.of(config.model)
     train_ids, cut = tokenize_and_cut(tokenizer, data.train.texts, reading)
@@ -200,18 +208,21 @@ def save_run(run: TrainedRun, path: str | Path) -> Path:
         thresholds=run.thresholds,
         metrics=run.metrics,
         history=run.history,
+        calibration=run.calibration,
         validation=run.validation,
     )
 
 
 # ------------------------------------------------------------------------------ the run's config
 def resolve_config(config: RunConfig | None, overrides: dict[str, Any]) -> RunConfig:
-    """``config`` (default: the defaults) with ``overrides``, and the learning rate the encoder
-    needs when none is given."""
+    """``config`` (default: the defaults) with ``overrides``; the default encoder
+    (:func:`~multihot.modeling.encoders.default_encoder`) and preparation steps when none are
+    given, and the learning rate and pooling the encoder needs."""
     config = (config or RunConfig()).override(**overrides)
+    config = with_default_encoder(config).with_default_preprocess()
     return config.override(
         **pretrained_defaults(config)
-        if not is_scratch(config.model.encoder)
+        if not is_scratch(config.model.encoder_name)
         else scratch_defaults(config)
     )
 
@@ -279,7 +290,7 @@ def _say_cut(cut: Cut, reading: Reading) -> None:
 
 def _cap_max_length(config: RunConfig, encoder, tokenizer) -> RunConfig:
     """``config`` with ``max_length`` no longer than a pretrained encoder reads, saying so."""
-    if is_scratch(config.model.encoder):
+    if is_scratch(config.model.encoder_name):
         return config  # built for max_length
     limit = position_limit(encoder, tokenizer)
     if limit is None or config.model.max_length <= limit:
@@ -372,8 +383,10 @@ def _train_member(
             set_seed(t.seed + member)
             encoder = (
                 encoder_from_config(setup.encoder_config)
-                if is_scratch(m.encoder)
-                else load_pretrained(m.encoder, trust_remote_weights=setup.trust_remote_weights)[0]
+                if is_scratch(m.encoder_name)
+                else load_pretrained(
+                    m.encoder_name, trust_remote_weights=setup.trust_remote_weights
+                )[0]
             )
         model = MultiLabelModel(encoder, len(setup.data.labels), member_config)
         tokenizer = setup.tokenizer
@@ -434,10 +447,18 @@ def _assemble(
     )
     data = setup.data
     val_logits = backend.predict_logits(data.val.texts)
-    val_probs = sigmoid(val_logits)
+    calibration = _calibration(data, val_logits, t.min_support) if t.calibrate else None
+    val_probs = sigmoid(calibrated(val_logits, calibration))
     thresholds, metrics = finish_validation(
         data.labels.names, data.val_targets, val_probs, **t.threshold_settings()
     )
+    if calibration is not None:
+        metrics["calibration"] = {
+            "data": calibration.fitted_on,
+            **calibration_summary(
+                data.val_targets, sigmoid(val_logits), val_probs, data.labels.names
+            ),
+        }
     metrics["validation"]["by_length"] = by_length(
         setup.tokenizer,
         backend.reading,
@@ -460,6 +481,17 @@ def _assemble(
         metrics,
         history,
         ValidationPredictions(list(data.val.texts), data.val_targets, val_logits),
+        calibration,
+    )
+
+
+def _calibration(data: PreparedData, val_logits, min_support: int) -> Calibration:
+    """A temperature and a bias per label fitted on the validation rows (Platt scaling), which
+    the thresholds are then tuned on: calibration keeps each label's order of texts, so this
+    moves the thresholds, not the decisions on these rows. A label with fewer than
+    ``min_support`` positives there is left as it is, as its threshold is."""
+    return Calibration.fit(
+        data.val_targets, val_logits, "validation", "platt", min_positives=max(1, min_support)
     )
 
 

@@ -340,7 +340,7 @@ def _resumed(
 ) -> tuple[int, bool, RunConfig]:
     """The resumed cross-validation's folds, kind and config; what is given may only repeat them."""
     try:
-        saved = RunConfig.from_dict(manifest["config"], source=str(cv_dir / cvdir.CV_JSON))
+        saved = RunConfig.from_saved(manifest["config"], source=str(cv_dir / cvdir.CV_JSON))
         saved_folds, saved_baseline = int(manifest["folds"]), bool(manifest["baseline"])
     except (KeyError, TypeError, ValueError, MultihotError) as err:
         raise RunDirError(f"{cv_dir / cvdir.CV_JSON}: not readable ({err})") from None

@@ -46,6 +46,7 @@ from multihot.core.errors import ConfigError, MultihotError
 from multihot.data import duplicates
 from multihot.data.prepare import DataLike, prepare_data, read_data
 from multihot.data.readers import Dataset
+from multihot.modeling.encoders import with_default_encoder
 from multihot.scoring.metrics import metric_is_better
 from multihot.training.session import TrainCallback
 from multihot.tuning.cv import cross_validate
@@ -165,7 +166,7 @@ def search(
     optuna = import_optuna()
     output = _check_arguments(trials, val, storage, folds, output)
     fixed = {k.replace("-", "_"): v for k, v in overrides.items() if v is not None}
-    base = (config or RunConfig()).override(**fixed)
+    base = with_default_encoder((config or RunConfig()).override(**fixed))
     space = _resolve_space(space, base, set(fixed))
     metric = base.train.metric
     direction = direction_of(metric)

@@ -232,13 +232,13 @@ def default_space(base: RunConfig) -> SearchSpace:
     (``encoder: {choices: [...]}`` in a space file).
 
     Example:
-        >>> sorted(default_space(RunConfig()).params)[:4]
+        >>> sorted(default_space(RunConfig(ModelConfig('minilm'))).params)[:4]
         ['asl_clip', 'asl_gamma_neg', 'batch_size', 'dropout']
     """
-    scratch = is_scratch(base.model.encoder)
+    scratch = is_scratch(base.model.encoder_name)
     return SearchSpace(
         {
-            "encoder": Choice((base.model.encoder,)),
+            "encoder": Choice((base.model.encoder_name,)),
             "lr": FloatRange(1e-4, 3e-3, log=True) if scratch else FloatRange(1e-5, 2e-4, log=True),
             "epochs": IntRange(5, 30) if scratch else IntRange(2, 6),
             "batch_size": Choice((16, 32, 64)),
