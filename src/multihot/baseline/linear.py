@@ -1,5 +1,11 @@
 """The linear baseline: TF-IDF of word 1-2 grams and one logistic regression per label.
 
+A text is read as the run's ``preprocess`` steps prepare it (:mod:`multihot.data.preprocess`),
+lower-cased and split into words as scikit-learn's default ``token_pattern`` does; optionally the
+English stop words are dropped and each word is stemmed (Snowball, :class:`BaselineConfig`'s
+``stop_words`` and ``stem``) before the n-grams are made. Only this baseline stems: a transformer's
+tokenizer knows real words, not stems, and reads inflections and function words itself.
+
 It answers in a minute whether a transformer is worth it on your data. It shares everything
 downstream with the transformer models: threshold tuning, metrics, the run directory (a run of
 kind :data:`~multihot.core.config.BASELINE_KIND`), and prediction (:class:`TfidfLogistic` is a
@@ -13,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +29,32 @@ from typing import Any
 import numpy as np
 
 from multihot.artifacts.runs import broken
-from multihot.core.config import BASELINE_KIND, check_types
+from multihot.core.config import BASELINE_KIND, ModelConfig, check_types
 from multihot.core.errors import ConfigError, DataError
 from multihot.data.encoding import check_texts
+from multihot.data.preprocess import prepare_text
 from multihot.scoring.calibration import Calibration, calibrated
 from multihot.scoring.probabilities import sigmoid
 
 logger = logging.getLogger(__name__)
+
+STOP_WORDS = ("english",)
+"""The stop word lists ``stop_words`` names: english is scikit-learn's."""
+WORD = re.compile(r"(?u)\b\w\w+\b")
+"""A word, as scikit-learn's default ``token_pattern`` finds one: two or more letters or digits."""
+
+
+def stem_languages() -> list[str]:
+    """The languages ``stem`` takes: PyStemmer's Snowball algorithms (english, porter, french, ...)."""
+    return sorted(_pystemmer().algorithms())
+
+
+def _pystemmer():
+    """The PyStemmer module (it ships no type information)."""
+    # startup: only a baseline that stems pays for importing PyStemmer
+    import Stemmer  # type: ignore[import-not-found]
+
+    return Stemmer
 
 
 @dataclass
@@ -47,9 +74,42 @@ class BaselineConfig:
     """Inverse regularisation strength of each logistic regression."""
     max_iter: int = 1000
     """Iterations of the solver per label."""
+    stem: str | None = None
+    """Stem each word (Snowball, PyStemmer) in this language before the n-grams are made, so
+    running, runs and run are one feature: english, porter, french, german, ... (see
+    :func:`stem_languages`); a stem is stemmed again until it stays, so a model reads its own
+    words back as they are. Default: words as written (lower-cased)."""
+    stop_words: str | None = None
+    """english: drop scikit-learn's English stop words (the, of, and, ...) before the n-grams are
+    made, as its vectorizer does (with ``stem``, every word whose stem is a stop word's: called,
+    as call is one); default: every word is kept."""
+    preprocess: list[str] | None = None
+    """The text preparation steps (:mod:`multihot.data.preprocess`) run before the vectorizer:
+    fitting records the run's ``preprocess`` here, so a loaded model reads texts as it was fitted
+    on them. None (a model saved before the setting existed) is no step."""
 
     def __post_init__(self) -> None:
         check_types(self)  # a string from a config file fails here by name, not in a comparison
+        if self.stem is not None:
+            self.stem = self.stem.strip().lower()
+            languages = stem_languages()
+            if self.stem not in languages:
+                raise ConfigError(
+                    f"baseline stem: expected a Snowball language, one of {', '.join(languages)}; "
+                    f"got {self.stem!r}"
+                )
+        if self.stop_words is not None:
+            self.stop_words = self.stop_words.strip().lower()
+            if self.stop_words not in STOP_WORDS:
+                raise ConfigError(
+                    f"baseline stop_words: expected {' or '.join(STOP_WORDS)} (scikit-learn's "
+                    f"list), got {self.stop_words!r}"
+                )
+        if self.preprocess is not None:
+            try:
+                self.preprocess = ModelConfig(preprocess=self.preprocess).preprocess
+            except ConfigError as err:
+                raise ConfigError(f"baseline {err}") from None
         if self.ngram_max < 1 or self.min_df < 1 or self.max_features < 1 or self.max_iter < 1:
             raise ConfigError(
                 "baseline: ngram_max, min_df, max_features and max_iter must be at least 1"
@@ -88,7 +148,10 @@ class TfidfLogistic:
         self.num_labels = len(intercept)
         # A CountVectorizer with a fixed vocabulary needs no fitting: counts, then our own IDF.
         self.counter = CountVectorizer(
-            ngram_range=(1, config.ngram_max), vocabulary=vocabulary, dtype=np.float64
+            ngram_range=(1, config.ngram_max),
+            vocabulary=vocabulary,
+            dtype=np.float64,
+            **_reading(config),
         )
 
     @classmethod
@@ -211,6 +274,7 @@ def _vectorize(texts: list[str], config: BaselineConfig):
             max_features=config.max_features,
             sublinear_tf=config.sublinear_tf,
             dtype=np.float64,
+            **_reading(config),
         )
         return vectorizer, vectorizer.fit_transform(texts)
 
@@ -221,9 +285,10 @@ def _vectorize(texts: list[str], config: BaselineConfig):
     try:
         fitted = fit(1)
     except ValueError:
+        but = " but stop words" if config.stop_words is not None else ""
         raise DataError(
             f"baseline: the {len(texts)} training texts hold no word of two or more letters or "
-            "digits, which is what the TF-IDF baseline reads; give texts with words"
+            f"digits{but}, which is what the TF-IDF baseline reads; give texts with words"
         ) from None
     if config.min_df > 1:
         logger.warning(
@@ -233,3 +298,73 @@ def _vectorize(texts: list[str], config: BaselineConfig):
             len(texts),
         )
     return (*fitted, dataclasses.replace(config, min_df=1))
+
+
+def _reading(config: BaselineConfig) -> dict[str, Any]:
+    """How the vectorizers read a text, as their keyword arguments: nothing (scikit-learn's own
+    lower case and words) unless ``config`` has preparation steps (a :class:`_Prepared`
+    preprocessor), stop words or a stemmer (a :class:`_Words` tokenizer). Both are the
+    vectorizer's own pieces, so what it builds from them (an explanation's words) reads alike."""
+    reading: dict[str, Any] = {}
+    if config.preprocess:
+        reading["preprocessor"] = _Prepared(tuple(config.preprocess))
+    if config.stem is not None or config.stop_words is not None:
+        reading["tokenizer"] = _Words(config.stem, config.stop_words)
+        reading["token_pattern"] = None  # the tokenizer finds the words (scikit-learn warns)
+    return reading
+
+
+class _Prepared:
+    """A text after the preparation ``steps``, lower-cased (what scikit-learn's preprocessor
+    does, which this one replaces)."""
+
+    def __init__(self, steps: tuple[str, ...]):
+        self.steps = steps
+
+    def __call__(self, text: str) -> str:
+        return prepare_text(text, self.steps).lower()
+
+
+class _Words:
+    """The words of a lower-cased text (:data:`WORD`), stemmed, stop words dropped: the n-grams
+    are made of what is left, as scikit-learn makes them after dropping stop words.
+
+    A stem is stemmed again until it stays (Snowball's ``agree`` -> ``agre`` -> ``agr``), and
+    with a stemmer a word is a stop word when its stem is a stop word's (``called``, as ``call``;
+    scikit-learn asks for stop words processed as the tokens are). So the words of the words
+    joined with spaces are the same words, which is what an explanation relies on: it scores and
+    deletes these words and reads the rest again.
+    """
+
+    def __init__(self, stem: str | None, stop_words: str | None):
+        self.stem = stem
+        self._local = threading.local()  # a PyStemmer stemmer is not safe to share between threads
+        self.stop_words: frozenset[str] = frozenset()
+        if stop_words is not None:
+            # heavy: sklearn (see TfidfLogistic.__init__)
+            from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+            self.stop_words = frozenset(self._stems(sorted(ENGLISH_STOP_WORDS)))
+
+    def _stems(self, words: list[str]) -> list[str]:
+        """``words`` stemmed until they stay (as they are without a stemmer)."""
+        if self.stem is None:
+            return words
+        stemmer = getattr(self._local, "stemmer", None)
+        if stemmer is None:
+            stemmer = self._local.stemmer = _pystemmer().Stemmer(self.stem)
+        stems = stemmer.stemWords(words)
+        for _ in range(_MAX_RESTEMS):
+            again = stemmer.stemWords(stems)
+            if again == stems:
+                break
+            stems = again
+        return stems
+
+    def __call__(self, text: str) -> list[str]:
+        stems = self._stems(WORD.findall(text))
+        return [stem for stem in stems if stem not in self.stop_words and WORD.fullmatch(stem)]
+
+
+_MAX_RESTEMS = 8
+"""Stemming a stem changes it once at most in practice; this bounds it whatever a language does."""

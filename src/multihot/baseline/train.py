@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from multihot.artifacts.runs import save_linear_run
 from multihot.artifacts.validation import ValidationPredictions
 from multihot.baseline.linear import BaselineConfig, TfidfLogistic
 from multihot.core.config import BASELINE_KIND, RunConfig
+from multihot.core.errors import ConfigError
 from multihot.data.labels import LabelSet
 from multihot.data.prepare import DataLike, PreparedData, prepare_data
 from multihot.scoring.probabilities import sigmoid
@@ -44,8 +46,9 @@ def train_baseline(
 
     Args:
         train, val, config, overrides: as for :meth:`multihot.Classifier.train` (data and
-            threshold settings; the model settings do not apply).
-        baseline: the features and regressions.
+            threshold settings, and ``preprocess``, the steps that prepare every text before the
+            vectorizer, default as for ``train``; the other model settings do not apply).
+        baseline: the features and regressions (``BaselineConfig(stem="english")`` stems).
         output: a run directory to save to (checked before anything is read).
 
     Example:
@@ -54,6 +57,7 @@ def train_baseline(
         0.45
     """
     config = (config or RunConfig()).override(encoder=BASELINE_KIND, **overrides)
+    config = config.with_default_preprocess()
     if output is not None:
         check_output_dir(Path(output))
     run = fit_baseline(prepare_data(train, val, config), config, baseline)
@@ -77,8 +81,16 @@ def fit_baseline(
     data: PreparedData, config: RunConfig, baseline: BaselineConfig | None = None
 ) -> BaselineRun:
     """Fit the baseline on prepared data (its train and validation rows as they are) and tune its
-    thresholds on the validation rows with ``config.train``'s settings; nothing is saved."""
-    baseline = baseline or BaselineConfig()
+    thresholds on the validation rows with ``config.train``'s settings; nothing is saved.
+
+    The model reads every text as ``config.model.preprocess`` prepares it (default steps where
+    it is None, as for a transformer), and records those steps in its own settings.
+
+    Raises:
+        ConfigError: ``baseline.preprocess`` is given and is not the run's ``preprocess``.
+    """
+    config = config.with_default_preprocess()
+    baseline = _with_steps(baseline or BaselineConfig(), config.model.preprocess or [])
     started = time.perf_counter()
     model = TfidfLogistic.fit(
         data.train.texts, data.train_targets, baseline, seed=config.train.seed
@@ -93,3 +105,14 @@ def fit_baseline(
     history = [{"step": 0, "epoch": 1.0, **overall, "seconds": seconds}]
     validation = ValidationPredictions(list(data.val.texts), data.val_targets, logits)
     return BaselineRun(model, data.labels, thresholds, config, metrics, history, validation)
+
+
+def _with_steps(baseline: BaselineConfig, steps: list[str]) -> BaselineConfig:
+    """``baseline`` with the run's preparation ``steps``: one setting, the run's, decides them."""
+    given = baseline.preprocess
+    if given is not None and given != steps:
+        raise ConfigError(
+            f"baseline preprocess: the run's preprocess setting decides the steps ({given} given "
+            f"here, {steps or 'none'} for the run); give preprocess as a run setting"
+        )
+    return dataclasses.replace(baseline, preprocess=list(steps))

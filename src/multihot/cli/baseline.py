@@ -42,6 +42,30 @@ def baseline(
         int, typer.Option(help="Ignore n-grams in fewer texts (all kept when that leaves none).")
     ] = 2,
     max_features: Annotated[int, typer.Option(help="Keep at most this many n-grams.")] = 200_000,
+    stem: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LANGUAGE",
+            help="Stem each word (Snowball) before the n-grams, so running, runs and run are one "
+            "feature: english, porter, french, german, spanish, ... (a wrong one lists them all).",
+        ),
+    ] = None,
+    stop_words: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LIST",
+            help="english: drop scikit-learn's English stop words before the n-grams.",
+        ),
+    ] = None,
+    preprocess: Annotated[
+        str | None,
+        typer.Option(
+            help="Text preparation steps before the vectorizer, comma-separated, as train's "
+            "--preprocess (unicode, html, urls, emails, users, numbers, emoji, whitespace), or "
+            "none; saved with the run.",
+            show_default="unicode,html,whitespace",
+        ),
+    ] = None,
     thresholds: ThresholdStrategy = None,
     min_support: MinSupport = None,
     top1_fallback: Top1Fallback = None,
@@ -59,7 +83,15 @@ def baseline(
         train_file,
         val,
         output=output,
-        baseline=BaselineConfig(ngram_max=ngram_max, min_df=min_df, max_features=max_features, C=c),
+        baseline=BaselineConfig(
+            ngram_max=ngram_max,
+            min_df=min_df,
+            max_features=max_features,
+            C=c,
+            stem=stem,
+            stop_words=stop_words,
+        ),
+        preprocess=preprocess,
         thresholds=thresholds,
         min_support=min_support,
         top1_fallback=top1_fallback,

@@ -22,7 +22,13 @@ from multihot.cli.app import (
 from multihot.cli.options import config_options, with_options
 from multihot.cli.tables import print_train_report
 from multihot.core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from multihot.core.errors import MultihotError
+from multihot.core.errors import ConfigError, MultihotError
+
+STEM_REFUSAL = (
+    "stem: only the linear baseline stems words (multihot baseline --stem); a transformer's "
+    "tokenizer splits real words into word pieces it learned, and stems are not words it has seen"
+)
+"""Why ``multihot train --stem`` is refused (the flag exists to say so)."""
 
 TRAIN_OPTIONS = [
     *config_options(ModelConfig, "Model"),
@@ -57,6 +63,14 @@ def train(
     config: ConfigFile = None,
     trust_remote_weights: TrustRemoteWeights = False,
     processes: Processes = 1,
+    stem: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LANGUAGE",
+            help="Refused: only the linear baseline stems words (multihot baseline --stem).",
+            rich_help_panel="Model",
+        ),
+    ] = None,
     *,
     flags: dict[str, Any],
 ) -> None:
@@ -67,6 +81,8 @@ def train(
     """
     from multihot.core import distributed
 
+    if stem is not None:
+        raise ConfigError(STEM_REFUSAL)
     if resume is not None:
         _refuse_settings_with_resume(resume, train_file, val, output, config, flags)
         output = resume
