@@ -147,12 +147,16 @@ def weights_metadata(
 def reading_record(config: ModelConfig) -> dict[str, Any]:
     """The settings of the model section that change what a text becomes before the head, none
     of which has weights: ``max_length`` and ``long_text`` and, reading in windows, the stride
-    (resolved), ``max_chunks`` and ``chunk_pooling``. (``batch_tokens`` only packs passes.)"""
+    (resolved), ``max_chunks`` and ``chunk_pooling``; with preparation steps, ``preprocess``
+    (a run without steps, as every run saved before them, records what it did before).
+    (``batch_tokens`` only packs passes.)"""
     record: dict[str, Any] = {"max_length": config.max_length, "long_text": config.long_text}
     if config.chunked:
         record["stride"] = config.window_stride
         record["max_chunks"] = config.max_chunks
         record["chunk_pooling"] = config.chunk_pooling
+    if config.preprocess:
+        record["preprocess"] = list(config.preprocess)
     return record
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from multihot.cli.app import app, err, friendly, out
 
@@ -55,10 +56,12 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON.")] = False,
 ) -> None:
     """Which tokens drove each label, coloured by score, with a check: deleting the top tokens
-    must lower the label's probability more than deleting as many random ones."""
+    must lower the label's probability more than deleting as many random ones. A run that
+    prepares its texts (preprocess) is explained on the text as it reads it, and a first line
+    gives that text when the steps changed it."""
     from multihot.classifier import Classifier
     from multihot.data.writers import check_html_output
-    from multihot.report.explanation import render_terminal, write_html
+    from multihot.report.explanation import prepared_line, render_terminal, write_html
 
     if html is not None:  # before the model loads: nothing of the run or the user's is replaced
         check_html_output(html, read_dirs=[run], force=force)
@@ -69,7 +72,11 @@ def explain(
 
         sys.stdout.write(dumps(explanation.to_dict()))
     else:
-        out.print(render_terminal(explanation))
+        prepared = prepared_line(explanation)
+        if prepared is not None:  # one line however long: the text the tokens below are of
+            out.print(Text(prepared, style="dim"), soft_wrap=True)
+            out.print()
+        out.print(render_terminal(explanation, with_prepared=False))
     if html is not None:
         write_html(explanation, html, title=f"{run.name}: explanation", force=force)
         err.print(f"wrote {html}", soft_wrap=True)

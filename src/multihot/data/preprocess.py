@@ -4,7 +4,8 @@ The steps are named in :data:`multihot.core.config.PREPROCESS_STEPS` and always 
 order, whatever order they are given in:
 
 ========== ===========================================================================================
-unicode    repair mojibake (``â€™`` -> ``’``) and other broken Unicode with ftfy, then NFC
+unicode    repair mojibake (``donâ€™t`` -> ``don't``: ftfy also straightens curly quotes) and other
+           broken Unicode with ftfy, then NFC
 html       drop HTML tags (``<br>``, ``<b>``), then unescape entities (``&lt;``, ``&amp;``): tags
            first, so an escaped ``&lt;HT>`` stays the text ``<HT>`` it stands for
 urls       each web address -> ``URL``
@@ -13,7 +14,8 @@ users      each @handle (Twitter style) or u/name (Reddit) -> ``@USER``
 numbers    each number (``1,250.5``, ``42``) -> ``NUMBER``; digits inside words stay (``mp3``)
 emoji      each emoji -> its English name in words (``😂`` -> ``face with tears of joy``)
 whitespace runs of spaces, tabs and newlines -> one space; none at either end
-lowercase  lower case (refused for a pretrained encoder: see :func:`lowercase_problem`)
+lowercase  lower case (refused where it changes nothing or undoes a cased encoder's training:
+           see :func:`lowercase_problem`)
 ========== ===========================================================================================
 
 :func:`prepare_texts` is called by :func:`multihot.data.encoding.tokenize` (through its
@@ -152,9 +154,10 @@ def prepare_texts(texts: Sequence[str], steps: Sequence[str]) -> list[str]:
 
 def lowercase_problem(tokenizer, scratch: bool) -> str | None:
     """Why the ``lowercase`` step should not run with this tokenizer, or ``None`` when it may: a
-    tokenizer that lower-cases already makes the step do nothing; a pretrained encoder that does
-    not was trained on cased text on purpose, and lower case throws away what it learned from case.
-    A scratch encoder's tokenizer is built from the prepared texts, so the step is its choice."""
+    tokenizer that lower-cases already (an uncased pretrained one, and the scratch encoders'
+    WordPiece) makes the step do nothing; a pretrained encoder that does not was trained on cased
+    text on purpose, and lower case throws away what it learned from case. Only a cased tokenizer
+    built for the run (``scratch``) would take it as it is."""
     lowers = tokenizer.tokenize("HELLO World") == tokenizer.tokenize("hello world")
     if lowers:
         return "the encoder's tokenizer lower-cases already, so the step would change nothing"

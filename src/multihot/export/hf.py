@@ -26,6 +26,7 @@ from multihot.core.config import HEAD_ACTIVATIONS
 from multihot.core.errors import ExportError
 from multihot.core.files import write_dir_atomic
 from multihot.data.encoding import tokenize
+from multihot.data.preprocess import prepare_texts
 from multihot.export.parity import (
     FP32_TOLERANCE,
     ExportResult,
@@ -33,7 +34,6 @@ from multihot.export.parity import (
     load_transformer_run,
     measure_parity,
     parity_texts,
-    run_ids,
     torch_probs,
 )
 from multihot.modeling.encoders import transformers_progress
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from multihot.modeling.model import MultiLabelModel
 
 logger = logging.getLogger(__name__)
+
+README = "README.md"
+"""The export's model card, written when the run prepares texts (:func:`readme`)."""
 
 
 # ------------------------------------------------------------------------------- family heads
@@ -199,9 +202,12 @@ def export_hf(
     and ``head_hidden`` = the encoder's hidden size (ELECTRA: gelu, DistilBERT: relu, DeBERTa-v2:
     any). The directory holds config.json (``problem_type="multi_label_classification"``,
     ``id2label``, ``label2id``, ``multihot_thresholds`` = the content of thresholds.json,
-    ``multihot_max_length``, ``multihot_version``), model.safetensors and the tokenizer
-    (``model_max_length`` = the run's ``max_length``, so ``truncation=True`` cuts where multihot
-    does).
+    ``multihot_max_length``, ``multihot_preprocess`` = the run's text preparation steps,
+    ``multihot_version``), model.safetensors and the tokenizer (``model_max_length`` = the run's
+    ``max_length``, so ``truncation=True`` cuts where multihot does). The tokenizer cannot apply
+    the steps: with any, a README.md names them and says to apply them first
+    (:func:`multihot.data.preprocess.prepare_texts`), and a warning is logged. The parity check
+    tokenizes the same prepared texts with the run's tokenizer and the exported one.
 
     Args:
         run: a run directory written by ``multihot train``.
@@ -226,8 +232,23 @@ def export_hf(
     path = Path(output) if output is not None else run / HF_DIR
     _check_replaceable(path, run)
     model = clf.model.to("cpu").float().eval()
-    texts = parity_texts(clf.tokenizer, m.max_length) + list(check_texts or [])
-    ids = run_ids(clf, texts)
+    steps = list(m.preprocess or [])
+    if steps:
+        logger.warning(
+            "%s: the run prepares each text (%s) before its tokenizer, which a Hugging Face model "
+            "cannot do: users of %s must apply the steps first "
+            "(multihot.data.preprocess.prepare_texts; listed as multihot_preprocess in its "
+            "config.json and in its README.md)",
+            run,
+            ", ".join(steps),
+            path,
+        )
+    # The texts as the run reads them, prepared once: the run's ids and the exported tokenizer's
+    # are compared on the same prepared texts (the export's tokenizer prepares nothing).
+    texts = prepare_texts(
+        parity_texts(clf.tokenizer, m.max_length) + list(check_texts or []), steps
+    )
+    ids = tokenize(clf.tokenizer, texts, m.max_length)
     expected = torch_probs(model, ids, clf.tokenizer.pad_token_id, batch_size, clf.calibration)
     parity: Parity | None = None
 
@@ -315,13 +336,34 @@ def _write_hf(directory: Path, clf, model: MultiLabelModel, spec: HFHead) -> Non
     hf_config.label2id = {name: i for i, name in enumerate(names)}
     hf_config.multihot_thresholds = clf.thresholds.to_dict(names)
     hf_config.multihot_max_length = max_length
+    hf_config.multihot_preprocess = list(m.preprocess or [])
     hf_config.multihot_version = __version__
     hf_config.save_pretrained(str(directory))
+    if m.preprocess:
+        (directory / README).write_text(readme(m.preprocess, names), encoding="utf-8")
     save_file(
         hf_state_dict(model, clf.calibration), str(directory / WEIGHTS), metadata={"format": "pt"}
     )
     clf.tokenizer.model_max_length = max_length
     clf.tokenizer.save_pretrained(str(directory))
+
+
+def readme(steps: Sequence[str], labels: Sequence[str]) -> str:
+    """The README.md of an export whose run prepares texts: what the model is, and the paragraph
+    that names the steps a user must apply before its tokenizer."""
+    return (
+        "# multihot multi-label classifier\n\n"
+        f"A `...ForSequenceClassification` model exported by multihot {__version__}: "
+        f"{len(labels)} labels, each scored on its own (`problem_type` "
+        "`multi_label_classification`: apply a sigmoid to each logit, not a softmax); the "
+        "run's thresholds are `multihot_thresholds` in config.json.\n\n"
+        "## Text preparation\n\n"
+        f"The model was trained on texts prepared by these steps, in this order: "
+        f"{', '.join(f'`{step}`' for step in steps)} (`multihot_preprocess` in config.json). "
+        "Its tokenizer does not apply them: prepare every text the same way before tokenizing "
+        "it, or the model reads text unlike what it learned from, e.g. with "
+        "`multihot.data.preprocess.prepare_texts(texts, config.multihot_preprocess)`.\n"
+    )
 
 
 def _reload(directory: Path):

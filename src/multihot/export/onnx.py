@@ -16,7 +16,7 @@ from torch import nn
 
 from multihot import __version__
 from multihot.artifacts.rundir import ONNX_FILE, ONNX_INT8_FILE, TOKENIZER, WEIGHTS
-from multihot.artifacts.runs import WEIGHTS_DIGEST, reading_record, weights_digest
+from multihot.artifacts.runs import WEIGHTS_DIGEST, weights_digest
 from multihot.core.errors import ExportError, MultihotError
 from multihot.core.files import temp_file
 from multihot.data.encoding import Reading, RustTokenizer, tokenize
@@ -36,6 +36,7 @@ from multihot.inference.onnx_backend import (
     ONNX_INPUTS,
     ONNX_OUTPUT,
     graph_calibration,
+    graph_reading,
     import_onnxruntime,
     onnx_probabilities,
     onnx_session,
@@ -195,7 +196,7 @@ def _write_graph(proto, path: Path, clf, quantize: str | None, digest: str | Non
             "thresholds": json.dumps(clf.thresholds.to_dict(names), ensure_ascii=False),
             "max_length": json.dumps(clf.config.model.max_length),
             "long_text": json.dumps(clf.config.model.long_text),
-            "reading": json.dumps(reading_record(clf.config.model)),
+            "reading": json.dumps(graph_reading(clf.config.model)),
             WEIGHTS_DIGEST: json.dumps(digest),
             "multihot_version": json.dumps(__version__),
             "precision": json.dumps(quantize or "fp32"),

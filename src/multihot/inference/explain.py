@@ -19,6 +19,11 @@ that is the unit both methods attribute to and the unit the deletion check remov
 pieces into words would hide which piece carried the signal; renderers join ``##`` pieces on
 screen. [CLS] and [SEP] are listed (attention does weigh them) but never ranked or deleted.
 
+A run that prepares its texts (``preprocess``: html, whitespace, ...) is explained on the text as
+it reads it: the tokens are read as prediction reads them (the steps applied once, by the
+backend's reading or the baseline's vectorizer), and the explanation's ``text`` is the text they
+are of, prepared by the same steps (``prepared_from`` keeps the one given).
+
 Every label comes with a deletion check: removing its top-k tokens from the sequence (the ids, not
 a mask, so any model can be checked the same way) should lower its probability more than removing
 k random tokens (the mean over a few seeded draws). An explanation that fails it is not describing
@@ -47,6 +52,7 @@ from multihot.baseline.linear import TfidfLogistic
 from multihot.core.errors import ConfigError, MultihotError
 from multihot.data.encoding import check_texts
 from multihot.data.labels import LabelSet
+from multihot.data.preprocess import prepare_text
 from multihot.scoring.calibration import Calibration, calibrated
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import Thresholds
@@ -152,10 +158,26 @@ class LabelExplanation:
 
 @dataclass
 class Explanation:
-    """A text and the explanation of each label asked about (fired ones by default)."""
+    """A text and the explanation of each label asked about (fired ones by default).
+
+    Attributes:
+        text: the text as the model read it: after the run's text preparation steps, so its
+            tokens are the tokens of this text.
+        labels: one explanation per label asked about.
+        prepared_from: the text as given, when the steps changed it; None when the model read
+            it as given.
+        steps: the run's preparation steps (:mod:`multihot.data.preprocess`), empty for none.
+    """
 
     text: str
     labels: list[LabelExplanation] = field(default_factory=list)
+    prepared_from: str | None = None
+    steps: list[str] = field(default_factory=list)
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the steps changed the text (``text`` is then not the text as given)."""
+        return self.prepared_from is not None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form (the deletion check with its drops and verdict)."""
@@ -203,7 +225,10 @@ def explain(
             gradients then attribute the calibrated logit ``logit / T + b``.
 
     Returns:
-        An :class:`Explanation` with one :class:`LabelExplanation` per label, in label order.
+        An :class:`Explanation` with one :class:`LabelExplanation` per label, in label order, of
+        the text as the model reads it: after the run's preparation steps (``backend.reading``'s
+        ``preprocess``, the baseline's own), applied once; ``prepared_from`` keeps the text as
+        given when they changed it.
 
     Raises:
         ConfigError: an unknown label name or method, a method the model cannot use, or
@@ -233,14 +258,17 @@ def explain(
         else _TransformerExplainer(backend, method, n_steps)
     )
     encoded: Any  # words for the baseline, token ids for a transformer: its explainer's own form
-    pieces, encoded, special = explainer.tokens(text)
+    pieces, encoded, special = explainer.tokens(text)  # the steps run there, once, as predicting
+    # The text those tokens are of: the same steps, so what is shown is what was read.
+    steps = list(explainer.steps)
+    prepared = prepare_text(text, steps)
     probs = _probs(explainer.logits([encoded]), calibration)[0]
     fired = thresholds.apply(probs[None])[0]
     targets = _targets(label, labels, fired, probs)
     scores, deltas = explainer.scores(encoded, targets, calibration)
 
     rng = np.random.default_rng(seed)
-    out = Explanation(text)
+    out = Explanation(prepared, prepared_from=text if prepared != text else None, steps=steps)
     for row, j in enumerate(targets):
         tokens = [
             TokenAttribution(piece, float(score), bool(is_special))
@@ -313,6 +341,8 @@ class _LinearExplainer:
         if method not in ("auto", "linear"):
             raise ConfigError(f"method {method!r}: a linear baseline is explained exactly (linear)")
         self.model = model
+        # The steps its vectorizer's preprocessor runs (none for a baseline without the setting).
+        self.steps: tuple[str, ...] = tuple(getattr(model.config, "preprocess", None) or ())
         self.words = model.counter.build_tokenizer()
         self.preprocess = model.counter.build_preprocessor()
 
@@ -374,6 +404,7 @@ class _TransformerExplainer:
                 "(long_text chunk), which they do not cover yet"
             )
         self.backend, self.tokenizer, self.n_steps = backend, backend.tokenizer, n_steps
+        self.steps: tuple[str, ...] = backend.reading.preprocess
         model = backend.model
         if any(p.dtype != torch.float32 for p in model.parameters()):
             model = copy.deepcopy(model).float()  # gradients and weights are read in fp32
@@ -395,6 +426,9 @@ class _TransformerExplainer:
         self.special_ids = {i for i in structural if i is not None}
 
     def tokens(self, text: str) -> tuple[list[str], list[int], list[bool]]:
+        """The pieces, ids and special flags of ``text`` read as predicting reads it: the
+        backend's reading prepares it once (``self.steps``; html twice would make "&amp;lt;"
+        "<"), so a text the steps empty is no tokens between [CLS] and [SEP]."""
         ids = self.backend.encode([text])[0]
         pieces = self.tokenizer.convert_ids_to_tokens(ids)
         return pieces, ids, [i in self.special_ids for i in ids]

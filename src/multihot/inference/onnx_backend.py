@@ -26,7 +26,7 @@ from multihot.artifacts.rundir import (
     check_self_contained,
 )
 from multihot.artifacts.runs import WEIGHTS_DIGEST, RunFiles, reading_record
-from multihot.core.config import is_baseline
+from multihot.core.config import ModelConfig, is_baseline
 from multihot.core.errors import ConfigError, MultihotError, RunDirError
 from multihot.data.encoding import (
     Reading,
@@ -244,11 +244,19 @@ def _check_graph_matches_run(session, path: Path, files: RunFiles) -> None:
         )
 
 
+def graph_reading(config: ModelConfig) -> dict[str, Any]:
+    """The reading a graph records in its metadata: :func:`~multihot.artifacts.runs.reading_record`
+    with ``preprocess`` always (an empty list for no steps), so that loading refuses a graph
+    exported with other text preparation steps than config.json names, none against some too."""
+    return {**reading_record(config), "preprocess": list(config.preprocess or [])}
+
+
 def _check_graph_source(meta: dict[str, Any], path: Path, files: RunFiles) -> None:
     """The graph must read texts as the run's config.json says (graphs exported before the whole
-    reading was recorded have its ``max_length`` and ``long_text``), and be exported from the
-    weights config.json records (where both record them)."""
-    now = reading_record(files.config.model)
+    reading was recorded have its ``max_length`` and ``long_text``, before the preparation steps
+    were recorded no ``preprocess``), and be exported from the weights config.json records (where
+    both record them)."""
+    now = graph_reading(files.config.model)
     saved = meta.get("reading") or {k: meta[k] for k in ("max_length", "long_text") if k in meta}
     config = files.path / CONFIG
     for name in (name for name in saved if name in now and saved[name] != now[name]):

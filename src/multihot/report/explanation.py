@@ -87,6 +87,19 @@ def _blend(strength: float) -> tuple[int, int, int]:
     return red, green, blue
 
 
+def prepared_line(explanation: Explanation) -> str | None:
+    """``explained as prepared (steps: html, whitespace): <text>`` when the run's preparation
+    steps changed the text, so the tokens below are of a text unlike the one given; else None.
+
+    Example:
+        >>> prepared_line(Explanation("a & b", [], prepared_from="a &amp;  b", steps=["html"]))
+        'explained as prepared (steps: html): a & b'
+    """
+    if explanation.prepared_from is None:
+        return None
+    return f"explained as prepared (steps: {', '.join(explanation.steps)}): {explanation.text}"
+
+
 def header_line(entry: LabelExplanation) -> str:
     """``label  p=0.912  threshold 0.500  fired  (integrated-gradients, delta 1e-06)``."""
     state = "fired" if entry.fired else "did not fire"
@@ -113,13 +126,20 @@ def check_line(entry: LabelExplanation) -> str:
 
 
 # ---------------------------------------------------------------------------------- terminal
-def render_terminal(explanation: Explanation) -> Text:
+def render_terminal(explanation: Explanation, with_prepared: bool = True) -> Text:
     """The explanation as one rich :class:`~rich.text.Text`, a block per label.
 
     Each block: the header, the text with each token's background coloured by its score, the
-    deletion check. ``.plain`` reads the same without colours.
+    deletion check. ``.plain`` reads the same without colours. When the run's preparation steps
+    changed the text, a first line says so and gives the text the tokens are of
+    (:func:`prepared_line`; ``with_prepared=False`` leaves it to the caller, which may print it
+    unwrapped).
     """
     out = Text()
+    prepared = prepared_line(explanation) if with_prepared else None
+    if prepared is not None:
+        out.append(prepared, style=Style(dim=True))
+        out.append("\n\n")
     for n, entry in enumerate(explanation.labels):
         if n:
             out.append("\n\n")
@@ -150,6 +170,7 @@ body { margin: 0; padding: 1.2rem 2rem 3rem; font: 15px/1.5 system-ui, sans-seri
        color: #1d2430; background: #fff; max-width: 1100px; }
 h1 { font-size: 1.3rem; margin: 0 0 .3rem; }
 .source { color: #5b6575; white-space: pre-wrap; word-break: break-word; margin: 0 0 1rem; }
+.prepared { color: #5b6575; font-size: .85rem; white-space: pre-wrap; word-break: break-word; }
 section.label { border: 1px solid #d9dee6; border-radius: 6px; padding: .6rem 1rem;
                 margin: 0 0 1rem; }
 section.label h2 { font-size: 1.05rem; margin: 0 0 .4rem; word-break: break-word; }
@@ -196,8 +217,17 @@ def _label_block(entry: LabelExplanation) -> str:
 
 def render_html(explanation: Explanation, title: str = "Explanation") -> str:
     """A self-contained HTML page (inline CSS, no script, nothing fetched): the text, then a
-    block per label whose tokens are ``<span class="tok" data-score=...>`` coloured by score."""
+    block per label whose tokens are ``<span class="tok" data-score=...>`` coloured by score.
+    The text is the one the model read; when the run's preparation steps changed it, the page
+    says so and shows the text as given too (``<p class="prepared">``)."""
     blocks = "\n".join(_label_block(entry) for entry in explanation.labels)
+    prepared = ""
+    if explanation.prepared_from is not None:
+        steps = ", ".join(explanation.steps)
+        prepared = (
+            f'<p class="prepared">Explained as prepared (steps: {escape(steps)}); as given: '
+            f"<span>{escape(explanation.prepared_from)}</span></p>\n"
+        )
     legend = (
         "Green: pushes the label up; red: pushes it down (integrated gradients, linear); for "
         "label attention, green is weight above an even share. Hover a token for its score."
@@ -210,6 +240,7 @@ def render_html(explanation: Explanation, title: str = "Explanation") -> str:
         f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
         f"<h1>{escape(title)}</h1>\n"
         f'<p class="source">{escape(explanation.text)}</p>\n'
+        f"{prepared}"
         f'<p class="legend">{escape(legend)}</p>\n'
         f"{blocks or '<p>No label to explain.</p>'}\n"
         "</body>\n</html>\n"
