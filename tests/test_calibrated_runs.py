@@ -36,8 +36,8 @@ def test_training_keeps_the_validation_rows_and_their_logits(toy_run, toy_file):
     np.testing.assert_array_equal(validation.targets, clf.labels.encode(TOY_LABELS, "toy"))
     np.testing.assert_allclose(
         validation.logits,
-        clf.predict_logits(TOY_TEXTS),
-        atol=1e-4,  # as prediction computes them
+        clf.uncalibrated_logits(TOY_TEXTS),
+        atol=1e-4,  # as prediction computes them, before the run's calibration
     )
     assert (run / VALIDATION).is_file()
 
@@ -111,9 +111,12 @@ def test_a_calibrated_baseline(baseline_run, toy_file, tmp_path):
 
 def test_cli_calibrate_saves_temperatures_and_thresholds(toy_run, toy_file, tmp_path):
     run = copy_run(toy_run[1], tmp_path / "toy")
+    # Training calibrated the run already (calibrate is on by default): a dry run leaves that be.
+    trained = (run / CALIBRATION).read_bytes()
     dry = invoke("tune-thresholds", run, toy_file, "--calibrate", "--force", "--dry-run")
     assert dry.exit_code == 0, dry.output
-    assert "ECE" in dry.output and not (run / CALIBRATION).exists()
+    assert "ECE" in dry.output and (run / CALIBRATION).read_bytes() == trained
+    assert not (run / "thresholds.previous.json").exists()
     result = invoke("tune-thresholds", run, toy_file, "--calibrate", "--force")
     assert result.exit_code == 0, result.output
     assert (run / CALIBRATION).is_file() and (run / "thresholds.previous.json").is_file()
@@ -135,8 +138,8 @@ def test_calibrating_on_too_little_data_changes_nothing(toy_run, tmp_path):
 
     clf = Classifier.load(toy_run[1])
     thin = write_jsonl(tmp_path / "thin.jsonl", TOY_TEXTS[:2], TOY_LABELS[:2])
-    before = clf.thresholds.values.copy()
+    before, calibration = clf.thresholds.values.copy(), clf.calibration
     with pytest.raises(DataError):
         clf.calibrate(thin)
-    assert clf.calibration is None
+    assert clf.calibration is calibration  # the one training fitted, kept
     np.testing.assert_array_equal(clf.thresholds.values, before)

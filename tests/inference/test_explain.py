@@ -95,8 +95,9 @@ def train(pooling: str):
 
     train_set = Dataset(*trigger_texts(120, seed=0), "train", None)
     val_set = Dataset(*trigger_texts(60, seed=1), "val", None)
-    # A quick head (head_lr) lets the label queries sharpen within 4 short epochs.
-    settings = {**TINY, "vocab_size": 200}
+    # A quick head (head_lr) lets the label queries sharpen within 4 short epochs. Uncalibrated:
+    # calibration would push the surest probabilities to exactly 1 (the threshold nothing reaches).
+    settings = {**TINY, "vocab_size": 200, "calibrate": False}
     return Classifier.train(
         train_set,
         val_set,

@@ -17,6 +17,7 @@ from multihot.scoring.calibration import (
     reliability,
 )
 from multihot.scoring.probabilities import sigmoid
+from multihot.scoring.thresholds import tune_thresholds
 
 
 def calibrated_logits(n: int = 20_000, labels: int = 3, seed: int = 0):
@@ -101,10 +102,37 @@ def test_calibration_json_round_trips_and_refuses_bad_values():
             Calibration.from_dict(bad, names)
 
 
-def test_a_label_without_positives_keeps_temperature_one():
+def test_a_label_without_positives_takes_the_fit_of_every_label_pooled():
     targets, logits = calibrated_logits(n=500)
     targets[:, 1] = 0
-    assert fit_temperatures(targets, 3 * logits)[1] == 1.0
+    temperatures = fit_temperatures(targets, 3 * logits)
+    pooled = fit_temperatures(targets.reshape(-1, 1), (3 * logits).reshape(-1, 1))[0]
+    assert temperatures[1] == pytest.approx(pooled)
+    assert temperatures[1] > 1.5  # the logits were scaled by 3
+
+
+def test_rare_labels_are_on_the_scale_of_the_global_threshold_they_fall_back_to():
+    """A label with too few validation positives to be fitted alone once kept its raw
+    probabilities while the global threshold it falls back to was tuned on calibrated ones: the
+    asl loss's raw 0.3-0.4 cleared a calibrated 0.24 on nearly every text (MiniLM on the sample:
+    pride fired on 500 of 500 texts)."""
+    rng = np.random.default_rng(0)
+    n = 1000
+    targets = np.zeros((n, 3), dtype=np.float32)
+    targets[:, 0] = rng.random(n) < 0.3
+    targets[:, 1] = rng.random(n) < 0.2
+    targets[:3, 2] = 1  # three positives: fewer than min_support
+    # Raw scores far above the rates, as the asl loss leaves them (negatives around p = 0.38).
+    logits = np.where(targets > 0, 0.3, -0.5) + rng.normal(0, 0.4, (n, 3))
+    logits = logits.astype(np.float32)
+    calibration = Calibration.fit(targets, logits, min_positives=5)
+    probs = sigmoid(calibration.apply(logits))
+    thresholds = tune_thresholds(
+        targets, probs, strategy="per-label", fixed_value=0.5, min_support=5, top1_fallback=False
+    )
+    assert 2 in thresholds.fallback_labels
+    assert thresholds.apply(probs)[:, 2].mean() < 0.05
+    assert probs[:, 2].mean() == pytest.approx(targets[:, 2].mean(), abs=0.01)
 
 
 def test_summary_names_every_label():

@@ -374,11 +374,12 @@ def test_a_space_file_takes_dashes_sections_and_fixed_values():
 
 
 def test_the_loss_parameters_are_sampled_only_with_their_loss():
-    space = default_space(RunConfig())
+    base = RunConfig().override(encoder="scratch-mini")  # search resolves the default encoder
+    space = default_space(base)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = set()
     for _ in range(30):
-        values = space.sample(study.ask(), RunConfig())
+        values = space.sample(study.ask(), base)
         seen.add(values["loss"])
         for name, (parent, wanted) in CONDITIONS.items():
             if name in space.params:
@@ -386,13 +387,13 @@ def test_the_loss_parameters_are_sampled_only_with_their_loss():
         assert values["encoder"] == "scratch-mini"
     assert seen == {"bce", "focal", "asl"}
     # With the loss fixed (not in the space), its parameters follow the fixed value.
-    fixed = default_space(RunConfig()).without({"loss"})
-    values = fixed.sample(study.ask(), RunConfig().override(loss="focal"))
+    fixed = default_space(base).without({"loss"})
+    values = fixed.sample(study.ask(), base.override(loss="focal"))
     assert "focal_gamma" in values and "asl_gamma_neg" not in values
 
 
 def test_the_default_space_is_for_the_encoder():
-    scratch = default_space(RunConfig()).params["lr"]
+    scratch = default_space(RunConfig().override(encoder="scratch-mini")).params["lr"]
     pretrained = default_space(RunConfig().override(encoder="bert-base-uncased")).params["lr"]
     assert isinstance(scratch, FloatRange) and scratch.log and pretrained.low < scratch.low
     assert default_space(RunConfig().override(encoder="x/y")).params["encoder"] == Choice(("x/y",))

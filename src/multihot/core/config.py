@@ -233,7 +233,8 @@ class ModelConfig:
     """Text preparation before the tokenizer, steps run in this order: unicode (repair mojibake,
     NFC), html (drop tags, unescape entities), urls, emails, users, numbers (each replaced by one
     word: URL, EMAIL, @USER, NUMBER), emoji (replaced by their names), whitespace (collapse runs),
-    lowercase (scratch encoders only, unless force_lowercase); or none. Saved with the run and
+    lowercase (refused where the tokenizer lower-cases already, as uncased and scratch ones do,
+    or the encoder is cased, unless force_lowercase); or none. Saved with the run and
     applied wherever it reads a text (default: unicode,html,whitespace; a run saved before this
     setting existed reads texts as they are)."""
     force_lowercase: bool = False

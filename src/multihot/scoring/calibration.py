@@ -119,9 +119,13 @@ def fit_calibration(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(temperatures, biases)``, each ``(n_labels,)``, minimising each label's binary
     cross-entropy of ``sigmoid(logits / T + b)`` on these rows (``b = 0`` with ``temperature``).
-    A label with no negatives there, or fewer than ``min_positives`` positives, keeps ``T = 1,
-    b = 0``: nothing to calibrate against, or too little (a fit to one positive text says more
-    about that text than about the label)."""
+
+    A label with fewer than ``min_positives`` positives there, or no negatives, has too little to
+    be fitted alone (a fit to one positive text says more about that text than about the label):
+    such labels share one ``(T, b)`` fitted on their rows pooled (on every label's rows pooled,
+    when theirs hold no positive or no negative). Every label is then on the calibrated scale, so
+    a threshold tuned on calibrated probabilities (the global one that rare labels fall back to)
+    means the same for all of them."""
     if method not in METHODS:
         raise MultihotError(
             f"calibration method: expected one of {', '.join(METHODS)}, got {method!r}"
@@ -129,10 +133,19 @@ def fit_calibration(
     targets, logits = _check(targets, logits)
     if logits.ndim != 2:
         raise MultihotError(f"logits must be (texts, labels), got shape {logits.shape}")
+    with_bias = method == "platt"
     temperatures, biases = np.ones(logits.shape[1]), np.zeros(logits.shape[1])
-    for j in range(logits.shape[1]):
-        if targets[:, j].min() != targets[:, j].max() and targets[:, j].sum() >= min_positives:
-            temperatures[j], biases[j] = _fit_label(targets[:, j], logits[:, j], method == "platt")
+    positives = targets.sum(axis=0)
+    alone = (positives >= max(1, min_positives)) & (positives < len(targets))
+    for j in np.flatnonzero(alone):
+        temperatures[j], biases[j] = _fit_label(targets[:, j], logits[:, j], with_bias)
+    pooled = np.flatnonzero(~alone)
+    if len(pooled):
+        for columns in (pooled, np.arange(logits.shape[1])):
+            y, z = targets[:, columns].ravel(), logits[:, columns].ravel()
+            if y.min() != y.max():
+                temperatures[pooled], biases[pooled] = _fit_label(y, z, with_bias)
+                break
     return temperatures, biases
 
 

@@ -488,8 +488,9 @@ def _assemble(
 def _calibration(data: PreparedData, val_logits, min_support: int) -> Calibration:
     """A temperature and a bias per label fitted on the validation rows (Platt scaling), which
     the thresholds are then tuned on: calibration keeps each label's order of texts, so this
-    moves the thresholds, not the decisions on these rows. A label with fewer than
-    ``min_support`` positives there is left as it is, as its threshold is."""
+    moves the thresholds, not the decisions on these rows. Labels with fewer than
+    ``min_support`` positives there share one fit on their rows pooled (their thresholds fall back
+    to the global one, tuned on the same calibrated scale)."""
     return Calibration.fit(
         data.val_targets, val_logits, "validation", "platt", min_positives=max(1, min_support)
     )

@@ -326,7 +326,10 @@ def _prepare(
 def _run_config(config: RunConfig | None, overrides: dict[str, Any], baseline: bool) -> RunConfig:
     """The resolved config of every fold (the baseline's as :func:`train_baseline` makes it)."""
     if baseline:
-        return (config or RunConfig()).override(**{**overrides, "encoder": BASELINE_KIND})
+        baseline_config = (config or RunConfig()).override(
+            **{**overrides, "encoder": BASELINE_KIND}
+        )
+        return baseline_config.with_default_preprocess()
     return resolve_config(config, overrides)
 
 
