@@ -40,6 +40,7 @@ from _common import (
 )
 
 from multihot import Classifier
+from multihot.artifacts.validation import read_validation
 from multihot.baseline.linear import BaselineConfig
 from multihot.core.config import DEFAULT_PREPROCESS, PREPROCESS_STEPS, ModelConfig, RunConfig
 from multihot.core.errors import ConfigError
@@ -48,7 +49,7 @@ from multihot.data.prepare import prepare_data
 from multihot.data.preprocess import check_lowercase, prepare_texts
 from multihot.data.readers import Dataset, read_dataset
 from multihot.modeling.encoders import load_pretrained
-from multihot.scoring.calibration import expected_calibration_error
+from multihot.scoring.calibration import Calibration, expected_calibration_error
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import finish_validation
 
@@ -147,6 +148,26 @@ def train_one(train, val, steps, epochs, args, output) -> dict[str, Any]:
     }
 
 
+def rescore(run: Path) -> dict[str, Any]:
+    """A run's validation figures as ``train`` computes them now, from its saved validation rows
+    (uncalibrated logits): calibrated there, thresholds tuned on the calibrated probabilities;
+    beside them, thresholds tuned on the raw probabilities, and the calibration error before and
+    after. For runs trained before a change to that last step."""
+    clf = Classifier.load(run)
+    validation = read_validation(run, clf.labels)
+    if validation is None:
+        raise SystemExit(f"{run}: no validation rows saved")
+    t, y, z = clf.config.train, validation.targets, validation.logits
+    calibration = Calibration.fit(y, z, "validation", min_positives=max(1, t.min_support))
+    row: dict[str, Any] = {"run": str(run), "steps": ",".join(clf.config.model.preprocess or [])}
+    for name, probs in (("", sigmoid(calibration.apply(z))), ("uncalibrated_", sigmoid(z))):
+        _, metrics = finish_validation(clf.label_names, y, probs, **t.threshold_settings())
+        row[f"{name}macro_f1"] = metrics["validation"]["macro_f1"]
+        row[f"{name}micro_f1"] = metrics["validation"]["micro_f1"]
+    row["ece_before"], row["ece_after"] = calibration.ece_before, calibration.ece_after
+    return row
+
+
 def test_read(name, train, val, test, flags, output) -> dict[str, Any]:
     """Train once with ``flags`` (the chosen defaults) and read ``test`` once: macro and micro F1
     and ECE with the calibration, and the same model's uncalibrated figures (thresholds tuned on
@@ -204,7 +225,23 @@ def main() -> None:
     )
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
     parser.add_argument("--baseline-only", dest="transformer", action="store_false")
+    parser.add_argument("--rescore", type=Path, nargs="+", help="run directories to re-score")
     args = parser.parse_args()
+    if args.rescore:
+        rows = [rescore(run) for run in args.rescore]
+        columns = (
+            "steps",
+            "macro_f1",
+            "micro_f1",
+            "uncalibrated_macro_f1",
+            "uncalibrated_micro_f1",
+            "ece_before",
+            "ece_after",
+        )
+        print(
+            table(("run", *columns), [(r["run"], *(_shown(r[c]) for c in columns)) for r in rows])
+        )
+        return
     serial_tokenizers()
     setup_logging("multihot.training.run")
     print(machine_line(describe_machine()), flush=True)
@@ -253,6 +290,10 @@ def run_tests(sets: list[str], args) -> list[dict[str, Any]]:
         rows.append(test_read(name, train, val, test, flags, runs / name))
         print(rows[-1], flush=True)
     return rows
+
+
+def _shown(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _print_dev(rows: list[dict[str, Any]]) -> None:
