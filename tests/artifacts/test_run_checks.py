@@ -68,7 +68,11 @@ def test_a_changed_reading_is_a_broken_run_directory(tiny_run, tmp_path, case):
 
 def test_the_reading_is_recorded_in_the_weights(tiny_run):
     record = json.loads(_header_metadata(tiny_run / "model.safetensors")["multihot"])
-    assert record["reading"] == {"max_length": 32, "long_text": "truncate"}
+    assert record["reading"] == {
+        "max_length": 32,
+        "long_text": "truncate",
+        "preprocess": ["unicode", "html", "whitespace"],  # the default steps
+    }
 
 
 def test_the_weights_digest_is_recorded_in_config_json(tiny_run):

@@ -76,6 +76,7 @@ def test_onnx_export_of_a_first_token_model_matches_the_whole_model(pooler_run, 
     """A pooler model's graph computes the last layer for the first token only; the export's
     parity check compares it with the whole PyTorch model, and so does this test."""
     from multihot.inference.torch_backend import predict_logits
+    from multihot.scoring.calibration import calibrated
     from multihot.scoring.probabilities import sigmoid
 
     clf, run = pooler_run
@@ -85,7 +86,8 @@ def test_onnx_export_of_a_first_token_model_matches_the_whole_model(pooler_run, 
     predictor = Predictor.load(run, backend="onnx", onnx_path=result.path)
     ids = parity_check.run_ids(clf, texts)
     pad = clf.tokenizer.pad_token_id
-    whole = sigmoid(predict_logits(clf.model, ids, pad_token_id=pad, batch_size=3, prune=False))
+    logits = predict_logits(clf.model, ids, pad_token_id=pad, batch_size=3, prune=False)
+    whole = sigmoid(calibrated(logits, clf.calibration))  # the graph computes the calibration
     np.testing.assert_allclose(predictor.predict_proba(texts, batch_size=3), whole, atol=1e-5)
 
 
