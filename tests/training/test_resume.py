@@ -328,6 +328,7 @@ def test_resumed_run_equals_an_uninterrupted_one(
     assert_same_training(resumed, uninterrupted(settings, SETTINGS[settings]))
     # The finished directory is what an uninterrupted run leaves: no checkpoints.
     assert sorted(p.name for p in output.iterdir()) == [
+        "calibration.json",
         "config.json",
         "history.jsonl",
         "labels.json",

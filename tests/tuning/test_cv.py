@@ -22,6 +22,7 @@ from multihot.artifacts import cvdir
 from multihot.core.config import PRIMARY_METRICS
 from multihot.core.errors import ConfigError, MultihotError, RunDirError
 from multihot.data.readers import Dataset
+from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import tune_thresholds
 from multihot.tuning.cv import PER_LABEL_STATS, cross_validate, final_epochs
 
@@ -95,9 +96,12 @@ def test_folds_cover_every_row_once_and_oof_rows_are_each_fold_runs_predictions(
         run = cvdir.fold_dir(output, fold.index)
         clf = Classifier.load(run)
         val_texts = [texts[i] for i in fold.val_rows]
-        # Row order: each row's out-of-fold probabilities are its own fold model's prediction.
+        # Row order: each row's out-of-fold probabilities are its own fold model's prediction,
+        # before the calibration that training fitted on those very rows.
         np.testing.assert_allclose(
-            result.oof_probs[fold.val_rows], clf.predict_proba(val_texts), atol=1e-5
+            result.oof_probs[fold.val_rows],
+            sigmoid(clf.uncalibrated_logits(val_texts)),
+            atol=1e-5,
         )
         assert fold.metrics == json.loads((run / "metrics.json").read_text())["validation"]
         # Trained on the other folds only.
