@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,9 @@ from multihot.data.prepare import prepare_data
 from multihot.data.preprocess import check_lowercase, prepare_texts
 from multihot.data.readers import Dataset, read_dataset
 from multihot.modeling.encoders import load_pretrained
-from multihot.scoring.calibration import Calibration, expected_calibration_error
+from multihot.scoring.calibration import expected_calibration_error
 from multihot.scoring.probabilities import sigmoid
-from multihot.scoring.thresholds import finish_validation
+from multihot.training.run import finish_on_validation
 
 ENCODER = "minilm"
 
@@ -158,13 +159,15 @@ def rescore(run: Path) -> dict[str, Any]:
     if validation is None:
         raise SystemExit(f"{run}: no validation rows saved")
     t, y, z = clf.config.train, validation.targets, validation.logits
-    calibration = Calibration.fit(y, z, "validation", min_positives=max(1, t.min_support))
     row: dict[str, Any] = {"run": str(run), "steps": ",".join(clf.config.model.preprocess or [])}
-    for name, probs in (("", sigmoid(calibration.apply(z))), ("uncalibrated_", sigmoid(z))):
-        _, metrics = finish_validation(clf.label_names, y, probs, **t.threshold_settings())
+    for name, calibrate in (("", True), ("uncalibrated_", False)):
+        calibration, _, _, metrics = finish_on_validation(
+            clf.label_names, y, z, replace(t, calibrate=calibrate)
+        )
         row[f"{name}macro_f1"] = metrics["validation"]["macro_f1"]
         row[f"{name}micro_f1"] = metrics["validation"]["micro_f1"]
-    row["ece_before"], row["ece_after"] = calibration.ece_before, calibration.ece_after
+        if calibration is not None:
+            row["ece_before"], row["ece_after"] = calibration.ece_before, calibration.ece_after
     return row
 
 
@@ -184,13 +187,11 @@ def refinished(run: Path) -> Classifier:
     validation = read_validation(run, clf.labels)
     if validation is None:
         raise SystemExit(f"{run}: no validation rows saved")
-    t = clf.config.train
-    clf.calibration = Calibration.fit(
-        validation.targets, validation.logits, "validation", min_positives=max(1, t.min_support)
-    )
-    probs = sigmoid(clf.calibration.apply(validation.logits))
-    clf.thresholds, clf.metrics = finish_validation(
-        clf.label_names, validation.targets, probs, **t.threshold_settings()
+    clf.calibration, _, clf.thresholds, clf.metrics = finish_on_validation(
+        clf.label_names,
+        validation.targets,
+        validation.logits,
+        replace(clf.config.train, calibrate=True),
     )
     clf.validation = validation
     return clf
@@ -203,10 +204,11 @@ def test_figures(name: str, clf: Classifier, test: Dataset, seconds: float) -> d
     probs = clf.predict_proba(test.texts)
     decisions = clf.thresholds.apply(probs)
     raw_test = sigmoid(clf.uncalibrated_logits(test.texts))
-    raw_val = sigmoid(clf.validation.logits)
-    settings = clf.config.train.threshold_settings()
-    raw_thresholds, _ = finish_validation(
-        clf.label_names, clf.validation.targets, raw_val, **settings
+    _, _, raw_thresholds, _ = finish_on_validation(
+        clf.label_names,
+        clf.validation.targets,
+        clf.validation.logits,
+        replace(clf.config.train, calibrate=False),
     )
     return {
         "set": name,

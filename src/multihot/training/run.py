@@ -13,12 +13,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from multihot.artifacts.rundir import check_output_dir
 from multihot.artifacts.transformer import save_transformer_run
 from multihot.artifacts.validation import ValidationPredictions
 from multihot.baseline.train import fit_baseline
 from multihot.core import distributed
-from multihot.core.config import AUTO_STEPS, BASELINE_KIND, RunConfig, auto_epochs
+from multihot.core.config import AUTO_STEPS, BASELINE_KIND, RunConfig, TrainConfig, auto_epochs
 from multihot.core.errors import ConfigError, RunDirError
 from multihot.data.batching import TokenizedDataset
 from multihot.data.encoding import Cut, Reading, tokenize, tokenize_and_cut
@@ -447,18 +449,9 @@ def _assemble(
     )
     data = setup.data
     val_logits = backend.predict_logits(data.val.texts)
-    calibration = _calibration(data, val_logits, t.min_support) if t.calibrate else None
-    val_probs = sigmoid(calibrated(val_logits, calibration))
-    thresholds, metrics = finish_validation(
-        data.labels.names, data.val_targets, val_probs, **t.threshold_settings()
+    calibration, val_probs, thresholds, metrics = finish_on_validation(
+        data.labels.names, data.val_targets, val_logits, t
     )
-    if calibration is not None:
-        metrics["calibration"] = {
-            "data": calibration.fitted_on,
-            **calibration_summary(
-                data.val_targets, sigmoid(val_logits), val_probs, data.labels.names
-            ),
-        }
     metrics["validation"]["by_length"] = by_length(
         setup.tokenizer,
         backend.reading,
@@ -485,15 +478,29 @@ def _assemble(
     )
 
 
-def _calibration(data: PreparedData, val_logits, min_support: int) -> Calibration:
-    """A temperature and a bias per label fitted on the validation rows (Platt scaling), which
-    the thresholds are then tuned on: calibration keeps each label's order of texts, so this
-    moves the thresholds, not the decisions on these rows. Labels with fewer than
-    ``min_support`` positives there share one fit on their rows pooled (their thresholds fall back
-    to the global one, tuned on the same calibrated scale)."""
-    return Calibration.fit(
-        data.val_targets, val_logits, "validation", "platt", min_positives=max(1, min_support)
-    )
+def finish_on_validation(
+    names: list[str], targets: np.ndarray, logits: np.ndarray, t: TrainConfig
+) -> tuple[Calibration | None, np.ndarray, Thresholds, dict[str, Any]]:
+    """What training does with the validation rows once the weights are fixed: the calibration
+    (when ``t.calibrate``), the probabilities it gives, thresholds tuned on them, and the metrics.
+
+    The calibration is a temperature and a bias per label fitted on these rows (Platt scaling);
+    it keeps each label's order of texts, so it moves the thresholds, not the decisions on these
+    rows. Labels with fewer than ``t.min_support`` positives here share one fit on their rows
+    pooled (their thresholds fall back to the global one, tuned on the same calibrated scale)."""
+    calibration = None
+    if t.calibrate:
+        calibration = Calibration.fit(
+            targets, logits, "validation", "platt", min_positives=max(1, t.min_support)
+        )
+    probs = sigmoid(calibrated(logits, calibration))
+    thresholds, metrics = finish_validation(names, targets, probs, **t.threshold_settings())
+    if calibration is not None:
+        metrics["calibration"] = {
+            "data": calibration.fitted_on,
+            **calibration_summary(targets, sigmoid(logits), probs, names),
+        }
+    return calibration, probs, thresholds, metrics
 
 
 def compare_with_baseline(data: PreparedData, config: RunConfig) -> dict[str, Any]:
