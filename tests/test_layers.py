@@ -26,6 +26,7 @@ LAYERS = [
     "classifier",  # the facade
     "export",  # ONNX and Hugging Face
     "tuning",  # k-fold cross-validation, hyperparameter search
+    "quality",  # data checks, label issues (audit)
     "report",  # the HTML report, its plots, explanations rendered
     "serve",  # the HTTP API, its batcher, the page, the client
     "cli",  # the command line

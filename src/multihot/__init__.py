@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "AuditResult": "multihot.quality.result",
     "Classifier": "multihot.classifier",
     "Client": "multihot.serve.client",
     "Predictor": "multihot.inference.predictor",
@@ -20,6 +21,7 @@ _EXPORTS = {
     "RunConfig": "multihot.core.config",
     "TrainConfig": "multihot.core.config",
     "MultihotError": "multihot.core.errors",
+    "audit": "multihot.report.audit",
     "cross_validate": "multihot.tuning.cv",
     "CVResult": "multihot.tuning.cv",
     "FoldResult": "multihot.tuning.cv",
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from multihot.core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from multihot.core.errors import MultihotError
     from multihot.inference.predictor import Predictor
+    from multihot.quality.result import AuditResult
+    from multihot.report.audit import audit
     from multihot.serve.client import Client
     from multihot.tuning.cv import CVResult, FoldResult, cross_validate
     from multihot.tuning.search import SearchResult, TrialRecord, search
@@ -53,6 +57,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AuditResult",
     "CVResult",
     "Classifier",
     "Client",
@@ -67,6 +72,7 @@ __all__ = [
     "TrainConfig",
     "TrialRecord",
     "__version__",
+    "audit",
     "cross_validate",
     "search",
 ]

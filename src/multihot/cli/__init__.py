@@ -6,6 +6,7 @@ or pandas at start-up); ``tests/test_imports.py`` exempts ``cli/`` for that reas
 """
 
 from multihot.cli import (  # noqa: F401
+    audit,
     baseline,
     cv,
     evaluate,

@@ -110,7 +110,7 @@ def cv(
             resume=resume,
             config=base,
             callback=progress,
-            fold_callback=_fold_printer(progress, metric),
+            fold_callback=fold_printer(progress, metric),
             trust_remote_weights=trust_remote_weights,
             **flags,
         )
@@ -135,7 +135,7 @@ def _bar_settings(
     return folds or DEFAULT_FOLDS, (base or RunConfig()).override(**flags).train.metric
 
 
-def _fold_printer(progress, metric: str):
+def fold_printer(progress, metric: str):
     """A ``fold_callback`` that advances the bar with one line per finished fold."""
 
     def fold_done(index: int, fold) -> None:

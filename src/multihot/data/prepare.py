@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +14,13 @@ import numpy as np
 
 from multihot.core.config import RunConfig
 from multihot.core.errors import DataError
-from multihot.data.duplicates import count_shared, find_duplicates, log_shared
+from multihot.data.duplicates import (
+    AUDIT_POINTER,
+    find_duplicates,
+    find_shared,
+    is_reported,
+    log_shared,
+)
 from multihot.data.labels import LabelSet, warn_case_collisions
 from multihot.data.readers import Dataset, read_dataset
 from multihot.data.splits import stratified_split
@@ -69,29 +75,66 @@ def prepare_data(train: DataLike, val: DataLike | None, config: RunConfig) -> Pr
                 "%s: label %r has no positive example in training", train_data.source, name
             )
     duplicates = find_duplicates(train_data.texts, train_targets)
-    duplicates.log(train_data.source)
+    duplicates.log(train_data.source, train_data.texts, train_data.labels)
     if val_data is not None:
-        shared = count_shared(train_data.texts, val_data.texts)
-        log_shared(val_data.source, shared, len(val_data))
-        return PreparedData(
-            labels,
-            train_data,
-            train_targets,
-            val_data,
-            labels.encode(val_data.labels, val_data.source),
-        )
+        log_shared(val_data.source, find_shared(train_data.texts, val_data.texts), val_data.texts)
+        val_targets = labels.encode(val_data.labels, val_data.source)
+        warn_absent_from_validation(labels.names, train_targets, val_targets, val_data.source)
+        return PreparedData(labels, train_data, train_targets, val_data, val_targets)
     train_idx, val_idx = stratified_split(
         train_targets, config.train.val_fraction, config.train.seed, groups=duplicates.groups
     )
     logger.info(
         "no validation data: held out %d of %d training texts", len(val_idx), len(train_targets)
     )
+    train_targets, val_targets = train_targets[train_idx], train_targets[val_idx]
+    held_out = f"{train_data.source} (held out for validation)"
+    warn_absent_from_validation(labels.names, train_targets, val_targets, held_out)
     return PreparedData(
-        labels,
-        train_data.subset(train_idx),
-        train_targets[train_idx],
-        train_data.subset(val_idx),
-        train_targets[val_idx],
+        labels, train_data.subset(train_idx), train_targets, train_data.subset(val_idx), val_targets
+    )
+
+
+def absent_labels(
+    names: Sequence[str], targets: np.ndarray, other: np.ndarray
+) -> list[tuple[str, int]]:
+    """The labels with positives in ``targets`` and none in ``other``, each with its positives in
+    ``targets``, most first (then in label order).
+
+    Args:
+        names: the label names, one per column.
+        targets: shape ``(n_texts, num_labels)``, 0/1.
+        other: shape ``(n_other, num_labels)``, 0/1, the same columns.
+
+    Example:
+        >>> absent_labels(["joy", "anger"], np.array([[1, 1], [0, 1]]), np.array([[1, 0]]))
+        [('anger', 2)]
+    """
+    support = np.asarray(targets).sum(axis=0).astype(np.int64)
+    absent = (support > 0) & (np.asarray(other).sum(axis=0) == 0)
+    order = sorted(np.flatnonzero(absent).tolist(), key=lambda j: (-support[j], j))
+    return [(names[j], int(support[j])) for j in order]
+
+
+def warn_absent_from_validation(
+    names: Sequence[str], train_targets: np.ndarray, val_targets: np.ndarray, source: str
+) -> None:
+    """Warn, naming the first, about labels with training examples and none in validation
+    (``source``): no threshold is tuned on them there and their validation F1 is 0."""
+    absent = absent_labels(names, train_targets, val_targets)
+    if not absent or is_reported():
+        return
+    name, count = absent[0]
+    logger.warning(
+        "%s: %d of %d labels have training examples but none in validation (first: %r, %d in "
+        "training): no threshold is tuned on them and their validation F1 is 0, which lowers "
+        "macro F1%s",
+        source,
+        len(absent),
+        len(names),
+        name,
+        count,
+        AUDIT_POINTER,
     )
 
 

@@ -170,6 +170,20 @@ def read_dataset(
     )
 
 
+def read_column(path: PathLike, name: str) -> list[str] | None:
+    """One column of a data file, each cell as a string (``""`` for an empty one), or None where
+    the file has no such column: ids to name rows by in messages and exports.
+
+    Example:
+        >>> read_column("examples/goemotions/train.jsonl", "no such column") is None
+        True
+    """
+    columns = _read_columns(path, _format(path, SUFFIXES))
+    if name not in columns:
+        return None
+    return ["" if v is None or v != v else str(v) for v in columns[name]]  # v != v: NaN
+
+
 def iter_text_batches(
     path: PathLike, *, text_col: str = "text", batch_size: int = 8192
 ) -> Iterator[list[str]]:

@@ -323,6 +323,25 @@ def load_pretrained(name: str, *, trust_remote_weights: bool = False):
         return _from_pretrained(name, trust_remote_weights)
 
 
+def load_tokenizer(name: str):
+    """The tokenizer of a pretrained encoder (hub name, local directory or packaged short name)
+    without its weights; None for a scratch encoder, whose vocabulary is made from the training
+    texts when it trains.
+
+    Raises:
+        EncoderError: the name cannot be resolved (as :func:`load_pretrained`).
+    """
+    if is_scratch(name):
+        return None
+    from transformers import AutoTokenizer  # heavy: transformers
+
+    name = resolve_encoder(name)
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise _load_error(name, err) from None
+
+
 def _from_pretrained(name: str, trust_remote_weights: bool):
     from transformers import AutoModel, AutoTokenizer  # heavy: transformers
 

@@ -99,7 +99,7 @@ def _checked(inputs: ReportInputs) -> ReportInputs:
 
 
 # ----------------------------------------------------------------------------- formatting
-def _number(value: Any, digits: int = 3) -> str:
+def shown_number(value: Any, digits: int = 3) -> str:
     """A metric for reading: fixed digits, integers as they are, "—" when undefined."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "\u2014"
@@ -108,14 +108,14 @@ def _number(value: Any, digits: int = 3) -> str:
     return f"{float(value):.{digits}f}"
 
 
-def _raw(value: Any) -> str:
+def sort_value(value: Any) -> str:
     """A ``data-value`` attribute's content: the full-precision number, "" when undefined."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return repr(float(value)) if not isinstance(value, (int, np.integer)) else str(int(value))
 
 
-def _duration(seconds: float | None) -> str:
+def duration_text(seconds: float | None) -> str:
     if seconds is None:
         return "not recorded"
     if seconds < 60:
@@ -139,7 +139,7 @@ def _names(row: np.ndarray, label_names: Sequence[str]) -> str:
     return ", ".join(label_names[int(j)] for j in np.flatnonzero(row)) or "none"
 
 
-def _section(key: str, title: str, body: str) -> str:
+def page_section(key: str, title: str, body: str) -> str:
     return (
         f'<section id="{key}" data-section="{key}">\n<h2>{escape(title)}</h2>\n{body}\n</section>'
     )
@@ -151,7 +151,7 @@ def _plot(kind: str, markup: str, wide: bool = False) -> str:
     return f'<figure class="{classes}" data-plot="{kind}">{markup}</figure>'
 
 
-def _card(title: str, shown: str, **data: str) -> str:
+def headline_card(title: str, shown: str, **data: str) -> str:
     """A headline figure; ``data`` becomes ``data-*`` attributes on the value."""
     attributes = "".join(f' data-{k}="{escape(v)}"' for k, v in data.items())
     return (
@@ -164,29 +164,37 @@ def _card(title: str, shown: str, **data: str) -> str:
 def _headline(inputs: ReportInputs, calibration: _Calibration) -> str:
     metrics = inputs.metrics
     cards = [
-        _card(name, _number(metrics.get(key)), metric=key, value=_raw(metrics.get(key)))
+        headline_card(
+            name, shown_number(metrics.get(key)), metric=key, value=sort_value(metrics.get(key))
+        )
         for key, name in HEADLINE
     ]
     if calibration.ece_before is not None:
         cards.append(
-            _card(
+            headline_card(
                 "ECE before calibration",
-                _number(calibration.ece_before, 4),
+                shown_number(calibration.ece_before, 4),
                 ece="before",
-                value=_raw(calibration.ece_before),
+                value=sort_value(calibration.ece_before),
             )
         )
     name = "ECE" if calibration.ece_before is None else "ECE after calibration"
     cards.append(
-        _card(name, _number(calibration.ece, 4), ece="overall", value=_raw(calibration.ece))
+        headline_card(
+            name, shown_number(calibration.ece, 4), ece="overall", value=sort_value(calibration.ece)
+        )
     )
-    cards.append(_card("texts", _number(len(inputs.texts)), metric="num_texts"))
-    cards.append(_card("labels", _number(len(inputs.label_names)), metric="num_labels"))
-    cards.append(_card("training time", _duration(inputs.train_seconds), metric="train_seconds"))
-    return _section("metrics", "Headline metrics", f'<div class="cards">{"".join(cards)}</div>')
+    cards.append(headline_card("texts", shown_number(len(inputs.texts)), metric="num_texts"))
+    cards.append(
+        headline_card("labels", shown_number(len(inputs.label_names)), metric="num_labels")
+    )
+    cards.append(
+        headline_card("training time", duration_text(inputs.train_seconds), metric="train_seconds")
+    )
+    return page_section("metrics", "Headline metrics", f'<div class="cards">{"".join(cards)}</div>')
 
 
-def _config_table(caption: str, mapping: dict[str, Any]) -> str:
+def settings_table(caption: str, mapping: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><th>{escape(str(k))}</th><td>{escape(_config_value(v))}</td></tr>"
         for k, v in mapping.items()
@@ -197,23 +205,23 @@ def _config_table(caption: str, mapping: dict[str, Any]) -> str:
 def _config(inputs: ReportInputs) -> str:
     config = inputs.config or {}
     run = {k: v for k, v in config.items() if not isinstance(v, dict)}
-    run["training time"] = _duration(inputs.train_seconds)
-    parts = [_config_table("run", run)]
+    run["training time"] = duration_text(inputs.train_seconds)
+    parts = [settings_table("run", run)]
     sections = [k for k in CONFIG_SECTIONS if isinstance(config.get(k), dict)]
-    parts += [_config_table(k, config[k]) for k in sections]
+    parts += [settings_table(k, config[k]) for k in sections]
     for key, value in config.items():
         if isinstance(value, dict) and key not in CONFIG_SECTIONS:
             parts.append(
                 f"<details><summary>{escape(str(key))}</summary>"
-                f"{_config_table(str(key), value)}</details>"
+                f"{settings_table(str(key), value)}</details>"
             )
     if not config:
         parts.append('<p class="empty">The run recorded no config.</p>')
-    return _section("config", "Configuration", "\n".join(parts))
+    return page_section("config", "Configuration", "\n".join(parts))
 
 
 def _cell(value: Any, digits: int) -> str:
-    return f'<td data-value="{_raw(value)}">{_number(value, digits)}</td>'
+    return f'<td data-value="{sort_value(value)}">{shown_number(value, digits)}</td>'
 
 
 def _label_table(inputs: ReportInputs, calibration: _Calibration) -> str:
@@ -243,7 +251,7 @@ def _label_table(inputs: ReportInputs, calibration: _Calibration) -> str:
         "at each label's threshold; AP and ROC-AUC of its probabilities; ECE over "
         f"{ECE_BINS} bins. \u2014: undefined (no positives, or no negatives).</p>"
     )
-    return _section("labels", "Per label", note + table)
+    return page_section("labels", "Per label", note + table)
 
 
 def shows_lengths(metrics: dict[str, Any]) -> bool:
@@ -278,7 +286,7 @@ def _lengths(inputs: ReportInputs) -> str:
         + "</p>"
     )
     table = f'<table id="length-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
-    return _section("lengths", "By text length", note + table)
+    return page_section("lengths", "By text length", note + table)
 
 
 def _curves(inputs: ReportInputs) -> str:
@@ -292,7 +300,7 @@ def _curves(inputs: ReportInputs) -> str:
         + '<h3>F1 against threshold</h3><p class="note">Dashed: the label\'s threshold.</p>'
         + "".join(f1)
     )
-    return _section("curves", "Per-label curves", body)
+    return page_section("curves", "Per-label curves", body)
 
 
 def _calibration_section(inputs: ReportInputs, calibration: _Calibration) -> str:
@@ -301,19 +309,19 @@ def _calibration_section(inputs: ReportInputs, calibration: _Calibration) -> str
     if calibration.ece_before is None:
         summary = (
             f'<p>Expected calibration error over {pairs}: <strong data-ece="overall" '
-            f'data-value="{_raw(calibration.ece)}">{_number(calibration.ece, 4)}</strong>.</p>'
+            f'data-value="{sort_value(calibration.ece)}">{shown_number(calibration.ece, 4)}</strong>.</p>'
         )
     else:
         summary = (
             f"<p>Expected calibration error over {pairs}: "
-            f'<strong data-ece="before" data-value="{_raw(calibration.ece_before)}">'
-            f"{_number(calibration.ece_before, 4)}</strong> before calibration, "
-            f'<strong data-ece="overall" data-value="{_raw(calibration.ece)}">'
-            f"{_number(calibration.ece, 4)}</strong> after.</p>"
+            f'<strong data-ece="before" data-value="{sort_value(calibration.ece_before)}">'
+            f"{shown_number(calibration.ece_before, 4)}</strong> before calibration, "
+            f'<strong data-ece="overall" data-value="{sort_value(calibration.ece)}">'
+            f"{shown_number(calibration.ece, 4)}</strong> after.</p>"
         )
     order = np.argsort(-np.nan_to_num(calibration.label_ece, nan=-1.0))[:5]
     worst = ", ".join(
-        f"{escape(inputs.label_names[j])} ({_number(float(calibration.label_ece[j]), 4)})"
+        f"{escape(inputs.label_names[j])} ({shown_number(float(calibration.label_ece[j]), 4)})"
         for j in order
         if not math.isnan(calibration.label_ece[j])
     )
@@ -322,7 +330,7 @@ def _calibration_section(inputs: ReportInputs, calibration: _Calibration) -> str
         f"{worst or 'none'}.</p>"
     )
     body = summary + per_label + _plot("reliability", diagram)
-    return _section("calibration", "Calibration", body)
+    return page_section("calibration", "Calibration", body)
 
 
 def _frequency(inputs: ReportInputs) -> str:
@@ -331,7 +339,7 @@ def _frequency(inputs: ReportInputs) -> str:
     f1 = np.array([per_label.get(n, {}).get("f1") for n in inputs.label_names], dtype=float)
     svg = plots.support_vs_f1(inputs.label_names, support, f1)
     note = '<p class="note">Rare labels are usually where F1 is lowest.</p>'
-    return _section("frequency", "Label frequency and F1", note + _plot("frequency", svg))
+    return page_section("frequency", "Label frequency and F1", note + _plot("frequency", svg))
 
 
 def _pairs(inputs: ReportInputs, decisions: np.ndarray) -> str:
@@ -346,7 +354,7 @@ def _pairs(inputs: ReportInputs, decisions: np.ndarray) -> str:
         "<em>i</em> but not <em>j</em>, the share where <em>j</em> fired anyway.</p>"
         + _plot("confusion", plots.false_fire_heatmap(names, targets, decisions), wide=True)
     )
-    return _section("pairs", "Label pairs", body)
+    return page_section("pairs", "Label pairs", body)
 
 
 def _training(inputs: ReportInputs) -> str:
@@ -356,16 +364,16 @@ def _training(inputs: ReportInputs) -> str:
     facts = (
         f'<p class="note">{len(inputs.history)} evaluation(s)'
         + (f" over {len(members)} seed-ensemble members" if members else "")
-        + f"; training time {escape(_duration(inputs.train_seconds))}.</p>"
+        + f"; training time {escape(duration_text(inputs.train_seconds))}.</p>"
     )
     if svg is None:
         body = '<p class="empty">The run recorded no training history.</p>'
     else:
         body = facts + _plot("training", svg)
-    return _section("training", "Training", body)
+    return page_section("training", "Training", body)
 
 
-def _cut(text: str) -> str:
+def shortened(text: str) -> str:
     return text if len(text) <= TEXT_CHARS else text[: TEXT_CHARS - 1] + "\u2026"
 
 
@@ -379,7 +387,7 @@ def _example_list(
     what, matrix = beside
     items = [
         f'<li data-row="{int(i)}"><span class="prob">{inputs.probs[i, j]:.3f}</span>'
-        f'<span class="text">{escape(_cut(inputs.texts[i]))}</span><span class="also">'
+        f'<span class="text">{escape(shortened(inputs.texts[i]))}</span><span class="also">'
         f"{escape(what)}: {escape(_names(matrix[i], inputs.label_names))}</span></li>"
         for i in rows
     ]
@@ -407,7 +415,7 @@ def _mistakes(inputs: ReportInputs, decisions: np.ndarray) -> str:
         f'<p class="note">The worst {WORST} of each per label. Under a false positive, the labels '
         "the text really has; under a false negative, the labels that fired instead.</p>"
     )
-    return _section("mistakes", "Worst mistakes per label", note + "\n".join(blocks))
+    return page_section("mistakes", "Worst mistakes per label", note + "\n".join(blocks))
 
 
 # ------------------------------------------------------------------------------- the page
@@ -478,7 +486,23 @@ def render_report(inputs: ReportInputs) -> str:
         for key, name in NAV
         if key != "lengths" or shows_lengths(inputs.metrics)
     )
-    title = escape(inputs.title)
+    return document(
+        inputs.title,
+        "report",
+        f"{len(inputs.texts):,} texts from {escape(inputs.source)}, "
+        f"{len(inputs.label_names)} labels",
+        nav,
+        sections,
+    )
+
+
+def document(
+    title: str, kind: str, subtitle: str, nav: str, sections: list[str], css: str = ""
+) -> str:
+    """The HTML document every multihot page is: ``title`` (plain text, escaped here), the
+    ``subtitle`` and ``nav`` (HTML) in the header, the ``sections`` (HTML) in the main part, the
+    report's stylesheet (and ``css`` after it) and script inline, nothing fetched from anywhere."""
+    title = escape(title)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -486,14 +510,14 @@ def render_report(inputs: ReportInputs) -> str:
 {GENERATOR_TAG}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
-<title>{title} \u2014 multihot report</title>
+<title>{title} \u2014 multihot {kind}</title>
 <link rel="icon" href="data:,">
-<style>{CSS}</style>
+<style>{CSS}{css}</style>
 </head>
 <body data-state="loading">
 <header>
 <h1>{title}</h1>
-<p>{len(inputs.texts):,} texts from {escape(inputs.source)}, {len(inputs.label_names)} labels</p>
+<p>{subtitle}</p>
 <nav>{nav}</nav>
 </header>
 <main>

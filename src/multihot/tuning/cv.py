@@ -627,3 +627,56 @@ def _final(setup: _Setup, result: CVResult, oof_logits: np.ndarray) -> None:
         setup.manifest["final"] = {"epochs": epochs, "seconds": seconds}
         setup.record()
         result.final_run = path
+
+
+@dataclass
+class OutOfFold:
+    """A finished cross-validation's out-of-fold probabilities, read back for ``dataset``."""
+
+    labels: LabelSet
+    probs: np.ndarray
+    """``(n_texts, num_labels)`` float32, rows in the data's order (uncalibrated)."""
+    thresholds: Thresholds
+    metrics: dict[str, Any]
+    """The out-of-fold metrics at ``thresholds`` (summary.json's ``oof``)."""
+    folds: int
+    baseline: bool
+    encoder: str | None
+    """The encoder the folds trained (None for the baseline)."""
+
+
+def read_out_of_fold(cv_dir: str | Path, dataset: Dataset) -> OutOfFold:
+    """The out-of-fold probabilities that ``multihot cv`` left in ``cv_dir``, checked to be of
+    ``dataset`` (the same texts and labels, in the same order).
+
+    Raises:
+        RunDirError: not a cross-validation directory, one not finished (no oof.jsonl), or one of
+            other data.
+    """
+    manifest = cvdir.read_manifest(cv_dir)
+    if manifest is None:
+        raise RunDirError(f"{cv_dir}: not a cross-validation directory (no {cvdir.CV_JSON})")
+    if not (Path(cv_dir) / cvdir.OOF).exists():
+        raise RunDirError(
+            f"{cv_dir}: the cross-validation has not finished (no {cvdir.OOF}); resume it with "
+            f"multihot cv DATA --output {cv_dir} --resume"
+        )
+    labels = LabelSet(manifest["labels"])
+    targets = labels.encode(dataset.labels, dataset.source)
+    recorded = manifest["data"]
+    if recorded.get("sha256") != fingerprint(itertools.chain(labels.names, dataset.texts), targets):
+        raise RunDirError(
+            f"{cv_dir}: cross-validated other data ({recorded.get('source')}, "
+            f"{recorded.get('rows')} rows) than {dataset.source} ({len(dataset)} rows)"
+        )
+    _, _, probs = cvdir.read_oof(cv_dir, labels)
+    baseline = bool(manifest["baseline"])
+    return OutOfFold(
+        labels=labels,
+        probs=probs,
+        thresholds=cvdir.read_thresholds(cv_dir, labels),
+        metrics=cvdir.read_summary(cv_dir)["oof"],
+        folds=int(manifest["folds"]),
+        baseline=baseline,
+        encoder=None if baseline else manifest["config"]["model"].get("encoder"),
+    )
