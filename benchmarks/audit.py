@@ -1,0 +1,263 @@
+"""How well ``multihot audit`` finds wrong labels in GoEmotions train.
+
+1. Planted noise (``--planted``): with a fixed seed, 4% of the (text, label) positives are set to 0
+   (missing labels) and as many pairs as 1% of the positives are set from 0 to 1 (false positives,
+   on random negative pairs). Out-of-fold probabilities of the noisy set come from the linear
+   baseline and, with ``--minilm``, from all-MiniLM-L6-v2 (5 folds, ``--minilm-epochs`` per fold).
+   For each kind of flip, over the pairs that could be one (given 0 for missing, given 1 for
+   wrong): precision at k (k = the number planted), recall in the top 2k and the ROC AUC of the
+   ranking, for the audit's ranking, for ``|p - y|`` of the same probabilities, and for a random
+   ranking; and what cleanlab flags as issues (how many, and how many of them were planted).
+2. Real noise (``--real``): the audit of the unmodified train set (the baseline, or MiniLM with
+   ``--minilm``); 50 of its top 100 issues, sampled evenly over the ranking, written to
+   ``--read-out`` for a person to judge.
+3. Time: ``multihot audit`` with the baseline on train, wall seconds (``--timing``).
+
+Dev and test are not read.
+
+    python benchmarks/audit.py --planted --timing              # baseline only, minutes
+    python benchmarks/audit.py --planted --minilm --minilm-epochs 1   # hours on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import (
+    DEFAULT_DATA,
+    describe_machine,
+    load_goemotions,
+    machine_line,
+    serial_tokenizers,
+    setup_logging,
+    table,
+    write_json,
+)
+from sklearn.metrics import roc_auc_score
+
+import multihot
+from multihot.data.readers import Dataset
+from multihot.quality.label_issues import RANKINGS, flagged_pairs, pair_scores
+from multihot.tuning.cv import cross_validate
+
+SEED = 0
+
+
+def plant(data: Dataset, names: list[str], missing: float, extra: float, seed: int = SEED):
+    """``data`` with ``missing`` of its positive pairs set to 0 and ``extra`` x positives pairs
+    set from 0 to 1: (the noisy data, targets as given, the (n, L) 0/1 mask of planted pairs)."""
+    rng = np.random.default_rng(seed)
+    index = {name: j for j, name in enumerate(names)}
+    targets = np.zeros((len(data), len(names)), dtype=np.int8)
+    for i, labels in enumerate(data.labels):
+        targets[i, [index[n] for n in labels]] = 1
+    pos, neg = np.argwhere(targets == 1), np.argwhere(targets == 0)
+    dropped = pos[rng.choice(len(pos), round(missing * len(pos)), replace=False)]
+    added = neg[rng.choice(len(neg), round(extra * len(pos)), replace=False)]
+    given = targets.copy()
+    given[dropped[:, 0], dropped[:, 1]] = 0
+    given[added[:, 0], added[:, 1]] = 1
+    planted = np.zeros_like(given)
+    planted[dropped[:, 0], dropped[:, 1]] = 1
+    planted[added[:, 0], added[:, 1]] = 1
+    labels = [[names[j] for j in np.flatnonzero(row)] for row in given]
+    return (
+        Dataset(list(data.texts), labels, f"{data.source} (noise planted)", names),
+        given,
+        planted,
+    )
+
+
+def ranking_figures(scores: np.ndarray, planted: np.ndarray, among: np.ndarray) -> dict[str, float]:
+    """Precision at k, recall in the top 2k and ROC AUC of ``scores`` (higher: more suspect) over
+    the pairs ``among``, against the planted ones."""
+    s, y = scores[among], planted[among]
+    k = int(y.sum())
+    order = np.argsort(-s, kind="stable")
+    return {
+        "planted": k,
+        "precision_at_k": float(y[order[:k]].mean()),
+        "recall_top_2k": float(y[order[: 2 * k]].sum() / k),
+        "roc_auc": float(roc_auc_score(y, s)),
+    }
+
+
+def evaluate(model: str, given, probs, planted, seconds: float) -> list[dict[str, Any]]:
+    """Every ranking (and a random one) for each kind of flip; what cleanlab flags."""
+    flagged = flagged_pairs(given, probs)
+    rng = np.random.default_rng(SEED)
+    rankings = {name: pair_scores(given, probs, name) for name in RANKINGS}
+    rankings["random"] = rng.random(given.shape)
+    rows = []
+    for kind, among in (("missing", given == 0), ("wrong", given == 1)):
+        for name, scores in rankings.items():
+            rows.append(
+                {
+                    "model": model,
+                    "kind": kind,
+                    "ranking": name,
+                    **ranking_figures(scores, planted, among),
+                    "flagged": int(flagged[among].sum()),
+                    "flagged_planted": int((flagged & (planted == 1))[among].sum()),
+                    "cv_seconds": round(seconds),
+                }
+            )
+    return rows
+
+
+def out_of_fold(data: Dataset, model: str, args) -> tuple[np.ndarray, float]:
+    started = time.perf_counter()
+    if model == "baseline":
+        cv = cross_validate(data, folds=args.folds, baseline=True)
+    else:
+        cv = cross_validate(
+            data,
+            folds=args.folds,
+            encoder="minilm",
+            epochs=args.minilm_epochs,
+            max_length=args.max_length,
+            output=args.cv_dir / f"{model}-planted" if args.cv_dir else None,
+            resume=bool(args.cv_dir and (args.cv_dir / f"{model}-planted").exists()),
+        )
+    return cv.oof_probs, time.perf_counter() - started
+
+
+def planted_noise(train: Dataset, names: list[str], args) -> list[dict[str, Any]]:
+    noisy, given, planted = plant(train, names, args.missing, args.extra)
+    print(
+        f"planted: {int(planted[given == 0].sum())} missing and "
+        f"{int(planted[given == 1].sum())} wrong labels in {len(noisy)} texts",
+        flush=True,
+    )
+    rows = []
+    for model in ["baseline", *(["minilm"] if args.minilm else [])]:
+        probs, seconds = out_of_fold(noisy, model, args)
+        if args.save_oof:
+            np.savez_compressed(
+                args.save_oof.with_suffix(f".{model}.npz"),
+                given=given,
+                probs=probs,
+                planted=planted,
+            )
+        rows += evaluate(model, given, probs, planted, seconds)
+        _print_planted(rows)
+    return rows
+
+
+def real_noise(train_path: Path, args) -> dict[str, Any]:
+    """The audit of unmodified train; 50 of its top 100 issues, evenly over the ranking."""
+    flags: dict[str, Any] = {}
+    if args.minilm:
+        flags = {"encoder": "minilm", "epochs": args.minilm_epochs}
+    result = multihot.audit(train_path, folds=args.folds, **flags)
+    top = result.issues[:100]
+    picked = [top[i] for i in np.linspace(0, len(top) - 1, 50).round().astype(int)]
+    with open(args.read_out, "w", encoding="utf-8") as fh:
+        for rank, issue in zip(
+            np.linspace(1, len(top), 50).round().astype(int), picked, strict=True
+        ):
+            fh.write(json.dumps({"rank": int(rank), **issue.to_dict()}, ensure_ascii=False) + "\n")
+    print(f"{len(result.issues)} issues; 50 of the top 100 written to {args.read_out}", flush=True)
+    return {"issues": len(result.issues), "oof": result.oof, "read_out": str(args.read_out)}
+
+
+def timing(train_path: Path, args) -> float:
+    """Wall seconds of ``multihot audit TRAIN -o DIR`` with the baseline, in this process."""
+    from typer.testing import CliRunner
+
+    from multihot.cli.app import app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = CliRunner().invoke(app, ["audit", str(train_path), "-o", f"{tmp}/audit"])
+        seconds = time.perf_counter() - started
+    if result.exit_code != 0:
+        raise SystemExit(result.output)
+    print(f"multihot audit (baseline) on {train_path}: {seconds:.0f} s", flush=True)
+    return seconds
+
+
+def _print_planted(rows: list[dict[str, Any]]) -> None:
+    print(
+        table(
+            (
+                "model",
+                "flip",
+                "ranking",
+                "planted",
+                "precision@k",
+                "recall@2k",
+                "ROC AUC",
+                "cleanlab flags (planted)",
+            ),
+            [
+                (
+                    r["model"],
+                    r["kind"],
+                    r["ranking"],
+                    r["planted"],
+                    f"{r['precision_at_k']:.3f}",
+                    f"{r['recall_top_2k']:.3f}",
+                    f"{r['roc_auc']:.3f}",
+                    f"{r['flagged']} ({r['flagged_planted']})",
+                )
+                for r in rows
+            ],
+        ),  # fmt: skip
+        flush=True,
+    )
+
+
+def _train_file(train: Dataset, directory: Path) -> Path:
+    """GoEmotions train as JSON lines with the comment id, as a user's file would be."""
+    path = directory / "goemotions-train.jsonl"
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, (text, labels) in enumerate(zip(train.texts, train.labels, strict=True)):
+            fh.write(json.dumps({"id": i, "text": text, "labels": labels}) + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--planted", action="store_true")
+    parser.add_argument("--real", action="store_true")
+    parser.add_argument("--timing", action="store_true")
+    parser.add_argument("--minilm", action="store_true", help="also MiniLM's out-of-fold probs")
+    parser.add_argument("--minilm-epochs", type=int, default=1)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--missing", type=float, default=0.04)
+    parser.add_argument("--extra", type=float, default=0.01)
+    parser.add_argument("--cv-dir", type=Path, help="keep (and resume) MiniLM's cross-validation")
+    parser.add_argument("--read-out", type=Path, default=Path("audit-real-noise.jsonl"))
+    parser.add_argument("--save-oof", type=Path, help="keep each model's planted-noise arrays")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    serial_tokenizers()
+    setup_logging("multihot.tuning.cv")
+    print(machine_line(describe_machine()), flush=True)
+    train, names = load_goemotions(args.data, "train")
+    results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
+    with tempfile.TemporaryDirectory() as tmp:
+        train_path = _train_file(train, Path(tmp))
+        if args.timing:
+            results["audit_seconds"] = timing(train_path, args)
+        if args.planted:
+            results["planted"] = planted_noise(train, names, args)
+        if args.real:
+            results["real"] = real_noise(train_path, args)
+    if args.json:
+        write_json(args.json, results)
+
+
+if __name__ == "__main__":
+    main()
