@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from multihot.artifacts.rundir import check_regular, read_json
+from multihot.artifacts.rundir import check_regular, listing, read_json
 from multihot.core.errors import RunDirError
 from multihot.core.files import dumps, json_safe, strict_loads, write_atomic, write_dir_atomic
 
@@ -63,9 +63,7 @@ def check_audit_dir(path: str | Path, force: bool = False) -> Path:
     names = sorted(entry.name for entry in path.iterdir()) if path.is_dir() else []
     foreign = [name for name in names if name not in AUDIT_FILES]
     if foreign:
-        shown = ", ".join(foreign[:5]) + (
-            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
-        )
+        shown = listing(foreign)
         raise RunDirError(
             f"{path}: holds files that are not part of an audit ({shown}); an audit replaces "
             "its whole directory, so give it a new or empty one"

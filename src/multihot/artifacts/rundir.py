@@ -92,7 +92,7 @@ def convert_hint(pickled: Path, run: Path) -> str:
     )
 
 
-def _listing(names: list[str], most: int = 5) -> str:
+def listing(names: list[str], most: int = 5) -> str:
     shown = ", ".join(names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
@@ -127,13 +127,13 @@ def check_output_dir(path: Path) -> None:
     foreign = [name for name in names if not _is_run_entry(name)]
     if foreign:
         raise RunDirError(
-            f"{path}: holds files that are not part of a multihot run ({_listing(foreign)}); "
+            f"{path}: holds files that are not part of a multihot run ({listing(foreign)}); "
             "saving a run replaces the whole directory, so it is refused: choose a new or empty "
             "directory"
         )
     if not ((path / "config.json").is_file() or (path / CHECKPOINTS).is_dir()):
         raise RunDirError(
-            f"{path}: not a multihot run directory (it holds {_listing(names)} but no "
+            f"{path}: not a multihot run directory (it holds {listing(names)} but no "
             "config.json); saving a run replaces the whole directory, so it is refused: choose "
             "a new or empty directory"
         )

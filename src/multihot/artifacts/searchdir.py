@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from multihot.artifacts.rundir import CONFIG
+from multihot.artifacts.rundir import CONFIG, listing
 from multihot.core.config import RunConfig
 from multihot.core.errors import RunDirError
 from multihot.core.files import write_atomic
@@ -65,9 +65,7 @@ def check_search_dir(path: str | Path, create: bool = True) -> Path:
     names = sorted(entry.name for entry in path.iterdir()) if path.is_dir() else []
     foreign = [name for name in names if not _is_search_entry(name)]
     if foreign:
-        shown = ", ".join(foreign[:5]) + (
-            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
-        )
+        shown = listing(foreign)
         raise RunDirError(
             f"{path}: holds files that are not part of a multihot search ({shown}); give the "
             "search a new or empty directory, or the directory of an earlier search"
