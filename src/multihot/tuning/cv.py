@@ -274,7 +274,7 @@ def _prepare(
     labels = label_set(dataset)
     targets = labels.encode(dataset.labels, dataset.source)
     duplicates = find_duplicates(dataset.texts, targets)
-    duplicates.log(dataset.source)
+    duplicates.log(dataset.source, dataset.texts, dataset.labels)
     described = {
         "source": dataset.source if isinstance(data, Dataset) else str(Path(data).resolve()),
         "rows": len(dataset),
