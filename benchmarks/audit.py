@@ -152,10 +152,19 @@ def planted_noise(train: Dataset, names: list[str], args) -> list[dict[str, Any]
 
 def real_noise(train_path: Path, args) -> dict[str, Any]:
     """The audit of unmodified train; 50 of its top 100 issues, evenly over the ranking."""
-    flags: dict[str, Any] = {}
+    cv_dir = None
     if args.minilm:
-        flags = {"encoder": "minilm", "epochs": args.minilm_epochs}
-    result = multihot.audit(train_path, folds=args.folds, **flags)
+        cv_dir = (args.cv_dir or Path(tempfile.mkdtemp())) / "minilm-real"
+        cross_validate(
+            train_path,
+            folds=args.folds,
+            encoder="minilm",
+            epochs=args.minilm_epochs,
+            max_length=args.max_length,
+            output=cv_dir,
+            resume=cv_dir.exists(),
+        )
+    result = multihot.audit(train_path, folds=args.folds, cv_dir=cv_dir)
     top = result.issues[:100]
     picked = [top[i] for i in np.linspace(0, len(top) - 1, 50).round().astype(int)]
     with open(args.read_out, "w", encoding="utf-8") as fh:
