@@ -328,8 +328,8 @@ def test_label_pairs_that_always_or_never_come_together():
     assert never[0]["expected"] == pytest.approx(40 * 34 / 80, abs=0.05)
     assert all(e["expected"] >= 5 for e in never)
     assert finding.count == finding.details["always"] + finding.details["never"]
-    assert "1 label pairs always come together (first: 'x' and 'y', 6 texts)" in finding.message
-    assert "never come together" in finding.message
+    assert "1 label pair always comes together (first: 'x' and 'y', 6 texts)" in finding.message
+    assert "1 label pair never comes together" in finding.message
     assert_one_line(finding)
     assert label_pairs(data, min_together=7).details["always"] == 0
 

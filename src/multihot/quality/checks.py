@@ -288,8 +288,9 @@ def conflicting_duplicates(
     found.sort(key=lambda e: (e["kind"] != "exact", e.get("file") == "val", e["row"]))
     first = found[0]
     message = (
-        f"{len(found)} texts repeat an earlier one with other labels ({exact_count} exact copies "
-        f"after whitespace and case, {near_count} differing only in punctuation, symbols or "
+        f"{_many(len(found), 'text repeats', 'texts repeat')} an earlier one with other labels "
+        f"({_many(exact_count, 'exact copy', 'exact copies')} after whitespace and case, "
+        f"{near_count} differing only in punctuation, symbols or "
         f"digits; first: {quote(first['text'])}, {label_list(first['labels'])} against "
         f"{label_list(first['other_labels'])}): one label set of each pair is wrong; label the "
         "copies alike or drop one"
@@ -377,7 +378,8 @@ def empty_texts(
         message = f"every text has at least {min_chars} letters, digits or emoji"
         return Finding("empty_texts", "info", message, 0, [], details)
     message = (
-        f"{len(found)} texts have fewer than {min_chars} letters, digits or emoji (first: "
+        f"{_many(len(found), 'text has', 'texts have')} fewer than {min_chars} letters, digits or "
+        "emoji (first: "
         f"{quote(found[0]['text'])}): little to tell labels from; check their labels or drop them"
     )
     return Finding("empty_texts", "info", message, len(found), found[:examples], details)
@@ -452,7 +454,8 @@ def cardinality(data: Dataset, *, examples: int = 5) -> Finding:
     message = f"labels per text: mean {mean:.2f} (texts: {shown})"
     if unlabelled:
         message += (
-            f"; {len(unlabelled)} texts have no label (first: {quote(data.texts[unlabelled[0]])})"
+            f"; {_many(len(unlabelled), 'text has', 'texts have')} no label (first: "
+            f"{quote(data.texts[unlabelled[0]])})"
             ", which teaches every label 'no': check none was forgotten"
         )
     return Finding("cardinality", "info", message, len(unlabelled), found, details)
@@ -517,13 +520,13 @@ def label_pairs(
     if always_pairs:
         (a, b), n = always_pairs[0]["labels"], always_pairs[0]["together"]
         parts.append(
-            f"{len(always_pairs)} label pairs always come together (first: {a!r} and {b!r}, {n} texts),"
+            f"{_many(len(always_pairs), 'label pair always comes', 'label pairs always come')} together (first: {a!r} and {b!r}, {n} texts),"
             " one label to a model: merge them or label the cases apart"
         )
     if never_pairs:
         (a, b), e = never_pairs[0]["labels"], never_pairs[0]["expected"]
         parts.append(
-            f"{len(never_pairs)} label pairs never come together although chance predicts {min_expected:g} or more "
+            f"{_many(len(never_pairs), 'label pair never comes', 'label pairs never come')} together although chance predicts {min_expected:g} or more "
             f"(first: {a!r} and {b!r}, {e:g} expected): check the labelling guide allows both"
         )
     return Finding("label_pairs", "info", "; ".join(parts), count, found, details)
@@ -542,3 +545,8 @@ def _row(dataset: Dataset, row: int, prefix: str = "") -> dict[str, Any]:
     """An example row: its 0-based position, its text and its labels."""
     fields = {"row": row, "text": dataset.texts[row], "labels": list(dataset.labels[row])}
     return {prefix + key: value for key, value in fields.items()}
+
+
+def _many(count: int, one: str, more: str) -> str:
+    """``count`` and the words that agree with it: ``1 text has``, ``2 texts have``."""
+    return f"{count} {one if count == 1 else more}"
