@@ -6,8 +6,10 @@
    baseline and, with ``--minilm``, from all-MiniLM-L6-v2 (5 folds, ``--minilm-epochs`` per fold).
    For each kind of flip, over the pairs that could be one (given 0 for missing, given 1 for
    wrong): precision at k (k = the number planted), recall in the top 2k and the ROC AUC of the
-   ranking, for the audit's ranking, for ``|p - y|`` of the same probabilities, and for a random
-   ranking; and what cleanlab flags as issues (how many, and how many of them were planted).
+   ranking, for each ranking on the raw out-of-fold probabilities and on the audit's calibrated
+   ones (its default: calibrated self-confidence), for ``|p - y|`` of the raw probabilities, and
+   for a random ranking; and what cleanlab flags on the calibrated ones (how many, and how many of
+   them were planted).
 2. Real noise (``--real``): the audit of the unmodified train set (the baseline, or MiniLM with
    ``--minilm``); 50 of its top 100 issues, sampled evenly over the ranking, written to
    ``--read-out`` for a person to judge.
@@ -42,7 +44,9 @@ from _common import (
 from sklearn.metrics import roc_auc_score
 
 import multihot
+from multihot.core.config import RunConfig
 from multihot.data.readers import Dataset
+from multihot.quality.audit import audited_probabilities
 from multihot.quality.label_issues import RANKINGS, flagged_pairs, pair_scores
 from multihot.tuning.cv import cross_validate
 
@@ -88,11 +92,17 @@ def ranking_figures(scores: np.ndarray, planted: np.ndarray, among: np.ndarray) 
     }
 
 
-def evaluate(model: str, given, probs, planted, seconds: float) -> list[dict[str, Any]]:
-    """Every ranking (and a random one) for each kind of flip; what cleanlab flags."""
-    flagged = flagged_pairs(given, probs)
+def evaluate(model: str, names, given, probs, planted, seconds: float) -> list[dict[str, Any]]:
+    """Every ranking on the raw out-of-fold probabilities and on the audit's calibrated ones (the
+    audit's default), and a random one, for each kind of flip; what cleanlab flags on the
+    calibrated ones."""
+    calibrated, _, _ = audited_probabilities(names, given, probs, RunConfig())
+    flagged = flagged_pairs(given, calibrated)
     rng = np.random.default_rng(SEED)
     rankings = {name: pair_scores(given, probs, name) for name in RANKINGS}
+    rankings.update(
+        {f"{name}, calibrated": pair_scores(given, calibrated, name) for name in RANKINGS}
+    )
     rankings["random"] = rng.random(given.shape)
     rows = []
     for kind, among in (("missing", given == 0), ("wrong", given == 1)):
@@ -145,7 +155,7 @@ def planted_noise(train: Dataset, names: list[str], args) -> list[dict[str, Any]
                 probs=probs,
                 planted=planted,
             )
-        rows += evaluate(model, given, probs, planted, seconds)
+        rows += evaluate(model, names, given, probs, planted, seconds)
         _print_planted(rows)
     return rows
 
@@ -249,8 +259,20 @@ def main() -> None:
     parser.add_argument("--cv-dir", type=Path, help="keep (and resume) MiniLM's cross-validation")
     parser.add_argument("--read-out", type=Path, default=Path("audit-real-noise.jsonl"))
     parser.add_argument("--save-oof", type=Path, help="keep each model's planted-noise arrays")
+    parser.add_argument(
+        "--rescore", type=Path, nargs="+", help="saved planted-noise arrays (--save-oof) to score"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.rescore:
+        _, names = load_goemotions(args.data, "train")
+        rows = []
+        for path in args.rescore:
+            d = np.load(path)
+            model = path.suffixes[-2].lstrip(".") if len(path.suffixes) > 1 else path.stem
+            rows += evaluate(model, names, d["given"], d["probs"], d["planted"], 0.0)
+        _print_planted(rows)
+        return
     serial_tokenizers()
     setup_logging("multihot.tuning.cv")
     print(machine_line(describe_machine()), flush=True)

@@ -79,8 +79,10 @@ def test_flipped_labels_rank_first(tmp_path):
 def test_a_finished_cv_is_reused(tmp_path):
     data, _ = planted_data(tmp_path / "planted.jsonl", n=300)
     cv = multihot.cross_validate(data, folds=3, baseline=True, output=tmp_path / "cv")
+    raw = multihot.audit(data, cv_dir=tmp_path / "cv", calibrate=False)
+    assert raw.oof["macro_f1"] == pytest.approx(cv.oof_metrics["macro_f1"])
     result = multihot.audit(data, cv_dir=tmp_path / "cv")
-    assert result.oof["macro_f1"] == pytest.approx(cv.oof_metrics["macro_f1"])
+    assert result.oof["calibrated"] and not raw.oof["calibrated"]
     again = multihot.audit(data, folds=3)
     assert [(i.row, i.label) for i in result.issues] == [(i.row, i.label) for i in again.issues]
 

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from multihot.core.config import BASELINE_KIND, RunConfig
 from multihot.core.errors import EncoderError
 from multihot.data.encoding import Reading
@@ -21,7 +23,8 @@ from multihot.modeling.encoders import load_tokenizer
 from multihot.quality.checks import run_checks
 from multihot.quality.label_issues import DEFAULT_RANKING, Ranking, find_label_issues, label_health
 from multihot.quality.result import AuditResult
-from multihot.training.run import resolve_config
+from multihot.scoring.probabilities import logit
+from multihot.training.run import finish_on_validation, resolve_config
 from multihot.training.session import TrainCallback
 from multihot.tuning.cv import FoldCallback, OutOfFold, cross_validate, read_out_of_fold
 
@@ -91,7 +94,7 @@ def audit(
             oof = read_out_of_fold(cv_dir, dataset)
         else:
             oof = _cross_validate(dataset, folds, baseline, settings, callback, fold_callback)
-        _add_label_issues(result, dataset, oof, _ids(data, id_col), ranking)
+        _add_label_issues(result, dataset, oof, _ids(data, id_col), ranking, settings)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -135,20 +138,39 @@ def _add_label_issues(
     oof: OutOfFold,
     ids: list[str] | None,
     ranking: Ranking,
+    config: RunConfig,
 ) -> None:
     names = oof.labels.names
     targets = oof.labels.encode(dataset.labels, dataset.source)
+    probs, thresholds, metrics = audited_probabilities(names, targets, oof.probs, config)
     result.issues = find_label_issues(
-        targets, oof.probs, oof.thresholds.values, names, dataset.texts, ids, ranking=ranking
+        targets, probs, thresholds, names, dataset.texts, ids, ranking=ranking
     )
-    result.health, result.dataset_health = label_health(targets, oof.probs, names, result.issues)
+    result.health, result.dataset_health = label_health(targets, probs, names, result.issues)
     result.oof = {
         "model": BASELINE_KIND if oof.baseline else oof.encoder,
         "folds": oof.folds,
+        "calibrated": config.train.calibrate,
         "ranking": ranking,
-        "macro_f1": oof.metrics.get("macro_f1"),
-        "micro_f1": oof.metrics.get("micro_f1"),
+        "macro_f1": metrics["macro_f1"],
+        "micro_f1": metrics["micro_f1"],
     }
+
+
+def audited_probabilities(
+    names: list[str], targets: np.ndarray, probs: np.ndarray, config: RunConfig
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The out-of-fold probabilities as the audit reads them, their thresholds and metrics.
+
+    Calibrated on themselves (unless ``config.train.calibrate`` is off) the way training
+    calibrates its validation rows, thresholds tuned on them: a label's probabilities keep their
+    order, but the labels come onto one scale, so that a pair of one label and a pair of another
+    compare. On planted noise in GoEmotions train with MiniLM's out-of-fold probabilities this
+    raised the precision at k of missing labels from 0.194 to 0.223 (``benchmarks/audit.py``)."""
+    _, calibrated, thresholds, metrics = finish_on_validation(
+        names, targets, logit(probs), config.train
+    )
+    return calibrated, thresholds.values, metrics["validation"]
 
 
 def _tokenizer(config: RunConfig):
