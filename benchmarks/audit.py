@@ -14,8 +14,12 @@
    ``--minilm``); 50 of its top 100 issues, sampled evenly over the ranking, written to
    ``--read-out`` for a person to judge.
 3. Time: ``multihot audit`` with the baseline on train, wall seconds (``--timing``).
+4. Cleaning (``--clean FIX:K,...``): MiniLM, every default, trained on train cleaned by
+   ``--write-cleaned`` from the audit of the MiniLM cross-validation that ``--real --minilm`` kept
+   in ``--cv-dir`` (the top K issues flipped or dropped), scored on dev; then ``--clean-test RUN``
+   reads test once with the run chosen on dev.
 
-Dev and test are not read.
+Dev is read only by ``--clean``, test only by ``--clean-test``.
 
     python benchmarks/audit.py --planted --timing              # baseline only, minutes
     python benchmarks/audit.py --planted --minilm --minilm-epochs 1   # hours on 2 cores
@@ -47,6 +51,7 @@ import multihot
 from multihot.core.config import RunConfig
 from multihot.data.readers import Dataset
 from multihot.quality.audit import audited_probabilities
+from multihot.quality.cleaning import write_cleaned
 from multihot.quality.label_issues import RANKINGS, flagged_pairs, pair_scores
 from multihot.tuning.cv import cross_validate
 
@@ -202,6 +207,53 @@ def timing(train_path: Path, args) -> float:
     return seconds
 
 
+def cleaning(train_path: Path, dev: Dataset, args) -> list[dict[str, Any]]:
+    """MiniLM (every default) trained on train cleaned by ``--write-cleaned`` with each
+    ``FIX:K`` of ``--clean`` (the top K issues of the audit with ``--cv``), scored on dev."""
+    result = multihot.audit(train_path, cv_dir=args.cv_dir / "minilm-real")
+    rows = []
+    for choice in args.clean.split(","):
+        fix, k = choice.split(":")
+        run = args.runs / f"clean-{fix}-{k}"
+        cleaned = args.runs / f"train-{fix}-{k}.jsonl"
+        done = write_cleaned(
+            train_path,
+            cleaned,
+            result.issues,
+            fix=fix,
+            top=int(k),
+            force=True,
+        )
+        started = time.perf_counter()
+        clf = multihot.Classifier.train(cleaned, dev, output=run)
+        v = clf.metrics["validation"]
+        rows.append(
+            {
+                "fix": fix,
+                "k": int(k),
+                "changed": done["labels_flipped"] if fix == "flip" else done["rows_dropped"],
+                "dev_macro_f1": v["macro_f1"],
+                "dev_micro_f1": v["micro_f1"],
+                "run": str(run),
+                "seconds": round(time.perf_counter() - started),
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def cleaning_test(run: Path, test: Dataset) -> dict[str, Any]:
+    """One read of test with a cleaned run chosen on dev."""
+    metrics = multihot.Classifier.load(run).evaluate(test)
+    row = {
+        "run": str(run),
+        "test_macro_f1": metrics["macro_f1"],
+        "test_micro_f1": metrics["micro_f1"],
+    }
+    print(row, flush=True)
+    return row
+
+
 def _print_planted(rows: list[dict[str, Any]]) -> None:
     print(
         table(
@@ -262,6 +314,9 @@ def main() -> None:
     parser.add_argument(
         "--rescore", type=Path, nargs="+", help="saved planted-noise arrays (--save-oof) to score"
     )
+    parser.add_argument("--clean", help="FIX:K,...: train MiniLM on train cleaned each way (dev)")
+    parser.add_argument("--clean-test", type=Path, help="a cleaned run to read test with, once")
+    parser.add_argument("--runs", type=Path, default=Path("runs/audit-bench"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.rescore:
@@ -286,6 +341,13 @@ def main() -> None:
             results["planted"] = planted_noise(train, names, args)
         if args.real:
             results["real"] = real_noise(train_path, args)
+        if args.clean:
+            args.runs.mkdir(parents=True, exist_ok=True)
+            dev, _ = load_goemotions(args.data, "dev")
+            results["clean"] = cleaning(train_path, dev, args)
+    if args.clean_test:
+        test, _ = load_goemotions(args.data, "test")
+        results["clean_test"] = cleaning_test(args.clean_test, test)
     if args.json:
         write_json(args.json, results)
 
