@@ -102,13 +102,13 @@ def audit(
     --encoder is given (every flag of 'multihot train' applies).
     """
     from multihot.cli.progress import NestedProgress
+    from multihot.core.config import RunConfig
+    from multihot.quality.cleaning import FIXES
     from multihot.report.audit import audit as run_audit
     from multihot.report.audit import check_audit_output
 
-    if fix not in ("flip", "drop"):
-        raise typer.BadParameter(f"{fix!r}: expected flip or drop", param_hint="--fix")
-    from multihot.core.config import RunConfig
-
+    if fix not in FIXES:
+        raise typer.BadParameter(f"{fix!r}: expected {' or '.join(FIXES)}", param_hint="--fix")
     output = output or Path("runs") / f"{data.stem}-audit"
     check_audit_output(output, force=force, cleaned=write_cleaned, data=data)
     base = load_config(config)
@@ -134,31 +134,38 @@ def audit(
         soft_wrap=True,
     )
     if write_cleaned is not None:
-        from multihot.quality.cleaning import write_cleaned as write_copy
+        _write_cleaned_copy(
+            data, write_cleaned, result, fix, fix_top, fix_min_score, force, settings
+        )
 
-        done = write_copy(
-            data,
-            write_cleaned,
-            result.issues,
-            fix=fix,  # type: ignore[arg-type]  # checked above
-            top=fix_top,
-            min_score=fix_min_score,
-            force=force,
-            text_col=settings.data.text_col,
-            labels_col=settings.data.labels_col,
-            label_cols=settings.data.label_cols,
-            label_sep=settings.data.label_sep,
-        )
-        fixed = (
-            f"{done['labels_flipped']} labels flipped in {done['rows_changed']} texts"
-            if fix == "flip"
-            else f"{done['rows_dropped']} texts dropped"
-        )
-        out.print(
-            f"saved {write_cleaned}: {fixed}, {done['rows_out']} of {done['rows_in']} texts kept "
-            f"({data} untouched)",
-            soft_wrap=True,
-        )
+
+def _write_cleaned_copy(data, out_path, result, fix, top, min_score, force, settings) -> None:
+    """``--write-cleaned``: DATA's copy with the chosen issues fixed, read with DATA's columns."""
+    from multihot.quality.cleaning import write_cleaned
+
+    done = write_cleaned(
+        data,
+        out_path,
+        result.issues,
+        fix=fix,
+        top=top,
+        min_score=min_score,
+        force=force,
+        text_col=settings.data.text_col,
+        labels_col=settings.data.labels_col,
+        label_cols=settings.data.label_cols,
+        label_sep=settings.data.label_sep,
+    )
+    fixed = (
+        f"{done['labels_flipped']} labels flipped in {done['rows_changed']} texts"
+        if fix == "flip"
+        else f"{done['rows_dropped']} texts dropped"
+    )
+    out.print(
+        f"saved {out_path}: {fixed}, {done['rows_out']} of {done['rows_in']} texts kept "
+        f"({data} untouched)",
+        soft_wrap=True,
+    )
 
 
 def print_audit(result, worst: int = 5) -> None:
