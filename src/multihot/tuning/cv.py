@@ -278,7 +278,7 @@ def _prepare(
     described = {
         "source": dataset.source if isinstance(data, Dataset) else str(Path(data).resolve()),
         "rows": len(dataset),
-        "sha256": fingerprint(itertools.chain(labels.names, dataset.texts), targets),
+        "sha256": _data_sha256(labels, dataset, targets),
         "repeated_texts": duplicates.repeats,
         "repeated_with_other_labels": duplicates.conflicting,
     }
@@ -664,7 +664,7 @@ def read_out_of_fold(cv_dir: str | Path, dataset: Dataset) -> OutOfFold:
     labels = LabelSet(manifest["labels"])
     targets = labels.encode(dataset.labels, dataset.source)
     recorded = manifest["data"]
-    if recorded.get("sha256") != fingerprint(itertools.chain(labels.names, dataset.texts), targets):
+    if recorded.get("sha256") != _data_sha256(labels, dataset, targets):
         raise RunDirError(
             f"{cv_dir}: cross-validated other data ({recorded.get('source')}, "
             f"{recorded.get('rows')} rows) than {dataset.source} ({len(dataset)} rows)"
@@ -680,3 +680,8 @@ def read_out_of_fold(cv_dir: str | Path, dataset: Dataset) -> OutOfFold:
         baseline=baseline,
         encoder=None if baseline else manifest["config"]["model"].get("encoder"),
     )
+
+
+def _data_sha256(labels: LabelSet, dataset: Dataset, targets: np.ndarray) -> str:
+    """What cv.json records of the data: its label names, texts and targets, hashed."""
+    return fingerprint(itertools.chain(labels.names, dataset.texts), targets)
