@@ -444,20 +444,22 @@ def test_read_goemotions_on_hostile_files(workdir, content: bytes, num_labels: i
 
 ZERO_ONE = {"0": False, "1": True, "0.0": False, "1.0": True, "true": True, "False": False}
 ZERO_ONE.update({" 1 ": True, "TRUE": True, " false": False})
-NOT_ZERO_ONE = ["yes", "no", "-1", "2", "nan", "NaN", "inf", "-inf", "", "1e0", "01", "0.5", "[1]"]
+NOT_ZERO_ONE = ["yes", "no", "-1", "2", "nan", "NaN", "inf", "-inf", "1e0", "01", "0.5", "[1]"]
+UNKNOWN = ["", " "]  # an empty cell: the pair is unknown (partial labels)
 
 
 @FUZZ
 @given(
     columns=st.lists(
-        st.lists(st.sampled_from([*ZERO_ONE, *NOT_ZERO_ONE]), min_size=3, max_size=3),
+        st.lists(st.sampled_from([*ZERO_ONE, *NOT_ZERO_ONE, *UNKNOWN]), min_size=3, max_size=3),
         min_size=1,
         max_size=3,
     ),
     suffix=st.sampled_from([".csv", ".tsv", ".jsonl"]),
 )
 def test_bad_zero_one_values_name_the_row_and_column(workdir, columns, suffix):
-    """NaN, inf, -1, 2, "yes", "" ... in a 0/1 column: the first one is named exactly."""
+    """NaN, inf, -1, 2, "yes" ... in a 0/1 column: the first one is named exactly; an empty cell
+    is an unknown pair."""
     label_cols = [f"label {j}" for j in range(len(columns))]
     rows = [
         {"text": f"text {r}", **{c: col[r] for c, col in zip(label_cols, columns, strict=True)}}
@@ -474,13 +476,21 @@ def test_bad_zero_one_values_name_the_row_and_column(workdir, columns, suffix):
             csv.writer(buffer, delimiter=sep, lineterminator="\n").writerows(table)
             path.write_text(buffer.getvalue(), encoding="utf-8")
         result, message = outcome(lambda: read_dataset(path, label_cols=label_cols), path)
-    bad = [(j, r) for j, col in enumerate(columns) for r, v in enumerate(col) if v not in ZERO_ONE]
+    bad = [
+        (j, r)
+        for j, col in enumerate(columns)
+        for r, v in enumerate(col)
+        if v not in ZERO_ONE and v not in UNKNOWN
+    ]
     if not bad:
-        expected = [
-            [c for c, col in zip(label_cols, columns, strict=True) if ZERO_ONE[col[r]]]
-            for r in range(3)
-        ]
+        pairs = list(zip(label_cols, columns, strict=True))
+        expected = [[c for c, col in pairs if ZERO_ONE.get(col[r])] for r in range(3)]
         assert result.labels == expected
+        known = [[c for c, col in pairs if col[r] not in UNKNOWN] for r in range(3)]
+        if all(len(k) == len(label_cols) for k in known):
+            assert result.known is None
+        else:
+            assert result.known == [k if len(k) < len(label_cols) else None for k in known]
         return
     j, r = bad[0]
     assert message == (

@@ -29,6 +29,8 @@ _EXPORTS = {
     "SearchResult": "multihot.tuning.search",
     "TrialRecord": "multihot.tuning.search",
     "SearchSpace": "multihot.tuning.space",
+    "suggest": "multihot.quality.suggest",
+    "Suggestions": "multihot.quality.suggest",
 }
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from multihot.core.errors import MultihotError
     from multihot.inference.predictor import Predictor
     from multihot.quality.result import AuditResult
+    from multihot.quality.suggest import Suggestions, suggest
     from multihot.report.audit import audit
     from multihot.serve.client import Client
     from multihot.tuning.cv import CVResult, FoldResult, cross_validate
@@ -69,10 +72,12 @@ __all__ = [
     "RunConfig",
     "SearchResult",
     "SearchSpace",
+    "Suggestions",
     "TrainConfig",
     "TrialRecord",
     "__version__",
     "audit",
     "cross_validate",
     "search",
+    "suggest",
 ]

@@ -70,6 +70,7 @@ class Classifier:
         history: list[dict[str, Any]] | None = None,
         validation: ValidationPredictions | None = None,
         calibration: Calibration | None = None,
+        init_from: dict[str, Any] | None = None,
     ):
         # Without a tokenizer, ``model`` computes logits itself: a TfidfLogistic, or a backend
         # that loading built already (a TorchBackend is not wrapped twice).
@@ -88,6 +89,9 @@ class Classifier:
         """The validation rows and uncalibrated logits training tuned the thresholds on (saved as
         validation.jsonl); None for a loaded run (:func:`multihot.artifacts.validation.read_validation`
         reads them)."""
+        self.init_from = init_from
+        """Where training started when it continued another run (``train(..., init_from=RUN)``):
+        that run's path and model id, and the labels added and dropped; None otherwise."""
 
     @property
     def kind(self) -> str:
@@ -132,6 +136,8 @@ class Classifier:
         callback: TrainCallback | None = None,
         trust_remote_weights: bool = False,
         resume: bool = False,
+        init_from: str | Path | None = None,
+        drop_labels: bool = False,
         **overrides: Any,
     ) -> Classifier:
         """Train on ``train``, select and tune thresholds on ``val`` (or a stratified hold-out).
@@ -152,6 +158,17 @@ class Classifier:
             resume: continue the interrupted run in ``output`` from its last checkpoint. It needs
                 the same data; its config is the run's own (``config`` and ``overrides`` may only
                 repeat it). :meth:`resume` does this with the data files the run recorded.
+            init_from: a finished run directory to continue: the model starts from its encoder,
+                pooling and head instead of the pretrained encoder, and takes its tokenizer and
+                model settings (a model setting given that differs from the run's is refused). The
+                labels are the data's: the run's keep their weights, new ones get fresh rows.
+                Training settings, optimizer and schedule are this run's own; config.json
+                records where it started (see :mod:`multihot.training.init_from`).
+            drop_labels: with ``init_from``, leave behind the run's labels that the data lacks
+                (otherwise they are refused).
+
+        Example:
+            >>> clf = Classifier.train("more.jsonl", init_from="runs/emotions", output="runs/round2")  # doctest: +SKIP
         """
         run = train_run(
             train,
@@ -162,6 +179,8 @@ class Classifier:
             trust_remote_weights=trust_remote_weights,
             resume=resume,
             overrides=overrides,
+            init_from=init_from,
+            drop_labels=drop_labels,
         )
         return cls._from_run(run)
 
@@ -229,6 +248,7 @@ class Classifier:
             run.history,
             run.validation,
             run.calibration,
+            run.init_from,
         )
 
     # --------------------------------------------------------------------------------- prediction
@@ -276,6 +296,10 @@ class Classifier:
                 )
         return dataset, self.labels.encode(dataset.labels, dataset.source)
 
+    def _known(self, dataset: Dataset) -> np.ndarray | None:
+        """The pairs of ``dataset`` that are labelled (partial labels), or None when all are."""
+        return self.labels.encode_known(dataset.known, dataset.source)
+
     def evaluate(
         self, data: DataLike, batch_size: int = 64, precision: str = "auto"
     ) -> dict[str, Any]:
@@ -283,17 +307,24 @@ class Classifier:
         text length (:meth:`score`)."""
         dataset, targets = self.labelled(data)
         probs = self.predict_proba(dataset.texts, batch_size, precision)
-        return self.score(dataset.texts, targets, probs)
+        return self.score(dataset.texts, targets, probs, self._known(dataset))
 
-    def score(self, texts: Sequence[str], targets: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    def score(
+        self,
+        texts: Sequence[str],
+        targets: np.ndarray,
+        probs: np.ndarray,
+        known: np.ndarray | None = None,
+    ) -> dict[str, Any]:
         """The metrics of ``probs`` against ``targets`` with the saved thresholds
         (:meth:`multihot.scoring.thresholds.Thresholds.metrics`), and ``by_length``: the same by
         length of text in tokens (:func:`multihot.scoring.metrics.length_buckets`; in words for
-        a linear baseline, which reads every word)."""
-        metrics = self.thresholds.metrics(targets, probs, self.labels.names)
+        a linear baseline, which reads every word). ``known``: the labelled pairs, with partial
+        labels (the others count nowhere)."""
+        metrics = self.thresholds.metrics(targets, probs, self.labels.names, known=known)
         reading = getattr(self.backend, "reading", None)
         metrics["by_length"] = by_length(
-            self.tokenizer, reading, texts, targets, self.thresholds.apply(probs)
+            self.tokenizer, reading, texts, targets, self.thresholds.apply(probs), known
         )
         return metrics
 
@@ -320,7 +351,14 @@ class Classifier:
         min_support = self._check_tunable(targets, dataset.source, strategy, min_support, force)
         probs = self.predict_proba(dataset.texts, batch_size, precision)
         return self._tune(
-            dataset.texts, targets, probs, dataset.source, strategy, min_support, top1_fallback
+            dataset.texts,
+            targets,
+            probs,
+            dataset.source,
+            strategy,
+            min_support,
+            top1_fallback,
+            self._known(dataset),
         )
 
     def _check_tunable(self, targets, source, strategy, min_support, force) -> int:
@@ -332,14 +370,14 @@ class Classifier:
         return min_support
 
     def _tune(
-        self, texts, targets, probs, source, strategy, min_support, top1_fallback
+        self, texts, targets, probs, source, strategy, min_support, top1_fallback, known=None
     ) -> dict[str, Any]:
         asked = {"strategy": strategy, "min_support": min_support, "top1_fallback": top1_fallback}
         settings = self.config.train.threshold_settings()
         settings.update({k: v for k, v in asked.items() if v is not None})
-        self.thresholds = tune_thresholds(targets, probs, **settings)
+        self.thresholds = tune_thresholds(targets, probs, known=known, **settings)
         log_fallback(self.thresholds, self.labels.names, min_support, source)
-        metrics = self.score(texts, targets, probs)
+        metrics = self.score(texts, targets, probs, known)
         self.metrics["thresholds_tuned_on"] = {"data": source, **metrics}
         return metrics
 
@@ -385,14 +423,22 @@ class Classifier:
             0.012
         """
         dataset, targets = self.labelled(data)
+        known = self._known(dataset)
         min_support = self._check_tunable(targets, dataset.source, strategy, min_support, force)
         logits = self.uncalibrated_logits(dataset.texts, batch_size, precision)
-        calibration = Calibration.fit(targets, logits, dataset.source, method)
+        calibration = Calibration.fit(targets, logits, dataset.source, method, known=known)
         probs = sigmoid(calibration.apply(logits))
-        summary = calibration_summary(targets, sigmoid(logits), probs, self.labels.names)
+        summary = calibration_summary(targets, sigmoid(logits), probs, self.labels.names, known)
         self.calibration = calibration
         metrics = self._tune(
-            dataset.texts, targets, probs, dataset.source, strategy, min_support, top1_fallback
+            dataset.texts,
+            targets,
+            probs,
+            dataset.source,
+            strategy,
+            min_support,
+            top1_fallback,
+            known,
         )
         metrics["calibration"] = summary
         self.metrics["calibration"] = {"data": dataset.source, **summary}
@@ -447,6 +493,7 @@ class Classifier:
             model=self.model,
             tokenizer=self.tokenizer,
             encoder_config=encoder_config,
+            init_from=self.init_from,
             **common,
         )
 
@@ -478,4 +525,5 @@ class Classifier:
             files.config,
             metrics=files.metrics,
             history=files.history,
+            init_from=files.raw.get(runs.INIT_FROM),
         )

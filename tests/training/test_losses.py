@@ -15,6 +15,7 @@ from multihot.training.losses import (
     FocalLoss,
     build_loss,
     compute_pos_weight,
+    label_loss,
 )
 
 
@@ -122,3 +123,84 @@ def test_pos_weight_files(tmp_path):
         compute_pos_weight(targets, str(tmp_path / "neg.json"), names)
     with pytest.raises(ConfigError, match="no such file"):
         compute_pos_weight(targets, str(tmp_path / "missing.json"), names)
+
+
+# --- partial labels: the loss over the known pairs only -----------------------------------------
+LOSSES = {
+    "bce": lambda w: BCELoss(w, label_smoothing=0.1),
+    "focal": lambda w: FocalLoss(2.0, w, label_smoothing=0.1),
+    "asl": lambda w: AsymmetricLoss(4.0, 1.0, 0.05, w, label_smoothing=0.1),
+}
+
+
+@pytest.fixture
+def known():
+    generator = torch.Generator().manual_seed(1)
+    mask = torch.rand(6, 4, generator=generator) > 0.4
+    mask[0] = False  # a text known for no label
+    return mask
+
+
+def test_masked_bce_equals_bce_over_the_known_pairs(batch, known):
+    logits, targets, weight = batch
+    reference = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits[known], targets[known], pos_weight=weight.expand_as(logits)[known]
+    )
+    torch.testing.assert_close(BCELoss(weight)(logits, targets, known), reference)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_masked_loss_is_the_mean_over_known_pairs(batch, known, name):
+    """Per known pair, the loss of that pair alone (its label's weight); the mean over them."""
+    logits, targets, weight = batch
+    masked = LOSSES[name](weight)(logits, targets, known)
+    pairs = [
+        LOSSES[name](weight[j : j + 1])(logits[i : i + 1, j : j + 1], targets[i : i + 1, j : j + 1])
+        for i, j in known.nonzero().tolist()
+    ]
+    torch.testing.assert_close(masked, torch.stack(pairs).mean())
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_unknown_pairs_get_no_gradient_and_do_not_move_the_loss(batch, known, name):
+    logits, targets, weight = batch
+    logits = logits.clone().requires_grad_(True)
+    loss = LOSSES[name](weight)(logits, targets, known)
+    loss.backward()
+    assert (logits.grad[~known] == 0).all() and (logits.grad[known] != 0).any()
+    flipped = torch.where(known, targets, 1 - targets)  # other targets at the unknown pairs
+    assert LOSSES[name](weight)(logits.detach(), flipped, known) == loss.detach()
+
+
+def test_an_all_known_mask_is_the_plain_mean_and_none_known_is_zero(batch):
+    logits, targets, weight = batch
+    every = torch.ones_like(targets, dtype=torch.bool)
+    torch.testing.assert_close(
+        BCELoss(weight)(logits, targets, every), BCELoss(weight)(logits, targets)
+    )
+    nothing = torch.zeros_like(every)
+    assert BCELoss(weight)(logits, targets, nothing).item() == 0.0
+
+
+def test_label_loss_passes_the_mask_only_when_the_batch_has_one(batch, known):
+    logits, targets, _ = batch
+
+    class TwoArguments(torch.nn.Module):  # a loss written before partial labels
+        def forward(self, logits, targets):
+            return BCELoss()(logits, targets)
+
+    plain = label_loss(TwoArguments(), logits, {"targets": targets})
+    assert torch.equal(plain, BCELoss()(logits, targets))
+    masked = label_loss(BCELoss(), logits, {"targets": targets, "known": known})
+    assert torch.equal(masked, BCELoss()(logits, targets, known))
+
+
+def test_pos_weight_counts_known_negatives():
+    targets = np.array([[1, 0], [0, 0], [0, 1], [0, 1]], dtype=np.float32)
+    known = np.array([[True, True], [False, True], [True, False], [True, True]])
+    # label 0: 1 positive, 2 known negatives; label 1: 2 positives, 1 known negative.
+    np.testing.assert_allclose(compute_pos_weight(targets, "auto", known=known), [2.0, 0.5])
+    np.testing.assert_allclose(
+        compute_pos_weight(targets, "auto", known=np.ones_like(known)),
+        compute_pos_weight(targets, "auto"),
+    )

@@ -22,17 +22,15 @@ earlier audit is never replaced, even with ``force``.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 from multihot.artifacts.rundir import check_regular, listing, read_json
 from multihot.core.errors import RunDirError
-from multihot.core.files import dumps, json_safe, strict_loads, write_atomic, write_dir_atomic
+from multihot.core.files import dumps, strict_loads, write_atomic, write_dir_atomic
+from multihot.data.labelstudio import choices_prediction, labelling_config, task_labels
+from multihot.data.writers import records_csv, records_jsonl
 
 ISSUES, SUMMARY, PAGE = "issues.jsonl", "summary.json", "audit.html"
 ISSUES_CSV = "issues.csv"
@@ -44,8 +42,6 @@ AUDIT_FILES = frozenset(
 
 MODEL_VERSION = "multihot-audit"
 """The model version of the Label Studio pre-annotations (how a project tells them apart)."""
-FROM_NAME, TO_NAME = "labels", "text"
-"""The names of the Choices control and of the Text object in :data:`LABEL_STUDIO_CONFIG`."""
 _REQUIRED_KEYS = ("row", "label", "given", "score")
 
 
@@ -121,7 +117,7 @@ def write_audit_dir(
         ISSUES_CSV: issues_csv(issues),
     }
     tasks = label_studio_tasks(issues, row_labels)
-    names = list(dict.fromkeys([*label_names, *_task_labels(tasks)]))
+    names = list(dict.fromkeys([*label_names, *task_labels(tasks)]))
     files[LABEL_STUDIO_TASKS] = dumps(tasks)
     files[LABEL_STUDIO_CONFIG] = label_studio_config(names)
     if page_html is not None:
@@ -142,24 +138,13 @@ def write_text(path: Path, text: str) -> None:
 
 def issues_jsonl(issues: Sequence[Mapping[str, Any]]) -> str:
     """``issues.jsonl``: one compact JSON object per issue, in the order given."""
-    return "".join(json.dumps(json_safe(dict(i)), ensure_ascii=False) + "\n" for i in issues)
+    return records_jsonl(issues)
 
 
 def issues_csv(issues: Sequence[Mapping[str, Any]]) -> str:
     """``issues.csv``: a header, then one row per issue; the columns are the issues' keys in
     the order they first appear, ``text`` last. A missing value (an id, a NaN) is empty."""
-    columns = list(dict.fromkeys(key for issue in issues for key in issue))
-    if "text" in columns:
-        columns = [c for c in columns if c != "text"] + ["text"]
-    else:
-        columns = columns or ["row", "label", "given", "kind", "score", "text"]
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for issue in issues:
-        record = json_safe(dict(issue))
-        writer.writerow(["" if record.get(c) is None else record[c] for c in columns])
-    return out.getvalue()
+    return records_csv(issues, empty_columns=("row", "label", "given", "kind", "score", "text"))
 
 
 def label_studio_tasks(
@@ -202,51 +187,17 @@ def _task(row: int, found: list[tuple[int, Mapping[str, Any]]], given: list[str]
     ]
     data.update(given=", ".join(given) or "(none)", doubts="; ".join(doubts))
     data.update(score=score, rank=first_rank)
-    result = []
-    if suggestion:  # no labels at all: an empty result, not an empty choice
-        value = {"choices": suggestion}
-        result.append(
-            {
-                "id": f"r{row}",
-                "from_name": FROM_NAME,
-                "to_name": TO_NAME,
-                "type": "choices",
-                "value": value,
-            }
-        )
-    prediction = {"model_version": MODEL_VERSION, "score": score, "result": result}
-    return {"data": data, "predictions": [prediction]}
-
-
-def _task_labels(tasks: list[dict[str, Any]]) -> list[str]:
-    """Every label a task's prediction chooses, in order of first use."""
-    names = (
-        name
-        for task in tasks
-        for prediction in task["predictions"]
-        for item in prediction["result"]
-        for name in item["value"]["choices"]
+    prediction = choices_prediction(
+        suggestion, model_version=MODEL_VERSION, score=score, result_id=f"r{row}"
     )
-    return list(dict.fromkeys(names))
+    return {"data": data, "predictions": [prediction]}
 
 
 def label_studio_config(label_names: Sequence[str]) -> str:
     """The labelling configuration of the tasks: the text, its given labels and the audit's
     doubts shown above one multiple-choice control with a choice per label."""
-    choices = "".join(f"    <Choice value={quoteattr(str(n))}/>\n" for n in label_names)
-    return (
-        "<View>\n"
-        f'  <Text name="{TO_NAME}" value="$text"/>\n'
-        '  <Header value="Labels as given"/>\n'
-        '  <Text name="given" value="$given"/>\n'
-        '  <Header value="What the audit doubts"/>\n'
-        '  <Text name="doubts" value="$doubts"/>\n'
-        f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="multiple" '
-        'showInLine="true">\n'
-        f"{choices}"
-        "  </Choices>\n"
-        "</View>\n"
-    )
+    shown = (("Labels as given", "given"), ("What the audit doubts", "doubts"))
+    return labelling_config(label_names, shown)
 
 
 def read_issues(path: str | Path) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """The run directory: the artifact a training run leaves and every prediction path loads.
 
 ```
-config.json         model/train/data config, the encoder's config, library versions, weights digest
+config.json         model/train/data config, the encoder's config, library versions, weights digest,
+                    and the run it started from (init_from), if any
 model.safetensors   weights (never pickled)
 tokenizer/          Hugging Face tokenizer files
 labels.json         label names, in output order

@@ -56,8 +56,20 @@ from multihot.scoring.thresholds import Thresholds
 WEIGHTS_DIGEST = "weights_sha256"
 """The key of config.json that holds :func:`weights_digest` of the run's weights."""
 
+INIT_FROM = "init_from"
+"""The key of config.json that records the run a run started from (``multihot train --init-from``):
+its path and :func:`model_id`, and the labels added and dropped."""
+
 # Keys of config.json that describe the run rather than configure it.
-RUN_INFO_KEYS = ("kind", "encoder_config", "baseline", "num_labels", "versions", WEIGHTS_DIGEST)
+RUN_INFO_KEYS = (
+    "kind",
+    "encoder_config",
+    "baseline",
+    "num_labels",
+    "versions",
+    WEIGHTS_DIGEST,
+    INIT_FROM,
+)
 
 
 CONFIG_SECTIONS = ("model", "train", "data")

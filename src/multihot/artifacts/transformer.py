@@ -11,6 +11,7 @@ from safetensors.torch import load_model, save_model
 
 from multihot.artifacts.rundir import TOKENIZER, WEIGHTS, convert_hint
 from multihot.artifacts.runs import (
+    INIT_FROM,
     WEIGHTS_DIGEST,
     RunFiles,
     broken,
@@ -49,8 +50,10 @@ def save_transformer_run(
     history: list,
     calibration: Calibration | None = None,
     validation: ValidationPredictions | None = None,
+    init_from: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a transformer run directory, all or nothing (a finished run there is replaced)."""
+    """Write a transformer run directory, all or nothing (a finished run there is replaced);
+    ``init_from`` is the record of the run it started from, kept in config.json."""
 
     def fill(tmp: Path) -> None:
         metadata = weights_metadata(labels, config.model, encoder_config)
@@ -58,6 +61,8 @@ def save_transformer_run(
         # config.json records which weights it describes: a weights file put in from another
         # run of the same shape would otherwise load with this run's labels and thresholds.
         info = {"encoder_config": encoder_config, WEIGHTS_DIGEST: weights_digest(tmp / WEIGHTS)}
+        if init_from is not None:
+            info[INIT_FROM] = init_from
         write_atomic(
             tmp / "config.json", config_json(TRANSFORMER_KIND, config, len(labels), **info)
         )

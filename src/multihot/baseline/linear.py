@@ -156,8 +156,15 @@ class TfidfLogistic:
 
     @classmethod
     def fit(
-        cls, texts: list[str], targets: np.ndarray, config: BaselineConfig, seed: int = 0
+        cls,
+        texts: list[str],
+        targets: np.ndarray,
+        config: BaselineConfig,
+        seed: int = 0,
+        known: np.ndarray | None = None,
     ) -> TfidfLogistic:
+        """One regression per label on ``targets`` ``(n_texts, num_labels)``; with ``known`` (the
+        labelled pairs, partial labels) each on the texts labelled for its label."""
         from sklearn.linear_model import LogisticRegression  # heavy: sklearn (see __init__)
 
         vectorizer, features, config = _vectorize(texts, config)
@@ -165,15 +172,18 @@ class TfidfLogistic:
         coef = np.zeros((num_labels, features.shape[1]))
         intercept = np.zeros(num_labels)
         for j in range(num_labels):
-            column = targets[:, j]
-            if column.min() == column.max():
-                # A label that is always (or never) on: a constant, very confident logit.
-                intercept[j] = 10.0 if column[0] else -10.0
+            x, column = features, targets[:, j]
+            if known is not None:
+                x, column = features[known[:, j]], column[known[:, j]]
+            if not len(column) or column.min() == column.max():
+                # A label that is always (or never, or nowhere known) on: a constant, very
+                # confident logit.
+                intercept[j] = 10.0 if len(column) and column[0] else -10.0
                 continue
             clf = LogisticRegression(
                 C=config.C, max_iter=config.max_iter, solver="liblinear", random_state=seed
             )
-            clf.fit(features, column)
+            clf.fit(x, column)
             coef[j], intercept[j] = clf.coef_[0], clf.intercept_[0]
         vocabulary = {term: int(i) for term, i in vectorizer.vocabulary_.items()}
         logger.info("baseline: %d n-grams, %d labels", len(vocabulary), num_labels)

@@ -93,17 +93,27 @@ def fit_baseline(
     baseline = _with_steps(baseline or BaselineConfig(), config.model.preprocess or [])
     started = time.perf_counter()
     model = TfidfLogistic.fit(
-        data.train.texts, data.train_targets, baseline, seed=config.train.seed
+        data.train.texts,
+        data.train_targets,
+        baseline,
+        seed=config.train.seed,
+        known=data.train_known,
     )
     logits = model.logits(data.val.texts)
     thresholds, metrics = finish_validation(
-        data.labels.names, data.val_targets, sigmoid(logits), **config.train.threshold_settings()
+        data.labels.names,
+        data.val_targets,
+        sigmoid(logits),
+        data.val_known,
+        **config.train.threshold_settings(),
     )
     seconds = round(time.perf_counter() - started, 2)
     overall = {k: v for k, v in metrics["validation"].items() if k != "per_label"}
     metrics["baseline"] = {"seconds": seconds, "num_features": len(model.vocabulary)}
     history = [{"step": 0, "epoch": 1.0, **overall, "seconds": seconds}]
-    validation = ValidationPredictions(list(data.val.texts), data.val_targets, logits)
+    validation = ValidationPredictions(
+        list(data.val.texts), data.val_targets, logits, data.val_known
+    )
     return BaselineRun(model, data.labels, thresholds, config, metrics, history, validation)
 
 

@@ -16,6 +16,7 @@ from multihot.cli import (  # noqa: F401
     report,
     search,
     serve,
+    suggest,
     train,
     tune,
 )

@@ -42,15 +42,20 @@ def print_report(metrics: dict[str, Any], title: str) -> None:
         f"texts {metrics.get('num_texts')}   labels {metrics.get('num_labels')}"
     )
     per_label = Table(title="per label", title_justify="left")
-    for col in ("label", "precision", "recall", "f1", "support", "auc", "threshold"):
+    rows = metrics.get("per_label", {})
+    # With partial labels each label also says how many texts were labelled for it.
+    partial = any("known" in m for m in rows.values())
+    columns = ("label", "precision", "recall", "f1", "support", "known", "auc", "threshold")
+    for col in columns if partial else tuple(c for c in columns if c != "known"):
         per_label.add_column(col, justify="left" if col == "label" else "right")
-    for name, m in metrics.get("per_label", {}).items():
+    for name, m in rows.items():
         per_label.add_row(
             name,
             fmt(m["precision"], 3),
             fmt(m["recall"], 3),
             fmt(m["f1"], 3),
             str(m["support"]),
+            *([str(m.get("known", ""))] if partial else []),
             fmt(m["roc_auc"], 3),
             fmt(m["threshold"], 3),
         )

@@ -30,6 +30,25 @@ STEM_REFUSAL = (
 )
 """Why ``multihot train --stem`` is refused (the flag exists to say so)."""
 
+InitFrom = Annotated[
+    Path | None,
+    typer.Option(
+        "--init-from",
+        metavar="RUN",
+        help="Start from the finished run RUN's encoder, pooling and head instead of the "
+        "pretrained encoder: a new run on TRAIN_FILE with RUN's tokenizer and model settings "
+        "(model flags that differ from RUN's are refused) and its own training settings. The "
+        "labels are TRAIN_FILE's: RUN's keep their weights, new ones get fresh ones.",
+    ),
+]
+DropLabels = Annotated[
+    bool,
+    typer.Option(
+        "--drop-labels",
+        help="With --init-from: leave behind RUN's labels that TRAIN_FILE lacks (refused otherwise).",
+    ),
+]
+
 TRAIN_OPTIONS = [
     *config_options(ModelConfig, "Model"),
     *config_options(TrainConfig, "Training"),
@@ -56,6 +75,8 @@ def train(
             "and settings (give no other flags but --trust-remote-weights).",
         ),
     ] = None,
+    init_from: InitFrom = None,
+    drop_labels: DropLabels = False,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Run directory (default: runs/<train name>)."),
@@ -77,14 +98,18 @@ def train(
     """Train a model and tune its thresholds; leaves a run directory.
 
     The run directory keeps a checkpoint at every evaluation while training: after a kill,
-    'multihot train --resume RUN' continues where it stopped.
+    'multihot train --resume RUN' continues where it stopped. 'multihot train MORE --init-from
+    RUN -o NEW' trains a new run on more (or relabelled) data, starting from RUN's model.
     """
     from multihot.core import distributed
 
     if stem is not None:
         raise ConfigError(STEM_REFUSAL)
+    if drop_labels and init_from is None:
+        raise ConfigError("--drop-labels: only with --init-from RUN")
     if resume is not None:
-        _refuse_settings_with_resume(resume, train_file, val, output, config, flags)
+        given = {**flags, "init_from": init_from, "drop_labels": drop_labels or None}
+        _refuse_settings_with_resume(resume, train_file, val, output, config, given)
         output = resume
     elif train_file is None:
         raise MultihotError("missing TRAIN_FILE (or --resume RUN to continue an interrupted run)")
@@ -99,7 +124,9 @@ def train(
         clf = _resume(resume, trust_remote_weights)
     else:
         assert train_file is not None  # without --resume, a missing TRAIN_FILE raised above
-        clf = _train(train_file, val, output, config, flags, trust_remote_weights)
+        clf = _train(
+            train_file, val, output, config, flags, trust_remote_weights, init_from, drop_labels
+        )
     if not distributed.state().is_main_process:
         return  # the main process reports
     print_train_report(clf)
@@ -142,17 +169,32 @@ def _resume(run: Path, trust_remote_weights: bool):
     return Classifier.resume(run, callback=callback, trust_remote_weights=trust_remote_weights)
 
 
-def _train(train_file: Path, val, output: Path, config, flags, trust_remote_weights: bool):
-    """Train with the settings of ``config`` (a file), overridden by the flags given."""
+def _train(
+    train_file: Path,
+    val,
+    output: Path,
+    config,
+    flags,
+    trust_remote_weights: bool,
+    init_from: Path | None = None,
+    drop_labels: bool = False,
+):
+    """Train with the settings of ``config`` (a file), overridden by the flags given (passed
+    apart, so that --init-from knows which model settings were asked for)."""
     from multihot.classifier import Classifier
     from multihot.cli.progress import RichProgress
 
-    run_config = (load_config(config) or RunConfig()).override(**flags)
+    file_config = load_config(config)
+    given = {name: value for name, value in flags.items() if value is not None}
+    metric = (file_config or RunConfig()).override(**given).train.metric
     return Classifier.train(
         train_file,
         val,
-        config=run_config,
+        config=file_config,
         output=output,
-        callback=RichProgress(err, metric=run_config.train.metric),
+        callback=RichProgress(err, metric=metric),
         trust_remote_weights=trust_remote_weights,
+        init_from=init_from,
+        drop_labels=drop_labels,
+        **given,
     )

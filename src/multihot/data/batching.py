@@ -25,14 +25,19 @@ from multihot.data.encoding import (
 
 class TokenizedDataset(Dataset):
     """Token ids (or documents of windows: :func:`multihot.data.encoding.tokenize`) and
-    (optionally) multi-hot targets; item ``i`` is ``(i, ids, targets_i)``.
+    (optionally) multi-hot targets; item ``i`` is ``(i, ids, targets_i)``, or with partial labels
+    ``(i, ids, targets_i, known_i)``.
 
     ``lengths`` are the ids of each text, over all windows of a document, by which batches are
     sorted and grouped."""
 
-    def __init__(self, input_ids: list, targets: np.ndarray | None = None):
+    def __init__(
+        self, input_ids: list, targets: np.ndarray | None = None, known: np.ndarray | None = None
+    ):
         self.input_ids = input_ids
         self.targets = targets
+        self.known = known
+        """``(n_texts, num_labels)`` bool, the labelled pairs; None when every pair is."""
         self.lengths = np.fromiter(
             (token_count(x) for x in input_ids), dtype=np.int64, count=len(input_ids)
         )
@@ -46,7 +51,10 @@ class TokenizedDataset(Dataset):
         return len(self.input_ids)
 
     def __getitem__(self, i: int):
-        return i, self.input_ids[i], None if self.targets is None else self.targets[i]
+        targets = None if self.targets is None else self.targets[i]
+        if self.known is None:
+            return i, self.input_ids[i], targets
+        return i, self.input_ids[i], targets, self.known[i]
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
@@ -112,7 +120,8 @@ def default_pad_multiple() -> int | None:
 
 
 class Collator:
-    """Pads a list of ``(index, ids, targets)`` items to the batch's longest text.
+    """Pads a list of ``(index, ids, targets)`` (or ``(index, ids, targets, known)``) items to the
+    batch's longest text.
 
     Args:
         pad_token_id: the id padding positions get (their attention mask is 0).
@@ -129,10 +138,11 @@ class Collator:
         )
 
     def __call__(self, items) -> dict[str, torch.Tensor]:
-        """``index``, ``input_ids``, ``attention_mask`` (and ``targets``); for documents the
-        rows are their windows, and ``chunk_index`` says which rows make each document."""
-        texts = [ids for _, ids, _ in items]
-        batch = {"index": torch.as_tensor([i for i, _, _ in items], dtype=torch.long)}
+        """``index``, ``input_ids``, ``attention_mask`` (and ``targets``, and with partial labels
+        ``known``); for documents the rows are their windows, and ``chunk_index`` says which rows
+        make each document."""
+        texts = [item[1] for item in items]
+        batch = {"index": torch.as_tensor([item[0] for item in items], dtype=torch.long)}
         arrays: tuple[np.ndarray, ...]
         names: tuple[str, ...]
         if is_document(texts[0]):
@@ -144,7 +154,11 @@ class Collator:
         batch.update((name, torch.from_numpy(a)) for name, a in zip(names, arrays, strict=True))
         if items[0][2] is not None:
             batch["targets"] = torch.as_tensor(
-                np.stack([t for _, _, t in items]), dtype=torch.float32
+                np.stack([item[2] for item in items]), dtype=torch.float32
+            )
+        if len(items[0]) > 3:
+            batch["known"] = torch.as_tensor(
+                np.stack([item[3] for item in items]), dtype=torch.bool
             )
         return batch
 
@@ -179,7 +193,8 @@ def split_documents(batch: dict[str, torch.Tensor], batch_tokens: int) -> list[d
     batch within the budget, or of texts, is returned whole.
 
     Training takes one forward and backward pass per group, the losses weighted by their share of
-    the documents: the gradient of the whole batch, with the memory of one group.
+    the documents (of the known pairs, with partial labels): the gradient of the whole batch, with
+    the memory of one group.
     """
     if "chunk_index" not in batch:
         return [batch]
@@ -207,7 +222,8 @@ def split_documents(batch: dict[str, torch.Tensor], batch_tokens: int) -> list[d
             "attention_mask": batch["attention_mask"][first:last, :width],
             "chunk_index": torch.where(part_index >= 0, part_index - first, part_index),
         }
-        if "targets" in batch:
-            part["targets"] = batch["targets"][a:b]
+        for name in ("targets", "known"):
+            if name in batch:
+                part[name] = batch[name][a:b]
         parts.append(part)
     return parts

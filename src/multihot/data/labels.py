@@ -11,6 +11,10 @@ from multihot.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 
+KNOWN_COL = "labels_known"
+"""Partial labels: the column (of a data file, and key of validation.jsonl) listing, per text, the
+labels it was labelled for; its other labels are unknown, not "no"."""
+
 
 class LabelSet:
     """An ordered set of label names; column ``j`` of every target or probability array is ``names[j]``.
@@ -71,13 +75,49 @@ class LabelSet:
             for name in labels:
                 j = self.index.get(name)
                 if j is None:
-                    raise DataError(
-                        f"{source}: row {row + 1}: unknown label {name!r}; "
-                        f"the model knows {len(self.names)} labels: {', '.join(self.names[:10])}"
-                        + (", ..." if len(self.names) > 10 else "")
-                    )
+                    raise self._unknown_label(source, row, name)
                 targets[row, j] = 1.0
         return targets
+
+    def encode_known(
+        self, known: Sequence[Sequence[str] | None] | None, source: str = "data"
+    ) -> np.ndarray | None:
+        """Which (text, label) pairs are labelled: a bool array of shape ``(n_texts, num_labels)``,
+        from :attr:`multihot.data.readers.Dataset.known` (a row's None: all its labels known).
+
+        Returns:
+            None when every pair is known (``known`` None, or naming every label in every row), so
+            that fully labelled data takes the same path as data without the column.
+
+        Raises:
+            DataError: a name that is not in this label set, naming ``source`` and the row.
+
+        Example:
+            >>> LabelSet(["joy", "anger"]).encode_known([None, ["anger"]]).tolist()
+            [[True, True], [False, True]]
+            >>> LabelSet(["joy", "anger"]).encode_known([None, ["joy", "anger"]]) is None
+            True
+        """
+        if known is None:
+            return None
+        mask = np.ones((len(known), len(self.names)), dtype=bool)
+        for row, names in enumerate(known):
+            if names is None:
+                continue
+            mask[row] = False
+            for name in names:
+                j = self.index.get(name)
+                if j is None:
+                    raise self._unknown_label(source, row, name, "labelled for ")
+                mask[row, j] = True
+        return None if mask.all() else mask
+
+    def _unknown_label(self, source: str, row: int, name: str, what: str = "") -> DataError:
+        return DataError(
+            f"{source}: row {row + 1}: {what}unknown label {name!r}; "
+            f"the model knows {len(self.names)} labels: {', '.join(self.names[:10])}"
+            + (", ..." if len(self.names) > 10 else "")
+        )
 
     def decode(self, decisions: np.ndarray) -> list[list[str]]:
         """A boolean array of shape ``(n_texts, num_labels)`` to lists of label names."""

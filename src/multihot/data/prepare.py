@@ -54,11 +54,29 @@ class PreparedData:
     train_targets: np.ndarray
     val: Dataset
     val_targets: np.ndarray
+    train_known: np.ndarray | None = None
+    """``(n_train, num_labels)`` bool: the pairs labelled (partial labels); None when all are."""
+    val_known: np.ndarray | None = None
+    """``(n_val, num_labels)`` bool, as ``train_known``."""
+
+    @property
+    def partial(self) -> bool:
+        """Whether some (text, label) pair of train or validation is unknown."""
+        return self.train_known is not None or self.val_known is not None
 
     def fingerprint(self) -> str:
-        """A hash of the texts and targets, train and validation, and the label names."""
+        """A hash of the texts and targets, train and validation, the label names and, with
+        partial labels only, which pairs are known (fully labelled data hash as they always did)."""
         texts = itertools.chain(self.labels.names, self.train.texts, self.val.texts)
-        return fingerprint(texts, self.train_targets, self.val_targets)
+        masks = []
+        if self.partial:
+            masks = [_known_or_all(self.train_known, self.train_targets)]
+            masks.append(_known_or_all(self.val_known, self.val_targets))
+        return fingerprint(texts, self.train_targets, self.val_targets, *masks)
+
+
+def _known_or_all(known: np.ndarray | None, targets: np.ndarray) -> np.ndarray:
+    return np.ones(targets.shape, dtype=bool) if known is None else known
 
 
 def prepare_data(train: DataLike, val: DataLike | None, config: RunConfig) -> PreparedData:
@@ -69,18 +87,19 @@ def prepare_data(train: DataLike, val: DataLike | None, config: RunConfig) -> Pr
     sources = [train_data.source] + ([val_data.source] if val_data is not None else [])
     warn_case_collisions(labels.names, " and ".join(dict.fromkeys(sources)))
     train_targets = labels.encode(train_data.labels, train_data.source)
-    for name, count in zip(labels.names, train_targets.sum(axis=0), strict=True):
-        if count == 0:
-            logger.warning(
-                "%s: label %r has no positive example in training", train_data.source, name
-            )
+    train_known = labels.encode_known(train_data.known, train_data.source)
+    _warn_no_positive(labels.names, train_targets, train_known, train_data.source)
     duplicates = find_duplicates(train_data.texts, train_targets)
     duplicates.log(train_data.source, train_data.texts, train_data.labels)
     if val_data is not None:
         log_shared(val_data.source, find_shared(train_data.texts, val_data.texts), val_data.texts)
         val_targets = labels.encode(val_data.labels, val_data.source)
+        val_known = labels.encode_known(val_data.known, val_data.source)
         warn_absent_from_validation(labels.names, train_targets, val_targets, val_data.source)
-        return PreparedData(labels, train_data, train_targets, val_data, val_targets)
+        return PreparedData(
+            labels, train_data, train_targets, val_data, val_targets, train_known, val_known
+        )
+    # Unknown pairs are 0 in the targets, so the split stratifies on the known positives.
     train_idx, val_idx = stratified_split(
         train_targets, config.train.val_fraction, config.train.seed, groups=duplicates.groups
     )
@@ -90,9 +109,37 @@ def prepare_data(train: DataLike, val: DataLike | None, config: RunConfig) -> Pr
     train_targets, val_targets = train_targets[train_idx], train_targets[val_idx]
     held_out = f"{train_data.source} (held out for validation)"
     warn_absent_from_validation(labels.names, train_targets, val_targets, held_out)
+    train_part, val_part = train_data.subset(train_idx), train_data.subset(val_idx)
     return PreparedData(
-        labels, train_data.subset(train_idx), train_targets, train_data.subset(val_idx), val_targets
+        labels,
+        train_part,
+        train_targets,
+        val_part,
+        val_targets,
+        labels.encode_known(train_part.known, train_data.source),
+        labels.encode_known(val_part.known, train_data.source),
     )
+
+
+def _warn_no_positive(
+    names: Sequence[str], targets: np.ndarray, known: np.ndarray | None, source: str
+) -> None:
+    """Warn about each label without a positive in training; with partial labels, say how many
+    texts are labelled for it (a label no text is labelled for is never trained)."""
+    for j, (name, count) in enumerate(zip(names, targets.sum(axis=0), strict=True)):
+        if count:
+            continue
+        if known is None:
+            logger.warning("%s: label %r has no positive example in training", source, name)
+        else:
+            logger.warning(
+                "%s: label %r has no positive example in training (%d of %d texts are labelled "
+                "for it)",
+                source,
+                name,
+                int(known[:, j].sum()),
+                len(known),
+            )
 
 
 def absent_labels(
@@ -139,17 +186,20 @@ def warn_absent_from_validation(
 
 
 def label_set(train: Dataset, val: Dataset | None = None) -> LabelSet:
-    """The labels of a run on these data: every name in either, in the order of train's 0/1
-    columns when those name them all, else sorted.
+    """The labels of a run on these data: every name in either (in labels, 0/1 columns or
+    ``labels_known`` lists), in the order of train's 0/1 columns when those name them all, else
+    sorted.
 
     Raises:
         DataError: no label name at all.
     """
     names: set[str] = {n for labels in train.labels for n in labels}
     names.update(train.label_names or [])
+    names.update(n for known in train.known or [] for n in known or [])
     if val is not None:
         names.update(n for labels in val.labels for n in labels)
         names.update(val.label_names or [])
+        names.update(n for known in val.known or [] for n in known or [])
     if not names:
         raise DataError(f"{train.source}: no labels: expected at least one label name")
     # Keep the column order of 0/1 label columns when they name every label.

@@ -11,6 +11,13 @@ on ``label_sep`` when it is given; otherwise on ``","`` if the cell contains a c
 whole cell is one label. Names are stripped, empty names dropped and repeats kept once; an empty
 cell, a null or ``"[]"`` means no labels; a number becomes its ``str``.
 
+Partial labels (a text labelled for some labels only; the others are unknown, not "no"): with a
+labels list column, a ``labels_known`` column (:data:`KNOWN_COL`) lists the labels each text was
+labelled for, in the forms a labels cell takes; an absent, null or empty cell means every label is
+known, ``[]`` none. Every name in a row's labels must be among its known ones. With 0/1 columns,
+an empty or null cell (blank in CSV/TSV, ``null`` or absent in JSON, null or NaN in parquet) is an
+unknown pair. :attr:`Dataset.known` records it.
+
 A file whose name ends in ``.gz`` (``train.jsonl.gz``, ``texts.txt.gz``) is read through gzip, in
 the format of the suffix before ``.gz``; parquet, compressed inside, is not taken gzip-compressed.
 Every text file is read as UTF-8 (a byte-order mark is skipped).
@@ -50,6 +57,7 @@ import pyarrow.parquet as pq
 from multihot.core.errors import ConfigError, DataError
 from multihot.core.files import strict_loads
 from multihot.data.encoding import is_empty_text
+from multihot.data.labels import KNOWN_COL
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +90,20 @@ class Dataset:
     """Where the data came from (a path), for messages."""
     label_names: list[str] | None = None
     """The label order the file defines (0/1 columns, GoEmotions ids); ``None`` for label lists."""
+    known: list[list[str] | None] | None = None
+    """Per text, the labels it was labelled for (``None``: all of them), the other pairs unknown;
+    ``None`` when every text is labelled for every label. A text's labels are among its known."""
 
     def __post_init__(self):
         if len(self.texts) != len(self.labels):
             raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} label lists")
+        if self.known is not None:
+            if len(self.known) != len(self.texts):
+                raise ValueError(f"{len(self.texts)} texts but {len(self.known)} known lists")
+            if all(k is None for k in self.known):
+                self.known = None
+            else:
+                _check_known(self.labels, self.known, self.source)
         # Data built in memory meets the rule the readers apply to files.
         for row, text in enumerate(self.texts, start=1):
             if not isinstance(text, str) or is_empty_text(text):
@@ -99,7 +117,8 @@ class Dataset:
         """The rows at these integer positions, in the order given."""
         idx = [int(i) for i in indices]
         texts, labels = [self.texts[i] for i in idx], [self.labels[i] for i in idx]
-        return Dataset(texts, labels, self.source, self.label_names)
+        known = None if self.known is None else [self.known[i] for i in idx]
+        return Dataset(texts, labels, self.source, self.label_names, known)
 
 
 def read_dataset(
@@ -114,7 +133,8 @@ def read_dataset(
 
     Labels come from ``label_cols`` (0/1 columns) when given, else from the list column
     ``labels_col``; when neither exists and every column but the text is a 0/1 column, those
-    columns are the labels (with a warning).
+    columns are the labels (with a warning). Partial labels (the ``labels_known`` column, or empty
+    cells of 0/1 columns) are read into :attr:`Dataset.known` (see the module docstring).
 
     Args:
         path: a ``.csv``, ``.tsv``, ``.jsonl``, ``.json`` or ``.parquet`` file.
@@ -152,10 +172,11 @@ def read_dataset(
         labels = [
             _parse_labels(c, label_sep, source, r, labels_col) for r, c in enumerate(cells, 1)
         ]
-        return Dataset(texts, labels, source)
+        known = _known_column(columns, label_sep, source) if labels_col != KNOWN_COL else None
+        return Dataset(texts, labels, source, known=known)
 
     others = [c for c in columns if c != text_col]
-    if others and all(_binary_column(columns[c])[0] is not None for c in others):
+    if others and all(_is_binary(columns[c]) for c in others):
         logger.warning(
             "%s: no '%s' column; using the %d 0/1 columns as labels: %s",
             source,
@@ -800,18 +821,37 @@ def _check_text(value: Any, source: str, row: int, col: str) -> str:
     raise DataError(f"{source}: row {row}: column {col!r}: expected a string, got {value!r}")
 
 
+def _is_null(value: Any) -> bool:
+    """An empty cell: None, NaN (parquet, pandas) or a blank string (CSV/TSV)."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
 def _binary_column(values: Sequence[Any]) -> tuple[np.ndarray | None, int | None]:
-    """``(bools, None)`` for a 0/1 column, else ``(None, index of the first other value)``."""
-    bools: list[bool] = []
+    """``(cells, None)`` for a 0/1 column, each cell 1, 0 or -1 (empty: unknown), else
+    ``(None, index of the first other value)``."""
+    cells: list[int] = []
     for v in values:
+        if _is_null(v):
+            cells.append(-1)
+            continue
         try:
             b = _BINARY.get(v.strip().lower() if isinstance(v, str) else v)
         except TypeError:  # unhashable, e.g. a list
             b = None
         if b is None:
-            return None, len(bools)
-        bools.append(b)
-    return np.array(bools, dtype=bool), None
+            return None, len(cells)
+        cells.append(int(b))
+    return np.array(cells, dtype=np.int8), None
+
+
+def _is_binary(values: Sequence[Any]) -> bool:
+    """Whether a column is a 0/1 column with at least one value (a blank column is not)."""
+    cells, _ = _binary_column(values)
+    return cells is not None and bool((cells >= 0).any())
 
 
 def _from_binary(texts: list[str], columns: dict, names: list[str], source: str) -> Dataset:
@@ -819,17 +859,55 @@ def _from_binary(texts: list[str], columns: dict, names: list[str], source: str)
         raise DataError(f"{source}: the label columns repeat a name: {names}")
     for name in names:
         _check_unicode(name, f"{source}: column {name!r}")
-    targets = np.zeros((len(texts), len(names)), dtype=bool)
+    cells = np.zeros((len(texts), len(names)), dtype=np.int8)
     for j, col in enumerate(names):
-        bools, bad = _binary_column(columns[col])
-        if bad is not None:
+        column, bad = _binary_column(columns[col])
+        if column is None:
+            assert bad is not None
             value = columns[col][bad]
             raise DataError(
                 f"{source}: row {bad + 1}: column {col!r}: expected 0 or 1, got {value!r}"
             )
-        targets[:, j] = bools
-    labels = [[names[j] for j in np.flatnonzero(row)] for row in targets]
-    return Dataset(texts, labels, source, list(names))
+        cells[:, j] = column
+    labels = [[names[j] for j in np.flatnonzero(row == 1)] for row in cells]
+    known: list[list[str] | None] | None = None
+    if (cells < 0).any():
+        known = [
+            None if (row >= 0).all() else [names[j] for j in np.flatnonzero(row >= 0)]
+            for row in cells
+        ]
+    return Dataset(texts, labels, source, list(names), known)
+
+
+def _known_column(columns: dict, sep: str | None, source: str) -> list[list[str] | None] | None:
+    """The ``labels_known`` column's lists (None for an empty cell: every label known), or None
+    without the column."""
+    if KNOWN_COL not in columns:
+        return None
+    return [
+        None if _is_null(cell) else _parse_labels(cell, sep, source, r, KNOWN_COL)
+        for r, cell in enumerate(columns[KNOWN_COL], 1)
+    ]
+
+
+def _check_known(labels: list[list[str]], known: list[list[str] | None], source: str) -> None:
+    """Refuse a row whose labels are not all among its known labels."""
+    for row, (names, known_names) in enumerate(zip(labels, known, strict=True), start=1):
+        if known_names is None:
+            continue
+        if not isinstance(known_names, list):
+            raise DataError(
+                f"{source}: row {row}: column {KNOWN_COL!r}: expected a list of label names or "
+                f"null, got {known_names!r}"
+            )
+        allowed = set(known_names)
+        missing = [n for n in names if n not in allowed]
+        if missing:
+            raise DataError(
+                f"{source}: row {row}: label {missing[0]!r} is in its labels but not in "
+                f"{KNOWN_COL!r} ({', '.join(map(repr, known_names)) or 'none'}); a text's labels "
+                f"must be among the labels it is labelled for"
+            )
 
 
 def _parse_labels(cell: Any, sep: str | None, source: str, row: int, col: str) -> list[str]:

@@ -1,4 +1,10 @@
-"""Train/validation splits that keep each label's share of positives on both sides."""
+"""Train/validation splits that keep each label's share of positives on both sides.
+
+With partial labels the targets hold 0 at the unknown pairs, so what is stratified is each label's
+known positives: iterative stratification and the repairs below count positives only, so an unknown
+pair weighs as little as a known negative (nothing). One exception: a single label is stratified
+with its complement as a second column, where an unknown pair counts as a negative.
+"""
 
 from __future__ import annotations
 

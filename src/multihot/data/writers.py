@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from multihot.core.errors import MultihotError
-from multihot.core.files import temp_file
+from multihot.core.files import json_safe, temp_file
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv"}
 
@@ -48,6 +50,43 @@ class PredictionWriter:
                 }
                 self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.count += len(texts)
+
+
+def records_jsonl(records: Iterable[Mapping[str, Any]]) -> str:
+    """One compact JSON object per record, in the order given (NaN and infinities as null).
+
+    Example:
+        >>> records_jsonl([{"row": 0, "score": float("nan")}])
+        '{"row": 0, "score": null}\\n'
+    """
+    return "".join(json.dumps(json_safe(dict(r)), ensure_ascii=False) + "\n" for r in records)
+
+
+def records_csv(
+    records: Sequence[Mapping[str, Any]], empty_columns: Sequence[str] = (), last: str = "text"
+) -> str:
+    """A header, then one row per record: the columns are the records' keys in the order they
+    first appear, ``last`` (a long text reads best at the end) last; ``empty_columns`` when there
+    is no record. A missing value (a key a record lacks, None, NaN) is an empty cell.
+
+    Example:
+        >>> print(records_csv([{"text": "a, b", "row": 0}, {"row": 1, "id": "x"}]), end="")
+        row,id,text
+        0,,"a, b"
+        1,x,
+    """
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    if not columns:
+        columns = list(empty_columns)
+    elif last in columns:
+        columns = [c for c in columns if c != last] + [last]
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for record in records:
+        safe = json_safe(dict(record))
+        writer.writerow(["" if safe.get(c) is None else safe[c] for c in columns])
+    return out.getvalue()
 
 
 HTML_SUFFIXES = (".html", ".htm")
@@ -101,6 +140,32 @@ def check_output_path(
         )
     _check_target(path, inputs, read_dirs)
     return fmt
+
+
+def check_new_file(
+    path: str | Path,
+    inputs: Iterable[str | Path] = (),
+    read_dirs: Iterable[str | Path] = (),
+    *,
+    force: bool = False,
+) -> Path:
+    """``path`` checked for an output file of any format, or :class:`MultihotError`: the rules
+    of :func:`check_output_path`, and an existing file is replaced only with ``force``.
+
+    Example:
+        >>> check_new_file("batch.jsonl", inputs=["pool.csv"], read_dirs=["runs/base"])
+        PosixPath('batch.jsonl')
+    """
+    path = Path(path)
+    _check_target(path, inputs, read_dirs)
+    if path.exists() and not path.is_file():
+        raise MultihotError(f"{path}: exists and is not a regular file; expected an output file")
+    if path.exists() and not force:
+        raise MultihotError(
+            f"{path}: exists; replace it with --force (force=True in Python), or choose another "
+            "file name"
+        )
+    return path
 
 
 def written_by_multihot(path: str | Path) -> bool:

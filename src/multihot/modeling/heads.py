@@ -14,6 +14,9 @@ from torch import nn
 class LabelOutput(nn.Module):
     """The last layer: ``(batch, hidden) -> (batch, L)``, or per label ``(batch, L, hidden) -> (batch, L)``."""
 
+    label_rows = ("weight", "bias")
+    """The parameters with one row per label (:mod:`multihot.modeling.relabel` moves them)."""
+
     def __init__(self, hidden_size: int, num_labels: int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_labels, hidden_size))

@@ -71,8 +71,36 @@ class MultiLabelModel(nn.Module):
         one row per document. ``encoder_rows`` (inference) runs the encoder on that many rows at a
         time, so a long document's windows need not fit in memory at once.
         """
+        pooled, hidden = self._documents(
+            input_ids, attention_mask, token_type_ids, chunk_index, encoder_rows, return_hidden
+        )
+        logits = self.head(pooled)
+        if return_hidden:
+            assert hidden is not None  # return_hidden runs the encoder on all rows at once
+            return logits, hidden
+        return logits
+
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        chunk_index: torch.Tensor | None = None,
+        encoder_rows: int | None = None,
+    ) -> torch.Tensor:
+        """What the head reads, one row per document: ``(batch, hidden)``, or ``(batch,
+        num_labels, hidden)`` with a per-label pooling (label attention); ``self.head`` of it is
+        :meth:`forward`'s logits. The arguments are :meth:`forward`'s."""
+        return self._documents(
+            input_ids, attention_mask, token_type_ids, chunk_index, encoder_rows, False
+        )[0]
+
+    def _documents(
+        self, input_ids, attention_mask, token_type_ids, chunk_index, encoder_rows, keep_hidden
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(pooled per document, token states or None)``: see :meth:`forward`."""
         hidden: torch.Tensor | None = None
-        if encoder_rows and input_ids.shape[0] > encoder_rows and not return_hidden:
+        if encoder_rows and input_ids.shape[0] > encoder_rows and not keep_hidden:
             pooled = self._pooled_by_slices(input_ids, attention_mask, token_type_ids, encoder_rows)
         else:
             pooled, hidden = self._pooled(input_ids, attention_mask, token_type_ids)
@@ -82,11 +110,7 @@ class MultiLabelModel(nn.Module):
             pooled = self.window_pooling(pooled, chunk_index)
         elif chunk_index is not None:
             raise ValueError("windows of documents given to a model that reads truncated texts")
-        logits = self.head(pooled)
-        if return_hidden:
-            assert hidden is not None  # return_hidden runs the encoder on all rows at once
-            return logits, hidden
-        return logits
+        return pooled, hidden
 
     def _pooled_by_slices(
         self, input_ids, attention_mask, token_type_ids, rows: int

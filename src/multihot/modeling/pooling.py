@@ -75,6 +75,8 @@ class LabelAttentionPooling(Pooling):
     """One learned query per label: each label reads its own tokens (its weights explain it)."""
 
     per_label = True
+    label_rows = ("queries",)
+    """The parameters with one row per label (:mod:`multihot.modeling.relabel` moves them)."""
 
     def __init__(self, hidden_size: int, num_labels: int):
         super().__init__()

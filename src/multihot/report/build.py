@@ -59,10 +59,11 @@ def report_inputs(
                 "validation rows); give the labelled data to report on: multihot report RUN DATA"
             )
         texts, targets, logits = validation.texts, validation.targets, validation.logits
-        source = VALIDATION_SOURCE
+        source, known = VALIDATION_SOURCE, validation.known
     else:
         dataset, targets = clf.labelled(data)
         texts, source = list(dataset.texts), dataset.source
+        known = clf.labels.encode_known(dataset.known, dataset.source)
         logits = clf.uncalibrated_logits(texts, batch_size, precision)
     raw = sigmoid(logits)
     calibration = clf.calibration
@@ -75,7 +76,7 @@ def report_inputs(
         targets=np.asarray(targets, dtype=np.int8),
         probs=probs,
         thresholds=clf.thresholds.values,
-        metrics=clf.score(texts, targets, probs),
+        metrics=clf.score(texts, targets, probs, known),
         config={"kind": clf.kind, **clf.config.to_dict()},
         history=clf.history,
         train_seconds=train_seconds(clf.history),

@@ -53,7 +53,7 @@ LABEL_COLUMNS = (
     ("threshold", "threshold"),
 )
 """The per-label table's columns after the label (key in ``per_label``, heading), then ECE."""
-CONFIG_SECTIONS = ("model", "train", "data", "baseline", "versions")
+CONFIG_SECTIONS = ("model", "train", "data", "baseline", "init_from", "versions")
 """Sections of config.json shown open; any other mapping (the encoder's config) is folded."""
 TEXT_CHARS = 400
 """Longer texts are cut in the worst-mistakes lists (the page stays a few hundred KB)."""
@@ -229,17 +229,20 @@ def _label_table(inputs: ReportInputs, calibration: _Calibration) -> str:
         eces = {"ECE": calibration.label_ece}
     else:
         eces = {"ECE before": calibration.label_ece_before, "ECE after": calibration.label_ece}
+    per_label = inputs.metrics.get("per_label", {})
+    columns = LABEL_COLUMNS
+    if any("known" in scores for scores in per_label.values()):  # partial labels
+        columns = (LABEL_COLUMNS[0], ("known", "known"), *LABEL_COLUMNS[1:])
     head = '<th data-type="text" tabindex="0" aria-sort="none">label</th>' + "".join(
         f'<th data-type="number" tabindex="0" aria-sort="none">{escape(heading)}</th>'
-        for heading in [*(heading for _, heading in LABEL_COLUMNS), *eces]
+        for heading in [*(heading for _, heading in columns), *eces]
     )
     support = inputs.targets.sum(axis=0)
-    per_label = inputs.metrics.get("per_label", {})
     rows = []
     for j, name in enumerate(inputs.label_names):
         known = {"support": int(support[j]), "threshold": float(inputs.thresholds[j])}
         scores = {**known, **per_label.get(name, {})}
-        cells = [_cell(scores.get(key), 3) for key, _ in LABEL_COLUMNS]
+        cells = [_cell(scores.get(key), 3) for key, _ in columns]
         cells += [_cell(float(ece[j]), 4) for ece in eces.values()]
         rows.append(f'<tr data-label="{escape(name)}"><td>{escape(name)}</td>{"".join(cells)}</tr>')
     table = (

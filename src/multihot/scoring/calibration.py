@@ -11,6 +11,9 @@ pairs, or per label).
 ``sigmoid(logit / T_j + b_j)``; the ``temperature`` method fits ``T_j`` alone. Both are increasing
 in the logit, so every label's order of texts is kept and AUC and average precision do not move;
 thresholds must be tuned again on the calibrated probabilities, since every cut point moves.
+
+With partial labels every function takes ``known``, the labelled pairs (:mod:`multihot.scoring.known`):
+an unknown pair is no forecast, binned nowhere and fitted on by no label.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from multihot.core.errors import MultihotError
+from multihot.scoring.known import check_known
 from multihot.scoring.probabilities import sigmoid
 
 ECE_BINS = 15
@@ -57,10 +61,17 @@ def _check(targets: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndar
     return targets.astype(np.float64), scores
 
 
-def reliability(targets: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> Reliability:
-    """Reliability bins over every entry of ``probs`` (any shape) against ``targets`` (0/1)."""
+def reliability(
+    targets: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS, known: np.ndarray | None = None
+) -> Reliability:
+    """Reliability bins over every entry of ``probs`` (any shape) against ``targets`` (0/1), or
+    over the entries ``known`` (bool, the same shape) marks."""
     targets, probs = _check(targets, probs)
-    y, p = targets.ravel(), probs.ravel()
+    known = check_known(known, targets.shape)
+    if known is None:
+        y, p = targets.ravel(), probs.ravel()
+    else:
+        y, p = targets[known], probs[known]
     edges = np.linspace(0.0, 1.0, bins + 1)
     # Bin i holds (edges[i], edges[i+1]]; 0 joins the first bin.
     which = np.clip(np.searchsorted(edges, p, side="left") - 1, 0, bins - 1)
@@ -72,17 +83,28 @@ def reliability(targets: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) ->
 
 
 def expected_calibration_error(
-    targets: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS
+    targets: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS, known: np.ndarray | None = None
 ) -> float:
-    """ECE over all (text, label) pairs of ``(n_texts, n_labels)`` arrays."""
-    return reliability(targets, probs, bins).ece
+    """ECE over all (text, label) pairs of ``(n_texts, n_labels)`` arrays (the ``known`` ones)."""
+    return reliability(targets, probs, bins, known).ece
 
 
-def per_label_ece(targets: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
-    """ECE of each label's column, shape ``(n_labels,)``."""
+def per_label_ece(
+    targets: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS, known: np.ndarray | None = None
+) -> np.ndarray:
+    """ECE of each label's column, shape ``(n_labels,)``; with ``known``, on the texts labelled
+    for the label (NaN for a label known in none)."""
     targets, probs = _check(targets, probs)
+    known = check_known(known, targets.shape)
+    if known is None:
+        return np.array(
+            [reliability(targets[:, j], probs[:, j], bins).ece for j in range(probs.shape[1])]
+        )
     return np.array(
-        [reliability(targets[:, j], probs[:, j], bins).ece for j in range(probs.shape[1])]
+        [
+            reliability(targets[known[:, j], j], probs[known[:, j], j], bins).ece
+            for j in range(probs.shape[1])
+        ]
     )
 
 
@@ -115,7 +137,11 @@ def _fit_label(y: np.ndarray, z: np.ndarray, with_bias: bool) -> tuple[float, fl
 
 
 def fit_calibration(
-    targets: np.ndarray, logits: np.ndarray, method: str = "platt", min_positives: int = 1
+    targets: np.ndarray,
+    logits: np.ndarray,
+    method: str = "platt",
+    min_positives: int = 1,
+    known: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(temperatures, biases)``, each ``(n_labels,)``, minimising each label's binary
     cross-entropy of ``sigmoid(logits / T + b)`` on these rows (``b = 0`` with ``temperature``).
@@ -125,7 +151,11 @@ def fit_calibration(
     such labels share one ``(T, b)`` fitted on their rows pooled (on every label's rows pooled,
     when theirs hold no positive or no negative). Every label is then on the calibrated scale, so
     a threshold tuned on calibrated probabilities (the global one that rare labels fall back to)
-    means the same for all of them."""
+    means the same for all of them.
+
+    With ``known`` (bool, the shape of ``targets``: partial labels) each label is fitted on the
+    texts labelled for it (its positives and negatives are the known ones), and the pooled fits on
+    the known pairs of their labels."""
     if method not in METHODS:
         raise MultihotError(
             f"calibration method: expected one of {', '.join(METHODS)}, got {method!r}"
@@ -133,17 +163,24 @@ def fit_calibration(
     targets, logits = _check(targets, logits)
     if logits.ndim != 2:
         raise MultihotError(f"logits must be (texts, labels), got shape {logits.shape}")
+    known = check_known(known, targets.shape)
     with_bias = method == "platt"
     temperatures, biases = np.ones(logits.shape[1]), np.zeros(logits.shape[1])
-    positives = targets.sum(axis=0)
-    alone = (positives >= max(1, min_positives)) & (positives < len(targets))
+    if known is None:
+        positives, labelled = targets.sum(axis=0), np.full(targets.shape[1], len(targets))
+    else:
+        positives, labelled = (targets * known).sum(axis=0), known.sum(axis=0)
+    alone = (positives >= max(1, min_positives)) & (positives < labelled)
     for j in np.flatnonzero(alone):
-        temperatures[j], biases[j] = _fit_label(targets[:, j], logits[:, j], with_bias)
+        rows = slice(None) if known is None else known[:, j]
+        temperatures[j], biases[j] = _fit_label(targets[rows, j], logits[rows, j], with_bias)
     pooled = np.flatnonzero(~alone)
     if len(pooled):
         for columns in (pooled, np.arange(logits.shape[1])):
             y, z = targets[:, columns].ravel(), logits[:, columns].ravel()
-            if y.min() != y.max():
+            if known is not None:
+                y, z = y[known[:, columns].ravel()], z[known[:, columns].ravel()]
+            if len(y) and y.min() != y.max():
                 temperatures[pooled], biases[pooled] = _fit_label(y, z, with_bias)
                 break
     return temperatures, biases
@@ -172,18 +209,29 @@ def calibrated(logits: np.ndarray, calibration: Calibration | None) -> np.ndarra
 
 
 def calibration_summary(
-    targets: np.ndarray, before: np.ndarray, after: np.ndarray, label_names: list[str]
+    targets: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    label_names: list[str],
+    known: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """ECE overall and per label, before and after calibration (probabilities), for reports."""
-    ece_before, ece_after = per_label_ece(targets, before), per_label_ece(targets, after)
+    """ECE overall and per label, before and after calibration (probabilities), for reports;
+    over the ``known`` pairs with partial labels (None for a label known in no text)."""
+    ece_before = per_label_ece(targets, before, known=known)
+    ece_after = per_label_ece(targets, after, known=known)
     return {
-        "ece_before": expected_calibration_error(targets, before),
-        "ece_after": expected_calibration_error(targets, after),
+        "ece_before": expected_calibration_error(targets, before, known=known),
+        "ece_after": expected_calibration_error(targets, after, known=known),
         "per_label": {
-            name: {"ece_before": float(b), "ece_after": float(a)}
+            name: {"ece_before": _finite(b), "ece_after": _finite(a)}
             for name, b, a in zip(label_names, ece_before, ece_after, strict=True)
         },
     }
+
+
+def _finite(value: float) -> float | None:
+    """``value`` as a float, None for NaN (a label known in no text: no forecast to judge)."""
+    return None if np.isnan(value) else float(value)
 
 
 @dataclass(frozen=True)
@@ -219,10 +267,11 @@ class Calibration:
         fitted_on: str | None = None,
         method: str = "platt",
         min_positives: int = 1,
+        known: np.ndarray | None = None,
     ) -> Calibration:
-        """Fitted on ``targets`` and uncalibrated ``logits`` (see :func:`fit_calibration`), with
-        the ECE there before and after."""
-        temperatures, biases = fit_calibration(targets, logits, method, min_positives)
+        """Fitted on ``targets`` and uncalibrated ``logits`` (see :func:`fit_calibration`; the
+        ``known`` pairs with partial labels), with the ECE there before and after."""
+        temperatures, biases = fit_calibration(targets, logits, method, min_positives, known)
         after = sigmoid(apply_temperatures(logits, temperatures, biases))
         return cls(
             temperatures,
@@ -230,8 +279,8 @@ class Calibration:
             method,
             fitted_on,
             int(len(logits)),
-            expected_calibration_error(targets, sigmoid(logits)),
-            expected_calibration_error(targets, after),
+            expected_calibration_error(targets, sigmoid(logits), known=known),
+            expected_calibration_error(targets, after, known=known),
         )
 
     def apply(self, logits: np.ndarray) -> np.ndarray:

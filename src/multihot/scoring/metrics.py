@@ -19,6 +19,7 @@ from multihot.core.metric_names import AVERAGES as _AVERAGES
 from multihot.core.metric_names import PRIMARY_METRICS
 from multihot.data.encoding import text_lengths, tokens_read
 from multihot.data.preprocess import prepare_texts
+from multihot.scoring.known import check_known
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def compute_metrics(
     thresholds: np.ndarray | float,
     label_names: Sequence[str],
     decisions: np.ndarray | None = None,
+    known: np.ndarray | None = None,
 ) -> dict:
     """Every multi-label metric in one JSON-serialisable dict.
 
@@ -121,6 +123,13 @@ def compute_metrics(
     label gets ``None`` and the macro averages are taken over the labels where the metric is
     defined (``None`` if none are). P/R/F1 use ``zero_division=0``.
 
+    With ``known`` (partial labels), an unknown pair counts nowhere: each label is scored on the
+    texts labelled for it, micro averages and the Hamming loss pool the known pairs, and the
+    per-text metrics (``samples`` averages, subset accuracy, Jaccard, LRAP) score each text on its
+    known labels, over the texts with at least one. A label known in no text has ``None`` for
+    every score and is left out of the macro averages; ``per_label`` then also gives ``known``,
+    the texts labelled for each label (its ``support`` counts the positives among them).
+
     Args:
         targets: Shape (n_texts, n_labels), 0/1.
         probs: Shape (n_texts, n_labels), per-label probabilities in [0, 1].
@@ -128,6 +137,8 @@ def compute_metrics(
         label_names: Length n_labels, the name of each column (keys of ``per_label``).
         decisions: Optional bool, shape (n_texts, n_labels); overrides ``probs >= thresholds``,
             e.g. after a top-1 fallback.
+        known: Optional bool, shape (n_texts, n_labels): the labelled pairs. None (or all True):
+            every pair is known, and the metrics are exactly those computed without it.
 
     Returns:
         The scalar metrics named in :data:`PRIMARY_METRICS`, ``num_texts``, ``num_labels`` and
@@ -152,6 +163,9 @@ def compute_metrics(
     targets, probs, thresholds, decisions = _check_inputs(
         targets, probs, thresholds, label_names, decisions
     )
+    known = check_known(known, targets.shape)
+    if known is not None:
+        return _masked_metrics(skm, targets, probs, thresholds, label_names, decisions, known)
     # zero_division=0 already silences P/R/F1; this catches anything else sklearn finds undefined.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
@@ -178,6 +192,102 @@ def compute_metrics(
         for j, name in enumerate(label_names)
     }
     return out
+
+
+def _masked_metrics(skm, targets, probs, thresholds, label_names, decisions, known) -> dict:
+    """:func:`compute_metrics` over the ``known`` pairs only.
+
+    An unknown pair is set to "no" in both the targets and the decisions: P/R/F1 count only true
+    positives, false positives and false negatives, so per label, micro and per text they are then
+    those of the known pairs. What also counts true negatives, or ranks, is computed on the known
+    pairs themselves.
+    """
+    from sklearn.exceptions import UndefinedMetricWarning  # heavy: sklearn (see compute_metrics)
+
+    if not known.any():
+        raise MultihotError("no (text, label) pair is known: nothing to score")
+    y, d = targets * known, decisions * known
+    labelled = known.sum(axis=0)
+    scored = labelled > 0
+    texts = known.any(axis=1)
+    out: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        p, r, f, support = skm.precision_recall_fscore_support(y, d, average=None, zero_division=0)
+        for average in _AVERAGES:
+            if average == "macro":  # over the labels known somewhere
+                values = [_mean_defined([_float(x) for x in v[scored]]) for v in (p, r, f)]
+            else:
+                rows = texts if average == "samples" else slice(None)
+                scores = skm.precision_recall_fscore_support(
+                    y[rows], d[rows], average=average, zero_division=0
+                )
+                values = [_float(v) for v in scores[:3]]
+            for name, value in zip(("precision", "recall", "f1"), values, strict=True):
+                out[f"{average}_{name}"] = value
+        out["hamming_loss"] = float((y != d).sum() / known.sum())
+        out["subset_accuracy"] = _float(skm.accuracy_score(y[texts], d[texts]))
+        out["jaccard_samples"] = _float(
+            skm.jaccard_score(y[texts], d[texts], average="samples", zero_division=0)
+        )
+        ranking, roc_auc, ap = _masked_ranking(skm, targets, probs, known)
+    both = {**out, **ranking}
+    metrics = {key: both[key] for key in _ORDER}
+    metrics["num_texts"], metrics["num_labels"] = int(targets.shape[0]), int(targets.shape[1])
+    metrics["per_label"] = {
+        str(name): {
+            "precision": _float(p[j]) if scored[j] else None,
+            "recall": _float(r[j]) if scored[j] else None,
+            "f1": _float(f[j]) if scored[j] else None,
+            "support": int(support[j]),
+            "known": int(labelled[j]),
+            "roc_auc": roc_auc[j],
+            "ap": ap[j],
+            "threshold": _float(thresholds[j]),
+        }
+        for j, name in enumerate(label_names)
+    }
+    return metrics
+
+
+def _masked_ranking(skm, targets, probs, known):
+    """:func:`_ranking_metrics` over the known pairs: per label on its labelled texts, micro on
+    the known pairs pooled, LRAP per text on its known labels (texts grouped by which labels are
+    known, each group scored by scikit-learn and weighted by its texts)."""
+    num_labels = targets.shape[1]
+    roc_auc: list[float | None] = []
+    ap: list[float | None] = []
+    for j in range(num_labels):
+        y, p = targets[known[:, j], j], probs[known[:, j], j]
+        positives = int(y.sum())
+        both = 0 < positives < len(y)
+        roc_auc.append(_float(skm.roc_auc_score(y, p)) if both else None)
+        ap.append(_float(skm.average_precision_score(y, p)) if positives else None)
+    y_all, p_all = targets[known], probs[known]
+    total_pos = int(y_all.sum())
+    lrap = None
+    if total_pos > 0:
+        texts = known.any(axis=1)
+        patterns, group = np.unique(known[texts], axis=0, return_inverse=True)
+        y_texts, p_texts = targets[texts], probs[texts]
+        total = 0.0
+        for g, pattern in enumerate(patterns):
+            rows = group.reshape(-1) == g
+            score = skm.label_ranking_average_precision_score(
+                y_texts[rows][:, pattern], p_texts[rows][:, pattern]
+            )
+            total += score * rows.sum()
+        lrap = _float(total / texts.sum())
+    out = {
+        "micro_roc_auc": _float(skm.roc_auc_score(y_all, p_all))
+        if 0 < total_pos < len(y_all)
+        else None,
+        "macro_roc_auc": _mean_defined(roc_auc),
+        "micro_ap": _float(skm.average_precision_score(y_all, p_all)) if total_pos > 0 else None,
+        "macro_ap": _mean_defined(ap),
+        "lrap": lrap,
+    }
+    return out, roc_auc, ap
 
 
 _ORDER = (
@@ -245,6 +355,7 @@ def length_buckets(
     decisions: np.ndarray,
     window: int,
     read: int | None = None,
+    known: np.ndarray | None = None,
 ) -> list[dict]:
     """Metrics of texts grouped by their length in tokens, so a user sees whether long texts are
     where the model fails: up to one ``window`` (``max_length``), then up to 2, 4, 8... windows.
@@ -252,6 +363,8 @@ def length_buckets(
     Each bucket (only those with texts) has ``tokens`` (its range), ``texts``, ``micro_f1``,
     ``macro_f1`` (over the labels with a positive in the bucket; None with none), ``subset_accuracy``
     and, given ``read`` (the tokens a text is read up to), ``cut_texts``: its texts longer than that.
+    With ``known`` (partial labels) the scores are over the known pairs (subset accuracy over the
+    bucket's texts with a known label; None with none).
 
     Example:
         >>> y = np.array([[1, 0], [0, 1], [1, 1]]); d = np.array([[1, 0], [0, 0], [1, 1]])
@@ -262,6 +375,9 @@ def length_buckets(
 
     tokens = np.asarray(lengths, dtype=np.int64)
     targets, decisions = np.asarray(targets), np.asarray(decisions)
+    if known is not None:  # an unknown pair as "no" on both sides: no TP, FP or FN
+        known = np.asarray(known, dtype=bool)
+        targets, decisions = targets * known, decisions * known
     buckets: list[dict] = []
     low, high = 1, window
     while low <= (tokens.max() if len(tokens) else 0):
@@ -284,6 +400,10 @@ def length_buckets(
                 "macro_f1": None if macro is None else float(macro),
                 "subset_accuracy": float((y == d).all(1).mean()),
             }
+            if known is not None:
+                has = known[rows].any(1)
+                exact = (y == d).all(1)[has]
+                bucket["subset_accuracy"] = float(exact.mean()) if has.any() else None
             if read is not None:
                 bucket["cut_texts"] = int((tokens[rows] > read).sum())
             buckets.append(bucket)
@@ -295,17 +415,20 @@ BASELINE_BUCKET_WORDS = 64
 """The first length bucket of a linear baseline, in words (it reads every word; no window)."""
 
 
-def by_length(tokenizer, reading, texts: Sequence[str], targets, decisions) -> dict:
+def by_length(tokenizer, reading, texts: Sequence[str], targets, decisions, known=None) -> dict:
     """The ``by_length`` entry of evaluation metrics: :func:`length_buckets` of ``texts`` in tokens
     of ``tokenizer`` with the window and reach of ``reading`` (a
-    :class:`multihot.data.encoding.Reading`), or in words without a tokenizer (a linear baseline)."""
+    :class:`multihot.data.encoding.Reading`), or in words without a tokenizer (a linear baseline);
+    ``known``: the labelled pairs, with partial labels."""
     if tokenizer is None:
         words = [len(text.split()) for text in texts]
         return {
             "unit": "words",
-            "buckets": length_buckets(words, targets, decisions, BASELINE_BUCKET_WORDS),
+            "buckets": length_buckets(
+                words, targets, decisions, BASELINE_BUCKET_WORDS, known=known
+            ),
         }
     lengths = text_lengths(tokenizer, prepare_texts(texts, reading.preprocess))
     read = tokens_read(tokenizer, reading)
-    buckets = length_buckets(lengths, targets, decisions, reading.max_length, read)
+    buckets = length_buckets(lengths, targets, decisions, reading.max_length, read, known)
     return {"unit": "tokens", "read_up_to": read, "buckets": buckets}

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from multihot.core.errors import ConfigError, DataError, MultihotError
+from multihot.scoring.known import check_known
 from multihot.scoring.metrics import compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -107,10 +108,17 @@ class Thresholds:
             decisions[empty, probs[empty].argmax(axis=1)] = True
         return decisions
 
-    def metrics(self, targets: np.ndarray, probs: np.ndarray, label_names: Sequence[str]) -> dict:
-        """:func:`multihot.scoring.metrics.compute_metrics` of the decisions these thresholds make on ``probs``."""
+    def metrics(
+        self,
+        targets: np.ndarray,
+        probs: np.ndarray,
+        label_names: Sequence[str],
+        known: np.ndarray | None = None,
+    ) -> dict:
+        """:func:`multihot.scoring.metrics.compute_metrics` of the decisions these thresholds make
+        on ``probs`` (over the ``known`` pairs, with partial labels)."""
         return compute_metrics(
-            targets, probs, self.values, label_names, decisions=self.apply(probs)
+            targets, probs, self.values, label_names, decisions=self.apply(probs), known=known
         )
 
     def to_dict(self, label_names: Sequence[str]) -> dict:
@@ -184,13 +192,21 @@ def best_f1_threshold(targets: np.ndarray, probs: np.ndarray) -> tuple[float, fl
     return float(t), float(f1[best])
 
 
-def _best_global_value(targets: np.ndarray, probs: np.ndarray, metric: str) -> float:
-    """The value in :data:`GRID` maximising macro or micro F1 of ``probs >= value``."""
+def _best_global_value(
+    targets: np.ndarray, probs: np.ndarray, metric: str, known: np.ndarray | None = None
+) -> float:
+    """The value in :data:`GRID` maximising macro or micro F1 of ``probs >= value`` (over the
+    ``known`` pairs, the macro mean over the labels known somewhere, with partial labels)."""
     num_labels, width = probs.shape[1], len(GRID) + 1
     # bins[i, j] = number of grid values <= probs[i, j], so probs[i, j] >= GRID[g] iff bins > g.
     bins = np.searchsorted(GRID, probs.astype(np.float64), side="right")
     flat = (bins + np.arange(num_labels) * width).ravel()  # one histogram of bins per label
-    counts = np.bincount(flat, minlength=num_labels * width).reshape(num_labels, width)
+    if known is None:
+        counts = np.bincount(flat, minlength=num_labels * width).reshape(num_labels, width)
+    else:  # an unknown pair is predicted nowhere
+        weights = known.ravel().astype(np.float64)
+        counts = np.bincount(flat, weights, num_labels * width).reshape(num_labels, width)
+        targets = targets & known
     pos_counts = np.bincount(flat, targets.ravel().astype(np.float64), num_labels * width)
     pos_counts = pos_counts.reshape(num_labels, width)
     # Texts with bins > g for each g, a cumulative sum from the top bin: (n_labels, n_grid).
@@ -199,6 +215,8 @@ def _best_global_value(targets: np.ndarray, probs: np.ndarray, metric: str) -> f
     if metric == "micro_f1":  # pool the counts over labels before dividing
         tp, denom = tp.sum(axis=0, keepdims=True), denom.sum(axis=0, keepdims=True)
     f1 = np.divide(2 * tp, denom, out=np.zeros(denom.shape), where=denom > 0)  # zero_division=0
+    if known is not None and metric == "macro_f1":
+        f1 = f1[known.any(axis=0)]  # a label known in no text has no F1
     grid_f1 = f1.mean(axis=0)
     # Among equally good grid values prefer the one nearest 0.5, the untuned default.
     best = np.flatnonzero(grid_f1 == grid_f1.max())
@@ -215,8 +233,13 @@ def tune_thresholds(
     min_support: int = 5,
     top1_fallback: bool = False,
     global_metric: str = "macro_f1",
+    known: np.ndarray | None = None,
 ) -> Thresholds:
     """Choose thresholds on validation data.
+
+    With ``known`` (partial labels) an unknown pair counts nowhere: the global value maximises F1
+    over the known pairs (as :func:`multihot.scoring.metrics.compute_metrics` scores them), and
+    each label is tuned on the texts labelled for it, its support being its known positives.
 
     Args:
         targets: Shape (n_texts, n_labels), 0/1.
@@ -226,6 +249,8 @@ def tune_thresholds(
         min_support: Per-label: labels with fewer positives use the global value (too few to tune).
         top1_fallback: Stored on the result, used by :meth:`Thresholds.apply`.
         global_metric: ``"macro_f1"`` or ``"micro_f1"``, maximised by the global value.
+        known: Optional bool, shape (n_texts, n_labels): the labelled pairs; None (or all True):
+            every pair, exactly as without it.
 
     Returns:
         The chosen :class:`Thresholds`.
@@ -244,28 +269,38 @@ def tune_thresholds(
     if not is_int or min_support < 0:
         raise ConfigError(f"min_support must be a non-negative integer, got {min_support!r}")
     targets, probs = _check_arrays(targets, probs, 2)
+    known = check_known(known, targets.shape)
     num_labels = probs.shape[1]
     tuned = strategy != "fixed"
-    global_value = _best_global_value(targets, probs, global_metric) if tuned else fixed_value
+    global_value = (
+        _best_global_value(targets, probs, global_metric, known) if tuned else fixed_value
+    )
     values = np.full(num_labels, global_value)
     fallback: list[int] = []
     if strategy == "per-label":
-        support = targets.sum(axis=0)
+        support = (targets if known is None else targets & known).sum(axis=0)
         fallback = np.flatnonzero(support < min_support).tolist()
         for j in np.flatnonzero(support >= min_support):
-            values[j], _ = best_f1_threshold(targets[:, j], probs[:, j])
+            rows = slice(None) if known is None else known[:, j]
+            values[j], _ = best_f1_threshold(targets[rows, j], probs[rows, j])
         msg = "%d of %d labels have < %d positives and use the global threshold"
         logger.debug(msg, len(fallback), num_labels, min_support)
     return Thresholds(values, strategy, global_value, fallback, top1_fallback)
 
 
 def finish_validation(
-    label_names: Sequence[str], targets: np.ndarray, probs: np.ndarray, **settings: Any
+    label_names: Sequence[str],
+    targets: np.ndarray,
+    probs: np.ndarray,
+    known: np.ndarray | None = None,
+    **settings: Any,
 ) -> tuple[Thresholds, dict]:
     """Thresholds tuned on validation (``settings``: the keywords of :func:`tune_thresholds`), and
-    the validation metrics with them (``{"validation": metrics}``)."""
-    thresholds = tune_thresholds(targets, probs, **settings)
-    return thresholds, {"validation": thresholds.metrics(targets, probs, label_names)}
+    the validation metrics with them (``{"validation": metrics}``), over the ``known`` pairs with
+    partial labels."""
+    thresholds = tune_thresholds(targets, probs, known=known, **settings)
+    metrics = thresholds.metrics(targets, probs, label_names, known=known)
+    return thresholds, {"validation": metrics}
 
 
 def check_enough_positives(

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from multihot.core.precision import fast_attention
 from multihot.data.batching import split_documents, window_inputs
 from multihot.modeling.masking import mask_tokens
+from multihot.training.losses import label_loss
 from multihot.training.setup import TrainingParts
 from multihot.training.state import LoopState, epoch_batches
 from multihot.training.validation import Validator
@@ -116,14 +117,21 @@ def _train_step(
 def _documents_backward(parts: TrainingParts, net, batch) -> torch.Tensor:
     """Forward and backward of a batch; documents over the token budget in groups of them, each
     group's loss weighted by its share of the batch (the same gradient), gradients synchronised
-    over processes after the last group only. The batch's loss, detached."""
+    over processes after the last group only. The batch's loss, detached.
+
+    The share is of the documents, or with partial labels of the known pairs, since the loss is
+    then a mean over those (:mod:`multihot.training.losses`)."""
     accelerator, budget = parts.accelerator, parts.plan.batch_tokens
     groups = split_documents(batch, budget)
     total, loss = batch["index"].shape[0], None
+    known_total = int(batch["known"].sum()) if "known" in batch and len(groups) > 1 else 0
     for k, group in enumerate(groups):
         last = k == len(groups) - 1
         with contextlib.nullcontext() if last else accelerator.no_sync(net):
-            share = group["index"].shape[0] / total
+            if known_total:
+                share = int(group["known"].sum()) / known_total
+            else:
+                share = group["index"].shape[0] / total
             group_loss = share * _training_loss(
                 net, parts.loss_fn, group, parts.masking, parts.plan.mlm_weight, budget
             )
@@ -149,11 +157,11 @@ def _training_loss(
     if masking is not None:
         corrupted, chosen = mask_tokens(input_ids, attention_mask, **masking)
     if not mlm_weight:
-        return loss_fn(net(corrupted, attention_mask, **windows), batch["targets"])
+        return label_loss(loss_fn, net(corrupted, attention_mask, **windows), batch)
     assert chosen is not None  # mlm_weight needs mask_prob (TrainConfig checks)
     windows.pop("encoder_rows", None)  # the MLM head reads every window's token states
     logits, vocab_logits = net(corrupted, attention_mask, chosen, **windows)
-    loss = loss_fn(logits, batch["targets"])
+    loss = label_loss(loss_fn, logits, batch)
     if chosen.any():
         loss = loss + mlm_weight * F.cross_entropy(vocab_logits.float(), input_ids[chosen])
     return loss

@@ -4,7 +4,10 @@ Every loss here is a per-label binary loss averaged over texts and labels, takes
 in float32 with ``logsigmoid`` for numerical stability), and supports:
 
 - ``pos_weight`` ``w_l``: a per-label weight of the positive term (see :func:`compute_pos_weight`);
-- ``label_smoothing`` ``e``: targets ``y`` become ``y * (1 - e) + e / 2``.
+- ``label_smoothing`` ``e``: targets ``y`` become ``y * (1 - e) + e / 2``;
+- ``known``, an optional bool mask of the same shape (partial labels): the loss is then the mean
+  over the known pairs only, ``sum(known * loss) / sum(known)`` (0 for a batch with none), so an
+  unknown pair is neither a positive nor a negative. Without it, the mean over every pair.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from multihot.core.errors import ConfigError
 
 
 def compute_pos_weight(
-    targets: np.ndarray, mode: str, label_names: list[str] | None = None
+    targets: np.ndarray,
+    mode: str,
+    label_names: list[str] | None = None,
+    known: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Per-label weight of the positive term of the loss.
 
@@ -33,6 +39,8 @@ def compute_pos_weight(
     Args:
         targets: multi-hot array of shape ``(n_texts, num_labels)``.
         label_names: the names of the columns (needed for a file keyed by name).
+        known: bool, the shape of ``targets``: the labelled pairs (partial labels); negatives are
+            then the known negatives. None: every pair is known.
 
     Returns:
         float32 array of shape ``(num_labels,)``, or None for ``none``.
@@ -45,7 +53,8 @@ def compute_pos_weight(
         return None
     if mode in ("auto", "sqrt"):
         positives = targets.sum(axis=0)
-        negatives = targets.shape[0] - positives
+        labelled = targets.shape[0] if known is None else known.sum(axis=0)
+        negatives = labelled - positives
         ratio = np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0)
         return (ratio if mode == "auto" else np.sqrt(ratio)).astype(np.float32)
     return _pos_weight_file(Path(mode), targets.shape[1], label_names)
@@ -95,14 +104,23 @@ class _BinaryLoss(nn.Module):
         self.label_smoothing = label_smoothing
         self.register_buffer("pos_weight", pos_weight, persistent=False)
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The mean loss over every pair, or over the ``known`` pairs only (bool, the shape of
+        ``targets``): an unknown pair adds nothing to the loss or its gradient."""
         logits, targets = logits.float(), targets.float()
         if self.label_smoothing:
             targets = targets * (1.0 - self.label_smoothing) + self.label_smoothing / 2
         positive, negative = self.terms(logits)  # per element: -loss of a positive / of a negative
         if self.pos_weight is not None:
             positive = positive * self.pos_weight
-        return -(targets * positive + (1.0 - targets) * negative).mean()
+        if known is None:
+            return -(targets * positive + (1.0 - targets) * negative).mean()
+        losses = -(targets * positive + (1.0 - targets) * negative)
+        # where, not a product: an unknown pair's loss may be inf (asl's clip) and 0 * inf is nan.
+        losses = torch.where(known.bool(), losses, torch.zeros_like(losses))
+        return losses.sum() / known.sum().clamp(min=1)
 
     def terms(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -115,6 +133,9 @@ class BCELoss(_BinaryLoss):
         >>> loss = BCELoss(pos_weight=torch.tensor([2.0, 1.0]))
         >>> round(loss(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]])).item(), 4)
         1.0397
+        >>> z, y = torch.tensor([[2.0, -1.0]]), torch.tensor([[1.0, 0.0]])
+        >>> BCELoss()(z, y, known=torch.tensor([[True, False]])) == BCELoss()(z[:, :1], y[:, :1])
+        tensor(True)
     """
 
     def terms(self, logits):
@@ -186,6 +207,20 @@ class AsymmetricLoss(_BinaryLoss):
         positive = (1.0 - p).pow(self.gamma_pos) * log_p if self.gamma_pos else log_p
         negative = p_m.pow(self.gamma_neg) * log_not_p if self.gamma_neg else log_not_p
         return positive, negative
+
+
+def label_loss(loss_fn, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The loss of ``logits`` against ``batch["targets"]``, over the known pairs when the batch
+    has a ``known`` mask (partial labels); without one the loss is called as it always was.
+
+    Example:
+        >>> z, y = torch.zeros(1, 2), torch.tensor([[1.0, 0.0]])
+        >>> label_loss(BCELoss(), z, {"targets": y}) == BCELoss()(z, y)
+        tensor(True)
+    """
+    if "known" not in batch:
+        return loss_fn(logits, batch["targets"])
+    return loss_fn(logits, batch["targets"], batch["known"])
 
 
 def build_loss(

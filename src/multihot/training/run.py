@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from multihot.artifacts.rundir import check_output_dir
+from multihot.artifacts.runs import INIT_FROM
 from multihot.artifacts.transformer import save_transformer_run
 from multihot.artifacts.validation import ValidationPredictions
 from multihot.baseline.train import fit_baseline
@@ -44,6 +45,7 @@ from multihot.scoring.metrics import by_length
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import Thresholds, finish_validation
 from multihot.training.checkpoint import RunCheckpoints, recorded_inputs
+from multihot.training.init_from import StartingRun, init_config
 from multihot.training.losses import build_loss, compute_pos_weight
 from multihot.training.result import TrainResult
 from multihot.training.session import TrainCallback, fit
@@ -68,6 +70,8 @@ class TrainedRun:
     """The validation rows and the model's logits for them (what the thresholds were tuned on)."""
     calibration: Calibration | None = None
     """Fitted on the validation rows (``calibrate``); every probability is computed with it."""
+    init_from: dict[str, Any] | None = None
+    """Where training started, when from another run (:meth:`StartingRun.record`)."""
 
 
 @dataclass
@@ -85,6 +89,8 @@ class _Setup:
     trust_remote_weights: bool
     name: str = "multihot"
     """The run's name (its output directory's), for the trackers."""
+    start: StartingRun | None = None
+    """The run whose weights each member starts from (``init_from``), or None."""
 
 
 def train_run(
@@ -97,21 +103,30 @@ def train_run(
     trust_remote_weights: bool = False,
     resume: bool = False,
     overrides: dict[str, Any] | None = None,
+    init_from: str | Path | None = None,
+    drop_labels: bool = False,
 ) -> TrainedRun:
-    """Train, tune thresholds and (with ``output``) save a run; see :meth:`multihot.Classifier.train`."""
+    """Train, tune thresholds and (with ``output``) save a run; see :meth:`multihot.Classifier.train`.
+    With ``init_from``, the model starts from that run's (:mod:`multihot.training.init_from`)."""
     checkpoints = RunCheckpoints(output) if output is not None else None
-    config, saved = _starting_config(checkpoints, config, overrides or {}, resume)
+    config, saved, start = _starting_config(
+        checkpoints, config, overrides or {}, resume, init_from, drop_labels
+    )
     # Before anything is written (fit checks them too, for callers of fit alone).
     distributed.check_batch_split(config.train.batch_size, distributed.state().num_processes)
     check_trackers(config.train)
     data = prepare_data(train, val, config)
+    if start is not None:
+        start.check_labels(data.labels)
     config = _resolve_epochs(config, len(data.train))
-    setup, encoder = _set_up(config, data, checkpoints, trust_remote_weights)
+    setup, encoder = _set_up(config, data, checkpoints, trust_remote_weights, start)
     if checkpoints is not None:
         invocation = {
             "config": setup.config.to_dict(),
             **recorded_inputs(train, val, data.fingerprint(), setup.tokenizer),
         }
+        if start is not None:
+            invocation[INIT_FROM] = start.invocation()
         if saved is not None:  # resuming
             checkpoints.check_same_inputs(saved, invocation)
         else:
@@ -122,6 +137,8 @@ def train_run(
         members.append(model)
         results.append(result)
     run = _assemble(setup, members, results)
+    if start is not None:
+        run.init_from = start.record(data.labels)
     if config.train.compare_baseline:
         run.metrics["linear_baseline"] = compare_with_baseline(data, config)
     if output is not None:
@@ -139,22 +156,27 @@ def _set_up(
     data: PreparedData,
     checkpoints: RunCheckpoints | None,
     trust_remote_weights: bool,
+    start: StartingRun | None = None,
 ) -> tuple[_Setup, Any]:
-    """The first member's encoder (seeded), the tokenizer, the texts tokenized and the loss."""
+    """The first member's encoder (seeded), the tokenizer, the texts tokenized and the loss; the
+    encoder's shape and the tokenizer are ``start``'s when the run starts from another."""
     from accelerate.utils import set_seed  # heavy: accelerate
 
     set_seed(config.train.seed)
     m = config.model
     scratch = is_scratch(m.encoder_name)
-    encoder, tokenizer, encoder_config = build_encoder(
-        m.encoder_name,
-        # A scratch vocabulary is built from the texts as the encoder will read them.
-        prepare_texts(data.train.texts, m.preprocess or []) if scratch else [],
-        m.vocab_size,
-        m.max_length,
-        m.dropout,
-        trust_remote_weights=trust_remote_weights,
-    )
+    if start is not None:
+        encoder, tokenizer, encoder_config = start.encoder(), start.tokenizer, start.encoder_config
+    else:
+        encoder, tokenizer, encoder_config = build_encoder(
+            m.encoder_name,
+            # A scratch vocabulary is built from the texts as the encoder will read them.
+            prepare_texts(data.train.texts, m.preprocess or []) if scratch else [],
+            m.vocab_size,
+            m.max_length,
+            m.dropout,
+            trust_remote_weights=trust_remote_weights,
+        )
     # Every setting that depends on the encoder, before anything is written (checkpoints.start).
     check_settings(encoder, config)
     check_lowercase(m, tokenizer, scratch)
@@ -167,12 +189,15 @@ def _set_up(
         data,
         tokenizer,
         encoder_config,
-        TokenizedDataset(train_ids, data.train_targets),
-        TokenizedDataset(tokenize(tokenizer, data.val.texts, reading), data.val_targets),
+        TokenizedDataset(train_ids, data.train_targets, data.train_known),
+        TokenizedDataset(
+            tokenize(tokenizer, data.val.texts, reading), data.val_targets, data.val_known
+        ),
         _loss(config, data),
         checkpoints,
         trust_remote_weights,
         checkpoints.run.name if checkpoints is not None else "multihot",
+        start,
     )
     return setup, encoder
 
@@ -212,6 +237,7 @@ def save_run(run: TrainedRun, path: str | Path) -> Path:
         history=run.history,
         calibration=run.calibration,
         validation=run.validation,
+        init_from=run.init_from,
     )
 
 
@@ -313,18 +339,28 @@ def _starting_config(
     config: RunConfig | None,
     overrides: dict[str, Any],
     resume: bool,
-) -> tuple[RunConfig, dict[str, Any] | None]:
-    """The config to train with and, when resuming, what the interrupted run recorded."""
+    init_from: str | Path | None = None,
+    drop_labels: bool = False,
+) -> tuple[RunConfig, dict[str, Any] | None, StartingRun | None]:
+    """The config to train with, what the interrupted run recorded when resuming, and the run
+    that training starts from (``init_from``; on resume, the one the interrupted run recorded)."""
     if not resume:
-        config = resolve_config(config, overrides)
+        start = None
+        if init_from is not None:
+            start = StartingRun.read(init_from, drop_labels=drop_labels)
+            start.check_output(checkpoints.run if checkpoints is not None else None)
+            config = resolve_config(init_config(start, config, overrides), {})
+        else:
+            config = resolve_config(config, overrides)
         if checkpoints is not None:
             check_output_dir(checkpoints.run)
             checkpoints.refuse_unfinished()
-        return config, None
+        return config, None, start
     if checkpoints is None:
         raise ConfigError("resume: needs output, the run directory to resume")
     saved = checkpoints.invocation()
-    return _resumed_config(checkpoints, saved, config, overrides), saved
+    start = StartingRun.resumed(saved.get(INIT_FROM), init_from, checkpoints.run)
+    return _resumed_config(checkpoints, saved, config, overrides), saved, start
 
 
 def _resumed_config(
@@ -356,7 +392,7 @@ def _loss(config: RunConfig, data: PreparedData):
     t = config.train
     return build_loss(
         t.loss,
-        compute_pos_weight(data.train_targets, t.pos_weight, data.labels.names),
+        compute_pos_weight(data.train_targets, t.pos_weight, data.labels.names, data.train_known),
         label_smoothing=t.label_smoothing,
         focal_gamma=t.focal_gamma,
         asl_gamma_neg=t.asl_gamma_neg,
@@ -384,13 +420,16 @@ def _train_member(
         if encoder is None:  # the first member gets the encoder built with the tokenizer
             set_seed(t.seed + member)
             encoder = (
+                # Started from a run, the encoder's weights come with start.initialise.
                 encoder_from_config(setup.encoder_config)
-                if is_scratch(m.encoder_name)
+                if is_scratch(m.encoder_name) or setup.start is not None
                 else load_pretrained(
                     m.encoder_name, trust_remote_weights=setup.trust_remote_weights
                 )[0]
             )
         model = MultiLabelModel(encoder, len(setup.data.labels), member_config)
+        if setup.start is not None:
+            setup.start.initialise(model, member, setup.data.labels)
         tokenizer = setup.tokenizer
         result = fit(
             model,
@@ -450,7 +489,7 @@ def _assemble(
     data = setup.data
     val_logits = backend.predict_logits(data.val.texts)
     calibration, val_probs, thresholds, metrics = finish_on_validation(
-        data.labels.names, data.val_targets, val_logits, t
+        data.labels.names, data.val_targets, val_logits, t, data.val_known
     )
     metrics["validation"]["by_length"] = by_length(
         setup.tokenizer,
@@ -458,6 +497,7 @@ def _assemble(
         data.val.texts,
         data.val_targets,
         thresholds.apply(val_probs),
+        data.val_known,
     )
     metrics.update(
         best,
@@ -473,13 +513,17 @@ def _assemble(
         setup.config,
         metrics,
         history,
-        ValidationPredictions(list(data.val.texts), data.val_targets, val_logits),
+        ValidationPredictions(list(data.val.texts), data.val_targets, val_logits, data.val_known),
         calibration,
     )
 
 
 def finish_on_validation(
-    names: list[str], targets: np.ndarray, logits: np.ndarray, t: TrainConfig
+    names: list[str],
+    targets: np.ndarray,
+    logits: np.ndarray,
+    t: TrainConfig,
+    known: np.ndarray | None = None,
 ) -> tuple[Calibration | None, np.ndarray, Thresholds, dict[str, Any]]:
     """What training does with the validation rows once the weights are fixed: the calibration
     (when ``t.calibrate``), the probabilities it gives, thresholds tuned on them, and the metrics.
@@ -487,18 +531,20 @@ def finish_on_validation(
     The calibration is a temperature and a bias per label fitted on these rows (Platt scaling);
     it keeps each label's order of texts, so it moves the thresholds, not the decisions on these
     rows. Labels with fewer than ``t.min_support`` positives here share one fit on their rows
-    pooled (their thresholds fall back to the global one, tuned on the same calibrated scale)."""
+    pooled (their thresholds fall back to the global one, tuned on the same calibrated scale).
+
+    With partial labels, ``known`` (the labelled pairs) leaves the unknown pairs out of all three."""
     calibration = None
     if t.calibrate:
         calibration = Calibration.fit(
-            targets, logits, "validation", "platt", min_positives=max(1, t.min_support)
+            targets, logits, "validation", "platt", max(1, t.min_support), known
         )
     probs = sigmoid(calibrated(logits, calibration))
-    thresholds, metrics = finish_validation(names, targets, probs, **t.threshold_settings())
+    thresholds, metrics = finish_validation(names, targets, probs, known, **t.threshold_settings())
     if calibration is not None:
         metrics["calibration"] = {
             "data": calibration.fitted_on,
-            **calibration_summary(targets, sigmoid(logits), probs, names),
+            **calibration_summary(targets, sigmoid(logits), probs, names, known),
         }
     return calibration, probs, thresholds, metrics
 

@@ -13,6 +13,7 @@ from multihot.core.precision import fast_attention
 from multihot.data.batching import TokenizedDataset, model_inputs
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import tune_thresholds
+from multihot.training.losses import label_loss
 
 
 class Validator:
@@ -49,13 +50,14 @@ class Validator:
         logits = gather_logits(
             model, self.loader, self.accelerator, len(self.val), len(self.label_names)
         )
-        targets, device = self.targets, self.accelerator.device
-        val_loss = self.loss_fn(
-            torch.from_numpy(logits).to(device), torch.from_numpy(targets).to(device)
-        ).item()
+        targets, known, device = self.targets, self.val.known, self.accelerator.device
+        batch = {"targets": torch.from_numpy(targets).to(device)}
+        if known is not None:  # partial labels: the loss and the scores over the known pairs
+            batch["known"] = torch.from_numpy(known).to(device)
+        val_loss = label_loss(self.loss_fn, torch.from_numpy(logits).to(device), batch).item()
         probs = sigmoid(logits)
-        metrics = tune_thresholds(targets, probs, **self.thresholds).metrics(
-            targets, probs, self.label_names
+        metrics = tune_thresholds(targets, probs, **self.thresholds, known=known).metrics(
+            targets, probs, self.label_names, known=known
         )
         metrics.pop("per_label")
         return val_loss, metrics, probs

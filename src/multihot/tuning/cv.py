@@ -100,6 +100,9 @@ class CVResult:
     """With ``final``: the run directory trained on all the data (None without an output)."""
     final_model: Classifier | None = field(default=None, repr=False)
     """With ``final``: the classifier trained on all the data, with :attr:`thresholds`."""
+    known: np.ndarray | None = None
+    """``(n_texts, num_labels)`` bool, the labelled pairs (partial labels); None when all are.
+    The out-of-fold thresholds and metrics count only these."""
 
     def mean(self, metric: str) -> float | None:
         """The mean over folds of an overall metric (``"macro_f1"``, ...); None where no fold
@@ -227,6 +230,8 @@ class _Setup:
     """cv.json as it stands (kept in memory without an output directory)."""
     callback: TrainCallback | None = None
     trust_remote_weights: bool = False
+    known: np.ndarray | None = None
+    """The labelled pairs (partial labels); None when all are."""
 
     @property
     def folds(self) -> int:
@@ -273,17 +278,19 @@ def _prepare(
     dataset = read_data(data, config)
     labels = label_set(dataset)
     targets = labels.encode(dataset.labels, dataset.source)
+    known = labels.encode_known(dataset.known, dataset.source)
     duplicates = find_duplicates(dataset.texts, targets)
     duplicates.log(dataset.source, dataset.texts, dataset.labels)
     described = {
         "source": dataset.source if isinstance(data, Dataset) else str(Path(data).resolve()),
         "rows": len(dataset),
-        "sha256": _data_sha256(labels, dataset, targets),
+        "sha256": _data_sha256(labels, dataset, targets, known),
         "repeated_texts": duplicates.repeats,
         "repeated_with_other_labels": duplicates.conflicting,
     }
     # The copies of a text share a fold: one in training and one in validation would score the
-    # model on a text it trained on.
+    # model on a text it trained on. Unknown pairs are 0 in the targets: the folds are
+    # stratified on the known positives.
     fold_of_row = stratified_folds(targets, folds, config.train.seed, groups=duplicates.groups)
     if manifest is not None and manifest["data"].get("sha256") != described["sha256"]:
         recorded = manifest["data"]
@@ -308,6 +315,7 @@ def _prepare(
         baseline,
         cv_dir,
         manifest or {},
+        known=known,
     )
     if manifest is None:
         setup.manifest = cvdir.new_manifest(
@@ -451,12 +459,13 @@ def _assemble(setup: _Setup, folds: list[FoldResult], logits: np.ndarray) -> CVR
     labels, targets, config = setup.labels, setup.targets, setup.config
     oof_probs = sigmoid(logits)
     thresholds, oof = finish_validation(
-        labels.names, targets, oof_probs, **config.train.threshold_settings()
+        labels.names, targets, oof_probs, setup.known, **config.train.threshold_settings()
     )
     summary = summarize([f.metrics for f in folds], labels.names)
     result = CVResult(
         labels.names, folds, targets, oof_probs, thresholds, oof["validation"], summary, config
     )
+    result.known = setup.known
     if setup.cv_dir is not None:
         cv_dir = setup.cv_dir
         cvdir.write_oof(cv_dir, setup.dataset.texts, targets, setup.fold_of_row, oof_probs, labels)
@@ -620,7 +629,9 @@ def _final(setup: _Setup, result: CVResult, oof_logits: np.ndarray) -> None:
             "seconds": seconds,
         },
     }
-    clf.validation = ValidationPredictions(list(dataset.texts), setup.targets, oof_logits)
+    clf.validation = ValidationPredictions(
+        list(dataset.texts), setup.targets, oof_logits, setup.known
+    )
     result.final_model = clf
     if path is not None:
         clf.save(path)
@@ -663,8 +674,9 @@ def read_out_of_fold(cv_dir: str | Path, dataset: Dataset) -> OutOfFold:
         )
     labels = LabelSet(manifest["labels"])
     targets = labels.encode(dataset.labels, dataset.source)
+    known = labels.encode_known(dataset.known, dataset.source)
     recorded = manifest["data"]
-    if recorded.get("sha256") != _data_sha256(labels, dataset, targets):
+    if recorded.get("sha256") != _data_sha256(labels, dataset, targets, known):
         raise RunDirError(
             f"{cv_dir}: cross-validated other data ({recorded.get('source')}, "
             f"{recorded.get('rows')} rows) than {dataset.source} ({len(dataset)} rows)"
@@ -682,6 +694,10 @@ def read_out_of_fold(cv_dir: str | Path, dataset: Dataset) -> OutOfFold:
     )
 
 
-def _data_sha256(labels: LabelSet, dataset: Dataset, targets: np.ndarray) -> str:
-    """What cv.json records of the data: its label names, texts and targets, hashed."""
-    return fingerprint(itertools.chain(labels.names, dataset.texts), targets)
+def _data_sha256(
+    labels: LabelSet, dataset: Dataset, targets: np.ndarray, known: np.ndarray | None = None
+) -> str:
+    """What cv.json records of the data: its label names, texts and targets, and with partial
+    labels which pairs are known, hashed (fully labelled data hash as they always did)."""
+    masks = [] if known is None else [known]
+    return fingerprint(itertools.chain(labels.names, dataset.texts), targets, *masks)
