@@ -532,3 +532,25 @@ def fraction(value: float, peak: float) -> str:
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """``data`` as indented JSON (what JSON cannot hold written as its ``str``)."""
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def check_kept_settings(directory: Path, settings: dict[str, Any]) -> None:
+    """Refuse to read back runs a script kept in ``directory`` (its ``--runs``) under other
+    settings; record ``settings`` there (``settings.json``) the first time.
+
+    Raises:
+        SystemExit: the directory's runs were made with other settings.
+    """
+    settings = {key: str(value) for key, value in settings.items()}
+    path = directory / "settings.json"
+    if path.exists():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved != settings:
+            changed = sorted(k for k in {*saved, *settings} if saved.get(k) != settings.get(k))
+            raise SystemExit(
+                f"{path}: the runs there were made with other settings ({', '.join(changed)}: "
+                f"{[saved.get(k) for k in changed]}, now {[settings.get(k) for k in changed]}); "
+                "give another --runs directory"
+            )
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from multihot.artifacts import runs
+from multihot.artifacts.trainingtexts import read_training_texts
 from multihot.artifacts.transformer import save_transformer_run
 from multihot.artifacts.validation import ValidationPredictions
 from multihot.baseline.linear import BaselineConfig, TfidfLogistic
@@ -24,6 +25,7 @@ from multihot.data.encoding import Reading
 from multihot.data.labels import LabelSet
 from multihot.data.prepare import DataLike, read_data
 from multihot.data.readers import Dataset
+from multihot.data.texthashes import TextHashes
 from multihot.inference.explain import Explanation
 from multihot.inference.explain import explain as explain_text
 from multihot.inference.predictor import load_backend
@@ -71,6 +73,7 @@ class Classifier:
         validation: ValidationPredictions | None = None,
         calibration: Calibration | None = None,
         init_from: dict[str, Any] | None = None,
+        training_texts: TextHashes | None = None,
     ):
         # Without a tokenizer, ``model`` computes logits itself: a TfidfLogistic, or a backend
         # that loading built already (a TorchBackend is not wrapped twice).
@@ -92,6 +95,9 @@ class Classifier:
         self.init_from = init_from
         """Where training started when it continued another run (``train(..., init_from=RUN)``):
         that run's path and model id, and the labels added and dropped; None otherwise."""
+        self.training_texts = training_texts
+        """The hashes of the texts the model learnt from (saved as training-texts.safetensors,
+        what ``multihot suggest`` skips); None for a run saved before they were kept."""
 
     @property
     def kind(self) -> str:
@@ -233,6 +239,7 @@ class Classifier:
             metrics=run.metrics,
             history=run.history,
             validation=run.validation,
+            training_texts=run.training_texts,
         )
 
     @classmethod
@@ -249,6 +256,7 @@ class Classifier:
             run.validation,
             run.calibration,
             run.init_from,
+            run.training_texts,
         )
 
     # --------------------------------------------------------------------------------- prediction
@@ -472,6 +480,7 @@ class Classifier:
             history=self.history,
             calibration=self.calibration,
             validation=self.validation,
+            training_texts=self.training_texts,
         )
         if isinstance(self.backend, TfidfLogistic):
             model = self.backend
@@ -526,4 +535,5 @@ class Classifier:
             metrics=files.metrics,
             history=files.history,
             init_from=files.raw.get(runs.INIT_FROM),
+            training_texts=read_training_texts(files.path),
         )

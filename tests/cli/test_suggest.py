@@ -20,11 +20,10 @@ def _pool(tmp_path):
     return path
 
 
-def test_suggest_writes_the_batch_as_json_lines(tiny_run, toy_file, tmp_path):
+def test_suggest_writes_the_batch_as_json_lines(tiny_run, tmp_path):
     output = tmp_path / "batch.jsonl"
-    result = invoke(
-        "suggest", tiny_run, _pool(tmp_path), "-n", 3, "-o", output, "--labelled", toy_file
-    )
+    # The run's training (and validation) texts are skipped without --labelled.
+    result = invoke("suggest", tiny_run, _pool(tmp_path), "-n", 3, "-o", output)
     assert result.exit_code == 0, result.output
     assert f"saved {output} (jsonl)" in result.stdout and "to label next" in result.stdout
     records = read_jsonl(output)

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from multihot.core.config import RunConfig
-from multihot.data.duplicates import count_shared, find_duplicates, normalize_text, reported
+from multihot.data.duplicates import (
+    count_shared,
+    find_duplicates,
+    normalize_text,
+    reported,
+    same_labels,
+)
 from multihot.data.prepare import prepare_data
 from multihot.data.readers import Dataset
 
@@ -77,3 +83,29 @@ def test_copies_with_other_labels_and_validation_texts_in_training_are_warnings(
     with reported(), caplog.at_level(logging.INFO, logger="multihot"):
         prepare_data(train, val, RunConfig())
     assert "repeat" not in caplog.text and "also in the training data" not in caplog.text
+
+
+def test_copies_labelled_for_other_labels_conflict_only_on_labels_known_in_both():
+    texts = ["hi", "Hi", "hi", "bye", "bye"]
+    targets = np.array([[1, 0], [0, 1], [0, 0], [1, 0], [0, 0]])
+    known = np.array([[True, False], [False, True], [True, True], [True, True], [False, True]])
+    dups = find_duplicates(texts, targets, known=known)
+    # row 1: labelled for the other label than row 0, so no disagreement; row 2: fully
+    # labelled, says no to row 0's known yes; row 4: agrees with row 3 on the label both know
+    assert dups.repeats == 3 and dups.conflicts.tolist() == [2]
+    assert find_duplicates(texts, targets).conflicts.tolist() == [1, 2, 4]  # unknown read as no
+    assert same_labels(["joy"], [], ["joy"], ["anger"])
+    assert not same_labels(["joy"], [], None, ["joy", "anger"])
+
+
+def test_copies_with_disjoint_known_labels_are_not_a_warning(caplog):
+    train = Dataset(
+        ["so happy", "So happy", "ugh", "meh"],
+        [["joy"], ["anger"], [], []],
+        "t.jsonl",
+        known=[["joy"], ["anger"], None, None],
+    )
+    with caplog.at_level(logging.INFO, logger="multihot"):
+        prepare_data(train, None, RunConfig())
+    assert "t.jsonl: 1 of 4 texts repeat an earlier one" in caplog.text
+    assert "0 of them with other labels" in caplog.text

@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 
-from helpers import TINY, TOY_LABELS, TOY_TEXTS, write_jsonl
+from helpers import TINY, TOY_LABELS, TOY_TEXTS, copy_run, write_jsonl
+from multihot.artifacts.rundir import TRAINING_TEXTS
 from multihot.core.errors import ConfigError, DataError, MultihotError
 from multihot.data.readers import read_dataset
 from multihot.quality.suggest import (
@@ -267,6 +269,55 @@ def test_suggest_skips_the_runs_validation_texts_without_labelled_data(tiny_run,
         suggest(tiny_run, TOY_TEXTS, 2)
 
 
+VAL_TEXTS = ["i adore you, what a day", "so gloomy and down", "furious about the delay", "nice"]
+VAL_LABELS = [["joy", "love"], ["sadness"], ["anger"], ["joy"]]
+
+
+@pytest.fixture(scope="module")
+def split_run(tmp_path_factory):
+    """``(run, train file)``: a run trained on the toy texts and validated on other texts."""
+    from multihot import Classifier
+
+    folder = tmp_path_factory.mktemp("split")
+    train = write_jsonl(folder / "train.jsonl", TOY_TEXTS, TOY_LABELS)
+    val = write_jsonl(folder / "val.jsonl", VAL_TEXTS, VAL_LABELS)
+    settings = dict(epochs=1, batch_size=8, compare_baseline=False, **TINY)
+    Classifier.train(train, val, output=folder / "run", **settings)
+    return folder / "run", train
+
+
+# A training text in other case and spacing, a validation text, and three new texts.
+SPLIT_POOL = ["  THIS is terrible\tand SAD", VAL_TEXTS[1], *NEW_TEXTS[:3]]
+
+
+def test_suggest_skips_the_runs_training_texts_it_recorded(split_run, caplog):
+    run, _ = split_run
+    with caplog.at_level(logging.WARNING, logger="multihot"):
+        batch = suggest(run, SPLIT_POOL, 10, strategy="random")
+    assert sorted(batch.texts) == sorted(NEW_TEXTS[:3]) and batch.labelled == 2
+    assert str(run / TRAINING_TEXTS) in batch.skipped_sources
+    assert "training texts" not in caplog.text
+
+
+def test_a_run_without_its_training_texts_skips_them_only_when_given(split_run, tmp_path, caplog):
+    run, train = split_run
+    old = copy_run(run, tmp_path / "old")
+    (old / TRAINING_TEXTS).unlink()  # as a run saved before they were kept
+    with caplog.at_level(logging.WARNING, logger="multihot"):
+        batch = suggest(old, SPLIT_POOL, 10, strategy="random")
+    assert "does not record its training texts" in caplog.text and "--labelled" in caplog.text
+    assert SPLIT_POOL[0] in batch.texts and batch.labelled == 1  # the validation text only
+    given = suggest(old, SPLIT_POOL, 10, strategy="random", labelled=train)
+    assert sorted(given.texts) == sorted(NEW_TEXTS[:3]) and given.labelled == 2
+
+
+def test_labelled_data_adds_to_the_recorded_texts(split_run, tmp_path):
+    run, _ = split_run
+    more = write_jsonl(tmp_path / "more.jsonl", NEW_TEXTS[:1], [["joy"]])
+    batch = suggest(run, SPLIT_POOL, 10, strategy="random", labelled=more)
+    assert sorted(batch.texts) == sorted(NEW_TEXTS[1:3]) and batch.labelled == 3
+
+
 def test_suggest_refuses_bad_choices_before_reading(tiny_run, tmp_path):
     missing = tmp_path / "nothing.jsonl"
     with pytest.raises(ConfigError, match="strategy"):
@@ -279,9 +330,9 @@ def test_suggest_refuses_bad_choices_before_reading(tiny_run, tmp_path):
         suggest(tiny_run, missing, 2, strategy="ensemble")
 
 
-def test_suggest_on_a_baseline_run_spreads_over_tfidf_vectors(baseline_run, toy_file, tmp_path):
+def test_suggest_on_a_baseline_run_spreads_over_tfidf_vectors(baseline_run, tmp_path):
     pool, _ = _pool_file(tmp_path)
-    batch = suggest(baseline_run, pool, 4, labelled=toy_file)
+    batch = suggest(baseline_run, pool, 4)
     assert len(set(batch.texts)) == 4 and set(batch.texts) <= set(NEW_TEXTS)
     assert batch.diversity == "kcenter"
 
@@ -295,6 +346,12 @@ def ensemble_run(tmp_path_factory):
     settings = {**TINY, "compare_baseline": False}
     Classifier.train(data, data, output=out, epochs=1, batch_size=8, ensemble=2, **settings)
     return out
+
+
+def test_an_ensemble_run_records_its_training_texts_once(ensemble_run):
+    batch = suggest(ensemble_run, [TOY_TEXTS[0].upper(), *NEW_TEXTS[:2]], 5, strategy="ensemble")
+    assert sorted(batch.texts) == sorted(NEW_TEXTS[:2]) and batch.labelled == 1
+    assert str(ensemble_run / TRAINING_TEXTS) in batch.skipped_sources
 
 
 def test_readout_gives_the_predicted_logits_and_each_members(ensemble_run):

@@ -9,6 +9,7 @@ run's logits exactly, before any step; and a run whose steps are too small to mo
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,13 @@ from safetensors.torch import load_file
 
 from helpers import TINY, TOY_LABELS, TOY_TEXTS, copy_run, read_jsonl, write_jsonl
 from multihot import Classifier
+from multihot.artifacts.rundir import TRAINING_TEXTS
 from multihot.artifacts.runs import model_id, read_run_files
+from multihot.artifacts.trainingtexts import read_training_texts
 from multihot.core.errors import ConfigError, RunDirError
 from multihot.data.encoding import Reading
 from multihot.data.labels import LabelSet
+from multihot.data.texthashes import TextHashes
 from multihot.inference.torch_backend import TorchBackend
 from multihot.modeling.ensemble import build_model
 from multihot.training.init_from import StartingRun
@@ -199,6 +203,22 @@ def test_the_new_run_records_where_it_started(start, toy_file, tmp_path):
     assert json.loads((tmp_path / "again" / "config.json").read_text())["init_from"] == record
 
 
+def test_the_new_run_records_the_starting_runs_training_texts_with_its_own(start, tmp_path, caplog):
+    more = ["a brand new happy text", "another sad one", "cross again today", "love it"]
+    data = write_jsonl(tmp_path / "more.jsonl", more, [["joy"], ["sadness"], ["anger"], ["love"]])
+    clf = Classifier.train(data, data, init_from=start, output=tmp_path / "next", **STILL)
+    expected = TextHashes.of([*TOY_TEXTS, *more]).values
+    assert np.array_equal(clf.training_texts.values, expected)
+    assert np.array_equal(read_training_texts(tmp_path / "next").values, expected)
+    # A starting run saved before runs kept their training texts: the new run's own, said so.
+    old = copy_run(start, tmp_path / "old")
+    (old / TRAINING_TEXTS).unlink()
+    with caplog.at_level(logging.WARNING, logger="multihot"):
+        clf = Classifier.train(data, data, init_from=old, **STILL)
+    assert "does not record its training texts" in caplog.text
+    assert np.array_equal(clf.training_texts.values, TextHashes.of(more).values)
+
+
 # ---------------------------------------------------------------------------- ensembles, resume
 def test_an_ensemble_continues_member_by_member(toy_file, tmp_path):
     run = tmp_path / "ensemble"
@@ -267,5 +287,7 @@ def test_an_interrupted_run_resumes_from_the_same_start(start, toy_file, tmp_pat
     thresholds.write_bytes(kept)
     resumed = Classifier.resume(tmp_path / "cut")
     assert resumed.init_from == whole.init_from
+    texts = (tmp_path / "whole" / TRAINING_TEXTS).read_bytes()
+    assert (tmp_path / "cut" / TRAINING_TEXTS).read_bytes() == texts
     for key, value in whole.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[key], value), key

@@ -110,6 +110,7 @@ def assert_same_training(a: Classifier, b: Classifier):
     # Through JSON: NaN compares equal to NaN.
     assert dumps(metrics_without_timings(a)) == dumps(metrics_without_timings(b))
     assert dumps(without_timings(a.history)) == dumps(without_timings(b.history))
+    assert np.array_equal(a.training_texts.values, b.training_texts.values)
 
 
 def assert_refuses_to_load(run: Path):
@@ -336,6 +337,7 @@ def test_resumed_run_equals_an_uninterrupted_one(
         "model.safetensors",
         "thresholds.json",
         "tokenizer",
+        "training-texts.safetensors",
         "validation.jsonl",
     ]
     assert_same_training(Classifier.load(output), resumed)

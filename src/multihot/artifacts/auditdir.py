@@ -10,7 +10,8 @@ summary.json        everything else the audit found: the data checks' findings, 
 audit.html          the page (made by the report layer): findings, label health, top suspects
 issues.csv          issues.jsonl as a spreadsheet: the same columns, text last
 label-studio.json   Label Studio tasks to import: one per text with an issue, its given labels
-                    in data, the suggestion (those labels with the text's issues flipped) as a
+                    in data (with partial labels, also the labels it was labelled for), the
+                    suggestion (those labels with the text's issues flipped) as a
                     pre-annotation of model version "multihot-audit"
 label-studio.xml    the labelling configuration those tasks need (paste it into the project)
 ```
@@ -81,6 +82,7 @@ def write_audit_dir(
     row_labels: Sequence[Sequence[str]],
     page_html: str | None = None,
     force: bool = False,
+    row_known: Sequence[Sequence[str] | None] | None = None,
 ) -> Path:
     """Write the audit directory in one step (the layout is in the module docstring).
 
@@ -93,6 +95,8 @@ def write_audit_dir(
             Label Studio tasks show as given and flip into the suggestion.
         page_html: the page's HTML, or None to write no page.
         force: replace an earlier audit in ``path``.
+        row_known: partial labels: the labels each row of DATA was labelled for (None: all), as
+            ``Dataset.known``; the tasks then show them. None when every row is fully labelled.
 
     Returns:
         ``path``.
@@ -116,10 +120,10 @@ def write_audit_dir(
         ISSUES: issues_jsonl(issues),
         ISSUES_CSV: issues_csv(issues),
     }
-    tasks = label_studio_tasks(issues, row_labels)
+    tasks = label_studio_tasks(issues, row_labels, row_known)
     names = list(dict.fromkeys([*label_names, *task_labels(tasks)]))
     files[LABEL_STUDIO_TASKS] = dumps(tasks)
-    files[LABEL_STUDIO_CONFIG] = label_studio_config(names)
+    files[LABEL_STUDIO_CONFIG] = label_studio_config(names, partial=row_known is not None)
     if page_html is not None:
         files[PAGE] = page_html
 
@@ -148,7 +152,9 @@ def issues_csv(issues: Sequence[Mapping[str, Any]]) -> str:
 
 
 def label_studio_tasks(
-    issues: Sequence[Mapping[str, Any]], row_labels: Sequence[Sequence[str]]
+    issues: Sequence[Mapping[str, Any]],
+    row_labels: Sequence[Sequence[str]],
+    row_known: Sequence[Sequence[str] | None] | None = None,
 ) -> list[dict[str, Any]]:
     """Label Studio import tasks: one per text with an issue, in the order of its first issue.
 
@@ -156,7 +162,9 @@ def label_studio_tasks(
     when the issues carry one, its labels as ``given`` and what the audit ``doubts`` (both
     strings the configuration shows), and its best issue's ``score`` and ``rank`` (1 = most
     likely) to sort by. The one prediction is the suggestion: the given labels, with those the
-    audit thinks wrong removed and those it thinks missing added.
+    audit thinks wrong removed and those it thinks missing added. With partial labels
+    (``row_known``), ``data`` also holds ``labelled_for``: the labels the text was labelled for
+    (``every label`` for a fully labelled one); the others are not "no", only unknown.
 
     Raises:
         ValueError: an issue's row is not a row of ``row_labels``.
@@ -167,11 +175,28 @@ def label_studio_tasks(
         if not 0 <= row < len(row_labels):
             raise ValueError(f"issue {rank}: row {row} is not a row of the data")
         by_row.setdefault(row, []).append((rank, issue))
-    return [_task(row, found, list(row_labels[row])) for row, found in by_row.items()]
+    return [
+        _task(row, found, list(row_labels[row]), _labelled_for(row_known, row))
+        for row, found in by_row.items()
+    ]
 
 
-def _task(row: int, found: list[tuple[int, Mapping[str, Any]]], given: list[str]) -> dict[str, Any]:
-    """One task: ``found`` is the row's issues with their ranks, ``given`` its labels."""
+def _labelled_for(row_known: Sequence[Sequence[str] | None] | None, row: int) -> str | None:
+    """What a task shows as the labels its text was labelled for; None without partial labels."""
+    if row_known is None:
+        return None
+    known = row_known[row]
+    return "every label" if known is None else ", ".join(known) or "(none)"
+
+
+def _task(
+    row: int,
+    found: list[tuple[int, Mapping[str, Any]]],
+    given: list[str],
+    labelled_for: str | None = None,
+) -> dict[str, Any]:
+    """One task: ``found`` is the row's issues with their ranks, ``given`` its labels,
+    ``labelled_for`` what it shows of the labels the text was labelled for (partial labels)."""
     wrong = {str(i["label"]) for _, i in found if i["given"]}
     missing = [str(i["label"]) for _, i in found if not i["given"]]
     suggestion = [name for name in given if name not in wrong]
@@ -185,7 +210,10 @@ def _task(row: int, found: list[tuple[int, Mapping[str, Any]]], given: list[str]
         f"{i['label']}: {'wrong' if i['given'] else 'missing'} (score {float(i['score']):.2f})"
         for _, i in found
     ]
-    data.update(given=", ".join(given) or "(none)", doubts="; ".join(doubts))
+    data["given"] = ", ".join(given) or "(none)"
+    if labelled_for is not None:
+        data["labelled_for"] = labelled_for
+    data["doubts"] = "; ".join(doubts)
     data.update(score=score, rank=first_rank)
     prediction = choices_prediction(
         suggestion, model_version=MODEL_VERSION, score=score, result_id=f"r{row}"
@@ -193,10 +221,13 @@ def _task(row: int, found: list[tuple[int, Mapping[str, Any]]], given: list[str]
     return {"data": data, "predictions": [prediction]}
 
 
-def label_studio_config(label_names: Sequence[str]) -> str:
-    """The labelling configuration of the tasks: the text, its given labels and the audit's
-    doubts shown above one multiple-choice control with a choice per label."""
-    shown = (("Labels as given", "given"), ("What the audit doubts", "doubts"))
+def label_studio_config(label_names: Sequence[str], *, partial: bool = False) -> str:
+    """The labelling configuration of the tasks: the text, its given labels (with ``partial``,
+    the labels it was labelled for) and the audit's doubts shown above one multiple-choice
+    control with a choice per label."""
+    shown = [("Labels as given", "given"), ("What the audit doubts", "doubts")]
+    if partial:
+        shown.insert(1, ("Labelled for (the others are unknown)", "labelled_for"))
     return labelling_config(label_names, shown)
 
 

@@ -10,7 +10,8 @@ cv.json            the resolved config, the number of folds, the seed, baseline 
 folds/fold-K/      fold K's run directory: trained on the other folds, validated on this one (its
                    validation.jsonl holds the out-of-fold logits of fold K's rows)
 oof.jsonl          one line per row of the data, in its order: row, fold, text, labels and the
-                   out-of-fold probability of every label
+                   out-of-fold probability of every label; with partial labels, labels_known
+                   (the labels the row was labelled for) on each row not labelled for every label
 summary.json       mean and standard deviation over folds, overall and per label; each fold's
                    metrics; the metrics of the out-of-fold probabilities with thresholds.json
 thresholds.json    thresholds tuned on all the out-of-fold probabilities (a run's format)
@@ -36,7 +37,7 @@ from multihot.artifacts.rundir import THRESHOLDS, VALIDATION, read_json
 from multihot.artifacts.validation import read_validation
 from multihot.core.errors import RunDirError
 from multihot.core.files import dumps, write_atomic
-from multihot.data.labels import LabelSet
+from multihot.data.labels import KNOWN_COL, LabelSet
 from multihot.scoring.thresholds import Thresholds
 
 FORMAT = 1
@@ -151,8 +152,12 @@ def write_oof(
     fold: np.ndarray,
     probs: np.ndarray,
     labels: LabelSet,
+    known: np.ndarray | None = None,
 ) -> None:
-    """oof.jsonl: ``{"row", "fold", "text", "labels", "probs": {label: p}}`` per row, in order."""
+    """oof.jsonl: ``{"row", "fold", "text", "labels", "probs": {label: p}}`` per row, in order.
+
+    With partial labels (``known``, ``(n, L)`` bool, the labelled pairs), a row not labelled for
+    every label also holds ``labels_known``, the labels it was labelled for, as in a data file."""
     lines = []
     for row, (text, target, k, values) in enumerate(
         zip(texts, targets, fold.tolist(), probs.tolist(), strict=True)
@@ -166,6 +171,8 @@ def write_oof(
                 n: float(f"{p:.{PROB_DIGITS}g}") for n, p in zip(labels.names, values, strict=True)
             },
         }
+        if known is not None and not known[row].all():
+            record[KNOWN_COL] = [labels.names[j] for j in np.flatnonzero(known[row])]
         lines.append(json.dumps(record, ensure_ascii=False) + "\n")
     write_atomic(Path(cv_dir) / OOF, "".join(lines))
 
@@ -173,8 +180,23 @@ def write_oof(
 def read_oof(cv_dir: str | Path, labels: LabelSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What :func:`write_oof` wrote: ``(fold (n,), targets (n, L) int8, probs (n, L) float32)``,
     rows in the data's order."""
+    folds, targets, probs, _ = _read_oof(cv_dir, labels)
+    return folds, targets, probs
+
+
+def read_oof_probs(cv_dir: str | Path, labels: LabelSet) -> tuple[np.ndarray, np.ndarray | None]:
+    """The out-of-fold probabilities ``(n, L)`` float32 that :func:`write_oof` wrote, and with
+    partial labels which pairs were known (``(n, L)`` bool; None when every pair was)."""
+    _, _, probs, known = _read_oof(cv_dir, labels)
+    return probs, known
+
+
+def _read_oof(
+    cv_dir: str | Path, labels: LabelSet
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     path = Path(cv_dir) / OOF
-    folds, targets, probs = [], [], []
+    folds, targets, probs, known = [], [], [], []
+    partial = False
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh):
             try:
@@ -183,15 +205,22 @@ def read_oof(cv_dir: str | Path, labels: LabelSet) -> tuple[np.ndarray, np.ndarr
                     raise ValueError("rows out of order")
                 target = np.zeros(len(labels), dtype=np.int8)
                 target[[labels.index[name] for name in record["labels"]]] = 1
+                mask = np.ones(len(labels), dtype=bool)
+                if record.get(KNOWN_COL) is not None:
+                    partial = True
+                    mask[:] = False
+                    mask[[labels.index[name] for name in record[KNOWN_COL]]] = True
                 probs.append([record["probs"][name] for name in labels.names])
                 folds.append(int(record["fold"]))
                 targets.append(target)
+                known.append(mask)
             except (ValueError, KeyError, TypeError):
                 raise RunDirError(f"{path}: line {n + 1}: not an out-of-fold record") from None
     return (
         np.array(folds, dtype=np.int64),
         np.array(targets, dtype=np.int8).reshape(-1, len(labels)),
         np.array(probs, dtype=np.float32).reshape(-1, len(labels)),
+        np.array(known, dtype=bool).reshape(-1, len(labels)) if partial else None,
     )
 
 

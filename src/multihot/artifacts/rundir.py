@@ -10,6 +10,7 @@ thresholds.json     one threshold per label, and how they were chosen
 metrics.json        validation (and test) metrics, overall and per label
 history.jsonl       one line per evaluation
 validation.jsonl    validation texts, labels and logits (for reports without data)
+training-texts.safetensors  the training texts as 64-bit hashes, sorted (what suggest skips)
 calibration.json    a temperature per label, once calibrated
 training-curves.png history.jsonl plotted, when matplotlib is installed
 ```
@@ -52,6 +53,10 @@ CALIBRATION = "calibration.json"
 VALIDATION = "validation.jsonl"
 """The validation texts, their labels and the model's uncalibrated logits, as training left them:
 what ``multihot report RUN`` draws from without data."""
+TRAINING_TEXTS = "training-texts.safetensors"
+"""The run's training texts (and, for a run continued from another, that run's too) as sorted
+64-bit hashes (:mod:`multihot.artifacts.trainingtexts`): which texts ``multihot suggest`` skips.
+Runs saved before it was kept do not have it."""
 CHECKPOINTS = "checkpoints"
 """The subdirectory of an unfinished run that holds what resuming it needs."""
 CHECKPOINT_RUN = "run.json"
@@ -74,6 +79,7 @@ RUN_ENTRIES = frozenset(
         PREVIOUS_THRESHOLDS,
         CALIBRATION,
         VALIDATION,
+        TRAINING_TEXTS,
         TRAINING_CURVES,
         CHECKPOINTS,
         ONNX_FILE,

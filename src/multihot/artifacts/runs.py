@@ -38,6 +38,7 @@ from multihot.artifacts.rundir import (
     read_history,
     read_json,
 )
+from multihot.artifacts.trainingtexts import write_training_texts
 from multihot.artifacts.validation import ValidationPredictions, write_validation
 from multihot.core.config import (
     BASELINE_KIND,
@@ -50,6 +51,7 @@ from multihot.core.config import (
 from multihot.core.errors import MultihotError, RunDirError
 from multihot.core.files import dumps, strict_loads, write_atomic, write_dir_atomic
 from multihot.data.labels import LabelSet
+from multihot.data.texthashes import TextHashes
 from multihot.scoring.calibration import Calibration
 from multihot.scoring.thresholds import Thresholds
 
@@ -386,9 +388,10 @@ def write_outcome(
     history,
     calibration: Calibration | None = None,
     validation: ValidationPredictions | None = None,
+    training_texts: TextHashes | None = None,
 ) -> None:
     """The files every kind of run has: labels, thresholds, metrics, history; and the
-    calibration and validation predictions, when there are any."""
+    calibration, validation predictions and training texts' hashes, when there are any."""
     write_atomic(directory / "labels.json", dumps(labels.names))
     write_atomic(directory / THRESHOLDS, dumps(thresholds.to_dict(labels.names)))
     write_atomic(directory / METRICS, dumps(metrics))
@@ -397,6 +400,8 @@ def write_outcome(
         write_atomic(directory / CALIBRATION, dumps(calibration.to_dict(labels.names)))
     if validation is not None:
         write_validation(directory, validation, labels)
+    if training_texts is not None:
+        write_training_texts(directory, training_texts)
 
 
 def save_dir(path: Path, fill: Callable[[Path], None]) -> Path:
@@ -419,9 +424,11 @@ def save_linear_run(
     history: list,
     calibration: Calibration | None = None,
     validation: ValidationPredictions | None = None,
+    training_texts: TextHashes | None = None,
 ) -> Path:
     """Write a linear baseline run: its vocabulary as JSON, ``arrays`` (IDF weights, coefficients,
-    intercepts) as safetensors, ``baseline`` (its settings) in config.json."""
+    intercepts) as safetensors, ``baseline`` (its settings) in config.json; ``training_texts``,
+    the hashes of the texts it was fitted on."""
 
     def fill(tmp: Path) -> None:
         metadata = weights_metadata(labels, baseline=baseline)
@@ -429,7 +436,9 @@ def save_linear_run(
         info = {"baseline": baseline, WEIGHTS_DIGEST: weights_digest(tmp / WEIGHTS)}
         write_atomic(tmp / "config.json", config_json(BASELINE_KIND, config, len(labels), **info))
         write_atomic(tmp / VOCABULARY, json.dumps(vocabulary, ensure_ascii=False))
-        write_outcome(tmp, labels, thresholds, metrics, history, calibration, validation)
+        write_outcome(
+            tmp, labels, thresholds, metrics, history, calibration, validation, training_texts
+        )
 
     return save_dir(Path(path), fill)
 

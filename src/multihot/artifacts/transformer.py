@@ -32,6 +32,7 @@ from multihot.core.errors import RunDirError
 from multihot.core.files import write_atomic
 from multihot.core.pickles import is_pickle
 from multihot.data.labels import LabelSet
+from multihot.data.texthashes import TextHashes
 from multihot.modeling.ensemble import build_model
 from multihot.scoring.calibration import Calibration
 from multihot.scoring.thresholds import Thresholds
@@ -51,9 +52,11 @@ def save_transformer_run(
     calibration: Calibration | None = None,
     validation: ValidationPredictions | None = None,
     init_from: dict[str, Any] | None = None,
+    training_texts: TextHashes | None = None,
 ) -> Path:
     """Write a transformer run directory, all or nothing (a finished run there is replaced);
-    ``init_from`` is the record of the run it started from, kept in config.json."""
+    ``init_from`` is the record of the run it started from, kept in config.json;
+    ``training_texts``, the hashes of the texts it learnt from."""
 
     def fill(tmp: Path) -> None:
         metadata = weights_metadata(labels, config.model, encoder_config)
@@ -67,7 +70,9 @@ def save_transformer_run(
             tmp / "config.json", config_json(TRANSFORMER_KIND, config, len(labels), **info)
         )
         tokenizer.save_pretrained(str(tmp / TOKENIZER))
-        write_outcome(tmp, labels, thresholds, metrics, history, calibration, validation)
+        write_outcome(
+            tmp, labels, thresholds, metrics, history, calibration, validation, training_texts
+        )
 
     return save_dir(Path(path), fill)
 

@@ -16,6 +16,7 @@ from multihot.core.config import BASELINE_KIND, RunConfig
 from multihot.core.errors import ConfigError
 from multihot.data.labels import LabelSet
 from multihot.data.prepare import DataLike, PreparedData, prepare_data
+from multihot.data.texthashes import TextHashes
 from multihot.scoring.probabilities import sigmoid
 from multihot.scoring.thresholds import Thresholds, finish_validation
 
@@ -31,6 +32,8 @@ class BaselineRun:
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
     validation: ValidationPredictions | None = None
+    training_texts: TextHashes | None = None
+    """The hashes of the texts it was fitted on (saved as the run's training texts)."""
 
 
 def train_baseline(
@@ -73,6 +76,7 @@ def train_baseline(
             metrics=run.metrics,
             history=run.history,
             validation=run.validation,
+            training_texts=run.training_texts,
         )
     return run
 
@@ -114,7 +118,16 @@ def fit_baseline(
     validation = ValidationPredictions(
         list(data.val.texts), data.val_targets, logits, data.val_known
     )
-    return BaselineRun(model, data.labels, thresholds, config, metrics, history, validation)
+    return BaselineRun(
+        model,
+        data.labels,
+        thresholds,
+        config,
+        metrics,
+        history,
+        validation,
+        TextHashes.of(data.train.texts),
+    )
 
 
 def _with_steps(baseline: BaselineConfig, steps: list[str]) -> BaselineConfig:

@@ -189,7 +189,7 @@ def print_audit(result, worst: int = 5) -> None:
     for h in result.health[:worst]:
         table.add_row(
             h.label,
-            str(h.positives),
+            str(h.positives) if h.known is None else f"{h.positives} of {h.known} known",
             fmt(h.health),
             fmt(h.noise),
             fmt(h.missing_rate),

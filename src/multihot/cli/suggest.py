@@ -57,9 +57,10 @@ Labelled = Annotated[
     list[Path] | None,
     typer.Option(
         "--labelled",
-        help="Data already labelled, e.g. the run's training data (repeatable): its texts are "
-        "skipped and its positives weight the labels. The run's validation texts are always "
-        "skipped.",
+        help="Data already labelled (repeatable): its texts are skipped too and its positives "
+        "weight the labels. The run's training texts (as it records them) and validation texts "
+        "are always skipped; a run saved before runs recorded their training texts needs its "
+        "training data here.",
     ),
 ]
 IdCol = Annotated[
@@ -91,7 +92,7 @@ def suggest(
     (those above threshold, and the near misses) for an annotator to correct.
 
     Texts repeated in POOL count once, and texts already labelled are skipped: the run's
-    validation texts and the texts of the data given with --labelled.
+    training and validation texts and the texts of the data given with --labelled.
     """
     from multihot.data.writers import check_new_file
     from multihot.quality.suggest import DEFAULT_STRATEGY, FORMATS, check_choices, format_for

@@ -97,7 +97,10 @@ class Duplicates:
 
 
 def find_duplicates(
-    texts: Sequence[str], targets: np.ndarray, key: Callable[[str], str] = normalize_text
+    texts: Sequence[str],
+    targets: np.ndarray,
+    key: Callable[[str], str] = normalize_text,
+    known: np.ndarray | None = None,
 ) -> Duplicates:
     """Group the rows of ``texts`` by normalised text and count the repeats.
 
@@ -105,9 +108,17 @@ def find_duplicates(
         texts: the texts, one per row.
         targets: their multi-hot labels, shape ``(n_texts, num_labels)``.
         key: what two texts are compared by; rows with equal keys are copies.
+        known: partial labels: ``(n_texts, num_labels)`` bool, the labelled pairs (None: all).
+            A repeat conflicts with its text's first row only on labels known in both: copies
+            labelled for different labels do not disagree about the others.
 
     Returns:
         The :class:`Duplicates`.
+
+    Example:
+        >>> known = np.array([[True, False], [False, True]])  # each copy labelled for one label
+        >>> find_duplicates(["hi", "hi"], np.array([[1, 0], [0, 1]]), known=known).conflicting
+        0
     """
     first_row: dict[str, int] = {}
     groups = np.empty(len(texts), dtype=np.int64)
@@ -121,9 +132,36 @@ def find_duplicates(
     repeats = np.ones(len(texts), dtype=bool)
     repeats[first_rows] = False
     targets = np.asarray(targets)
-    differ = (targets != targets[first_rows][groups]).any(axis=1)
+    differ = targets != targets[first_rows][groups]
+    if known is not None:
+        known = np.asarray(known, dtype=bool)
+        differ &= known & known[first_rows][groups]
+    differ = differ.any(axis=1)
     conflicts = np.flatnonzero(repeats & differ).astype(np.int64)
     return Duplicates(groups, first_rows, int(repeats.sum()), conflicts)
+
+
+def same_labels(
+    labels: Sequence[str],
+    other: Sequence[str],
+    known: Sequence[str] | None = None,
+    other_known: Sequence[str] | None = None,
+) -> bool:
+    """Whether two copies of a text agree on their labels, compared on the labels both were
+    labelled for (partial labels: ``known`` and ``other_known``, None for every label).
+
+    Example:
+        >>> same_labels(["joy"], ["anger"]), same_labels(["joy"], ["anger"], ["joy"], ["anger"])
+        (False, True)
+    """
+    first, second = set(labels), set(other)
+    if known is not None:
+        first &= set(known)
+        second &= set(known)
+    if other_known is not None:
+        first &= set(other_known)
+        second &= set(other_known)
+    return first == second
 
 
 def find_shared(train_texts: Sequence[str], val_texts: Sequence[str]) -> list[tuple[int, int]]:

@@ -89,7 +89,7 @@ def prepare_data(train: DataLike, val: DataLike | None, config: RunConfig) -> Pr
     train_targets = labels.encode(train_data.labels, train_data.source)
     train_known = labels.encode_known(train_data.known, train_data.source)
     _warn_no_positive(labels.names, train_targets, train_known, train_data.source)
-    duplicates = find_duplicates(train_data.texts, train_targets)
+    duplicates = find_duplicates(train_data.texts, train_targets, known=train_known)
     duplicates.log(train_data.source, train_data.texts, train_data.labels)
     if val_data is not None:
         log_shared(val_data.source, find_shared(train_data.texts, val_data.texts), val_data.texts)

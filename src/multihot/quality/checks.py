@@ -38,8 +38,10 @@ from multihot.data.duplicates import (
     label_list,
     normalize_text,
     quote,
+    same_labels,
 )
 from multihot.data.encoding import Cut, Reading, content_ids, special_affixes
+from multihot.data.labels import KNOWN_COL
 from multihot.data.prepare import absent_labels, label_set
 from multihot.data.preprocess import prepare_texts
 from multihot.data.readers import Dataset
@@ -126,7 +128,9 @@ def rare_labels(
     the other such labels; a label with few training examples is barely learned.
 
     Examples (fewest first): ``{"label", "data", "val"}``, ``val`` being the expected held-out
-    count without VAL. ``details["support"]`` gives those counts for every label.
+    count without VAL. ``details["support"]`` gives those counts for every label. With partial
+    labels the counts are of the texts labelled for the label, and ``data_known`` (``val_known``)
+    says how many those are.
 
     Example:
         >>> data = Dataset(["a", "b", "c"], [["joy"], ["joy"], ["anger"]], "d.jsonl")
@@ -134,7 +138,8 @@ def rare_labels(
         [{'label': 'anger', 'data': 1, 'val': 1}]
     """
     names, targets, val_targets = _encode(data, val)
-    in_data = targets.sum(axis=0).astype(np.int64)
+    known, val_known = _known(data, val)
+    in_data = targets.sum(axis=0).astype(np.int64)  # unknown pairs are 0: known positives
     if val_targets is not None:
         in_val: np.ndarray = val_targets.sum(axis=0).astype(np.int64)
         where = "VAL"
@@ -147,7 +152,12 @@ def rare_labels(
     rare = rare[np.lexsort((rare, in_data[rare], np.minimum(in_data, in_val)[rare]))]
 
     def counts(j: int) -> dict[str, Any]:
-        return {"data": int(in_data[j]), "val": in_val[j].item()}
+        found = {"data": int(in_data[j]), "val": in_val[j].item()}
+        if known is not None:
+            found["data_known"] = int(known[:, j].sum())
+        if val_known is not None:
+            found["val_known"] = int(val_known[:, j].sum())
+        return found
 
     found = [{"label": names[j], **counts(j)} for j in rare.tolist()]
     details = {"min_support": min_support, "support": {n: counts(j) for j, n in enumerate(names)}}
@@ -158,9 +168,14 @@ def rare_labels(
         return Finding("rare_labels", "info", message, 0, [], details)
     first = found[0]
     in_validation = f"{first['val']:g} {'in VAL' if val is not None else 'expected held out'}"
+    if "val_known" in first:
+        in_validation += f" of {first['val_known']} known"
+    in_data_text = f"{first['data']} in DATA" + (
+        f" of {first['data_known']} known" if "data_known" in first else ""
+    )
     message = (
         f"{len(found)} of {len(names)} labels have fewer than {min_support} (min_support) "
-        f"examples in DATA or in {where} (fewest: {first['label']!r}, {first['data']} in DATA, "
+        f"examples in DATA or in {where} (fewest: {first['label']!r}, {in_data_text}, "
         f"{in_validation}): with per-label thresholds those under {min_support} in "
         "validation take the global threshold, and the model learns little from so few; label "
         "more examples of them"
@@ -174,7 +189,8 @@ def split_labels(data: Dataset, val: Dataset, *, examples: int = 5) -> Finding:
     never learned. ``multihot train`` warns of the first kind
     (:func:`multihot.data.prepare.warn_absent_from_validation`).
 
-    Examples (most examples first, DATA's then VAL's): ``{"label", "data", "val"}``.
+    Examples (most examples first, DATA's then VAL's): ``{"label", "data", "val"}``, and with
+    partial labels ``data_known`` and ``val_known``, the texts of each file labelled for it.
 
     Example:
         >>> data = Dataset(["a", "b"], [["joy"], ["anger"]], "d.jsonl")
@@ -187,6 +203,13 @@ def split_labels(data: Dataset, val: Dataset, *, examples: int = 5) -> Finding:
     only_val = absent_labels(names, val_targets, targets)
     found = [{"label": name, "data": n, "val": 0} for name, n in only_data]
     found += [{"label": name, "data": 0, "val": n} for name, n in only_val]
+    known, val_known = _known(data, val)
+    if known is not None or val_known is not None:
+        index = {name: j for j, name in enumerate(names)}
+        for example in found:
+            j = index[example["label"]]
+            example["data_known"] = len(data) if known is None else int(known[:, j].sum())
+            example["val_known"] = len(val) if val_known is None else int(val_known[:, j].sum())
     details = {"only_data": [n for n, _ in only_data], "only_val": [n for n, _ in only_val]}
     if not found:
         message = "every label has examples in both DATA and VAL"
@@ -251,7 +274,8 @@ def conflicting_duplicates(
     :func:`~multihot.data.duplicates.normalize_text`, as ``multihot train`` counts them) and near
     copies (after :func:`near_text`: differing only in punctuation, spacing, symbols other than
     emoji, accents or digits). The row counted is the later copy; one of the two label sets is
-    wrong. Hashing, one pass over each file.
+    wrong. With partial labels two copies conflict only on labels both were labelled for.
+    Hashing, one pass over each file.
 
     Examples (exact copies first, then by row): the later row (``row``, ``text``, ``labels``),
     the row it repeats (``other_row``, ``other_text``, ``other_labels``) and ``kind``
@@ -264,14 +288,15 @@ def conflicting_duplicates(
         (1, 'near', ['joy'])
     """
     _, targets, val_targets = _encode(data, val)
-    files = [("data", data, targets)]
+    known, val_known = _known(data, val)
+    files = [("data", data, targets, known)]
     if val is not None and val_targets is not None:
-        files.append(("val", val, val_targets))
+        files.append(("val", val, val_targets, val_known))
     found: list[dict[str, Any]] = []
     details: dict[str, Any] = {}
-    for file, dataset, file_targets in files:
-        exact = find_duplicates(dataset.texts, file_targets)
-        near = find_duplicates(dataset.texts, file_targets, key=_near_key)
+    for file, dataset, file_targets, file_known in files:
+        exact = find_duplicates(dataset.texts, file_targets, known=file_known)
+        near = find_duplicates(dataset.texts, file_targets, key=_near_key, known=file_known)
         exact_rows = set(exact.conflicts.tolist())
         near_rows = [row for row in near.conflicts.tolist() if row not in exact_rows]
         details[file] = {"exact": len(exact_rows), "near": len(near_rows)}
@@ -303,7 +328,8 @@ def conflicting_duplicates(
 def leakage(data: Dataset, val: Dataset, *, examples: int = 5) -> Finding:
     """VAL texts that are also in DATA, compared after
     :func:`~multihot.data.duplicates.normalize_text` (as ``multihot train`` warns of them): the
-    model is scored on texts it trained on.
+    model is scored on texts it trained on. Of those, ``details["with_other_labels"]`` counts
+    the copies labelled otherwise (with partial labels, on the labels both were labelled for).
 
     Examples (in VAL's order): the VAL row (``file``, ``row``, ``text``, ``labels``) and the
     first DATA row with that text (``other_file``, ``other_row``, ``other_text``,
@@ -316,7 +342,10 @@ def leakage(data: Dataset, val: Dataset, *, examples: int = 5) -> Finding:
         (1, 1, 0)
     """
     shared = find_shared(data.texts, val.texts)
-    relabelled = sum(set(val.labels[v]) != set(data.labels[d]) for v, d in shared)
+    relabelled = sum(
+        not same_labels(val.labels[v], data.labels[d], _known_of(val, v), _known_of(data, d))
+        for v, d in shared
+    )
     details = {"share": len(shared) / len(val), "with_other_labels": relabelled}
     if not shared:
         message = "no VAL text is also in DATA (after whitespace and case normalisation)"
@@ -438,25 +467,37 @@ def cardinality(data: Dataset, *, examples: int = 5) -> Finding:
 
     Examples: the texts with no label, ``{"row", "text", "labels"}``.
 
+    With partial labels, a text labelled for no label at all teaches nothing and is left out
+    (``details["labelled_for_none"]``), a text with no label teaches "no" only for the labels it
+    was labelled for, and ``details["partial"]`` counts the texts labelled for some labels only.
+
     Example:
         >>> data = Dataset(["a", "b", "c"], [["joy"], ["joy", "anger"], []], "d.jsonl")
         >>> f = cardinality(data)
         >>> f.count, f.details["distribution"], f.details["mean"]
         (1, {0: 1, 1: 1, 2: 1}, 1.0)
     """
-    per_text = Counter(len(set(labels)) for labels in data.labels)
+    rows = [row for row in range(len(data)) if _known_of(data, row) != []]
+    per_text = Counter(len(set(data.labels[row])) for row in rows)
     distribution = {k: per_text[k] for k in sorted(per_text)}
-    mean = sum(k * n for k, n in per_text.items()) / max(1, len(data))
-    unlabelled = [row for row, labels in enumerate(data.labels) if not labels]
+    mean = sum(k * n for k, n in per_text.items()) / max(1, len(rows))
+    unlabelled = [row for row in rows if not data.labels[row]]
     found = [_row(data, row) for row in unlabelled[:examples]]
     details = {"distribution": distribution, "mean": mean, "no_label": len(unlabelled)}
     shown = ", ".join(f"{n} with {k}" for k, n in distribution.items())
     message = f"labels per text: mean {mean:.2f} (texts: {shown})"
+    if data.known is not None:
+        partial, none = sum(known is not None for known in data.known), len(data) - len(rows)
+        details |= {"partial": partial, "labelled_for_none": none}
+        message += f"; {_many(partial, 'text is', 'texts are')} labelled for some labels only"
+        if none:
+            message += f" ({none} for none, left out)"
     if unlabelled:
+        teaches = "every label" if data.known is None else "every label it was labelled for"
         message += (
             f"; {_many(len(unlabelled), 'text has', 'texts have')} no label (first: "
             f"{quote(data.texts[unlabelled[0]])})"
-            ", which teaches every label 'no': check none was forgotten"
+            f", which teaches {teaches} 'no': check none was forgotten"
         )
     return Finding("cardinality", "info", message, len(unlabelled), found, details)
 
@@ -479,18 +520,30 @@ def label_pairs(
     first): ``{"kind", "labels": [a, b], "counts": [count_a, count_b], "together",
     "expected"}``.
 
+    With partial labels a pair is judged on the texts labelled for both labels: ``counts`` are
+    each label's examples among them, ``expected`` is ``count_a * count_b`` over their number,
+    and the examples say that number (``known``).
+
     Example:
         >>> data = Dataset(list("abcd"), [["x", "y"]] * 3 + [["z"]], "d.jsonl")
         >>> [(e["kind"], e["labels"]) for e in label_pairs(data).examples]
         [('always', ['x', 'y'])]
     """
     names, targets, _ = _encode(data, None)
+    known, _ = _known(data, None)
     # (num_labels, num_labels): texts with both labels; float32 counts exactly up to 2**24 texts
     together = (targets.T @ targets).astype(np.int64)
-    counts = np.diag(together).copy()
-    expected = np.outer(counts, counts) / max(1, len(data))
+    if known is None:
+        counts = np.broadcast_to(np.diag(together)[:, None], together.shape)
+        both = np.full(together.shape, max(1, len(data)), dtype=np.int64)
+    else:
+        mask = known.astype(np.float32)
+        # [a, b]: a's examples among the texts labelled for b (a positive is known for a)
+        counts = (targets.T @ mask).astype(np.int64)
+        both = (mask.T @ mask).astype(np.int64)  # texts labelled for both
+    expected = counts * counts.T / np.maximum(both, 1)
     upper = np.triu(np.ones_like(together, dtype=bool), k=1)
-    always = upper & (together == counts[:, None]) & (together == counts[None, :])
+    always = upper & (together == counts) & (together == counts.T)
     always &= together >= min_together
     never = upper & (together == 0) & (expected >= min_expected)
 
@@ -501,10 +554,11 @@ def label_pairs(
             {
                 "kind": kind,
                 "labels": [names[i], names[j]],
-                "counts": [int(counts[i]), int(counts[j])],
+                "counts": [int(counts[i, j]), int(counts[j, i])],
                 "together": int(together[i, j]),
                 "expected": round(float(expected[i, j]), 1),
             }
+            | ({} if known is None else {"known": int(both[i, j])})
             for i, j in zip(a[ranked].tolist(), b[ranked].tolist(), strict=True)
         ]
 
@@ -519,15 +573,17 @@ def label_pairs(
     parts = []
     if always_pairs:
         (a, b), n = always_pairs[0]["labels"], always_pairs[0]["together"]
+        of = _of_known(always_pairs[0])
         parts.append(
-            f"{_many(len(always_pairs), 'label pair always comes', 'label pairs always come')} together (first: {a!r} and {b!r}, {n} texts),"
+            f"{_many(len(always_pairs), 'label pair always comes', 'label pairs always come')} together (first: {a!r} and {b!r}, {n} texts{of}),"
             " one label to a model: merge them or label the cases apart"
         )
     if never_pairs:
         (a, b), e = never_pairs[0]["labels"], never_pairs[0]["expected"]
+        of = _of_known(never_pairs[0], "among")
         parts.append(
             f"{_many(len(never_pairs), 'label pair never comes', 'label pairs never come')} together although chance predicts {min_expected:g} or more "
-            f"(first: {a!r} and {b!r}, {e:g} expected): check the labelling guide allows both"
+            f"(first: {a!r} and {b!r}, {e:g} expected{of}): check the labelling guide allows both"
         )
     return Finding("label_pairs", "info", "; ".join(parts), count, found, details)
 
@@ -541,10 +597,33 @@ def _encode(data: Dataset, val: Dataset | None) -> tuple[list[str], np.ndarray, 
     return labels.names, targets, val_targets
 
 
+def _known(data: Dataset, val: Dataset | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Partial labels: each file's ``(n, num_labels)`` bool mask of the labelled pairs over the
+    labels of :func:`_encode`, None for a file whose every pair is known."""
+    labels = label_set(data, val)
+    known = labels.encode_known(data.known, data.source)
+    val_known = labels.encode_known(val.known, val.source) if val is not None else None
+    return known, val_known
+
+
+def _known_of(dataset: Dataset, row: int) -> list[str] | None:
+    """The labels a row was labelled for (partial labels), None for all of them."""
+    return None if dataset.known is None else dataset.known[row]
+
+
 def _row(dataset: Dataset, row: int, prefix: str = "") -> dict[str, Any]:
-    """An example row: its 0-based position, its text and its labels."""
+    """An example row: its 0-based position, its text and its labels, and with partial labels
+    the labels it was labelled for (``labels_known``) when those are not all."""
     fields = {"row": row, "text": dataset.texts[row], "labels": list(dataset.labels[row])}
+    known = _known_of(dataset, row)
+    if known is not None:
+        fields[KNOWN_COL] = list(known)
     return {prefix + key: value for key, value in fields.items()}
+
+
+def _of_known(pair: dict[str, Any], word: str = "of") -> str:
+    """`` of N labelled for both`` for a label pair's example with partial labels, else ``""``."""
+    return f" {word} {pair['known']} labelled for both" if "known" in pair else ""
 
 
 def _many(count: int, one: str, more: str) -> str:

@@ -6,6 +6,10 @@ issue's label to the other value. Labels keep the form DATA gives them: a list s
 JSON list string a JSON list string, a delimited string a delimited string (with the column's
 separator), a 0/1 column a 0/1 column in the same spelling (``1``, ``1.0``, ``true``, a boolean).
 
+Partial labels stay as DATA gives them: the ``labels_known`` column (or the empty cells of 0/1
+columns) is copied untouched, and since the audit never reports an unknown pair, a flipped pair
+was known and stays known (an issue on an unknown pair is refused).
+
 The format of the copy is OUT's suffix (``.jsonl``, ``.json``, ``.csv``, ``.tsv``, ``.parquet``);
 in a CSV or TSV a list or an object becomes a JSON string (which the readers read back as a
 list). The copy is written to a temporary file renamed into place, so an error leaves no file;
@@ -191,6 +195,12 @@ def _check_issue(issue: LabelIssue, data: Dataset) -> None:
         raise DataError(f"{where}: the row holds another text; the issues are of another file")
     if data.label_names is not None and issue.label not in data.label_names:
         raise DataError(f"{where}: no such label column; the issues are of another file")
+    known = None if data.known is None else data.known[issue.row]
+    if known is not None and issue.label not in known:
+        raise DataError(
+            f"{where}: the row is not labelled for that label (partial labels): an unknown pair "
+            "is never an issue; the issues are of another version of the file"
+        )
     given = int(issue.label in data.labels[issue.row])
     if given != issue.given:
         raise DataError(

@@ -84,7 +84,7 @@ class LabelIssue:
 @dataclass
 class LabelHealth:
     """One label's quality over DATA, from the out-of-fold probabilities (cleanlab's class
-    ranking) and the issues found for it."""
+    ranking) and the issues found for it; with partial labels, over the texts labelled for it."""
 
     label: str
     positives: int
@@ -99,6 +99,12 @@ class LabelHealth:
     """Issues of kind ``wrong`` found for the label."""
     missing: int
     """Issues of kind ``missing`` found for the label."""
+    known: int | None = None
+    """Partial labels: the texts labelled for the label, which its estimates count; None (and
+    left out of :meth:`to_dict`) when every text is labelled for every label."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        if self.known is None:
+            del record["known"]
+        return record

@@ -44,6 +44,10 @@ class AuditResult:
     given: list[list[str]] = field(default_factory=list, repr=False)
     """Each row's labels as given in DATA (not in summary.json): what the relabelling exports
     suggest changes to."""
+    known: list[list[str] | None] | None = field(default=None, repr=False)
+    """Partial labels: each row's labels it was labelled for (None: all), as
+    :attr:`multihot.data.readers.Dataset.known`; None when every row is labelled for every label.
+    Unknown pairs are never issues; summary.json counts them (``partial``)."""
 
     def summary(self) -> dict[str, Any]:
         """``summary.json``: everything but the issues themselves (their counts instead)."""
@@ -63,4 +67,14 @@ class AuditResult:
             "dataset_health": self.dataset_health,
             "oof": self.oof,
             "seconds": round(self.seconds, 1),
-        }
+        } | self._partial()
+
+    def _partial(self) -> dict[str, Any]:
+        """``{"partial": {"texts", "unknown_pairs"}}`` with partial labels (the texts labelled
+        for some labels only, and the pairs no text was labelled for), else nothing."""
+        if self.known is None:
+            return {}
+        names = len(self.label_names)
+        partial = [row for row in self.known if row is not None]
+        unknown = sum(names - len(set(row)) for row in partial)
+        return {"partial": {"texts": len(partial), "unknown_pairs": unknown}}

@@ -1,10 +1,12 @@
 """``multihot suggest``: which unlabelled texts to label next, with the model's labels for them.
 
 1. POOL's texts are read (any labels there are ignored); a text repeated in POOL counts once, and
-   texts already labelled are skipped: the run's validation texts (``validation.jsonl``) and the
-   texts of ``labelled`` (the run's training data: a run does not record its training texts, so
-   it is given). Texts are compared normalised as :func:`multihot.data.duplicates.normalize_text`
-   compares copies.
+   texts already labelled are skipped: the run's training texts (which it records as hashes,
+   ``training-texts.safetensors``; a run saved before they were kept needs its training data
+   given as ``labelled``), its validation texts (``validation.jsonl``) and the texts of
+   ``labelled``, if given. Texts are compared normalised as
+   :func:`multihot.data.duplicates.normalize_text` compares copies (by their hashes,
+   :mod:`multihot.data.texthashes`).
 2. One pass of the run's model gives each text's probabilities (calibrated when the run is: the
    scale its thresholds were tuned on), each ensemble member's, and the vectors its head reads
    (for the linear baseline, the TF-IDF vectors).
@@ -29,18 +31,19 @@ from typing import Any
 
 import numpy as np
 
-from multihot.artifacts.rundir import VALIDATION
+from multihot.artifacts.rundir import TRAINING_TEXTS, VALIDATION
 from multihot.artifacts.runs import RunFiles, read_run_files
+from multihot.artifacts.trainingtexts import read_training_texts
 from multihot.artifacts.validation import read_validation
 from multihot.core.config import is_baseline
 from multihot.core.errors import ConfigError, DataError
 from multihot.core.files import dumps, write_atomic
-from multihot.data.duplicates import normalize_text
 from multihot.data.encoding import check_texts
 from multihot.data.labels import LabelSet
 from multihot.data.labelstudio import choices_prediction, labelling_config
 from multihot.data.prepare import DataLike, read_data
 from multihot.data.readers import Dataset, iter_text_batches, read_column
+from multihot.data.texthashes import TextHashes, text_hashes
 from multihot.data.writers import check_new_file, records_csv, records_jsonl
 from multihot.inference.predictor import Predictor
 from multihot.scoring.probabilities import sigmoid
@@ -286,7 +289,8 @@ class Suggestions:
     labelled: int = 0
     ranked: int = 0
     skipped_sources: list[str] = field(default_factory=list)
-    """Where the skipped labelled texts came from (validation.jsonl, the labelled files)."""
+    """Where the skipped labelled texts came from (the run's training texts, validation.jsonl,
+    the labelled files)."""
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -417,9 +421,11 @@ def suggest(
         n: the batch size.
         strategy: one of :data:`STRATEGIES`.
         diversity: ``kcenter`` or ``none`` (default: the strategy's own).
-        labelled: data already labelled (the run's training data), one file or several: their
-            texts are skipped, and their positives weight the labels. Without it, the run's
-            validation texts alone are skipped and their positives weight the labels.
+        labelled: data already labelled, one file or several: their texts are skipped too, and
+            their positives weight the labels. The run's training texts (as it recorded them)
+            and validation texts are skipped without it, and the validation positives weight the
+            labels; a run saved before runs recorded their training texts needs its training
+            data here for them to be skipped.
         text_col: POOL's text column (default: the run's).
         id_col: POOL's column naming each text in the batch, when it has one.
         seed: the random strategy's seed.
@@ -516,33 +522,39 @@ def read_pool(
 
 def _labelled(
     files: RunFiles, labelled: DataLike | Sequence[DataLike] | None
-) -> tuple[set[str], np.ndarray | None, list[str]]:
-    """``(normalised texts to skip, positives per label, where they came from)``."""
+) -> tuple[TextHashes, np.ndarray | None, list[str]]:
+    """``(texts to skip, positives per label, where they came from)``: the run's training texts
+    as it recorded them, its validation texts, and those of ``labelled``."""
     labels = files.labels
-    known: set[str] = set()
+    known: list[TextHashes] = []
     sources: list[str] = []
+    trained = read_training_texts(files.path)
+    if trained is not None:
+        known.append(trained)
+        sources.append(str(files.path / TRAINING_TEXTS))
     validation = read_validation(files.path, labels)
     if validation is not None:
-        known.update(normalize_text(t) for t in validation.texts)
+        known.append(TextHashes.of(validation.texts))
         sources.append(str(files.path / VALIDATION))
     if labelled is None:
-        logger.warning(
-            "%s: a run does not record its training texts; only its %d validation texts are "
-            "skipped, and their positives weight the labels: give the training data (labelled=, "
-            "--labelled) to skip its texts too",
-            files.path,
-            0 if validation is None else len(validation.texts),
-        )
+        if trained is None:
+            logger.warning(
+                "%s: the run does not record its training texts (saved before runs kept them); "
+                "only its %d validation texts are skipped: give the training data (labelled=, "
+                "--labelled) to skip its texts too",
+                files.path,
+                0 if validation is None else len(validation.texts),
+            )
         positives = None if validation is None else validation.targets.sum(axis=0)
-        return known, positives, sources
+        return TextHashes.empty().union(*known), positives, sources
     given = [labelled] if isinstance(labelled, (str, Path, Dataset)) else list(labelled)
     positives = np.zeros(len(labels), dtype=np.int64)
     for data in given:
         dataset = read_data(data, files.config)
-        known.update(normalize_text(t) for t in dataset.texts)
+        known.append(TextHashes.of(dataset.texts))
         positives += _positives(dataset, labels)
         sources.append(dataset.source)
-    return known, positives, sources
+    return TextHashes.empty().union(*known), positives, sources
 
 
 def _positives(dataset: Dataset, labels: LabelSet) -> np.ndarray:
@@ -556,14 +568,15 @@ def _positives(dataset: Dataset, labels: LabelSet) -> np.ndarray:
     return counts
 
 
-def _unlabelled(texts: list[str], known: set[str]) -> tuple[list[int], int, int]:
+def _unlabelled(texts: list[str], known: TextHashes) -> tuple[list[int], int, int]:
     """``(rows to rank, repeats, labelled)``: the first row of each normalised text that is not
     among the ``known`` (labelled) ones, and how many rows were skipped for each reason."""
-    seen: set[str] = set()
+    hashes = text_hashes(texts)
+    skip = known.holds_hashes(hashes).tolist()
+    seen: set[int] = set()
     keep, repeats, labelled = [], 0, 0
-    for row, text in enumerate(texts):
-        key = normalize_text(text)
-        if key in known:
+    for row, key in enumerate(hashes.tolist()):
+        if skip[row]:
             labelled += 1
         elif key in seen:
             repeats += 1

@@ -216,7 +216,9 @@ def _health(health: Sequence[LabelHealth]) -> str:
             '<p class="empty">No per-label health: the audit had no out-of-fold probabilities.</p>'
         )
         return page_section("health", "Per-label health", body)
-    headings = ["label", "positives", "health", "est. noise", "est. missing", "wrong", "missing"]
+    partial = any(h.known is not None for h in health)
+    headings = ["label", "positives", *["known"] * partial]
+    headings += ["health", "est. noise", "est. missing", "wrong", "missing"]
     head = '<th data-type="text" tabindex="0" aria-sort="none">label</th>' + "".join(
         f'<th data-type="number" tabindex="0" aria-sort="none">{escape(h)}</th>'
         for h in headings[1:]
@@ -226,7 +228,8 @@ def _health(health: Sequence[LabelHealth]) -> str:
         rows.append(
             f'<tr data-label="{escape(h.label)}"><td>{escape(h.label)}</td>'
             f'<td data-value="{h.positives}">{shown_number(h.positives)}</td>'
-            f'<td data-value="{sort_value(h.health)}">{_bar(h.health)}{shown_number(h.health)}</td>'
+            + (f'<td data-value="{h.known}">{shown_number(h.known)}</td>' if partial else "")
+            + f'<td data-value="{sort_value(h.health)}">{_bar(h.health)}{shown_number(h.health)}</td>'
             f'<td data-value="{sort_value(h.noise)}">{_share(h.noise)}</td>'
             f'<td data-value="{sort_value(h.missing_rate)}">{_share(h.missing_rate)}</td>'
             f'<td data-value="{h.wrong}">{shown_number(h.wrong)}</td>'
@@ -236,7 +239,14 @@ def _health(health: Sequence[LabelHealth]) -> str:
         '<p class="note">Worst health first (cleanlab\'s label quality score, 0 to 1). Estimated '
         "noise: the share of the texts given the label that should not have it; estimated "
         "missing: the share of the texts without it that should have it. Wrong and missing: the "
-        "label issues found of each kind. Click a column to sort by it.</p>"
+        "label issues found of each kind. Click a column to sort by it."
+        + (
+            " Known: the texts labelled for the label (partial labels); the estimates count "
+            "those only, and an unknown pair is never an issue."
+            if partial
+            else ""
+        )
+        + "</p>"
     )
     table = (
         f'<div class="scroll"><table id="health-table" class="sortable"><thead><tr>{head}</tr>'
@@ -402,6 +412,7 @@ def save_audit(result: AuditResult, output: str | Path, *, force: bool = False) 
         row_labels=result.given,
         page_html=render_audit_page(result),
         force=force,
+        row_known=result.known,
     )
 
 

@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from multihot.artifacts.runs import model_id, read_run_files
+from multihot.artifacts.trainingtexts import read_training_texts
 from multihot.artifacts.transformer import load_transformer_model
 from multihot.core.config import ModelConfig, RunConfig, is_baseline
 from multihot.core.errors import ConfigError, RunDirError
 from multihot.data.labels import LabelSet
+from multihot.data.texthashes import TextHashes
 from multihot.modeling.encoders import encoder_from_config
 from multihot.modeling.ensemble import SeedEnsemble
 from multihot.modeling.model import MultiLabelModel
@@ -62,6 +64,9 @@ class StartingRun:
     """:func:`multihot.artifacts.runs.model_id` of the run: which weights, labels and thresholds."""
     drop_labels: bool = False
     """Whether the run's labels that the new data lacks are left behind (else refused)."""
+    training_texts: TextHashes | None = None
+    """The run's recorded training texts (None for a run saved before they were kept): the new
+    run records them with its own, since its starting weights learnt from them."""
 
     @classmethod
     def read(cls, path: str | Path, *, drop_labels: bool = False) -> StartingRun:
@@ -87,6 +92,7 @@ class StartingRun:
             encoder_config,
             model_id(files),
             drop_labels,
+            read_training_texts(files.path),
         )
 
     @classmethod

@@ -28,6 +28,7 @@ from multihot.data.encoding import Cut, Reading, tokenize, tokenize_and_cut
 from multihot.data.labels import LabelSet
 from multihot.data.prepare import DataLike, PreparedData, prepare_data
 from multihot.data.preprocess import check_lowercase, prepare_texts
+from multihot.data.texthashes import TextHashes
 from multihot.inference.torch_backend import TorchBackend
 from multihot.modeling.encoders import (
     build_encoder,
@@ -72,6 +73,8 @@ class TrainedRun:
     """Fitted on the validation rows (``calibrate``); every probability is computed with it."""
     init_from: dict[str, Any] | None = None
     """Where training started, when from another run (:meth:`StartingRun.record`)."""
+    training_texts: TextHashes | None = None
+    """The hashes of the texts the model learnt from (:func:`training_texts`)."""
 
 
 @dataclass
@@ -137,6 +140,7 @@ def train_run(
         members.append(model)
         results.append(result)
     run = _assemble(setup, members, results)
+    run.training_texts = training_texts(data, start)
     if start is not None:
         run.init_from = start.record(data.labels)
     if config.train.compare_baseline:
@@ -238,7 +242,25 @@ def save_run(run: TrainedRun, path: str | Path) -> Path:
         calibration=run.calibration,
         validation=run.validation,
         init_from=run.init_from,
+        training_texts=run.training_texts,
     )
+
+
+def training_texts(data: PreparedData, start: StartingRun | None = None) -> TextHashes:
+    """The hashes of the texts a run learns from: its training rows (validation rows are kept
+    in validation.jsonl) and, started from another run, that run's recorded ones, since the
+    starting weights learnt from them."""
+    hashes = TextHashes.of(data.train.texts)
+    if start is None:
+        return hashes
+    if start.training_texts is None:
+        logger.warning(
+            "init_from %s: the run does not record its training texts (saved before runs kept "
+            "them); this run records only its own",
+            start.path,
+        )
+        return hashes
+    return hashes.union(start.training_texts)
 
 
 # ------------------------------------------------------------------------------ the run's config

@@ -279,7 +279,7 @@ def _prepare(
     labels = label_set(dataset)
     targets = labels.encode(dataset.labels, dataset.source)
     known = labels.encode_known(dataset.known, dataset.source)
-    duplicates = find_duplicates(dataset.texts, targets)
+    duplicates = find_duplicates(dataset.texts, targets, known=known)
     duplicates.log(dataset.source, dataset.texts, dataset.labels)
     described = {
         "source": dataset.source if isinstance(data, Dataset) else str(Path(data).resolve()),
@@ -468,7 +468,15 @@ def _assemble(setup: _Setup, folds: list[FoldResult], logits: np.ndarray) -> CVR
     result.known = setup.known
     if setup.cv_dir is not None:
         cv_dir = setup.cv_dir
-        cvdir.write_oof(cv_dir, setup.dataset.texts, targets, setup.fold_of_row, oof_probs, labels)
+        cvdir.write_oof(
+            cv_dir,
+            setup.dataset.texts,
+            targets,
+            setup.fold_of_row,
+            oof_probs,
+            labels,
+            setup.known,
+        )
         cvdir.write_thresholds(cv_dir, labels, thresholds)
         cvdir.write_summary(cv_dir, _summary_file(result, config, setup.baseline))
     metric = config.train.metric
@@ -654,11 +662,14 @@ class OutOfFold:
     baseline: bool
     encoder: str | None
     """The encoder the folds trained (None for the baseline)."""
+    known: np.ndarray | None = None
+    """``(n_texts, num_labels)`` bool, the labelled pairs (partial labels); None when all are."""
 
 
 def read_out_of_fold(cv_dir: str | Path, dataset: Dataset) -> OutOfFold:
     """The out-of-fold probabilities that ``multihot cv`` left in ``cv_dir``, checked to be of
-    ``dataset`` (the same texts and labels, in the same order).
+    ``dataset`` (the same texts and labels, in the same order), with partial labels the mask of
+    known pairs that oof.jsonl records.
 
     Raises:
         RunDirError: not a cross-validation directory, one not finished (no oof.jsonl), or one of
@@ -681,7 +692,11 @@ def read_out_of_fold(cv_dir: str | Path, dataset: Dataset) -> OutOfFold:
             f"{cv_dir}: cross-validated other data ({recorded.get('source')}, "
             f"{recorded.get('rows')} rows) than {dataset.source} ({len(dataset)} rows)"
         )
-    _, _, probs = cvdir.read_oof(cv_dir, labels)
+    probs, recorded_known = cvdir.read_oof_probs(cv_dir, labels)
+    if recorded_known is not None and (known is None or not np.array_equal(recorded_known, known)):
+        raise RunDirError(
+            f"{cv_dir}: its {cvdir.OOF} records other known labels than {dataset.source} gives"
+        )
     baseline = bool(manifest["baseline"])
     return OutOfFold(
         labels=labels,
@@ -691,6 +706,8 @@ def read_out_of_fold(cv_dir: str | Path, dataset: Dataset) -> OutOfFold:
         folds=int(manifest["folds"]),
         baseline=baseline,
         encoder=None if baseline else manifest["config"]["model"].get("encoder"),
+        # What oof.jsonl records (the data's own mask for one written before it recorded it).
+        known=known if recorded_known is None else recorded_known,
     )
 
 
