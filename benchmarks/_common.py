@@ -16,6 +16,7 @@ counted either: it is work a system chooses to do, so it shows up as a lower ach
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import logging
@@ -554,3 +555,37 @@ def check_kept_settings(directory: Path, settings: dict[str, Any]) -> None:
             )
     directory.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+
+STARTED = time.perf_counter()
+
+
+def log(message: str) -> None:
+    """A progress line on stderr, with the seconds since the script started."""
+    print(f"[{time.perf_counter() - STARTED:6.0f}s] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def line_plot(path: Path, title: str, xlabel: str, ylabel: str):
+    """Axes to draw curves on (``with line_plot(...) as ax``), saved to ``path`` as a PNG with a
+    grid and a legend; ``ax`` is None when matplotlib is not installed (then no plot)."""
+    try:
+        import matplotlib  # optional: only a plot needs it
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed: no plot")
+        yield None
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    yield ax
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    log(f"plot: {path}")

@@ -54,7 +54,6 @@ import argparse
 import json
 import math
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -66,7 +65,9 @@ from _common import (
     DEFAULT_DATA,
     check_kept_settings,
     describe_machine,
+    line_plot,
     load_goemotions,
+    log,
     machine_line,
     met,
     serial_tokenizers,
@@ -88,11 +89,6 @@ GAIN = 0.03
 """...or is this much dev macro F1 above random at the final count."""
 BATCH_SIZE = 64
 """The training batch (TrainConfig's default), to turn a step budget into epochs."""
-STARTED = time.perf_counter()
-
-
-def log(message: str) -> None:
-    print(f"[{time.perf_counter() - STARTED:6.0f}s] {message}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------- strategies
@@ -413,32 +409,18 @@ def print_tables(summary: dict, seeds: list[int]) -> None:
 
 def plot(summary: dict, seeds: list[int], path: Path, title: str) -> None:
     """The curves: each strategy's mean (markers) and each seed (faint); random's final dashed."""
-    try:
-        import matplotlib  # optional: only --plot needs it
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib is not installed: no plot")
-        return
     counts = summary["counts"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (name, curve) in enumerate(summary["mean"].items()):
-        colour = f"C{i}"
-        ax.plot(counts, curve, marker="o", color=colour, label=name)
-        for seed in seeds:
-            ax.plot(counts, summary["dev_macro_f1"][name][seed], color=colour, alpha=0.25, lw=1)
-    if RANDOM in summary["mean"]:
-        ax.axhline(summary["mean"][RANDOM][-1], color="grey", ls="--", lw=1, label="random, final")
-    ax.set_xlabel("labelled texts")
-    ax.set_ylabel("dev macro F1")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    log(f"plot: {path}")
+    with line_plot(path, title, "labelled texts", "dev macro F1") as ax:
+        if ax is None:
+            return
+        for i, (name, curve) in enumerate(summary["mean"].items()):
+            colour = f"C{i}"
+            ax.plot(counts, curve, marker="o", color=colour, label=name)
+            for seed in seeds:
+                ax.plot(counts, summary["dev_macro_f1"][name][seed], color=colour, alpha=0.25, lw=1)
+        if RANDOM in summary["mean"]:
+            final = summary["mean"][RANDOM][-1]
+            ax.axhline(final, color="grey", ls="--", lw=1, label="random, final")
 
 
 # ------------------------------------------------------------------------------------------ main

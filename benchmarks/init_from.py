@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,7 +46,9 @@ import numpy as np
 from _common import (
     DEFAULT_DATA,
     describe_machine,
+    line_plot,
     load_goemotions,
+    log,
     machine_line,
     met,
     serial_tokenizers,
@@ -63,11 +64,6 @@ from multihot.data.readers import Dataset
 
 HALF = 0.5
 """The target: the continued run needs at most this share of scratch's steps."""
-STARTED = time.perf_counter()
-
-
-def log(message: str) -> None:
-    print(f"[{time.perf_counter() - STARTED:6.0f}s] {message}", file=sys.stderr, flush=True)
 
 
 def split(data: Dataset, first: float, seed: int) -> tuple[Dataset, Dataset]:
@@ -120,27 +116,15 @@ def train(data: Dataset, dev: Dataset, out: Path, args, **flags: Any) -> tuple[C
 
 
 def plot(scratch, continued, zero: float, path: Path, title: str) -> None:
-    try:
-        import matplotlib  # optional: only --plot needs it
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib is not installed: no plot")
-        return
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.plot(*zip(*scratch, strict=True), marker=".", label="from the encoder (scratch)")
-    ax.plot(*zip(*[(0, zero), *continued], strict=True), marker=".", label="--init-from run A")
-    ax.axhline(max(s for _, s in scratch), color="grey", ls="--", lw=1, label="scratch's best")
-    ax.set_xlabel("optimiser steps on B")
-    ax.set_ylabel("dev macro F1 (thresholds tuned on dev)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    log(f"plot: {path}")
+    """Dev macro F1 against steps on B, from the encoder and from run A; scratch's best dashed."""
+    ylabel = "dev macro F1 (thresholds tuned on dev)"
+    with line_plot(path, title, "optimiser steps on B", ylabel) as ax:
+        if ax is None:
+            return
+        ax.plot(*zip(*scratch, strict=True), marker=".", label="from the encoder (scratch)")
+        ax.plot(*zip(*[(0, zero), *continued], strict=True), marker=".", label="--init-from run A")
+        best = max(s for _, s in scratch)
+        ax.axhline(best, color="grey", ls="--", lw=1, label="scratch's best")
 
 
 SMOKE = {

@@ -47,9 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +57,7 @@ from _common import (
     check_kept_settings,
     describe_machine,
     load_goemotions,
+    log,
     machine_line,
     met,
     serial_tokenizers,
@@ -81,11 +80,6 @@ NAMES = {
     "halves": "each half alone (L1 from H1, L2 from H2)",
     "full": "fully labelled train (reference)",
 }
-STARTED = time.perf_counter()
-
-
-def log(message: str) -> None:
-    print(f"[{time.perf_counter() - STARTED:6.0f}s] {message}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------------ data
