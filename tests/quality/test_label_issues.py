@@ -107,3 +107,28 @@ def test_bad_input_is_refused():
         pair_scores(np.full((2, 2), 2), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         pair_scores(np.zeros((2, 2)), np.full((2, 2), 1.5))
+
+
+def test_health_shares_are_per_given_label_not_per_row():
+    """cleanlab divides its estimated counts by every row; the shares reported are per text given
+    the label (noise) and per text without it (missing rate), so a rare label's noise is not
+    shrunk by the size of the data."""
+    rng = np.random.default_rng(5)
+    given = np.zeros((2000, 2), dtype=np.int8)
+    given[:40, 0] = 1  # a rare label: 40 positives, 10 of them contradicted by the model
+    given[:1000, 1] = 1
+    probs = np.where(given == 1, 0.95, 0.05) + rng.uniform(-0.02, 0.02, given.shape)
+    probs[:10, 0] = 0.02
+    from cleanlab.multilabel_classification.dataset import rank_classes_by_multilabel_quality
+
+    table = rank_classes_by_multilabel_quality(
+        [np.flatnonzero(r).tolist() for r in given], probs, class_names=[0, 1]
+    ).set_index("Class Name")
+    health = {h.label: h for h in label_health(given, probs, ["rare", "common"], [])[0]}
+    rare = health["rare"]
+    expected = table.loc[0, "Label Noise"] * len(given) / 40
+    assert rare.noise == pytest.approx(expected, abs=1e-5) and rare.noise > 0.1
+    assert rare.health == pytest.approx(1 - rare.noise, abs=1e-5)
+    assert rare.missing_rate == pytest.approx(
+        table.loc[0, "Inverse Label Noise"] * len(given) / 1960, abs=1e-5
+    )

@@ -294,7 +294,8 @@ def _class_health(
     targets: np.ndarray, probs: np.ndarray, known: np.ndarray | None
 ) -> list[tuple[int, float, float, float]]:
     """``(label index, quality, noise, missing rate)`` of every label, from cleanlab's class
-    ranking over each label's known rows; a label known on no row, or had by every row it is
+    ranking over each label's known rows (noise: the estimated share of the texts given the label
+    that should not have it; missing rate: of those without it that should; quality: 1 - noise); a label known on no row, or had by every row it is
     known on, gets quality 1 and no noise (nothing to estimate them from)."""
     found: dict[int, tuple[float, float, float]] = {}
     for rows, cols in _blocks(known):
@@ -308,10 +309,17 @@ def _class_health(
         table = _cleanlab().dataset.rank_classes_by_multilabel_quality(
             _label_lists(block), block_probs, class_names=index.tolist()
         )
+        # cleanlab's "Label Noise" is its estimated count of wrong positives divided by every row
+        # of the call, not by the rows given the label as its docstring says (and its "Label
+        # Quality Score" is one minus that), so a rare label always looks healthy. The shares
+        # here are per given positive and per given negative, and the health one minus the first.
+        rows_in_call = block.shape[0]
+        given = dict(zip(index.tolist(), block.sum(axis=0).tolist(), strict=True))
         for _, row in table.iterrows():
-            found[int(row["Class Name"])] = (
-                float(row["Label Quality Score"]),
-                float(row["Label Noise"]),
-                float(row["Inverse Label Noise"]),
+            j = int(row["Class Name"])
+            wrong = float(row["Label Noise"]) * rows_in_call / max(1, given[j])
+            missing = (
+                float(row["Inverse Label Noise"]) * rows_in_call / max(1, rows_in_call - given[j])
             )
+            found[j] = (1.0 - min(1.0, wrong), min(1.0, wrong), min(1.0, missing))
     return [(j, *found.get(j, (1.0, 0.0, 0.0))) for j in range(targets.shape[1])]
