@@ -207,7 +207,7 @@ def split_labels(data: Dataset, val: Dataset, *, examples: int = 5) -> Finding:
     if known is not None or val_known is not None:
         index = {name: j for j, name in enumerate(names)}
         for example in found:
-            j = index[example["label"]]
+            j = index[str(example["label"])]
             example["data_known"] = len(data) if known is None else int(known[:, j].sum())
             example["val_known"] = len(val) if val_known is None else int(val_known[:, j].sum())
     details = {"only_data": [n for n, _ in only_data], "only_val": [n for n, _ in only_val]}

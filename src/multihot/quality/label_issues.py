@@ -108,7 +108,7 @@ def _blocks(known: np.ndarray | None) -> list[Block]:
         return [(None, None)]
     patterns, inverse = np.unique(known.T, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
-    blocks = []
+    blocks: list[tuple[np.ndarray | None, np.ndarray | None]] = []
     for group, pattern in enumerate(patterns):
         if pattern.any():
             blocks.append((np.flatnonzero(pattern), np.flatnonzero(inverse == group)))
@@ -157,6 +157,7 @@ def pair_scores(
             if rows is None and cols is None:
                 scores = value
             else:
+                assert rows is not None and cols is not None  # a mask gives both
                 scores[np.ix_(rows, cols)] = value
     return scores if known is None else np.where(known, scores, 0.0)
 

@@ -230,7 +230,7 @@ def _label_table(inputs: ReportInputs, calibration: _Calibration) -> str:
     else:
         eces = {"ECE before": calibration.label_ece_before, "ECE after": calibration.label_ece}
     per_label = inputs.metrics.get("per_label", {})
-    columns = LABEL_COLUMNS
+    columns: tuple[tuple[str, str], ...] = LABEL_COLUMNS
     if any("known" in scores for scores in per_label.values()):  # partial labels
         columns = (LABEL_COLUMNS[0], ("known", "known"), *LABEL_COLUMNS[1:])
     head = '<th data-type="text" tabindex="0" aria-sort="none">label</th>' + "".join(
