@@ -107,6 +107,10 @@ def _check_inputs(
     return targets.astype(np.int64), probs, thresholds, decisions.astype(np.int64)
 
 
+_PRF = ("precision", "recall", "f1")
+"""The per-label and averaged decision scores, in the order sklearn returns them."""
+
+
 def compute_metrics(
     targets: np.ndarray,
     probs: np.ndarray,
@@ -179,19 +183,25 @@ def compute_metrics(
             targets, decisions, average=None, zero_division=0
         )
     out["num_texts"], out["num_labels"] = int(targets.shape[0]), int(targets.shape[1])
-    out["per_label"] = {
-        str(name): {
-            "precision": _float(p[j]),
-            "recall": _float(r[j]),
-            "f1": _float(f[j]),
-            "support": int(support[j]),
-            "roc_auc": roc_auc[j],
-            "ap": ap[j],
-            "threshold": _float(thresholds[j]),
-        }
-        for j, name in enumerate(label_names)
-    }
+    out["per_label"] = _per_label(label_names, (p, r, f), support, roc_auc, ap, thresholds)
     return out
+
+
+def _per_label(label_names, prf, support, roc_auc, ap, thresholds, labelled=None) -> dict:
+    """``per_label`` of :func:`compute_metrics`; with partial labels (``labelled``: the texts
+    labelled for each label), ``known`` after ``support``, and no P/R/F1 for a label known nowhere."""
+    per_label = {}
+    for j, name in enumerate(label_names):
+        scored = labelled is None or labelled[j] > 0
+        entry: dict = {
+            key: _float(v[j]) if scored else None for key, v in zip(_PRF, prf, strict=True)
+        }
+        entry["support"] = int(support[j])
+        if labelled is not None:
+            entry["known"] = int(labelled[j])
+        entry.update(roc_auc=roc_auc[j], ap=ap[j], threshold=_float(thresholds[j]))
+        per_label[str(name)] = entry
+    return per_label
 
 
 def _masked_metrics(skm, targets, probs, thresholds, label_names, decisions, known) -> dict:
@@ -223,7 +233,7 @@ def _masked_metrics(skm, targets, probs, thresholds, label_names, decisions, kno
                     y[rows], d[rows], average=average, zero_division=0
                 )
                 values = [_float(v) for v in scores[:3]]
-            for name, value in zip(("precision", "recall", "f1"), values, strict=True):
+            for name, value in zip(_PRF, values, strict=True):
                 out[f"{average}_{name}"] = value
         out["hamming_loss"] = float((y != d).sum() / known.sum())
         out["subset_accuracy"] = _float(skm.accuracy_score(y[texts], d[texts]))
@@ -234,19 +244,9 @@ def _masked_metrics(skm, targets, probs, thresholds, label_names, decisions, kno
     both = {**out, **ranking}
     metrics = {key: both[key] for key in _ORDER}
     metrics["num_texts"], metrics["num_labels"] = int(targets.shape[0]), int(targets.shape[1])
-    metrics["per_label"] = {
-        str(name): {
-            "precision": _float(p[j]) if scored[j] else None,
-            "recall": _float(r[j]) if scored[j] else None,
-            "f1": _float(f[j]) if scored[j] else None,
-            "support": int(support[j]),
-            "known": int(labelled[j]),
-            "roc_auc": roc_auc[j],
-            "ap": ap[j],
-            "threshold": _float(thresholds[j]),
-        }
-        for j, name in enumerate(label_names)
-    }
+    metrics["per_label"] = _per_label(
+        label_names, (p, r, f), support, roc_auc, ap, thresholds, labelled
+    )
     return metrics
 
 
