@@ -46,3 +46,27 @@ def test_labels_must_match():
     counter = Registry().counter("x_total", "X.", ("status",))
     with pytest.raises(ValueError, match="expected labels"):
         counter.inc(code="200")
+
+
+def test_per_label_metrics_escape_names_and_keep_a_sum_and_a_count():
+    import numpy as np
+
+    names = ['say "hi"', "back\\slash", "new\nline"]
+    registry = Registry()
+    fired = registry.label_counter("label_predicted_total", "Fired.", names)
+    probs = registry.label_summary("label_probability", "Probabilities.", names)
+    registry.label_gauge("label_validation_predicted_ratio", "On validation.", names, [0.5, 0, 1])
+    batch = np.array([[0.9, 0.2, 0.0], [0.7, 0.4, 1.0]], dtype=np.float32)
+    fired.add((batch >= 0.5).sum(axis=0))
+    probs.observe(batch)
+    probs.observe(batch[:1])
+    text = registry.render()
+    samples = parse(text)
+    assert samples['multihot_label_predicted_total{label="say \\"hi\\""}'] == 2
+    assert samples['multihot_label_predicted_total{label="back\\\\slash"}'] == 0
+    assert samples['multihot_label_predicted_total{label="new\\nline"}'] == 1
+    assert samples['multihot_label_probability_sum{label="say \\"hi\\""}'] == pytest.approx(2.5)
+    assert samples['multihot_label_probability_count{label="new\\nline"}'] == 3
+    assert samples['multihot_label_validation_predicted_ratio{label="back\\\\slash"}'] == 0
+    assert "# TYPE multihot_label_probability summary" in text
+    assert len(text.splitlines()) == 3 * 2 + 3 + 2 * 3 + 3  # headers and one line per sample

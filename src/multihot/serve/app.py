@@ -4,11 +4,17 @@ Endpoints:
 
 - ``POST /v1/predict`` ``{"texts": [...], "return_probs": false}``: per text, the labels above
   their thresholds, and with ``return_probs`` every label's probability;
+- ``POST /predict``: the same in the shape of Hugging Face text-embeddings-inference's route
+  (``{"inputs": ...}``, answered with ``[{"label", "score", "threshold", "predicted"}]`` per text),
+  for clients written for TEI (:mod:`multihot.serve.routes.tei`);
 - ``GET /v1/labels``, ``GET /v1/model``: labels and thresholds; the model's id, kind, encoder,
-  validation metrics, versions and the server's limits;
+  validation metrics, the rates of each label on the validation rows, versions and the server's
+  limits;
 - ``GET /healthz`` (the process answers), ``GET /readyz`` (the model is loaded, has answered, and the
-  server is not shutting down), ``GET /metrics`` (Prometheus text format);
-- ``GET /``: a page to try the model by hand; ``GET /docs``: the OpenAPI page.
+  server is not shutting down), ``GET /metrics`` (Prometheus text format, with how often each
+  label is predicted and its mean probability, served and on validation);
+- ``GET /``: a page to try the model by hand; ``GET /docs``: the OpenAPI page (Swagger UI, served
+  from the installed package: it works offline).
 
 Every response carries the model's id in the ``X-Model-Id`` header (and JSON bodies in
 ``model_id``), so a client can tell which model answered. Errors are JSON,
@@ -39,28 +45,31 @@ from multihot import __version__
 from multihot.serve.access import AccessControl, AccessPolicy
 from multihot.serve.config import ServeConfig
 from multihot.serve.errors import CLOSE, RETRY_AFTER, ApiError, error_response
-from multihot.serve.routes import info, page, predict
+from multihot.serve.routes import docs, info, page, predict, tei
 from multihot.serve.state import ServerState
 
 logger = logging.getLogger(__name__)
 
+OPENAPI = "/openapi.json"
 ENDPOINTS = (
     "/",
     "/v1/predict",
+    tei.PATH,
     "/v1/labels",
     "/v1/model",
     "/healthz",
     "/readyz",
     "/metrics",
-    "/docs",
-    "/openapi.json",
+    docs.PATH,
+    *docs.ASSET_PATHS,
+    OPENAPI,
 )
 """Paths the request metrics name; every other path is counted as ``other``."""
 OPEN_CONNECTIONS = "multihot.open_connections"
 """The scope extension in which the server (:mod:`multihot.serve.protocol`) says how many
 connections it holds open; past ``max_connections`` a request gets 503."""
-PROTECTED = ["/v1/predict"]
-"""The paths that need the API key, when the server has one."""
+JSON_PATHS = ["/v1/predict", tei.PATH]
+"""The paths that take a JSON body (any other type gets 415)."""
 
 
 def create_app(predictor, config: ServeConfig | None = None) -> FastAPI:
@@ -80,13 +89,21 @@ def create_app(predictor, config: ServeConfig | None = None) -> FastAPI:
         description="Multi-label text classification: a run directory served with its labels "
         "and tuned thresholds.",
         lifespan=_lifespan(state),
+        openapi_url=OPENAPI,
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN: docs.router serves it here
         redoc_url=None,  # undocumented, and it loads from a CDN
     )
     app.state.multihot = state
     _add_error_handlers(app, state.model_id)
-    for routes in (predict.router(state), info.router(state), page.router()):
+    for routes in (
+        predict.router(state),
+        tei.router(state),
+        info.router(state),
+        page.router(),
+        docs.router(OPENAPI, app.title),
+    ):
         app.include_router(routes)
-    policy = AccessPolicy(config.host, config.allowed_hosts, config.api_key, PROTECTED)
+    policy = AccessPolicy(config.host, config.allowed_hosts, config.api_key, JSON_PATHS)
     app.add_middleware(AccessControl, policy=policy, model_id=state.model_id)
     app.add_middleware(Instrumented, state=state)  # outermost: refusals are counted too
     return app

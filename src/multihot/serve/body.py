@@ -1,5 +1,7 @@
 """The request body: read within its limits of size and time, and a ``/v1/predict`` body parsed
-into texts, or the :class:`~multihot.serve.errors.ApiError` it earns."""
+into texts, or the :class:`~multihot.serve.errors.ApiError` it earns. The TEI-compatible route
+(:mod:`multihot.serve.routes.tei`) parses its own shape with the same :func:`parse_json` and
+:func:`check_texts`, so both routes refuse the same bodies and texts the same way."""
 
 from __future__ import annotations
 
@@ -28,12 +30,12 @@ FIELDS = ("texts", "return_probs")
 # --------------------------------------------------------------------------- a /v1/predict body
 def parse_predict(body: bytes, config: ServeConfig) -> tuple[list[str], bool]:
     """``(texts, return_probs)`` of a ``/v1/predict`` body, or the :class:`ApiError` it earns."""
-    texts, return_probs = _fields(_json(body))
-    _check_texts(texts, config)
+    texts, return_probs = _fields(parse_json(body))
+    check_texts(texts, config)
     return texts, return_probs
 
 
-def _json(body: bytes) -> Any:
+def parse_json(body: bytes) -> Any:
     """The body parsed: 400 unless it is UTF-8 JSON, 422 for a key given twice."""
     try:
         text = body.decode("utf-8")
@@ -53,47 +55,50 @@ def _json(body: bytes) -> Any:
 def _fields(payload: Any) -> tuple[Any, bool]:
     """``(texts, return_probs)`` of an object with those fields and no other; texts unchecked."""
     if not isinstance(payload, dict):
-        raise _invalid('expected a JSON object {"texts": [...]}')
+        raise invalid('expected a JSON object {"texts": [...]}')
     unknown = sorted(set(payload) - set(FIELDS))
     if unknown:
         names = ", ".join(map(repr, unknown))
-        raise _invalid(f"unknown field(s) {names}; expected texts and return_probs")
+        raise invalid(f"unknown field(s) {names}; expected texts and return_probs")
     if "texts" not in payload:
-        raise _invalid('missing "texts": a list of strings')
+        raise invalid('missing "texts": a list of strings')
     return_probs = payload.get("return_probs", False)
     if not isinstance(return_probs, bool):
-        raise _invalid("return_probs: expected true or false")
+        raise invalid("return_probs: expected true or false")
     return payload["texts"], return_probs
 
 
-def _check_texts(texts: Any, config: ServeConfig) -> None:
-    """422 unless ``texts`` is a list of Unicode strings; 413 for too many or too long."""
+def check_texts(texts: Any, config: ServeConfig, field: str = "texts") -> None:
+    """422 unless ``texts`` is a list of Unicode strings; 413 for too many or too long.
+    ``field`` is what the messages call the list (``inputs`` on the TEI route)."""
     if not isinstance(texts, list):
-        raise _invalid(f"texts: expected a list of strings, got {_json_type(texts)}")
+        raise invalid(f"{field}: expected a list of strings, got {json_type(texts)}")
     if not texts:
-        raise _invalid("texts: the list is empty")
+        raise invalid(f"{field}: the list is empty")
     if len(texts) > config.max_texts:
         message = f"{len(texts)} texts in one request; at most {config.max_texts}"
         raise ApiError(413, "too_many_texts", message, config.max_texts)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise _invalid(f"texts[{i}]: expected a string, got {_json_type(text)}")
+            raise invalid(f"{field}[{i}]: expected a string, got {json_type(text)}")
         if len(text) > config.max_chars:
-            message = f"texts[{i}]: {len(text)} characters; at most {config.max_chars}"
+            message = f"{field}[{i}]: {len(text)} characters; at most {config.max_chars}"
             raise ApiError(413, "text_too_long", message, config.max_chars)
         # JSON may spell a lone surrogate (\ud800), which is no Unicode text
         if (at := lone_surrogate(text)) is not None:
-            raise _invalid(
-                f"texts[{i}]: a lone surrogate (U+{ord(text[at]):04X}) at character {at}; "
+            raise invalid(
+                f"{field}[{i}]: a lone surrogate (U+{ord(text[at]):04X}) at character {at}; "
                 "expected Unicode text"
             )
 
 
-def _invalid(message: str) -> ApiError:
+def invalid(message: str) -> ApiError:
+    """The 422 of a body of the wrong shape or types."""
     return ApiError(422, "invalid_request", message)
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """What a JSON value is, in the words of an error message ("a list", "null")."""
     names = {
         dict: "an object",
         list: "a list",

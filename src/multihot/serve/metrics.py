@@ -1,6 +1,8 @@
 """The server's counters and histograms, rendered in the Prometheus text format (version 0.0.4).
 
-Small on purpose: three kinds (counter, gauge, histogram), labels as keyword arguments, one lock.
+Small on purpose: three kinds (counter, gauge, histogram), labels as keyword arguments, one lock;
+and per model label (:class:`LabelCounter`, :class:`LabelSummary`, :class:`LabelGauge`), one
+sample per label of the model kept in arrays, so a request adds all its texts in one step.
 Everything a scrape of ``GET /metrics`` shows is recorded here.
 
 Example:
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
 
 PREFIX = "multihot_"
 
@@ -130,6 +134,74 @@ class Histogram(_Metric):
         return out
 
 
+class _PerLabel(_Metric):
+    """A metric with one sample per label of the model, in the label ``label``."""
+
+    def __init__(self, name, help_text, lock, labels: Sequence[str]):
+        super().__init__(name, help_text, ("label",), lock)
+        self.labels = tuple(labels)
+
+    def _samples(self, suffix: str, values: Sequence[float]) -> list[str]:
+        return [
+            f'{self.name}{suffix}{{label="{_escape(label)}"}} {_number(value)}'
+            for label, value in zip(self.labels, values, strict=True)
+        ]
+
+
+class LabelCounter(_PerLabel):
+    """A counter per label of the model, e.g. the texts each label was predicted for."""
+
+    kind = "counter"
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.values = np.zeros(len(self.labels), dtype=np.float64)
+
+    def add(self, amounts: np.ndarray) -> None:
+        """Add ``amounts`` (one per label, in the model's order)."""
+        with self.lock:
+            self.values += amounts
+
+    def lines(self) -> list[str]:
+        return self._samples("", self.values.tolist())
+
+
+class LabelSummary(_PerLabel):
+    """A summary per label of the model without quantiles: ``_sum`` and ``_count``, so that
+    ``rate(x_sum[5m]) / rate(x_count[5m])`` is the mean over a window (Prometheus's way)."""
+
+    kind = "summary"
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.sums = np.zeros(len(self.labels), dtype=np.float64)
+        self.count = 0
+
+    def observe(self, values: np.ndarray) -> None:
+        """Observe ``values`` of shape ``(n, num_labels)``: n values of each label."""
+        with self.lock:
+            self.sums += values.sum(axis=0, dtype=np.float64)
+            self.count += len(values)
+
+    def lines(self) -> list[str]:
+        return self._samples("_sum", self.sums.tolist()) + self._samples(
+            "_count", [self.count] * len(self.labels)
+        )
+
+
+class LabelGauge(_PerLabel):
+    """A fixed value per label of the model, e.g. a rate seen on the run's validation rows."""
+
+    kind = "gauge"
+
+    def __init__(self, name, help_text, lock, labels: Sequence[str], values: Iterable[float]):
+        super().__init__(name, help_text, lock, labels)
+        self.values = [float(v) for v in values]
+
+    def lines(self) -> list[str]:
+        return self._samples("", self.values)
+
+
 class Registry:
     """The metrics of one server process."""
 
@@ -148,6 +220,17 @@ class Registry:
     ) -> Histogram:
         return self._add(Histogram(name, help_text, tuple(label_names), self.lock, buckets))
 
+    def label_counter(self, name: str, help_text: str, labels: Sequence[str]) -> LabelCounter:
+        return self._add(LabelCounter(name, help_text, self.lock, labels))
+
+    def label_summary(self, name: str, help_text: str, labels: Sequence[str]) -> LabelSummary:
+        return self._add(LabelSummary(name, help_text, self.lock, labels))
+
+    def label_gauge(
+        self, name: str, help_text: str, labels: Sequence[str], values: Iterable[float]
+    ) -> LabelGauge:
+        return self._add(LabelGauge(name, help_text, self.lock, labels, values))
+
     def _add(self, metric):
         self.metrics.append(metric)
         return metric
@@ -162,11 +245,14 @@ class Registry:
 
 
 class ServerMetrics:
-    """What ``GET /metrics`` reports: requests by endpoint and status, latency, queue depth, and
-    the batches the batcher ran (texts and padded tokens each)."""
+    """What ``GET /metrics`` reports: requests by endpoint and status, latency, queue depth, the
+    batches the batcher ran (texts and padded tokens each), and per label of the model how often
+    it was predicted and its mean probability over the texts served, beside the same on the run's
+    validation rows (:meth:`publish_validation`), so an alert can compare them."""
 
-    def __init__(self, queue_depth: Callable[[], float]):
+    def __init__(self, queue_depth: Callable[[], float], label_names: Sequence[str] = ()):
         self.registry = Registry()
+        self.label_names = tuple(label_names)
         self.requests = self.registry.counter(
             "requests_total",
             "HTTP requests answered, by endpoint and status code.",
@@ -192,6 +278,39 @@ class ServerMetrics:
         self.texts = self.registry.counter("texts_total", "Texts labelled.")
         self.dropped = self.registry.counter(
             "texts_dropped_total", "Texts not computed because their client went away."
+        )
+        self.label_predicted = self.registry.label_counter(
+            "label_predicted_total",
+            "Texts answered with the label predicted (its probability at or above its threshold).",
+            self.label_names,
+        )
+        self.label_probability = self.registry.label_summary(
+            "label_probability",
+            "The label's probability over the texts answered: rate(_sum) / rate(_count) is its "
+            "mean.",
+            self.label_names,
+        )
+
+    def record_served(self, probs: np.ndarray, decisions: np.ndarray) -> None:
+        """Count the texts of one answer: ``probs`` and ``decisions`` ``(n_texts, num_labels)``,
+        the probabilities and the labels predicted as the client was told them."""
+        self.label_predicted.add(decisions.sum(axis=0))
+        self.label_probability.observe(probs)
+
+    def publish_validation(self, predicted_rate: np.ndarray, mean_probability: np.ndarray) -> None:
+        """Report, per label, the share of the run's validation texts it was predicted for and
+        its mean probability there: the baseline the served rates drift from."""
+        self.registry.label_gauge(
+            "label_validation_predicted_ratio",
+            "Share of the run's validation texts the label was predicted for, at its threshold.",
+            self.label_names,
+            predicted_rate,
+        )
+        self.registry.label_gauge(
+            "label_validation_mean_probability",
+            "The label's mean probability over the run's validation texts.",
+            self.label_names,
+            mean_probability,
         )
 
     def render(self) -> str:

@@ -1,4 +1,5 @@
-"""What the endpoints share: the predictor, its batcher, metrics, readiness, the model's card."""
+"""What the endpoints share: the predictor, its batcher, metrics, readiness, the model's card and
+the rates seen on the run's validation rows (:mod:`multihot.serve.drift`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from multihot.core.files import json_safe
 from multihot.serve.access import http_model_id
 from multihot.serve.batcher import MicroBatcher
 from multihot.serve.config import ServeConfig
+from multihot.serve.drift import validation_rates
 from multihot.serve.metrics import ServerMetrics
 
 
@@ -21,7 +23,13 @@ class ServerState:
     def __init__(self, predictor, config: ServeConfig):
         self.predictor, self.config = predictor, config
         self.model_id = http_model_id(predictor.model_id or "unnamed")  # it goes in a header
-        self.metrics = ServerMetrics(queue_depth=lambda: self.batcher.depth)
+        self.metrics = ServerMetrics(lambda: self.batcher.depth, predictor.label_names)
+        self.validation_rates = validation_rates(predictor.files)
+        """Per label, how the run predicted its validation rows; None without such rows."""
+        if self.validation_rates is not None:
+            self.metrics.publish_validation(
+                self.validation_rates.predicted_rate, self.validation_rates.mean_probability
+            )
         self.batcher = MicroBatcher(
             predictor,
             max_batch=config.max_batch,
@@ -63,6 +71,11 @@ class ServerState:
                 else json_safe(files.calibration.to_dict(p.label_names))
             ),
             "validation": json_safe(validation),
+            "validation_rates": (
+                None
+                if self.validation_rates is None
+                else self.validation_rates.to_dict(p.label_names)
+            ),
             "versions": {
                 "trained_with": files.raw.get("versions", {}) if files is not None else {},
                 "serving": serving_versions(p.backend),

@@ -31,7 +31,9 @@ def router(state: ServerState) -> APIRouter:
 
     @routes.get("/v1/model")
     async def model():
-        """The model: id, kind, encoder, labels, thresholds, validation metrics, versions, and the
+        """The model: id, kind, encoder, labels, thresholds, validation metrics, per label the
+        share of the validation texts it was predicted for and its mean probability there
+        (``validation_rates``; null for a run without validation rows), versions, and the
         server's limits."""
         return state.model_info
 
@@ -52,7 +54,8 @@ def router(state: ServerState) -> APIRouter:
     @routes.get("/metrics", response_class=PlainTextResponse)
     async def metrics():
         """Prometheus text format: requests by endpoint and status, latency, queue depth,
-        batch sizes."""
+        batch sizes; per label, the texts answered with it and the sum and count of its
+        probability, and the same rates on the run's validation rows."""
         return PlainTextResponse(state.metrics.render(), media_type=METRICS_TYPE)
 
     return routes
