@@ -1,5 +1,5 @@
-"""Exports (ONNX fp32 and int8, Hugging Face) against PyTorch, the onnx backend of predict, refusals,
-and exports that drift: an error with the figures, and nothing left behind."""
+"""Exports (ONNX fp32, Hugging Face) against PyTorch, the onnx backend of predict, refusals, and
+exports that drift: an error with the figures, and nothing left behind. int8 graphs: test_int8.py."""
 
 from __future__ import annotations
 
@@ -149,32 +149,6 @@ def test_onnx_batches_run_concurrently_with_the_same_output(onnx_run):
 
     with pytest.raises(RuntimeError, match="batch failed"):
         onnx_probabilities(Failing(), ids, pad_token_id=pad, batch_size=4, workers=2)
-
-
-def test_int8_export_through_the_cli_with_check_data(onnx_run, toy_file):
-    import onnx
-
-    clf, run, _ = onnx_run
-    result = invoke("export", run, "--quantize", "int8", "--check-data", toy_file)
-    assert result.exit_code == 0, result.output
-    path = run / "model.int8.onnx"
-    assert path.is_file() and f"saved {path}" in result.stdout
-    # The parity line gives the figures, on the built-in texts and the 8 of --check-data.
-    assert "onnx int8 vs torch fp32" in result.stdout
-    assert f"on {parity_check.NUM_CHECK_TEXTS + len(TOY_TEXTS)} texts x 4 labels" in result.stdout
-    assert "decisions agree" in result.stdout
-    graph = onnx.load(str(path))
-    meta = {p.key: json.loads(p.value) for p in graph.metadata_props}
-    assert meta["precision"] == "int8"
-    # The weight matmuls are int8; the embedding lookups stay float (a quantized table means a
-    # DequantizeLinear after every lookup).
-    ops = {node.op_type for node in graph.graph.node}
-    assert "MatMulInteger" in ops and "DequantizeLinear" not in ops
-    predictor = Predictor.load(run, backend="onnx", onnx_path=path)
-    probs = predictor.predict_proba(TOY_TEXTS)
-    expected = clf.predict_proba(TOY_TEXTS, precision="fp32")
-    assert np.abs(probs - expected).max() <= parity_check.INT8_TOLERANCE
-    assert predictor.predict(TOY_TEXTS) == clf.predict(TOY_TEXTS, precision="fp32")
 
 
 def test_predict_backend_onnx_gives_the_torch_output(onnx_run, toy_file, tmp_path):
@@ -338,9 +312,8 @@ def test_an_onnx_export_that_drifts_leaves_nothing(toy_run, tmp_path, monkeypatc
     monkeypatch.setattr(onnx_export, "FP32_TOLERANCE", -1.0)  # any difference, even 0, is drift
     with pytest.raises(ExportError, match=r"parity check failed: onnx fp32 .* max \|prob diff\|"):
         exporting.export_onnx(run)
-    monkeypatch.setattr(onnx_export, "INT8_MIN_AGREEMENT", 1.01)
-    result = invoke("export", run, "--quantize", "int8")
-    assert_clean_error(result, "parity check failed", "onnx int8", "decisions agree on")
+    result = invoke("export", run)
+    assert_clean_error(result, "parity check failed", "onnx fp32", "decisions agree on")
     assert sorted(p.name for p in run.iterdir()) == before
 
 

@@ -38,11 +38,36 @@ def export(
     ] = None,
     check_data: Annotated[
         Path | None,
-        typer.Option("--check-data", help="Also check parity on every text of this file."),
+        typer.Option(
+            "--check-data",
+            help="Also check parity on every text of this file (fp32; int8 of a run without "
+            "validation rows).",
+        ),
     ] = None,
     text_col: TextCol = None,
+    max_f1_drop: Annotated[
+        float | None,
+        typer.Option(
+            "--max-f1-drop",
+            help="int8: how far validation macro F1 may fall below fp32's (default 0.005).",
+        ),
+    ] = None,
+    keep_float: Annotated[
+        str | None,
+        typer.Option(
+            "--int8-keep-float",
+            metavar="REGEX",
+            help="int8: weight MatMuls whose ONNX node names match stay float32, "
+            "e.g. 'output/dense'.",
+        ),
+    ] = None,
 ) -> None:
-    """Export a run to ONNX or a Hugging Face directory; checks parity with PyTorch before writing."""
+    """Export a run to ONNX or a Hugging Face directory; checks it before writing.
+
+    fp32 and hf exports must give PyTorch's probabilities. An int8 graph is judged on the run's
+    validation rows: its macro F1, with thresholds re-tuned for it (and the calibration refitted,
+    when the run is calibrated), within --max-f1-drop of the fp32 graph's; both are saved in it.
+    """
     from multihot import export as exporting
 
     if fmt not in exporting.FORMATS:
@@ -51,12 +76,35 @@ def export(
         )
     if quantize is not None and fmt != "onnx":
         raise MultihotError("--quantize applies to --format onnx only")
+    if quantize != "int8" and (max_f1_drop is not None or keep_float is not None):
+        raise MultihotError("--max-f1-drop and --int8-keep-float apply to --quantize int8 only")
     texts = None
     if check_data is not None:
         texts = exporting.read_check_texts(check_data, text_col or run_text_col(run))
     if fmt == "onnx":
-        result = exporting.export_onnx(run, output, quantize=quantize, check_texts=texts)
+        drop = exporting.MAX_F1_DROP if max_f1_drop is None else max_f1_drop
+        settings = exporting.Int8Settings(keep_float=keep_float, max_f1_drop=drop)
+        result = exporting.export_onnx(
+            run, output, quantize=quantize, check_texts=texts, int8=settings
+        )
     else:
         result = exporting.export_hf(run, output, check_texts=texts)
-    out.print(f"parity: {result.parity.summary()}", soft_wrap=True)
+    _print_check(result, quantize)
     out.print(f"saved {result.path}")
+
+
+def _print_check(result, quantize: str | None) -> None:
+    """The figures the export was judged by."""
+    if result.parity is not None:
+        out.print(f"parity: {result.parity.summary()}", soft_wrap=True)
+        if quantize == "int8":
+            out.print(
+                "int8: the run has no validation rows (validation.jsonl), so the graph was "
+                "checked by probability difference and keeps the run's thresholds",
+                soft_wrap=True,
+            )
+    accuracy = result.accuracy
+    if accuracy is not None:
+        out.print(f"int8 check: {accuracy.summary()}", soft_wrap=True)
+        refit = " and calibration" if accuracy.calibration_refitted else ""
+        out.print(f"int8: thresholds{refit} tuned for it saved in the graph", soft_wrap=True)

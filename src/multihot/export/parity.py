@@ -19,6 +19,7 @@ from multihot.core.config import is_baseline
 from multihot.core.errors import ExportError
 from multihot.data.encoding import Reading, tokenize
 from multihot.data.readers import iter_text_batches
+from multihot.export.int8 import Int8Accuracy
 from multihot.inference.torch_backend import predict_logits
 from multihot.scoring.calibration import Calibration, calibrated
 from multihot.scoring.probabilities import sigmoid
@@ -79,11 +80,13 @@ class Parity:
 
 @dataclass(frozen=True)
 class ExportResult:
-    """Where an export was written, and its parity check."""
+    """Where an export was written, and the check it passed: ``parity`` (against PyTorch), or
+    for an int8 graph judged on the run's validation rows, ``accuracy`` (and no parity)."""
 
     path: Path
     format: str
-    parity: Parity
+    parity: Parity | None
+    accuracy: Int8Accuracy | None = None
 
 
 # ------------------------------------------------------------------------------------- checking

@@ -39,6 +39,7 @@ from multihot.data.encoding import (
 )
 from multihot.data.labels import LabelSet
 from multihot.scoring.calibration import Calibration
+from multihot.scoring.thresholds import Thresholds
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,15 @@ windows' rows, and which rows make each document (:func:`multihot.data.encoding.
 
 
 ONNX_OUTPUT = "probabilities"
+
+GRAPH_RUN_THRESHOLDS = "run_thresholds"
+"""Metadata of a graph tuned for itself (int8, see :mod:`multihot.export.int8`): the run's
+thresholds.json as it was at export. The graph's own thresholds, tuned on its probabilities, are
+under ``thresholds``; a graph without this key uses the run's."""
+GRAPH_RUN_CALIBRATION = "run_calibration"
+"""Metadata of a graph tuned for itself: the run's calibration at export (the form of
+:func:`graph_calibration`). The calibration inside the graph, refitted on its logits, is under
+``calibration`` (:meth:`multihot.scoring.calibration.Calibration.to_dict`)."""
 
 
 DISABLED_ORT_FUSIONS = ("SkipLayerNormFusion",)
@@ -216,10 +226,11 @@ def graph_calibration(calibration: Calibration | None, labels: LabelSet) -> dict
     return {"temperatures": saved["temperatures"], "biases": saved["biases"]}
 
 
-def _check_graph_matches_run(session, path: Path, files: RunFiles) -> None:
-    """The graph must be this run's model: same labels, same calibration (it is inside the
-    graph); thresholds re-tuned since are only logged."""
-    labels, thresholds, run = files.labels, files.thresholds, files.path
+def _check_graph_matches_run(session, path: Path, files: RunFiles) -> dict[str, Any]:
+    """The graph must be this run's model: same labels, exported from the calibration the run
+    has (it is inside the graph); thresholds re-tuned since are only logged. Returns the graph's
+    metadata."""
+    labels, run = files.labels, files.path
     meta = onnx_metadata(session)
     num_outputs = onnx_num_labels(session)
     graph_labels = meta.get("labels")
@@ -228,20 +239,54 @@ def _check_graph_matches_run(session, path: Path, files: RunFiles) -> None:
             f"{path}: the graph's labels ({graph_labels if graph_labels else num_outputs}) do not "
             f"match {run / 'labels.json'}; export this run again"
         )
-    if meta.get("calibration") != graph_calibration(files.calibration, labels):
+    own = GRAPH_RUN_THRESHOLDS in meta
+    exported_from = meta.get(GRAPH_RUN_CALIBRATION) if own else meta.get("calibration")
+    if exported_from != graph_calibration(files.calibration, labels):
         now = "is calibrated" if files.calibration is not None else "is not calibrated"
         raise RunDirError(
             f"{path}: the graph was exported with other calibration than the run has (the run "
             f"{now} now, see {run / CALIBRATION}); export this run again"
         )
     _check_graph_source(meta, path, files)
-    saved = meta.get("thresholds", {}).get("thresholds")
-    if saved is not None and saved != thresholds.to_dict(labels.names)["thresholds"]:
-        logger.warning(
-            "%s: thresholds differ from %s (re-tuned after export?); using the run's",
-            path,
-            run / THRESHOLDS,
-        )
+    saved = ((meta.get(GRAPH_RUN_THRESHOLDS) if own else meta.get("thresholds")) or {}).get(
+        "thresholds"
+    )
+    if saved is not None and saved != files.thresholds.to_dict(labels.names)["thresholds"]:
+        if own:
+            logger.warning(
+                "%s: %s changed since this graph was exported (re-tuned?); the graph keeps the "
+                "thresholds tuned for it then; export it again to tune them anew",
+                path,
+                run / THRESHOLDS,
+            )
+        else:
+            logger.warning(
+                "%s: thresholds differ from %s (re-tuned after export?); using the run's",
+                path,
+                run / THRESHOLDS,
+            )
+    return meta
+
+
+def graph_scoring(
+    meta: dict[str, Any], labels: LabelSet, path: Path
+) -> tuple[Thresholds, Calibration | None]:
+    """The thresholds and calibration of a graph tuned for itself (int8), from its metadata.
+
+    Raises:
+        RunDirError: the metadata of the graph at ``path`` has no thresholds of its own, or they
+            (or its calibration) do not fit the labels.
+    """
+    try:
+        thresholds = Thresholds.from_dict(meta["thresholds"], labels.names)
+        saved = meta.get("calibration")
+        calibration = None if saved is None else Calibration.from_dict(saved, labels.names)
+    except (KeyError, MultihotError) as err:
+        raise RunDirError(
+            f"{path}: the thresholds or calibration in the graph's metadata are unreadable "
+            f"({err}); export the run again"
+        ) from None
+    return thresholds, calibration
 
 
 def graph_reading(config: ModelConfig) -> dict[str, Any]:
@@ -292,6 +337,9 @@ class OnnxBackend:
         """The graph's file, where it was loaded from one."""
         self.calibration: Calibration | None = None
         """The calibration the graph was exported with (it is inside it)."""
+        self.thresholds: Thresholds | None = None
+        """The thresholds tuned for this graph at export (int8 graphs), which replace the run's;
+        None: the run's apply."""
 
     def encode(self, texts: Sequence[str]) -> list:
         """The token ids of checked texts, read as the run reads them."""
@@ -318,7 +366,13 @@ class OnnxBackend:
 
 def load_onnx_backend(files: RunFiles, onnx_path: str | Path | None = None) -> OnnxBackend:
     """The ONNX backend of a transformer run: ``onnx_path`` or the run's model.onnx, checked
-    against the run's labels."""
+    against the run's labels.
+
+    A graph tuned for itself (an int8 export: thresholds re-tuned on its probabilities, the
+    calibration inside it refitted on its logits) brings its thresholds and calibration along:
+    they are the backend's ``thresholds`` and ``calibration``, and replace ``files.thresholds``
+    and ``files.calibration``, so that every caller holding ``files`` applies and shows them.
+    """
     run = files.path
     if is_baseline(files.kind):
         raise ConfigError(
@@ -334,7 +388,7 @@ def load_onnx_backend(files: RunFiles, onnx_path: str | Path | None = None) -> O
     if onnx_path is None:
         check_self_contained(run, (ONNX_FILE,))
     session = onnx_session(path)
-    _check_graph_matches_run(session, path, files)
+    meta = _check_graph_matches_run(session, path, files)
     reading = Reading.of(files.config.model)
     if reads_documents(session) != reading.chunked:
         raise RunDirError(
@@ -343,5 +397,12 @@ def load_onnx_backend(files: RunFiles, onnx_path: str | Path | None = None) -> O
         )
     tokenizer = RustTokenizer.from_dir(run / TOKENIZER, reading.max_length)
     backend = OnnxBackend(session, tokenizer, reading, path)
-    backend.calibration = files.calibration  # inside the graph: checked above, never applied here
+    if GRAPH_RUN_THRESHOLDS in meta:
+        backend.thresholds, backend.calibration = graph_scoring(meta, files.labels, path)
+        # What this graph's predictions are scored and shown with, by whoever holds ``files``:
+        # Predictor applies files.thresholds, the server shows files.calibration.
+        files.thresholds = backend.thresholds
+        files.calibration = backend.calibration
+    else:
+        backend.calibration = files.calibration  # inside the graph: checked above, not applied
     return backend
