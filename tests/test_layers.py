@@ -25,6 +25,7 @@ LAYERS = [
     "training",  # the loop, checkpoints, losses, the run's training
     "classifier",  # the facade
     "export",  # ONNX and Hugging Face
+    "batch",  # batch prediction on Ray Data and Spark: the callable class, the jobs
     "tuning",  # k-fold cross-validation, hyperparameter search
     "quality",  # data checks, label issues (audit)
     "report",  # the HTML report, its plots, explanations rendered

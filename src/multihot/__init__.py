@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "AuditResult": "multihot.quality.result",
+    "BatchPredictor": "multihot.batch.predictor",
     "Classifier": "multihot.classifier",
     "Client": "multihot.serve.client",
     "Predictor": "multihot.inference.predictor",
@@ -34,6 +35,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from multihot.batch.predictor import BatchPredictor
     from multihot.classifier import Classifier
     from multihot.core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from multihot.core.errors import MultihotError
@@ -61,6 +63,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AuditResult",
+    "BatchPredictor",
     "CVResult",
     "Classifier",
     "Client",

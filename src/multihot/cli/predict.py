@@ -58,6 +58,21 @@ OnnxModel = Annotated[
     Path | None,
     typer.Option("--onnx-model", help="ONNX graph for --backend onnx (default: RUN/model.onnx)."),
 ]
+ENGINES = ("local", "ray")
+Engine = Annotated[
+    str,
+    typer.Option(
+        help="local (this machine: one process, or --processes N), or ray (Ray Data: the "
+        "cluster in RAY_ADDRESS, else Ray started on this machine; reads .parquet or .jsonl, "
+        "writes -o FILE.jsonl/.csv/.parquet or -o DIR, a directory of Parquet files).",
+    ),
+]
+Concurrency = Annotated[
+    int,
+    typer.Option(
+        min=1, help="--engine ray: actors, each loading the run once and labelling chunks."
+    ),
+]
 
 
 @app.command()
@@ -76,13 +91,36 @@ def predict(
     backend: Backend = "torch",
     onnx_model: OnnxModel = None,
     processes: PredictProcesses = 1,
+    engine: Engine = "local",
+    concurrency: Concurrency = 1,
 ) -> None:
     """Label new texts with the run's thresholds; streams files of any size."""
     from multihot.core import distributed
     from multihot.inference.predictor import Predictor
 
-    launched = distributed.is_launched()
     _check_options(run, input_file, text, output, output_format, backend, onnx_model)
+    if engine not in ENGINES:
+        raise MultihotError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "ray":
+        from multihot.batch.options import BatchOptions, RayOptions  # no pandas, pyarrow, ray
+
+        _check_ray_options(input_file, output, output_format, processes)
+        assert input_file is not None and output is not None  # _check_ray_options
+        options = BatchOptions(
+            run=run,
+            backend=backend,
+            onnx_model=onnx_model,
+            precision=precision,
+            text_col=text_col,
+            batch_size=batch_size,
+        )
+        _predict_on_ray(
+            input_file, output, options, RayOptions(concurrency=concurrency, chunk_size=chunk_size)
+        )
+        return
+    if concurrency != 1:
+        raise MultihotError("--concurrency applies to --engine ray; here see --processes")
+    launched = distributed.is_launched()
     if (processes > 1 or launched) and input_file == "-":
         raise MultihotError("several processes cannot share stdin ('-'); give the texts as a file")
     if output is not None:  # in every process, before any of them waits on the others
@@ -116,6 +154,31 @@ def _check_options(run, input_file, text, output, output_format, backend, onnx_m
             f"--format text is for reading, not for -o {output}: leave out -o and redirect "
             "stdout to keep the text form (--format text > predictions.txt)"
         )
+
+
+def _check_ray_options(input_file, output, output_format: str, processes: int) -> None:
+    """Refuse what --engine ray does not do: texts on the command line or stdin, several local
+    processes (Ray runs the actors), no -o (the job writes files, not stdout)."""
+    if input_file is None or input_file == "-":
+        raise MultihotError("--engine ray labels a file (.parquet or .jsonl): give it as INPUT")
+    if processes != 1:
+        raise MultihotError(
+            "--processes is for --engine local; with --engine ray see --concurrency"
+        )
+    if output is None:
+        raise MultihotError("--engine ray writes a file or a directory: give -o")
+    if output_format == "json" and output.suffix.lower() != ".jsonl":
+        raise MultihotError(
+            f"--format json: -o {output} is not a .jsonl file; name one or leave out --format"
+        )
+
+
+def _predict_on_ray(input_file: str, output: Path, options, job) -> None:
+    """``predict --engine ray``: :func:`multihot.batch.ray_data.predict_file`."""
+    from multihot.batch.ray_data import predict_file  # pandas, pyarrow; ray once it runs
+
+    rows = predict_file(input_file, output, options, job)
+    err.print(f"wrote {rows} predictions to {output}")
 
 
 def _check_output(output: Path, output_format: str, run: Path, input_file: str | None) -> None:
