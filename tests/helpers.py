@@ -8,6 +8,7 @@ Heavy libraries are imported inside the functions that need them, so importing t
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -206,7 +207,7 @@ class Server:
     """``multihot serve RUN --port 0 FLAGS...`` in a subprocess on a free loopback port, read from
     the address it prints; waits until ``/readyz`` answers."""
 
-    def __init__(self, run: Path, *flags, timeout: float = 120.0):
+    def __init__(self, run: Path, *flags, timeout: float = 120.0, env: dict | None = None):
 
         command = [
             sys.executable,
@@ -223,7 +224,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env=subprocess_env(),
+            env={**subprocess_env(), **(env or {})},
         )
         self.lines: list[str] = []
         deadline = time.monotonic() + timeout
@@ -285,6 +286,16 @@ class Server:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
+
+
+@contextlib.contextmanager
+def serving(run: Path, *flags, env: dict | None = None):
+    """A :class:`Server` for the ``with`` block, which must exit 0 when stopped after it."""
+    server = Server(run, *flags, env=env)
+    try:
+        yield server
+    finally:
+        assert server.stop() == 0
 
 
 # ------------------------------------------------------------------------------------ browser

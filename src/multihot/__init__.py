@@ -6,8 +6,9 @@ The names below are imported when first used, so that ``import multihot.cli`` (a
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from multihot.core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -49,17 +50,7 @@ if TYPE_CHECKING:
     from multihot.tuning.space import SearchSpace
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'multihot' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "AuditResult",

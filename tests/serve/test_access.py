@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from helpers import TOY_TEXTS, Server, copy_run, invoke
+from helpers import TOY_TEXTS, Server, copy_run, invoke, serving
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -35,11 +35,8 @@ def predict(server: Server, headers: dict[str, str], body: bytes | None = None):
 def keyed(toy_run):
     """A server whose key comes from MULTIHOT_API_KEY, as the README advises."""
     _, run = toy_run
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("MULTIHOT_API_KEY", KEY)
-        server = Server(run, "--precision", "fp32")
-    yield server
-    assert server.stop() == 0
+    with serving(run, "--precision", "fp32", env={"MULTIHOT_API_KEY": KEY}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

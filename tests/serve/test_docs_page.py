@@ -12,7 +12,7 @@ import urllib.parse
 
 import pytest
 
-from helpers import Browser, Server, chromium_or_skip, screenshot_path
+from helpers import Browser, Server, chromium_or_skip, screenshot_path, serving
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -68,9 +68,8 @@ class GuardedBrowser(Browser):
 @pytest.fixture(scope="module")
 def server(toy_run):
     _, run = toy_run
-    server = Server(run, "--precision", "fp32")
-    yield server
-    assert server.stop() == 0
+    with serving(run, "--precision", "fp32") as server:
+        yield server
 
 
 def fetch(server: Server, path: str, headers=None) -> tuple[int, dict[str, str], bytes]:
@@ -107,16 +106,11 @@ def test_the_page_names_only_the_servers_own_files(server):
 
 def test_with_a_key_the_page_and_its_files_need_it(toy_run):
     _, run = toy_run
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("MULTIHOT_API_KEY", KEY)
-        server = Server(run, "--precision", "fp32")
-    try:
+    with serving(run, "--precision", "fp32", env={"MULTIHOT_API_KEY": KEY}) as server:
         for path in ("/docs", "/docs/assets/swagger-ui.css", "/docs/assets/favicon-32x32.png"):
             status, headers, _ = fetch(server, path)
             assert status == 401 and headers["www-authenticate"].startswith("Bearer"), path
             assert fetch(server, path, {"Authorization": f"Bearer {KEY}"})[0] == 200, path
-    finally:
-        assert server.stop() == 0
 
 
 def test_the_docs_page_lists_the_api_with_the_internet_blocked(server, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import TOY_LABELS, TOY_TEXTS, Server, copy_run, invoke, write_jsonl
+from helpers import TOY_LABELS, TOY_TEXTS, Server, copy_run, invoke, serving, write_jsonl
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -44,9 +44,8 @@ def label_samples(server: Server) -> dict[str, dict[str, float]]:
 @pytest.fixture(scope="module")
 def server(toy_run):
     _, run = toy_run
-    server = Server(run, "--precision", "fp32")
-    yield server
-    assert server.stop() == 0
+    with serving(run, "--precision", "fp32") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import TOY_TEXTS, Server
+from helpers import TOY_TEXTS, Server, serving
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -22,19 +22,15 @@ LONG_TEXT = "happy joy " * 60
 @pytest.fixture(scope="module")
 def server(toy_run):
     _, run = toy_run
-    server = Server(run, "--precision", "fp32", "--max-texts", 8)
-    yield server
-    assert server.stop() == 0
+    with serving(run, "--precision", "fp32", "--max-texts", 8) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def keyed(toy_run):
     _, run = toy_run
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("MULTIHOT_API_KEY", KEY)
-        server = Server(run, "--precision", "fp32")
-    yield server
-    assert server.stop() == 0
+    with serving(run, "--precision", "fp32", env={"MULTIHOT_API_KEY": KEY}) as server:
+        yield server
 
 
 @pytest.fixture()

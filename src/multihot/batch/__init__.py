@@ -18,8 +18,9 @@ load pandas and pyarrow.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from multihot.core.lazy import lazy_exports
 
 _EXPORTS = {
     "BatchOptions": "multihot.batch.options",
@@ -37,17 +38,7 @@ if TYPE_CHECKING:
     from multihot.batch.spark import predict_batch_udf
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'multihot.batch' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "BatchOptions",
