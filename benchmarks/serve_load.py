@@ -75,6 +75,37 @@ def sample_run(out: Path, encoder: str) -> Path:
     return out
 
 
+def onnx_flags(run: Path, flags: list[str]) -> list[str]:
+    """Serve's flags with the graph the ONNX backend needs exported first: ``--backend onnx``
+    serves ``run/model.onnx``, ``--backend onnx --onnx-model model.int8.onnx`` (a bare name is a
+    file of the run) the int8 graph. The int8 export's F1 gate is opened (its figures are still
+    printed): this benchmark measures speed, and the default run is one epoch on the sample."""
+    if "--backend" not in flags or flags[flags.index("--backend") + 1] != "onnx":
+        return flags
+    from multihot.export import export_onnx
+    from multihot.export.int8 import Int8Settings
+
+    flags = list(flags)
+    if "--onnx-model" in flags:
+        at = flags.index("--onnx-model") + 1
+        if "/" not in flags[at]:
+            flags[at] = str(run / flags[at])
+        graph = Path(flags[at])
+    else:
+        graph = run / "model.onnx"
+    if not graph.exists():
+        int8 = "int8" in graph.name
+        result = export_onnx(
+            run,
+            graph,
+            quantize="int8" if int8 else None,
+            int8=Int8Settings(max_f1_drop=1.0) if int8 else None,
+        )
+        check = result.accuracy or result.parity
+        print(f"exported {graph.name}: {check.summary() if check else 'no check'}", flush=True)
+    return flags
+
+
 def hf_export(run: Path) -> Path:
     from multihot.export import export_hf
 
@@ -133,7 +164,7 @@ def start_server(kind: str, run: Path, hf_dir: Path | None) -> ServerProcess:
         return ServerProcess(kind, command, port, "/predict", "/health")
     if not kind.startswith("multihot"):
         raise SystemExit(f"unknown server {kind!r}: multihot [FLAGS] or handwritten")
-    flags = kind.split()[1:]  # "multihot --max-batch 1": serve's own flags
+    flags = onnx_flags(run, kind.split()[1:])  # "multihot --max-batch 1": serve's own flags
     command = [sys.executable, "-m", "multihot", "serve", str(run), "--port", str(port), *flags]
     return ServerProcess(kind, command, port, "/v1/predict", "/readyz")
 
@@ -288,7 +319,8 @@ def main() -> None:
         "--servers",
         default="multihot,multihot --max-batch 1,handwritten",
         help="comma-separated: multihot, multihot with serve's flags "
-        "('multihot --max-batch 32'), handwritten",
+        "('multihot --max-batch 32', 'multihot --backend onnx', 'multihot --backend onnx "
+        "--onnx-model model.int8.onnx': graphs exported first when missing), handwritten",
     )
     parser.add_argument("--quick", action="store_true", help="scratch-mini, 16 and 64 clients")
     parser.add_argument("--json", type=Path, help="also write the results here")
