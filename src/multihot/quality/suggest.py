@@ -185,8 +185,9 @@ STRATEGIES: dict[str, Strategy] = {
     "random": Strategy(random_scores, "none", "texts drawn at random (seeded): the baseline"),
 }
 DEFAULT_STRATEGY = "threshold"
-"""For now; ``benchmarks/active_learning.py`` (simulated labelling rounds on GoEmotions dev) is to
-pick the default among :data:`STRATEGIES`, with or without diversity."""
+"""Picked on GoEmotions dev by ``benchmarks/active_learning.py`` (simulated labelling rounds, two
+seeds), with its default k-center diversity: above random selection and above ``threshold``
+without diversity from 1,500 labelled texts on (docs/benchmarks.md, "The labelling loop")."""
 
 
 # ------------------------------------------------------------------------------------- the pick
