@@ -36,6 +36,7 @@ from multihot.core.errors import ConfigError
 from multihot.inference.onnx_backend import import_onnxruntime
 from multihot.scoring.calibration import Calibration
 from multihot.scoring.metrics import compute_metrics
+from multihot.scoring.probabilities import logit
 from multihot.scoring.thresholds import Thresholds, tune_thresholds
 
 logger = logging.getLogger(__name__)
@@ -220,8 +221,7 @@ def logits_of(probs: np.ndarray) -> np.ndarray:
         >>> logits_of(np.array([[0.5, 0.8807971]])).round(4).tolist()
         [[0.0, 2.0]]
     """
-    p = np.clip(np.asarray(probs, dtype=np.float64), _LOGIT_CLIP, 1.0 - _LOGIT_CLIP)
-    return np.log(p) - np.log1p(-p)
+    return logit(probs, _LOGIT_CLIP, dtype=np.float64)
 
 
 def refit_calibration(
