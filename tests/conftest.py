@@ -118,3 +118,18 @@ def long_runs(tmp_path_factory):
         clf = Classifier.train(out["train"], out["val"], output=run, long_text=mode, **LONG)
         out[mode] = (clf, run)
     return out
+
+
+@pytest.fixture
+def restore_threads(monkeypatch):
+    """Undo what :func:`multihot.core.threads.set_threads` (``--threads``) does to this test
+    process, so later tests compute on every core again."""
+    import torch
+
+    from multihot.core import threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(threads, "_threads", None)
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", str(before)))
+    yield
+    torch.set_num_threads(before)

@@ -47,17 +47,9 @@ def texts(tmp_path_factory) -> Path:
 
 
 def local_predict(run: Path, data: Path, out: Path, *flags) -> list[dict]:
-    """``multihot predict`` in one process: its output's records. On one torch thread, as each
-    actor computes (Ray gives it one CPU): that keeps the test short on a shared machine; the
-    probabilities do not depend on it."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = invoke("predict", run, data, "-o", out, "--precision", "fp32", *flags)
-    finally:
-        torch.set_num_threads(threads)
+    """``multihot predict`` in this process (``--threads`` changes its thread count: take the
+    ``restore_threads`` fixture): its output's records."""
+    result = invoke("predict", run, data, "-o", out, *flags)
     assert result.exit_code == 0, result.output
     return read_jsonl(out)
 
@@ -110,14 +102,64 @@ def test_refusals_before_ray_starts(onnx_run, toy_run, texts, tmp_path):
     assert not ray.is_initialized()  # first in this module: nothing started Ray yet
 
 
-def test_two_actors_write_what_predict_writes(ray_local, onnx_run, texts, tmp_path):
-    """fp32 torch, two actors: the file one process writes, byte for byte."""
+def test_two_actors_write_what_predict_writes(
+    ray_local, onnx_run, texts, tmp_path, restore_threads
+):
+    """fp32 torch, two actors of one thread: the file one process on one thread writes, byte
+    for byte."""
     _, run, _ = onnx_run
-    local_predict(run, texts, tmp_path / "local.jsonl")
+    local_predict(run, texts, tmp_path / "local.jsonl", "--precision", "fp32", "--threads", "1")
     flags = ("--precision", "fp32", "--concurrency", "2")
     got = ray_predict(run, texts, tmp_path / "ray.jsonl", *flags)
     assert got.read_bytes() == (tmp_path / "local.jsonl").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["local.jsonl", "ray.jsonl"]
+
+
+def test_actors_compute_on_the_threads_given(ray_local, onnx_run, texts, tmp_path):
+    """An actor computes on one thread (the CPU Ray gives it), or on ``threads``: the same count
+    as ``predict --threads`` must be given for the same bytes, since kernels sum in another order
+    on another count (bf16 rounding shows it: see :mod:`multihot.core.threads`)."""
+    import pyarrow as pa
+
+    _, run, _ = onnx_run
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join(texts.read_text(encoding="utf-8").splitlines(True)[:200]))
+
+    class ReportsThreads(BatchPredictor):
+        def __call__(self, batch):
+            import torch
+
+            out = super().__call__(batch)
+            return out.append_column("threads", pa.array([torch.get_num_threads()] * len(out)))
+
+    for threads, cpus in ((None, 1.0), (2, 2.0)):
+        out = tmp_path / f"threads-{threads}.parquet"
+        options = BatchOptions(run=run, threads=threads)
+        job = RayOptions(cpus_per_actor=cpus)
+        assert predict_file(small, out, options, job, predictor=ReportsThreads) == 200
+        assert set(pq.read_table(out).column("threads").to_pylist()) == {threads or 1}
+
+
+def test_threads_flag_sets_the_process_or_each_actor(
+    onnx_run, texts, tmp_path, monkeypatch, restore_threads
+):
+    """``--threads N``: this process computes on N threads; with ``--engine ray`` each actor
+    does, and Ray reserves N CPUs for it."""
+    import torch
+
+    from multihot.cli import predict as cli_predict
+
+    _, run, _ = onnx_run
+    jobs = []
+    monkeypatch.setattr(cli_predict, "_predict_on_ray", lambda *args: jobs.append(args[2:]))
+    out = tmp_path / "o.jsonl"
+    assert (
+        invoke("predict", run, texts, "-o", out, "--engine", "ray", "--threads", 2).exit_code == 0
+    )
+    ((options, job),) = jobs
+    assert (options.threads, job.cpus_per_actor) == (2, 2.0)
+    assert invoke("predict", run, "--text", "hi", "--threads", 1).exit_code == 0
+    assert torch.get_num_threads() == 1
 
 
 def test_onnx_backend_through_ray_address(ray_local, onnx_run, texts, tmp_path):
@@ -135,13 +177,14 @@ def test_onnx_backend_through_ray_address(ray_local, onnx_run, texts, tmp_path):
     assert_same_rows(pq.read_table(out), expected)
 
 
-def test_killed_actor_is_retried(ray_local, onnx_run, texts, tmp_path):
+def test_killed_actor_is_retried(ray_local, onnx_run, texts, tmp_path, restore_threads):
     """The actor exits (as a killed process does) on its first batch; Ray restarts it and
     retries the batch. The directory of Parquet parts is complete, its parts in row order."""
     _, run, _ = onnx_run
     small = tmp_path / "small.jsonl"
     small.write_text("".join(texts.read_text(encoding="utf-8").splitlines(True)[:3000]))
-    expected = local_predict(run, small, tmp_path / "local.jsonl", "--chunk-size", "1000")
+    flags = ("--chunk-size", "1000", "--precision", "fp32", "--threads", "1")
+    expected = local_predict(run, small, tmp_path / "local.jsonl", *flags)
     marker = tmp_path / "die-once"
     marker.touch()
 

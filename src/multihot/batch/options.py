@@ -31,6 +31,10 @@ class BatchOptions:
     """The column holding the texts (default: the run's, as for ``multihot predict``)."""
     batch_size: int = 64
     """Texts per forward pass, within each batch the engine hands over."""
+    threads: int | None = None
+    """CPU threads in each worker, for torch and the ONNX backend (default: what the engine gives
+    it; a Ray actor's reserved CPUs, one by default). Output equals ``predict --threads N``'s byte
+    for byte on the same N (:mod:`multihot.core.threads` says why it must be the same)."""
     prefix: str = ""
     """Put before every added column's name, for rows that already have a ``labels`` column or a
     column named after a label (gold labels, one 0/1 column per label)."""
@@ -47,6 +51,8 @@ class BatchOptions:
             raise ConfigError("onnx_model: an ONNX graph applies to backend='onnx' only")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size: expected at least 1, got {self.batch_size}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads: expected at least 1, got {self.threads}")
 
     def kwargs(self) -> dict[str, Any]:
         """These options as ``fn_constructor_kwargs`` for ``map_batches`` (plain values)."""

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from multihot.batch.options import BatchOptions
 from multihot.core.errors import ConfigError, DataError, MultihotError
+from multihot.core.threads import set_threads
 from multihot.inference.predictor import Predictor
 
 LABELS_COLUMN = "labels"
@@ -80,6 +81,8 @@ class BatchPredictor:
     def __init__(self, run: str | Path, **options: Any):
         self.options = BatchOptions(run=Path(run), **options)
         o = self.options
+        if o.threads is not None:
+            set_threads(o.threads)
         self.predictor = Predictor.load(
             o.run, backend=o.backend, onnx_path=o.onnx_model, precision=o.precision
         )

@@ -74,6 +74,16 @@ Concurrency = Annotated[
     ),
 ]
 
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="CPU threads per process, torch and ONNX (default: every core this process may "
+        "use; --engine ray: 1 per actor, and Ray reserves N CPUs per actor). Outputs are "
+        "byte-identical only on the same N: kernels sum in another order on another count.",
+    ),
+]
+
 
 @app.command()
 @friendly
@@ -93,9 +103,11 @@ def predict(
     processes: PredictProcesses = 1,
     engine: Engine = "local",
     concurrency: Concurrency = 1,
+    threads: Threads = None,
 ) -> None:
     """Label new texts with the run's thresholds; streams files of any size."""
     from multihot.core import distributed
+    from multihot.core.threads import set_threads
     from multihot.inference.predictor import Predictor
 
     _check_options(run, input_file, text, output, output_format, backend, onnx_model)
@@ -113,10 +125,12 @@ def predict(
             precision=precision,
             text_col=text_col,
             batch_size=batch_size,
+            threads=threads,
         )
-        _predict_on_ray(
-            input_file, output, options, RayOptions(concurrency=concurrency, chunk_size=chunk_size)
+        job = RayOptions(
+            concurrency=concurrency, chunk_size=chunk_size, cpus_per_actor=threads or 1
         )
+        _predict_on_ray(input_file, output, options, job)
         return
     if concurrency != 1:
         raise MultihotError("--concurrency applies to --engine ray; here see --processes")
@@ -128,6 +142,8 @@ def predict(
     if processes > 1 and not launched:
         relaunch(ctx, processes)
     main_process = distributed.state().is_main_process if launched else True
+    if threads is not None:
+        set_threads(threads)
     predictor = Predictor.load(run, backend=backend, onnx_path=onnx_model, precision=precision)
     batches = _text_batches(predictor, input_file, text, text_col, chunk_size)
     results = predictor.iter_predict(batches, batch_size=batch_size, distribute=launched)

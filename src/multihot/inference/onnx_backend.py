@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +26,7 @@ from multihot.artifacts.rundir import (
 from multihot.artifacts.runs import WEIGHTS_DIGEST, RunFiles, reading_record
 from multihot.core.config import ModelConfig, is_baseline
 from multihot.core.errors import ConfigError, MultihotError, RunDirError
+from multihot.core.threads import available_cores
 from multihot.data.encoding import (
     Reading,
     RustTokenizer,
@@ -42,18 +41,6 @@ from multihot.scoring.calibration import Calibration
 from multihot.scoring.thresholds import Thresholds
 
 logger = logging.getLogger(__name__)
-
-
-def available_cores() -> int:
-    """The cores this process may use: torch's thread count where torch is loaded (a launched job
-    gives each process its share), else the CPUs the process may run on."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        return torch.get_num_threads()
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 ONNX_INPUTS = ("input_ids", "attention_mask")
@@ -157,7 +144,7 @@ def onnx_probabilities(
     batch's longest text), so both engines see the same padded batches; only when there are fewer
     texts than ``batch_size`` per worker are the batches made smaller, so that every worker gets one.
     ``workers`` batches run at once, each on one core (see :func:`onnx_session`); the default is
-    :func:`available_cores`. Documents of windows are packed as
+    :func:`multihot.core.threads.available_cores`. Documents of windows are packed as
     :func:`multihot.data.encoding.document_batches` says, at most ``batch_tokens`` ids a batch.
     On GoEmotions test with int8 scratch-mini and 2 cores, tokenization included, this ran at 2311
     texts/s (median of six) against 1946 for one batch at a time on two intra-operator threads.

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from multihot.core.errors import ConfigError, MultihotError
 from multihot.core.memory import bound_primitive_cache
+from multihot.core.threads import set_threads
 from multihot.inference.predictor import Predictor
 from multihot.serve.config import ServeConfig
 
@@ -184,10 +185,7 @@ def worker_app():
     if raw.get("onnx_model"):
         raw["onnx_model"] = Path(raw["onnx_model"])
     config = ServeConfig(**raw)
-    if config.backend == "torch":
-        import torch  # keeps torch off the ONNX path: only the torch backend's workers need it
-
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.workers))
+    set_threads(max(1, (os.cpu_count() or 1) // config.workers))  # imports no torch
     from multihot.serve.app import create_app  # optional: fastapi, as in serve()
 
     return create_app(load_predictor(spec["run"], config), config)
