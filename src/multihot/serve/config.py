@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -10,6 +11,13 @@ from multihot.core.errors import ConfigError
 from multihot.serve.access import host_name
 
 BACKENDS = ("torch", "onnx")
+CPU_BATCH_TOKENS = 2048
+"""``max_batch_tokens`` on a CPU. A CPU's forward pass is compute-bound well below it, so larger
+batches add memory, not speed: the int8 MiniLM server (Xeon, 2 cores, short texts) answered as many
+requests with 2048 as with 8192, in 230 MB at 256 clients where 8192, computed at start, took
+366 MB (docs/benchmarks.md, serving under load)."""
+GPU_BATCH_TOKENS = 8192
+"""``max_batch_tokens`` on a GPU, where larger batches keep the device busy."""
 MASKED = "<hidden>"
 """What :meth:`ServeConfig.to_dict` shows for an API key (and what no key may be)."""
 
@@ -39,9 +47,11 @@ class ServeConfig:
     """Server processes, each with the model loaded and its own batcher; cores are shared out."""
     max_batch: int = 64
     """Texts in one forward pass at most; 1 computes each text alone."""
-    max_batch_tokens: int = 8192
+    max_batch_tokens: int | None = None
     """Padded tokens in one forward pass at most (texts x the longest), so long texts make
-    smaller batches; a single text longer than this still runs, alone."""
+    smaller batches; a single text longer than this still runs, alone. Default: 2048 on a CPU,
+    8192 on a GPU (:meth:`on_device`). The server computes a batch this large before it is ready,
+    so it sets the memory the server runs in."""
     max_wait_ms: float = 5.0
     """How long the first text of a batch waits for others to join it."""
     max_queue: int = 1024
@@ -77,10 +87,13 @@ class ServeConfig:
             raise ConfigError("onnx_model applies to the onnx backend only")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port: expected 0..65535, got {self.port}")
+        if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
+            raise ConfigError(
+                f"max_batch_tokens: expected a positive integer, got {self.max_batch_tokens}"
+            )
         for name in (
             "workers",
             "max_batch",
-            "max_batch_tokens",
             "max_queue",
             "max_texts",
             "max_chars",
@@ -107,6 +120,14 @@ class ServeConfig:
                 f"max_queue ({self.max_queue}) is below max_texts ({self.max_texts}): a request "
                 "of max_texts texts could never be queued"
             )
+
+    def on_device(self, gpu: bool) -> ServeConfig:
+        """This config with the defaults that depend on where the model computes filled in:
+        ``max_batch_tokens`` :data:`CPU_BATCH_TOKENS` or :data:`GPU_BATCH_TOKENS`."""
+        if self.max_batch_tokens is not None:
+            return self
+        tokens = GPU_BATCH_TOKENS if gpu else CPU_BATCH_TOKENS
+        return dataclasses.replace(self, max_batch_tokens=tokens)
 
     def limits(self) -> dict[str, int]:
         """The limits a client runs into, as ``GET /v1/model`` reports them."""

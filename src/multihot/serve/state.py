@@ -12,7 +12,7 @@ from multihot.core.config import BASELINE_KIND, is_baseline
 from multihot.core.files import json_safe
 from multihot.serve.access import http_model_id
 from multihot.serve.batcher import MicroBatcher
-from multihot.serve.config import ServeConfig
+from multihot.serve.config import CPU_BATCH_TOKENS, ServeConfig
 from multihot.serve.drift import validation_rates
 from multihot.serve.metrics import ServerMetrics
 
@@ -21,6 +21,9 @@ class ServerState:
     """What the endpoints share: the predictor, its batcher, metrics, readiness."""
 
     def __init__(self, predictor, config: ServeConfig):
+        gpu = getattr(getattr(predictor.engine, "device", None), "type", "cpu") != "cpu"
+        config = config.on_device(gpu)  # the defaults that depend on the device, filled in
+        assert config.max_batch_tokens is not None  # on_device fills it in
         self.predictor, self.config = predictor, config
         self.model_id = http_model_id(predictor.model_id or "unnamed")  # it goes in a header
         self.metrics = ServerMetrics(lambda: self.batcher.depth, predictor.label_names)
@@ -84,9 +87,28 @@ class ServerState:
         }
 
     def warm_up(self) -> None:
-        """One forward pass before the server says it is ready (builds the inference copy)."""
-        self.predictor.predict_proba_encoded(self.predictor.encode(["warm up"]), batch_size=1)
+        """Forward passes before the server says it is ready: one short text (builds the
+        inference copy), then the largest batch the batcher can form (:func:`largest_batch`).
+
+        The second takes at start the memory the model computes in (onnxruntime's arena, torch's
+        buffers), as text-embeddings-inference warms up: the server's memory when ready is about
+        its memory under any load, and a machine too small fails at start, not under load."""
+        p = self.predictor
+        p.predict_proba_encoded(p.encode(["warm up"]), batch_size=1)
+        batch = largest_batch(p, self.config)
+        p.predict_proba_encoded(batch, batch_size=len(batch))
         self.ready = True
+
+
+def largest_batch(predictor, config: ServeConfig) -> list:
+    """The largest batch :class:`multihot.serve.batcher.MicroBatcher` forms, encoded: as many
+    texts of ``max_length`` tokens (``max_batch_tokens`` at most) as ``max_batch`` and
+    ``max_batch_tokens`` allow, one at least."""
+    words = "warm up " * predictor.config.model.max_length  # a token per word at least
+    (encoded,) = predictor.encode([words])
+    cap = config.max_batch_tokens or CPU_BATCH_TOKENS  # a config ServerState has not filled in
+    tokens = min(predictor.token_count(encoded), cap)
+    return [encoded] * max(1, min(config.max_batch, cap // max(1, tokens)))
 
 
 def serving_versions(backend: str) -> dict[str, str]:
