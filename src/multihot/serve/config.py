@@ -50,8 +50,8 @@ class ServeConfig:
     max_batch_tokens: int | None = None
     """Padded tokens in one forward pass at most (texts x the longest), so long texts make
     smaller batches; a single text longer than this still runs, alone. Default: 2048 on a CPU,
-    8192 on a GPU (:meth:`on_device`). The server computes a batch this large before it is ready,
-    so it sets the memory the server runs in."""
+    8192 on a GPU. The server computes a batch this large before it is ready, so it sets the
+    memory the server runs in."""
     max_wait_ms: float = 5.0
     """How long the first text of a batch waits for others to join it."""
     max_queue: int = 1024
