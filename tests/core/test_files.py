@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from multihot.core.files import write_dir_atomic
+from multihot.core.files import replaced, write_dir_atomic
 
 
 def test_an_error_between_the_renames_of_a_directory_swap_keeps_the_old_directory(
@@ -49,3 +49,20 @@ def test_replacing_a_directory_leaves_nothing_beside_it(tmp_path, monkeypatch, s
         write_dir_atomic(tmp_path / "dir", lambda tmp, c=content: (tmp / "f").write_text(c))
     assert [p.name for p in tmp_path.iterdir()] == ["dir"]
     assert (tmp_path / "dir" / "f").read_text() == "third"
+
+
+def test_replaced_renames_on_success_and_leaves_nothing_on_error(tmp_path):
+    """The file a library writes to a name (an ONNX graph, a Parquet file) replaces ``path`` only
+    when the block ends well; either way no temporary file is left beside it."""
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="check failed"), replaced(path) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("check failed")
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+    with replaced(path) as tmp:
+        assert tmp.parent == tmp_path and tmp != path
+        tmp.write_bytes(b"new")
+    assert path.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]

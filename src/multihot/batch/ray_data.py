@@ -51,7 +51,7 @@ from multihot.batch.options import BatchOptions, RayOptions
 from multihot.batch.predictor import BatchPredictor, prediction_columns
 from multihot.core import errors
 from multihot.core.errors import ConfigError, DataError, MultihotError, RunDirError
-from multihot.core.files import temp_file, write_dir_atomic
+from multihot.core.files import replaced, write_dir_atomic
 from multihot.data.readers import iter_text_batches
 from multihot.data.writers import check_new_file, open_writer
 
@@ -302,10 +302,8 @@ def _write_lines(ds, output: Path, text_col: str, label_names, columns) -> int:
 
 
 def _write_parquet_file(ds: ray.data.Dataset, output: Path) -> int:
-    fd, tmp = temp_file(output)
-    os.close(fd)
     rows = 0
-    try:
+    with replaced(output) as tmp:
         tables = _tables(ds)
         first = next(tables, None)
         if first is None:
@@ -314,9 +312,6 @@ def _write_parquet_file(ds: ray.data.Dataset, output: Path) -> int:
             for table in itertools.chain([first], tables):
                 writer.write_table(table)
                 rows += table.num_rows
-        os.replace(tmp, output)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return rows
 
 

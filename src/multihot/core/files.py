@@ -7,6 +7,7 @@ replaced by rename, so an interrupted write never leaves a file or directory tha
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -17,7 +18,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,26 @@ def temp_file(path: Path) -> tuple[int, str]:
         Path(tmp).unlink(missing_ok=True)
         raise
     return fd, tmp
+
+
+@contextlib.contextmanager
+def replaced(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` (:func:`temp_file`), for a library that writes to a
+    name, renamed onto ``path`` when the block succeeds and removed in every case.
+
+    Example:
+        >>> with replaced(Path("model.onnx")) as tmp:  # doctest: +SKIP
+        ...     onnx.save(proto, str(tmp))
+    """
+    path = Path(path)
+    fd, name = temp_file(path)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, text: str) -> None:

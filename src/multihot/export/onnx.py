@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from multihot.artifacts.rundir import ONNX_FILE, ONNX_INT8_FILE, TOKENIZER, VALI
 from multihot.artifacts.runs import WEIGHTS_DIGEST, weights_digest
 from multihot.artifacts.validation import ValidationPredictions, read_validation
 from multihot.core.errors import ExportError, MultihotError
-from multihot.core.files import temp_file
+from multihot.core.files import replaced
 from multihot.data.encoding import Reading, RustTokenizer, tokenize
 from multihot.export.int8 import (
     Int8Settings,
@@ -164,10 +163,7 @@ def export_onnx(
     proto = _trace(
         model, clf.tokenizer.pad_token_id, clf.config.model.encoder, calibration, reading.chunked
     )
-    fd, tmp_name = temp_file(path)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with replaced(path) as tmp:
         _write_graph(proto, tmp, clf, quantize, digest, settings)
         got = onnx_probabilities(
             onnx_session(tmp),
@@ -183,9 +179,6 @@ def export_onnx(
             )
         else:
             parity = measure_parity(exported, expected, got, clf.thresholds, FP32_TOLERANCE)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     logger.debug("wrote %s; %s", path, parity.summary())
     return ExportResult(path, "onnx", parity)
 
@@ -349,14 +342,8 @@ def _save_graph(proto, path: Path, props: dict[str, str]) -> None:
     """``proto`` with ``props`` as its metadata, written to ``path`` through a temporary file."""
     onnx = _import_onnx()
     onnx.helper.set_model_props(proto, props)
-    fd, tmp_name = temp_file(path)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with replaced(path) as tmp:
         onnx.save(proto, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _json(value) -> str:
