@@ -12,7 +12,7 @@ from multihot.core.config import BASELINE_KIND, is_baseline
 from multihot.core.files import json_safe
 from multihot.serve.access import http_model_id
 from multihot.serve.batcher import MicroBatcher
-from multihot.serve.config import CPU_BATCH_TOKENS, ServeConfig
+from multihot.serve.config import ServeConfig
 from multihot.serve.drift import validation_rates
 from multihot.serve.metrics import ServerMetrics
 
@@ -93,22 +93,21 @@ class ServerState:
         The second takes at start the memory the model computes in (onnxruntime's arena, torch's
         buffers), as text-embeddings-inference warms up: the server's memory when ready is about
         its memory under any load, and a machine too small fails at start, not under load."""
-        p = self.predictor
+        p, batcher = self.predictor, self.batcher
         p.predict_proba_encoded(p.encode(["warm up"]), batch_size=1)
-        batch = largest_batch(p, self.config)
+        batch = largest_batch(p, batcher.max_batch, batcher.max_batch_tokens)
         p.predict_proba_encoded(batch, batch_size=len(batch))
         self.ready = True
 
 
-def largest_batch(predictor, config: ServeConfig) -> list:
+def largest_batch(predictor, max_batch: int, max_batch_tokens: int) -> list:
     """The largest batch :class:`multihot.serve.batcher.MicroBatcher` forms, encoded: as many
     texts of ``max_length`` tokens (``max_batch_tokens`` at most) as ``max_batch`` and
     ``max_batch_tokens`` allow, one at least."""
     words = "warm up " * predictor.config.model.max_length  # a token per word at least
     (encoded,) = predictor.encode([words])
-    cap = config.max_batch_tokens or CPU_BATCH_TOKENS  # a config ServerState has not filled in
-    tokens = min(predictor.token_count(encoded), cap)
-    return [encoded] * max(1, min(config.max_batch, cap // max(1, tokens)))
+    tokens = min(predictor.token_count(encoded), max_batch_tokens)
+    return [encoded] * max(1, min(max_batch, max_batch_tokens // max(1, tokens)))
 
 
 def serving_versions(backend: str) -> dict[str, str]:
